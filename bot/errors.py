@@ -1,0 +1,153 @@
+"""One error hierarchy for the whole bot.
+
+Every error a user can cause or see carries ``key``: the name of its message in the locale catalogue
+(``bot/locales/*.json``), and ``params`` to fill it. ``str(error)`` is the log text; it never
+contains a token or a proxy secret because no layer puts one there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MjBotError(Exception):
+    key = "error.internal"
+
+    def __init__(self, message: str = "", *, detail: str | None = None, **params: Any) -> None:
+        super().__init__(message or self.__class__.__name__)
+        self.detail = detail
+        self.params = params
+
+
+class ConfigError(MjBotError):
+    key = "error.config"
+
+
+# --- the proxy -----------------------------------------------------------------------------------
+
+
+class ProxyError(MjBotError):
+    """Anything that went wrong talking to the Midjourney proxy."""
+
+    key = "proxy.error"
+
+
+class ProxyUnreachable(ProxyError):
+    key = "proxy.unreachable"
+
+
+class ProxyTimeout(ProxyError):
+    key = "proxy.timeout"
+
+
+class ProxyAuthFailed(ProxyError):
+    key = "proxy.auth"
+
+
+class ProxyRateLimited(ProxyError):
+    key = "proxy.rate_limited"
+
+
+class ProxyBadResponse(ProxyError):
+    """An answer that is not the API's: HTML from a reverse proxy, truncated JSON, an empty body."""
+
+    key = "proxy.bad_response"
+
+
+class ProxyEndpointMissing(ProxyError):
+    """The server has no such endpoint (404/405): an older or different server."""
+
+    key = "proxy.unsupported"
+
+
+class SubmitRefused(ProxyError):
+    """The proxy answered a submit with a code other than accepted (1, 21, 22)."""
+
+    key = "submit.refused"
+
+    def __init__(
+        self,
+        code: int,
+        description: str,
+        properties: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(
+            f"proxy refused the submit: code {code}: {description}",
+            detail=description or None,
+            code=code,
+            **params,
+        )
+        self.code = code
+        self.description = description
+        self.properties = properties or {}
+
+
+class ParentNotFound(SubmitRefused):
+    key = "submit.not_found"
+
+
+class InvalidSubmit(SubmitRefused):
+    key = "submit.invalid"
+
+
+class ProxySystemError(SubmitRefused):
+    key = "submit.system"
+
+
+class QueueFull(SubmitRefused):
+    key = "submit.queue_full"
+
+
+class BannedPrompt(SubmitRefused):
+    key = "submit.banned"
+
+
+# --- what the user gave us -----------------------------------------------------------------------
+
+
+class UserInputError(MjBotError):
+    key = "input.invalid"
+
+
+class EmptyPrompt(UserInputError):
+    key = "input.empty_prompt"
+
+
+class NotAnImage(UserInputError):
+    key = "input.not_image"
+
+
+class ImageTooLarge(UserInputError):
+    key = "input.image_too_large"
+
+
+class JobNotFound(UserInputError):
+    key = "job.not_found"
+
+
+class JobNotReady(UserInputError):
+    key = "job.not_ready"
+
+
+class ButtonInvalid(UserInputError):
+    key = "button.invalid"
+
+
+# --- delivering to Discord (raised by the Discord layer, handled by the jobs service) -------------
+
+
+class DeliveryError(MjBotError):
+    key = "discord.error"
+
+
+class MessageGone(DeliveryError):
+    """The job's message (or its channel) was deleted: stop editing it."""
+
+    key = "discord.message_gone"
+
+
+class DeliveryForbidden(DeliveryError):
+    """The bot lacks a permission in the channel."""
+
+    key = "discord.missing_permission"

@@ -1,0 +1,200 @@
+"""Data shapes shared by the layers: the proxy's task, a stored job, and what a job's message shows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Action(str, enum.Enum):
+    IMAGINE = "IMAGINE"
+    UPSCALE = "UPSCALE"
+    VARIATION = "VARIATION"
+    REROLL = "REROLL"
+    DESCRIBE = "DESCRIBE"
+    BLEND = "BLEND"
+
+    @property
+    def makes_grid(self) -> bool:
+        return self in (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND)
+
+
+class Status(str, enum.Enum):
+    """The proxy's task status, plus the empty status new-api shows before its first poll."""
+
+    UNKNOWN = ""
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCEL = "CANCEL"
+    MODAL = "MODAL"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.SUCCESS, Status.FAILURE, Status.CANCEL)
+
+    @classmethod
+    def parse(cls, value: Any) -> Status:
+        try:
+            return cls(str(value or "").upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class ProxyTask(BaseModel):
+    """A task as the proxy reports it. Lenient: servers differ in which fields they send."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str
+    action: str | None = None
+    status: Status = Status.UNKNOWN
+    progress: str | None = None
+    prompt: str | None = None
+    prompt_en: str | None = Field(default=None, alias="promptEn")
+    description: str | None = None
+    image_url: str | None = Field(default=None, alias="imageUrl")
+    fail_reason: str | None = Field(default=None, alias="failReason")
+    submit_time: int | None = Field(default=None, alias="submitTime")
+    start_time: int | None = Field(default=None, alias="startTime")
+    finish_time: int | None = Field(default=None, alias="finishTime")
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_string(cls, value: Any) -> str:
+        # Some servers send the id as a JSON number; it is an opaque string to us.
+        if value is None or value == "":
+            raise ValueError("task without id")
+        return str(value)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Status:
+        return Status.parse(value)
+
+    @field_validator("progress", "image_url", "fail_reason", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip()
+        return text or None
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _properties(cls, value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class SubmitAccepted:
+    """A submit the proxy took: the new task's id, and how many jobs wait ahead of it (code 22)."""
+
+    task_id: str
+    queue_ahead: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+    def as_data_url(self) -> str:
+        import base64
+
+        mime = self.content_type or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One proxy task the bot follows, as stored in SQLite."""
+
+    task_id: str
+    action: Action
+    prompt: str
+    owner_id: int
+    channel_id: int
+    guild_id: int | None = None
+    parent_task_id: str | None = None
+    parent_index: int | None = None
+    message_id: int | None = None
+    status: Status = Status.NOT_START
+    progress: str | None = None
+    queue_ahead: int | None = None
+    image_url: str | None = None
+    fail_reason: str | None = None
+    prompt_en: str | None = None
+    shown: str | None = None
+    message_gone: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def shows_final(self) -> bool:
+        """The message already shows the finished job (its image is attached)."""
+        return (self.shown or "").split("|", 1)[0] == Phase.DONE.value
+
+    def with_changes(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+
+class Phase(str, enum.Enum):
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Display:
+    """What a job's Discord message shows: the Discord layer renders it, the jobs service compares
+    it with what was shown last to decide whether an edit is needed."""
+
+    phase: Phase
+    progress: str | None = None
+    queue_ahead: int | None = None
+    image_url: str | None = None
+    fail_reason: str | None = None
+    used_buttons: tuple[tuple[str, int], ...] = ()
+
+    def signature(self) -> str:
+        used = ",".join(f"{a}{i}" for a, i in self.used_buttons)
+        return "|".join(
+            str(part or "")
+            for part in (
+                self.phase.value,
+                self.progress,
+                self.queue_ahead,
+                self.image_url,
+                self.fail_reason,
+                used,
+            )
+        )
+
+    @classmethod
+    def of(cls, job: Job) -> Display:
+        used = tuple(sorted(job.used_buttons))
+        if job.status is Status.SUCCESS:
+            return cls(Phase.DONE, image_url=job.image_url, used_buttons=used)
+        if job.status in (Status.FAILURE, Status.CANCEL):
+            return cls(Phase.FAILED, fail_reason=job.fail_reason)
+        if job.status is Status.IN_PROGRESS and job.progress:
+            return cls(Phase.RUNNING, progress=job.progress, image_url=job.image_url)
+        if job.queue_ahead:
+            return cls(Phase.QUEUED, queue_ahead=job.queue_ahead)
+        return cls(Phase.WAITING)
