@@ -1,0 +1,274 @@
+"""A typed client for the Midjourney Proxy HTTP API.
+
+One ``httpx.AsyncClient`` with explicit timeouts and pool limits. Every failure (transport errors,
+HTTP errors, bodies that are not the API's) becomes a :class:`bot.errors.ProxyError` before a caller
+sees it, so the layers above handle one hierarchy and never an httpx type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from bot.config import ProxySettings
+from bot.errors import (
+    BannedPrompt,
+    ImageTooLarge,
+    InvalidSubmit,
+    ParentNotFound,
+    ProxyAuthFailed,
+    ProxyBadResponse,
+    ProxyEndpointMissing,
+    ProxyError,
+    ProxyRateLimited,
+    ProxySystemError,
+    ProxyTimeout,
+    ProxyUnreachable,
+    QueueFull,
+    SubmitRefused,
+)
+from bot.models import Action, ProxyTask, SubmitAccepted
+
+log = logging.getLogger(__name__)
+
+# Codes that mean "the task exists and will run": 1 submitted, 22 queued, 21 (novicezk) exists.
+_ACCEPTED_CODES = {1, 21, 22}
+_REFUSALS: dict[int, type[SubmitRefused]] = {
+    3: ParentNotFound,
+    4: InvalidSubmit,
+    9: ProxySystemError,
+    23: QueueFull,
+    24: BannedPrompt,
+}
+_BODY_SNIPPET = 200
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:_BODY_SNIPPET] + ("…" if len(text) > _BODY_SNIPPET else "")
+
+
+class ProxyClient:
+    """Talks to one proxy server. Create once, share, and ``aclose()`` at shutdown."""
+
+    def __init__(self, settings: ProxySettings, *, transport: httpx.AsyncBaseTransport | None = None):
+        self._settings = settings
+        # Auth goes per request, not on the client, so image downloads from other hosts never
+        # carry the secret.
+        self._auth = self._auth_headers()
+        self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
+        timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0))
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:  # never show headers (they hold the secret)
+        return f"ProxyClient(base_url={self._settings.base_url!r}, auth={self._settings.auth!r})"
+
+    def _auth_headers(self) -> dict[str, str]:
+        secret = self._settings.secret.get_secret_value()
+        if not secret:
+            return {}
+        if self._settings.auth == "bearer":
+            return {"Authorization": f"Bearer {secret}"}
+        if self._settings.auth == "authorization":
+            return {"Authorization": secret}
+        return {"mj-api-secret": secret}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- submits -------------------------------------------------------------------------------
+
+    async def submit_imagine(self, prompt: str, images: Sequence[str] = ()) -> SubmitAccepted:
+        """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64)."""
+        body: dict[str, Any] = {"prompt": prompt}
+        if images:
+            body["base64Array"] = list(images)
+        return await self._submit("/submit/imagine", body)
+
+    async def submit_change(self, task_id: str, action: Action, index: int | None) -> SubmitAccepted:
+        body: dict[str, Any] = {"taskId": task_id, "action": action.value}
+        # new-api requires an index even for REROLL; the others ignore it there.
+        body["index"] = index if index is not None else 1
+        return await self._submit("/submit/change", body)
+
+    async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
+        data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
+        if not isinstance(data, dict) or "code" not in data:
+            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=_snippet(str(data)))
+        try:
+            code = int(data["code"])
+        except (TypeError, ValueError):
+            raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=_snippet(str(data))) from None
+        description = str(data.get("description") or "").strip()
+        properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        result = data.get("result")
+        if code in _ACCEPTED_CODES and result not in (None, ""):
+            queue_ahead = None
+            if code == 22:
+                try:
+                    queue_ahead = int(properties.get("numberOfQueues"))
+                except (TypeError, ValueError):
+                    queue_ahead = None
+            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead)
+        refusal = _REFUSALS.get(code, SubmitRefused)
+        extra: dict[str, Any] = {}
+        if refusal is BannedPrompt:
+            extra["banned_word"] = str(properties.get("bannedWord") or "")
+        raise refusal(code, description, properties, **extra)
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def fetch_task(self, task_id: str) -> ProxyTask | None:
+        """One task, or None when the server does not know the id (empty 200, 204, 404)."""
+        try:
+            data = await self._request_json("GET", f"/task/{task_id}/fetch", empty_ok=True)
+        except ProxyEndpointMissing:
+            return None
+        if data is None:
+            return None
+        return self._parse_task(data, f"GET /task/{task_id}/fetch")
+
+    async def list_tasks(self, task_ids: Sequence[str]) -> list[ProxyTask]:
+        """Tasks for these ids in one request; unknown ids are simply absent.
+
+        Raises :class:`ProxyEndpointMissing` when the server has no ``list-by-condition``.
+        """
+        if not task_ids:
+            return []
+        path = "/task/list-by-condition"
+        data = await self._request_json("POST", path, json={"ids": list(task_ids)})
+        if not isinstance(data, list):
+            raise ProxyBadResponse(f"POST {path}: expected a list", detail=_snippet(str(data)))
+        tasks = []
+        for item in data:
+            try:
+                tasks.append(self._parse_task(item, f"POST {path}"))
+            except ProxyBadResponse as exc:
+                log.warning("skipping a malformed task in %s: %s", path, exc.detail)
+        return tasks
+
+    @staticmethod
+    def _parse_task(data: Any, where: str) -> ProxyTask:
+        if not isinstance(data, dict):
+            raise ProxyBadResponse(f"{where}: expected a task object", detail=_snippet(str(data)))
+        try:
+            return ProxyTask.model_validate(data)
+        except ValidationError as exc:
+            raise ProxyBadResponse(f"{where}: not a task: {exc.error_count()} errors",
+                                   detail=_snippet(json.dumps(data)[:400])) from None
+
+    # --- images --------------------------------------------------------------------------------
+
+    async def download_image(self, url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Fetch a task's image (the proxy gave us the URL). Returns bytes and content type.
+
+        Capped at ``max_bytes`` so a hostile or broken server cannot exhaust memory.
+        """
+        # CDN and gateway links are fetched as given; the secret goes only to the proxy's origin.
+        target = httpx.URL(url)
+        same_origin = (target.scheme, target.host, target.port) == (
+            self._origin.scheme, self._origin.host, self._origin.port)
+        try:
+            async with self._http.stream("GET", url, headers=self._auth if same_origin else None) as response:
+                if response.status_code != 200:
+                    raise ProxyBadResponse(f"GET image: HTTP {response.status_code}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise ImageTooLarge(f"image is {declared} bytes, cap {max_bytes}")
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImageTooLarge(f"image over the cap of {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks), response.headers.get("content-type")
+        except httpx.HTTPError as exc:
+            raise self._transport_error("GET image", exc) from None
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        accept_error_bodies: bool = False,
+        empty_ok: bool = False,
+    ) -> Any:
+        what = f"{method} {path}"
+        try:
+            response = await self._http.request(method, path, json=json, headers=self._auth)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(what, exc) from None
+
+        status = response.status_code
+        text = response.text
+        if status in (401, 403):
+            raise ProxyAuthFailed(f"{what}: HTTP {status}", detail=_error_message(text))
+        if status == 429:
+            raise ProxyRateLimited(f"{what}: HTTP 429", detail=_error_message(text))
+        if status in (404, 405) and not _looks_like_api_json(text):
+            raise ProxyEndpointMissing(f"{what}: HTTP {status}")
+        if status == 204 and empty_ok:
+            return None
+        if not text.strip():
+            if empty_ok and status == 200:
+                return None
+            raise ProxyBadResponse(f"{what}: HTTP {status} with an empty body")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProxyBadResponse(f"{what}: HTTP {status}, not JSON", detail=_snippet(text)) from None
+        if status >= 400:
+            # Submit errors come with the API's body on any status (trueai 404, new-api 400).
+            if accept_error_bodies and isinstance(data, dict) and "code" in data:
+                return data
+            if empty_ok and status in (400, 404):  # new-api: 400 task_no_found
+                return None
+            raise ProxyBadResponse(f"{what}: HTTP {status}", detail=_error_message(text))
+        return data
+
+    @staticmethod
+    def _transport_error(what: str, exc: httpx.HTTPError) -> ProxyError:
+        if isinstance(exc, httpx.TimeoutException):
+            return ProxyTimeout(f"{what}: timed out ({type(exc).__name__})")
+        # Connection refused, reset, DNS, protocol errors: the server is not there for us.
+        return ProxyUnreachable(f"{what}: {type(exc).__name__}")
+
+
+def _looks_like_api_json(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "code" in data
+
+
+def _error_message(text: str) -> str | None:
+    """The human part of an error body: ``description``, ``message`` or ``error.message``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _snippet(text) or None
+    if isinstance(data, dict):
+        for key in ("description", "message"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                return data[key].strip()
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"].strip()
+        if isinstance(error, str):
+            return error
+    return _snippet(text) or None

@@ -1,0 +1,112 @@
+"""Shared fixtures: a proxy simulator on loopback, settings pointing at it, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import DiscordSettings, ProxySettings, Settings, StorageSettings, TrackingSettings
+from bot.errors import DeliveryForbidden, MessageGone
+from bot.jobs import JobService
+from bot.models import Display, ImageFile, Job
+from bot.proxy import ProxyClient
+from bot.store import Store
+from tests.proxy_sim import ProxySim
+
+PROXY_SECRET = "sim-secret-7f3a9c"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProxySim]:
+    async with ProxySim(secret=PROXY_SECRET) as server:
+        yield server
+
+
+def make_settings(sim: ProxySim, db_path: Path, **tracking: Any) -> Settings:
+    return Settings(
+        discord=DiscordSettings(token="discord-token-not-real"),
+        proxy=ProxySettings(base_url=sim.base_url, secret=PROXY_SECRET, timeout_s=2),
+        storage=StorageSettings(path=str(db_path)),
+        tracking=TrackingSettings(**{"poll_interval_s": 0.02, "deadline_s": 900, **tracking}),
+    )
+
+
+@pytest.fixture
+def settings(sim: ProxySim, tmp_path: Path) -> Settings:
+    return make_settings(sim, tmp_path / "mjbot.sqlite3")
+
+
+@pytest.fixture
+async def proxy(settings: Settings) -> AsyncIterator[ProxyClient]:
+    client = ProxyClient(settings.proxy)
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class Shown:
+    task_id: str
+    message_id: int
+    display: Display
+    image: ImageFile | None
+    reply_to: int | None
+    created: bool
+
+
+class RecordingView:
+    """The jobs service's view, in memory: records every show and hands out message ids."""
+
+    def __init__(self) -> None:
+        self.shown: list[Shown] = []
+        self.gone: set[int] = set()
+        self.forbidden = False
+        self._next_id = 900_000_000_000_000_000
+        self._changed = asyncio.Condition()
+
+    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None) -> int:
+        if self.forbidden:
+            raise DeliveryForbidden("no send permission", permission="Send Messages")
+        if job.message_id in self.gone:
+            raise MessageGone(f"message {job.message_id} deleted")
+        created = job.message_id is None
+        if created:
+            self._next_id += 1
+        message_id = job.message_id or self._next_id
+        async with self._changed:
+            self.shown.append(Shown(job.task_id, message_id, display, image, reply_to, created))
+            self._changed.notify_all()
+        return message_id
+
+    def of(self, task_id: str) -> list[Shown]:
+        return [s for s in self.shown if s.task_id == task_id]
+
+    def last(self, task_id: str) -> Shown | None:
+        shown = self.of(task_id)
+        return shown[-1] if shown else None
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+        return predicate()
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    db = Store(settings.storage.path)
+    await db.open()
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def service(settings: Settings, proxy: ProxyClient, store: Store) -> AsyncIterator[tuple[JobService, RecordingView]]:
+    jobs = JobService(settings, proxy, store)
+    view = RecordingView()
+    await jobs.start(view)
+    yield jobs, view
+    await jobs.stop()
