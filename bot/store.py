@@ -1,0 +1,223 @@
+"""SQLite persistence for jobs: WAL, a busy timeout, and versioned migrations.
+
+Everything the bot needs after a restart lives here: which tasks are unfinished, which Discord
+message shows each one, and what that message showed last.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.models import Action, Display, Job, Status
+
+log = logging.getLogger(__name__)
+
+# Each entry upgrades the schema by one version; PRAGMA user_version records how far a file got.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE jobs (
+        task_id        TEXT PRIMARY KEY,
+        action         TEXT NOT NULL,
+        prompt         TEXT NOT NULL,
+        prompt_en      TEXT,
+        owner_id       INTEGER NOT NULL,
+        guild_id       INTEGER,
+        channel_id     INTEGER NOT NULL,
+        parent_task_id TEXT,
+        parent_index   INTEGER,
+        message_id     INTEGER,
+        status         TEXT NOT NULL,
+        progress       TEXT,
+        queue_ahead    INTEGER,
+        image_url      TEXT,
+        fail_reason    TEXT,
+        display        TEXT NOT NULL,   -- signature of what the message should show
+        shown          TEXT,            -- signature of what it showed last (NULL: never posted)
+        message_gone   INTEGER NOT NULL DEFAULT 0,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        finished_at    REAL
+    );
+    CREATE INDEX jobs_unfinished ON jobs (created_at) WHERE finished_at IS NULL;
+    CREATE INDEX jobs_parent ON jobs (parent_task_id) WHERE parent_task_id IS NOT NULL;
+    CREATE INDEX jobs_undelivered ON jobs (updated_at)
+        WHERE message_gone = 0 AND (shown IS NULL OR shown <> display);
+    """,
+]
+
+_COLUMNS = (
+    "task_id", "action", "prompt", "prompt_en", "owner_id", "guild_id", "channel_id",
+    "parent_task_id", "parent_index", "message_id", "status", "progress", "queue_ahead",
+    "image_url", "fail_reason", "shown", "message_gone", "created_at", "updated_at", "finished_at",
+)
+_UPDATABLE = frozenset(_COLUMNS) - {"task_id", "created_at"}
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.info("migrating database %s to version %d", self.path, target)
+            # executescript commits first; the version bump lands in the same script.
+            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={target};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()
+        return int(version)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def insert_job(self, job: Job) -> None:
+        row = _row_of(job)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(row.values()))
+        await self.db.commit()
+
+    async def update_job(self, job: Job, fields: Iterable[str]) -> None:
+        """Write only ``fields`` of ``job`` (plus its display signature and ``updated_at``).
+
+        Field-level writes let the tracker and the Discord delivery update one job concurrently
+        without either overwriting the other's columns.
+        """
+        row = _row_of(job)
+        names = [name for name in dict.fromkeys(fields) if name in _UPDATABLE]
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        names += [n for n in ("display", "updated_at") if n not in names]
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        values = [row[name] for name in names]
+        await self.db.execute(f"UPDATE jobs SET {assignments} WHERE task_id = ?", (*values, job.task_id))
+        await self.db.commit()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def get_job(self, task_id: str) -> Job | None:
+        async with self.db.execute("SELECT * FROM jobs WHERE task_id = ?", (task_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return (await self._with_used_buttons([_job_of(row)]))[0]
+
+    async def unfinished_jobs(self) -> list[Job]:
+        return await self._select("WHERE finished_at IS NULL ORDER BY created_at")
+
+    async def undelivered_jobs(self) -> list[Job]:
+        """Jobs whose message does not show their latest state yet (e.g. after a crash)."""
+        return await self._select(
+            "WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at"
+        )
+
+    async def child_jobs(self, parent_task_id: str) -> list[Job]:
+        return await self._select("WHERE parent_task_id = ? ORDER BY created_at", (parent_task_id,))
+
+    async def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[Job]:
+        async with self.db.execute(f"SELECT * FROM jobs {where}", params) as cursor:
+            rows = await cursor.fetchall()
+        return await self._with_used_buttons([_job_of(row) for row in rows])
+
+    async def _with_used_buttons(self, jobs: list[Job]) -> list[Job]:
+        """Fill ``used_buttons`` of finished grids: which U/V buttons already have a child job."""
+        grids = [job.task_id for job in jobs if job.action.makes_grid and job.status is Status.SUCCESS]
+        if not grids:
+            return jobs
+        used: dict[str, set[tuple[str, int]]] = {}
+        for start in range(0, len(grids), 500):
+            chunk = grids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            async with self.db.execute(
+                f"SELECT parent_task_id, action, parent_index FROM jobs "
+                f"WHERE parent_task_id IN ({marks}) AND action IN ('UPSCALE', 'VARIATION')",
+                chunk,
+            ) as cursor:
+                async for parent, action, index in cursor:
+                    used.setdefault(parent, set()).add((action, int(index or 0)))
+        return [
+            job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job
+            for job in jobs
+        ]
+
+
+def _row_of(job: Job) -> dict[str, Any]:
+    return {
+        "task_id": job.task_id,
+        "action": job.action.value,
+        "prompt": job.prompt,
+        "prompt_en": job.prompt_en,
+        "owner_id": job.owner_id,
+        "guild_id": job.guild_id,
+        "channel_id": job.channel_id,
+        "parent_task_id": job.parent_task_id,
+        "parent_index": job.parent_index,
+        "message_id": job.message_id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "queue_ahead": job.queue_ahead,
+        "image_url": job.image_url,
+        "fail_reason": job.fail_reason,
+        "display": Display.of(job).signature(),
+        "shown": job.shown,
+        "message_gone": int(job.message_gone),
+        "created_at": job.created_at,
+        "updated_at": job.updated_at or time.time(),
+        "finished_at": job.finished_at,
+    }
+
+
+def _job_of(row: aiosqlite.Row) -> Job:
+    return Job(
+        task_id=row["task_id"],
+        action=Action(row["action"]),
+        prompt=row["prompt"],
+        prompt_en=row["prompt_en"],
+        owner_id=row["owner_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        parent_task_id=row["parent_task_id"],
+        parent_index=row["parent_index"],
+        message_id=row["message_id"],
+        status=Status.parse(row["status"]),
+        progress=row["progress"],
+        queue_ahead=row["queue_ahead"],
+        image_url=row["image_url"],
+        fail_reason=row["fail_reason"],
+        shown=row["shown"],
+        message_gone=bool(row["message_gone"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )

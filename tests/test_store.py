@@ -1,0 +1,91 @@
+"""The SQLite store on a real file: migrations, round trips, reopening, hostile text."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.models import Action, Display, Job, Status
+from bot.store import MIGRATIONS, Store
+
+
+def make_job(task_id: str = "1320098173412546", **changes) -> Job:
+    base = Job(task_id=task_id, action=Action.IMAGINE, prompt="a cat", owner_id=42, channel_id=7,
+               guild_id=9, status=Status.SUBMITTED, created_at=1000.0, updated_at=1000.0)
+    return base.with_changes(**changes)
+
+
+async def open_store(path) -> Store:
+    store = Store(path)
+    await store.open()
+    return store
+
+
+async def test_migrates_a_new_file_with_wal(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    store = await open_store(path)
+    assert await store.schema_version() == len(MIGRATIONS)
+    await store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_job_round_trip_survives_reopen(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    store = await open_store(path)
+    job = make_job(prompt="'); DROP TABLE jobs; -- 🐱 猫", message_id=123456789012345678,
+                   progress="23%", queue_ahead=2, image_url="http://x/p.webp")
+    await store.insert_job(job)
+    await store.close()
+
+    store = await open_store(path)  # a new process on the same file
+    loaded = await store.get_job(job.task_id)
+    assert loaded is not None
+    assert loaded.prompt == "'); DROP TABLE jobs; -- 🐱 猫"
+    assert loaded.task_id == "1320098173412546" and isinstance(loaded.task_id, str)
+    assert (loaded.action, loaded.status, loaded.owner_id, loaded.guild_id, loaded.channel_id) == (
+        Action.IMAGINE, Status.SUBMITTED, 42, 9, 7)
+    assert (loaded.message_id, loaded.progress, loaded.queue_ahead) == (123456789012345678, "23%", 2)
+    assert [j.task_id for j in await store.unfinished_jobs()] == [job.task_id]
+    await store.close()
+
+
+async def test_field_level_updates_do_not_clobber_each_other(tmp_path):
+    store = await open_store(tmp_path / "jobs.sqlite3")
+    job = make_job()
+    await store.insert_job(job)
+    # The delivery sets the message id while the tracker holds an older copy without it.
+    await store.update_job(job.with_changes(message_id=555, shown="x"), ["message_id", "shown"])
+    await store.update_job(job.with_changes(status=Status.IN_PROGRESS, progress="40%"), ["status", "progress"])
+    loaded = await store.get_job(job.task_id)
+    assert loaded.message_id == 555 and loaded.status is Status.IN_PROGRESS and loaded.progress == "40%"
+    await store.close()
+
+
+async def test_unfinished_and_undelivered_queries(tmp_path):
+    store = await open_store(tmp_path / "jobs.sqlite3")
+    running = make_job("1")
+    done = make_job("2", status=Status.SUCCESS, finished_at=2000.0, image_url="http://x/2.png")
+    shown_done = done.with_changes(task_id="3")
+    await store.insert_job(running)
+    await store.insert_job(done)
+    await store.insert_job(shown_done.with_changes(shown=Display.of(shown_done).signature()))
+    assert [j.task_id for j in await store.unfinished_jobs()] == ["1"]
+    # "3" shows its final state already; "1" and "2" have never been shown.
+    assert sorted(j.task_id for j in await store.undelivered_jobs()) == ["1", "2"]
+    await store.update_job(running.with_changes(message_gone=True), ["message_gone"])
+    assert [j.task_id for j in await store.undelivered_jobs()] == ["2"]
+    await store.close()
+
+
+async def test_used_buttons_come_from_child_jobs(tmp_path):
+    store = await open_store(tmp_path / "jobs.sqlite3")
+    grid = make_job("10", status=Status.SUCCESS, finished_at=1.0)
+    await store.insert_job(grid)
+    await store.insert_job(make_job("11", action=Action.UPSCALE, parent_task_id="10", parent_index=2))
+    await store.insert_job(make_job("12", action=Action.VARIATION, parent_task_id="10", parent_index=3))
+    await store.insert_job(make_job("13", action=Action.REROLL, parent_task_id="10"))
+    loaded = await store.get_job("10")
+    assert loaded.used_buttons == {("UPSCALE", 2), ("VARIATION", 3)}
+    assert [j.task_id for j in await store.child_jobs("10")] == ["11", "12", "13"]
+    await store.close()
