@@ -1,0 +1,127 @@
+"""/imagine and the clicks on its buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, MjBotError, NotAnImage
+from bot.i18n import error_text, language_for, t
+from bot.models import Action, ImageFile
+
+if TYPE_CHECKING:
+    from bot.app import MjBot
+
+log = logging.getLogger(__name__)
+
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def interaction_language(interaction: discord.Interaction) -> str:
+    return language_for(str(interaction.locale) if interaction.locale else None)
+
+
+def missing_permission(interaction: discord.Interaction) -> str | None:
+    """The first permission the bot lacks to post a job in this channel, by its Discord name."""
+    perms = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    needed = [
+        ("view_channel", "View Channel"),
+        ("send_messages_in_threads" if in_thread else "send_messages", "Send Messages"),
+        ("attach_files", "Attach Files"),
+        ("embed_links", "Embed Links"),
+        ("read_message_history", "Read Message History"),
+    ]
+    for attribute, name in needed:
+        if not getattr(perms, attribute):
+            return name
+    return None
+
+
+async def read_reference_image(attachment: discord.Attachment) -> ImageFile:
+    content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES:
+        raise NotAnImage(f"attachment {attachment.filename!r} is {content_type or 'of unknown type'}")
+    if attachment.size > MAX_REFERENCE_BYTES:
+        raise ImageTooLarge(f"attachment of {attachment.size} bytes", limit_mb=MAX_REFERENCE_BYTES // 2**20)
+    try:
+        data = await attachment.read()
+    except (discord.HTTPException, discord.NotFound) as exc:
+        raise DeliveryError(f"downloading the attachment failed: {exc.status}") from None
+    return ImageFile(filename=attachment.filename, data=data, content_type=content_type)
+
+
+async def report_failure(interaction: discord.Interaction, error: BaseException, *, what: str) -> None:
+    """Tell the member what went wrong, ephemerally, and log it with context."""
+    language = interaction_language(interaction)
+    context = (f"{what} by user {interaction.user.id} in guild {interaction.guild_id} "
+               f"channel {interaction.channel_id}")
+    if isinstance(error, MjBotError):
+        log.warning("%s refused: %s: %s%s", context, type(error).__name__, error,
+                    f" ({error.detail})" if error.detail else "")
+        text = error_text(error, language)
+    else:
+        log.error("%s crashed", context, exc_info=error)
+        text = t("error.internal", language)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+        elif _has_ephemeral_ack(interaction):
+            await interaction.edit_original_response(content=text)
+        else:
+            await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("%s: could not tell the user (interaction expired?)", context)
+
+
+def _has_ephemeral_ack(interaction: discord.Interaction) -> bool:
+    # Slash commands are acknowledged with an ephemeral "thinking" message we can edit into the answer;
+    # button clicks are acknowledged silently and answered with an ephemeral follow-up.
+    return interaction.type is discord.InteractionType.application_command
+
+
+async def press_button(interaction: discord.Interaction[MjBot], action: Action, index: int, task_id: str) -> None:
+    """U/V/🔄: submit the change; its message appears as a reply to the grid."""
+    await interaction.response.defer()
+    try:
+        await interaction.client.jobs.change(task_id, action, index or None, user_id=interaction.user.id)
+    except Exception as exc:  # every failure gets an answer; nothing escapes as "interaction failed"
+        await report_failure(interaction, exc, what=f"{action.value} {index} of task {task_id}")
+
+
+class ImagineCog(commands.Cog):
+    def __init__(self, bot: MjBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="imagine", description="Create images from a prompt")
+    @app_commands.guild_only()
+    @app_commands.describe(prompt="What to imagine", image="A reference image (optional)")
+    async def imagine(self, interaction: discord.Interaction, prompt: str,
+                      image: discord.Attachment | None = None) -> None:
+        # Acknowledge at once (Discord allows 3 s); the proxy may take longer to answer.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            permission = missing_permission(interaction)
+            if permission:
+                raise DeliveryForbidden(f"missing {permission}", permission=permission)
+            reference = await read_reference_image(image) if image else None
+            await self.bot.jobs.imagine(prompt, owner_id=interaction.user.id,
+                                        channel_id=interaction.channel_id, guild_id=interaction.guild_id,
+                                        image=reference)
+        except Exception as exc:
+            await report_failure(interaction, exc, what="/imagine")
+            return
+        # The public job message is posted; the ephemeral "thinking" note has done its job.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("could not delete the acknowledgement of /imagine", exc_info=True)
+
+
+async def setup(bot: MjBot) -> None:
+    await bot.add_cog(ImagineCog(bot))

@@ -1,0 +1,75 @@
+"""The jobs service's view on Discord: posts and edits job messages with the bot token.
+
+The bot token, unlike an interaction token, does not expire after 15 minutes, so long jobs and
+jobs resumed after a restart are edited the same way as fresh ones.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import discord
+
+from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
+from bot.i18n import DEFAULT_LANGUAGE
+from bot.models import Display, ImageFile, Job
+from bot.ui.render import render
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's limit for a guild without boosts
+# Discord error codes that mean the message or channel is not there any more.
+_GONE_CODES = {10003, 10008}
+
+
+class DiscordJobView:
+    def __init__(self, client: discord.Client, *, language: str = DEFAULT_LANGUAGE) -> None:
+        self.client = client
+        self.language = language
+
+    def upload_limit(self, guild_id: int | None) -> int:
+        guild = self.client.get_guild(guild_id) if guild_id else None
+        return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None) -> int:
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        if image is not None and len(image.data) > self.upload_limit(job.guild_id):
+            log.info("task %s: image of %d bytes is over the upload limit; linking it", job.task_id, len(image.data))
+            image = None
+        # Once the final image is attached, later renders (a button marked used) keep it.
+        keep_attachment = job.shows_final and image is None
+        rendered = render(job, display, language=self.language, image_attached=image is not None or keep_attachment)
+        files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+        try:
+            if job.message_id is None:
+                reference = (discord.MessageReference(message_id=reply_to, channel_id=job.channel_id,
+                                                      fail_if_not_exists=False) if reply_to else None)
+                message = await channel.send(
+                    content=rendered.content, embeds=rendered.embeds, files=files,
+                    view=rendered.view or discord.utils.MISSING, reference=reference,
+                    allowed_mentions=rendered.allowed_mentions)
+                return message.id
+            message = channel.get_partial_message(job.message_id)
+            edit: dict = dict(content=rendered.content, embeds=rendered.embeds, view=rendered.view,
+                              allowed_mentions=rendered.allowed_mentions)
+            if not keep_attachment:
+                edit["attachments"] = files
+            await message.edit(**edit)
+            return job.message_id
+        except discord.NotFound as exc:
+            if exc.code in _GONE_CODES or job.message_id is not None:
+                raise MessageGone(f"Discord {exc.status} (code {exc.code}) on task {job.task_id}") from None
+            raise DeliveryError(f"Discord {exc.status} (code {exc.code})") from None
+        except discord.Forbidden as exc:
+            raise DeliveryForbidden(f"Discord 403 (code {exc.code}) in channel {job.channel_id}",
+                                    permission=_permission_for(exc.code)) from None
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"Discord {exc.status} (code {exc.code})") from None
+        except (OSError, TimeoutError) as exc:  # aiohttp connection trouble
+            raise DeliveryError(f"cannot reach Discord: {type(exc).__name__}") from None
+
+
+def _permission_for(code: int) -> str:
+    # 50001 Missing Access (cannot see the channel); 50013 Missing Permissions (send/attach/embed).
+    return "View Channel" if code == 50001 else "Send Messages, Attach Files and Embed Links"

@@ -1,0 +1,78 @@
+"""How a job looks on Discord: its text, embed and buttons for each state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import discord
+
+from bot.i18n import t
+from bot.models import Action, Display, Job, Phase
+from bot.ui.buttons import grid_buttons
+
+MAX_CONTENT = 2000
+MAX_PROMPT_SHOWN = 1500
+
+
+@dataclass
+class Rendered:
+    content: str
+    embeds: list[discord.Embed]
+    view: discord.ui.View | None
+    allowed_mentions: discord.AllowedMentions
+
+
+def status_text(display: Display, language: str) -> str | None:
+    """The part in parentheses after the prompt, or None once the job is done."""
+    if display.phase is Phase.WAITING:
+        return t("status.waiting", language)
+    if display.phase is Phase.QUEUED:
+        return t("status.queued", language, ahead=display.queue_ahead)
+    if display.phase is Phase.RUNNING:
+        return display.progress
+    if display.phase is Phase.FAILED:
+        if display.fail_reason:
+            return t("status.failed", language, reason=display.fail_reason)
+        return t("status.failed_no_reason", language)
+    return None
+
+
+def content_for(job: Job, display: Display, language: str) -> str:
+    prompt = discord.utils.escape_markdown(job.prompt)
+    if len(prompt) > MAX_PROMPT_SHOWN:
+        prompt = prompt[: MAX_PROMPT_SHOWN - 1] + "…"
+    owner = f"<@{job.owner_id}>"
+    if job.action is Action.UPSCALE:
+        who = f"{t('job.title.upscale', language, index=job.parent_index)} {owner}"
+    elif job.action is Action.VARIATION:
+        who = f"{t('job.title.variation', language)} {owner}"
+    else:
+        who = owner
+    text = f"**{prompt}** - {who}"
+    status = status_text(display, language)
+    if status:
+        text += f" ({status})"
+    return text[:MAX_CONTENT]
+
+
+def render(job: Job, display: Display, *, language: str, image_attached: bool) -> Rendered:
+    """The message for ``job`` in state ``display``. When the final image could not be attached
+    (too large for the channel, or not downloadable) it is linked in an embed instead."""
+    embeds: list[discord.Embed] = []
+    if display.image_url and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached)):
+        embed = discord.Embed()
+        embed.set_image(url=display.image_url)
+        if display.phase is Phase.DONE:
+            embed.title = t("job.image_link", language)
+            embed.url = display.image_url
+        embeds.append(embed)
+    view = None
+    if display.phase is Phase.DONE and job.action.makes_grid:
+        view = grid_buttons(job.task_id, set(display.used_buttons))
+    return Rendered(
+        content=content_for(job, display, language),
+        embeds=embeds,
+        view=view,
+        # Ping the member whose job it is, never @everyone or roles from a prompt.
+        allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.owner_id)]),
+    )

@@ -1,0 +1,108 @@
+"""How a job looks in every state, and the buttons' custom_id round trip."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+import pytest
+
+from bot.models import Action, Display, Job, Phase, Status
+from bot.ui.buttons import JobButton, custom_id, grid_buttons
+from bot.ui.render import render
+
+OWNER = 4242
+
+
+def job(**changes) -> Job:
+    base = Job(task_id="1320098173412546", action=Action.IMAGINE, prompt="a red fox", owner_id=OWNER,
+               channel_id=1, guild_id=2)
+    return base.with_changes(**changes)
+
+
+def rendered(j: Job, attached: bool = False):
+    return render(j, Display.of(j), language="en", image_attached=attached)
+
+
+@pytest.mark.parametrize(
+    ("state", "content"),
+    [
+        (dict(status=Status.SUBMITTED), "**a red fox** - <@4242> (Waiting to start)"),
+        (dict(status=Status.UNKNOWN), "**a red fox** - <@4242> (Waiting to start)"),
+        (dict(status=Status.SUBMITTED, queue_ahead=3), "**a red fox** - <@4242> (Queued: 3 ahead)"),
+        (dict(status=Status.IN_PROGRESS, progress="23%"), "**a red fox** - <@4242> (23%)"),
+        (dict(status=Status.FAILURE, fail_reason="banned prompt"), "**a red fox** - <@4242> (Failed: banned prompt)"),
+        (dict(status=Status.FAILURE), "**a red fox** - <@4242> (Failed)"),
+        (dict(status=Status.SUCCESS, image_url="http://x/1.png"), "**a red fox** - <@4242>"),
+    ],
+)
+def test_content_for_each_state(state, content):
+    assert rendered(job(**state)).content == content
+
+
+def test_change_jobs_name_their_kind():
+    up = job(action=Action.UPSCALE, parent_index=2, status=Status.SUCCESS)
+    var = job(action=Action.VARIATION, parent_index=3, status=Status.IN_PROGRESS, progress="5%")
+    assert rendered(up).content == "**a red fox** - Image #2 <@4242>"
+    assert rendered(var).content == "**a red fox** - Variations by <@4242> (5%)"
+
+
+def test_progress_shows_preview_and_no_buttons():
+    r = rendered(job(status=Status.IN_PROGRESS, progress="40%", image_url="http://x/preview.webp"))
+    assert [e.image.url for e in r.embeds] == ["http://x/preview.webp"]
+    assert r.view is None
+
+
+def test_finished_grid_has_nine_buttons_in_two_rows():
+    r = rendered(job(status=Status.SUCCESS, image_url="http://x/1.png"), attached=True)
+    assert r.embeds == []  # the image is attached, not embedded
+    rows = [row["components"] for row in r.view.to_components()]
+    labels = [[c.get("label") or c["emoji"]["name"] for c in row] for row in rows]
+    assert labels == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+    assert rows[0][1]["custom_id"] == "mj:u:2:1320098173412546"
+    assert rows[0][4]["custom_id"] == "mj:r:0:1320098173412546"
+
+
+def test_unattachable_final_image_is_linked():
+    r = rendered(job(status=Status.SUCCESS, image_url="http://x/big.png"), attached=False)
+    assert r.embeds[0].image.url == "http://x/big.png" and r.embeds[0].url == "http://x/big.png"
+
+
+def test_upscale_result_has_no_grid_buttons():
+    assert rendered(job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS)).view is None
+
+
+def test_used_button_changes_style():
+    j = job(status=Status.SUCCESS, used_buttons=frozenset({("UPSCALE", 2)}))
+    styles = {item.item.custom_id: item.item.style for item in rendered(j).view.children}
+    assert styles["mj:u:2:1320098173412546"] is discord.ButtonStyle.primary
+    assert styles["mj:u:1:1320098173412546"] is discord.ButtonStyle.secondary
+
+
+def test_markdown_in_prompt_is_escaped_and_only_the_owner_is_pinged():
+    r = rendered(job(prompt="**bold** @everyone", status=Status.SUBMITTED))
+    assert r.content.startswith("**\\*\\*bold\\*\\* @everyone**")
+    assert r.allowed_mentions.everyone is False and r.allowed_mentions.roles is False
+    assert [u.id for u in r.allowed_mentions.users] == [OWNER]
+
+
+@pytest.mark.parametrize(("action", "index"), [(Action.UPSCALE, 1), (Action.VARIATION, 4), (Action.REROLL, 0)])
+async def test_custom_id_round_trip(action, index):
+    cid = custom_id(action, index, "1320098173412546")
+    assert len(cid) <= 100
+    match = re.fullmatch(JobButton.__discord_ui_compiled_template__, cid)
+    assert match is not None
+    button = await JobButton.from_custom_id(None, None, match)  # type: ignore[arg-type]
+    assert (button.action, button.index, button.task_id) == (action, index, "1320098173412546")
+    assert button.custom_id == cid
+
+
+@pytest.mark.parametrize("bad", ["mj:x:1:123", "mj:u:9:123", "mj:u:1:", "other:u:1:123", "mj:u:1:a b"])
+def test_foreign_custom_ids_do_not_match(bad):
+    assert re.fullmatch(JobButton.__discord_ui_compiled_template__, bad) is None
+
+
+def test_display_phases():
+    assert Display.of(job(status=Status.NOT_START)).phase is Phase.WAITING
+    assert Display.of(job(status=Status.CANCEL)).phase is Phase.FAILED
+    assert grid_buttons("1").children[0].item.label == "U1"
