@@ -40,6 +40,7 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 VANISHED_AFTER_MISSES = 3  # ticks in a row the proxy does not know a task before it counts as lost
 MAX_BACKOFF_S = 60.0
+SHUTDOWN_GRACE_S = 10.0
 MAX_DELIVERY_ATTEMPTS = 20  # one per tick; Discord trouble lasting longer than that is not passing
 
 
@@ -107,7 +108,11 @@ class JobService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tracker
             self._tracker = None
+        # Let Discord writes under way finish: cancelling a send half-way could post a message
+        # whose id never reaches SQLite, and the next start would post it again.
         deliveries = list(self._deliveries.values())
+        if deliveries:
+            await asyncio.wait(deliveries, timeout=SHUTDOWN_GRACE_S)
         for task in deliveries:
             task.cancel()
         await asyncio.gather(*deliveries, return_exceptions=True)
