@@ -1,0 +1,34 @@
+"""A Discord double for end-to-end tests: REST + gateway on 127.0.0.1 for an unmodified discord.py client.
+
+See ``DiscordDouble`` (server.py) for the test-facing API and records.py for
+what the double records.
+"""
+
+from .records import (
+    AttachmentRecord,
+    CallbackRecord,
+    FaultRule,
+    GatewayFrame,
+    InteractionRecord,
+    MessageRecord,
+    MessageVersion,
+    RequestRecord,
+    UploadedFile,
+)
+from .server import DEFAULT_TOKEN, DiscordDouble
+from .state import ALL_TEXT_PERMISSIONS
+
+__all__ = [
+    "ALL_TEXT_PERMISSIONS",
+    "DEFAULT_TOKEN",
+    "AttachmentRecord",
+    "CallbackRecord",
+    "DiscordDouble",
+    "FaultRule",
+    "GatewayFrame",
+    "InteractionRecord",
+    "MessageRecord",
+    "MessageVersion",
+    "RequestRecord",
+    "UploadedFile",
+]

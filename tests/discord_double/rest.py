@@ -1,0 +1,585 @@
+"""The REST half of the double: the routes a discord.py bot calls, plus attachment downloads.
+
+Every request is recorded first, then checked against the injected faults,
+then authenticated and routed.  Routes are matched by a small table instead
+of aiohttp's router so that one place records, fails, authenticates and
+answers unknown routes with a loud 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from .records import (
+    LOADING,
+    CallbackRecord,
+    FaultRule,
+    InteractionRecord,
+    MessageRecord,
+    RequestRecord,
+    UploadedFile,
+    snapshot,
+)
+from .state import ApiError, State, invalid_form, unknown_message
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = re.compile(r"^/api(?:/v\d+)?")
+COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py parses a body as JSON only if Content-Type is exactly "application/json";
+    # web.json_response would append "; charset=utf-8", so the header is set by hand.
+    return web.Response(
+        status=status,
+        body=json.dumps(data).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.body(), status=error.status)
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    bot_auth: bool  # interaction callbacks and webhooks are authenticated by their token instead
+
+    @classmethod
+    def make(cls, method: str, template: str, handler: Handler, *, bot_auth: bool = True) -> Route:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        return cls(method, re.compile(f"^{regex}$"), handler, bot_auth)
+
+
+class RestApi:
+    def __init__(self, state: State):
+        self.state = state
+        r = Route.make
+        self.routes = [
+            r("GET", "/users/@me", self.get_me),
+            r("GET", "/users/{user_id}", self.get_user),
+            r("GET", "/gateway", self.get_gateway, bot_auth=False),
+            r("GET", "/gateway/bot", self.get_gateway_bot),
+            r("GET", "/applications/@me", self.get_application),
+            r("GET", "/oauth2/applications/@me", self.get_application),
+            # application commands, global and per guild
+            r("GET", "/applications/{app_id}/commands", self.list_commands),
+            r("PUT", "/applications/{app_id}/commands", self.put_commands),
+            r("POST", "/applications/{app_id}/commands", self.upsert_command),
+            r("GET", "/applications/{app_id}/commands/{command_id}", self.get_command),
+            r("PATCH", "/applications/{app_id}/commands/{command_id}", self.edit_command),
+            r("DELETE", "/applications/{app_id}/commands/{command_id}", self.delete_command),
+            r("GET", "/applications/{app_id}/guilds/{guild_id}/commands", self.list_commands),
+            r("PUT", "/applications/{app_id}/guilds/{guild_id}/commands", self.put_commands),
+            r("POST", "/applications/{app_id}/guilds/{guild_id}/commands", self.upsert_command),
+            r("GET", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.get_command),
+            r("PATCH", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.edit_command),
+            r("DELETE", "/applications/{app_id}/guilds/{guild_id}/commands/{command_id}", self.delete_command),
+            # guild and channels
+            r("GET", "/guilds/{guild_id}", self.get_guild),
+            r("GET", "/guilds/{guild_id}/channels", self.get_guild_channels),
+            r("GET", "/guilds/{guild_id}/roles", self.get_guild_roles),
+            r("GET", "/guilds/{guild_id}/members/{user_id}", self.get_member),
+            r("GET", "/channels/{channel_id}", self.get_channel),
+            r("POST", "/channels/{channel_id}/typing", self.typing),
+            r("GET", "/channels/{channel_id}/messages", self.list_messages),
+            r("POST", "/channels/{channel_id}/messages", self.create_message),
+            r("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message),
+            r("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message),
+            r("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message),
+            # interactions
+            r("POST", "/interactions/{interaction_id}/{token}/callback", self.interaction_callback, bot_auth=False),
+            r("POST", "/webhooks/{app_id}/{token}", self.create_followup, bot_auth=False),
+            r("GET", "/webhooks/{app_id}/{token}/messages/{message_id}", self.get_webhook_message, bot_auth=False),
+            r("PATCH", "/webhooks/{app_id}/{token}/messages/{message_id}", self.edit_webhook_message, bot_auth=False),
+            r(
+                "DELETE",
+                "/webhooks/{app_id}/{token}/messages/{message_id}",
+                self.delete_webhook_message,
+                bot_auth=False,
+            ),
+            # attachment downloads (Attachment.read() GETs the url directly, without the API prefix)
+            r("GET", "/attachments/{channel_id}/{attachment_id}/{filename}", self.download, bot_auth=False),
+            r("GET", "/media/attachments/{channel_id}/{attachment_id}/{filename}", self.download, bot_auth=False),
+        ]
+
+    # -------------------------------------------------------------- plumbing
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        record = await self._record(request)
+        self.state.requests.append(record)
+        try:
+            response = await self._answer(record)
+        except ApiError as error:
+            response = error_response(error)
+        except Exception as error:
+            # A bug in the double: answer 400 so discord.py raises at once, instead of a 500
+            # that it would retry (and sleep on) five times.
+            log.exception("discord double: error handling %s %s", record.method, record.path)
+            response = json_response({"message": f"discord double internal error: {error!r}", "code": 0}, 400)
+        record.status = response.status
+        await self.state.notify()
+        return response
+
+    async def _record(self, request: web.Request) -> RequestRecord:
+        body: Any = None
+        payload: Any = None
+        files: list[UploadedFile] = []
+        if request.content_type == "multipart/form-data":
+            async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader):
+                    continue  # discord.py never nests multiparts
+                data = await part.read()
+                if part.name == "payload_json":
+                    payload = json.loads(data)
+                elif part.filename:
+                    content_type = part.headers.get("Content-Type", "application/octet-stream")
+                    files.append(UploadedFile(part.name or "", part.filename, content_type, bytes(data)))
+        elif request.can_read_body:
+            raw = await request.read()
+            try:
+                body = payload = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+        # Files arrive as files[n]; keep them in index order so attachments[].id can refer to them.
+        files.sort(key=lambda f: int(m.group(1)) if (m := re.search(r"\[(\d+)\]", f.field)) else 0)
+        return RequestRecord(
+            method=request.method,
+            path=API_PREFIX.sub("", request.path),
+            query=dict(request.query),
+            headers=dict(request.headers),
+            json=body,
+            payload=payload,
+            files=files,
+            at=time.monotonic(),
+        )
+
+    async def _answer(self, record: RequestRecord) -> web.StreamResponse:
+        for rule in self.state.faults:
+            if rule.matches(record.method, record.path):
+                rule.hits.append(record)
+                record.fault = rule
+                return self._fault_response(rule)
+
+        allowed: list[str] = []
+        for route in self.routes:
+            match = route.pattern.match(record.path)
+            if match is None:
+                continue
+            if route.method != record.method:
+                allowed.append(route.method)
+                continue
+            if route.bot_auth and record.authorization != f"Bot {self.state.token}":
+                return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+            return await route.handler(record, **match.groupdict())
+
+        if allowed:
+            return json_response({"message": "405: Method Not Allowed", "code": 0}, status=405)
+        # Loud on purpose: a bot calling a route the double lacks should fail its test, not pass silently.
+        log.warning("discord double: no route for %s %s", record.method, record.path)
+        return json_response(
+            {"message": f"404: Not Found (discord double has no {record.method} {record.path})", "code": 0}, 404
+        )
+
+    @staticmethod
+    def _fault_response(rule: FaultRule) -> web.Response:
+        status = rule.status
+        headers: dict[str, str] = {}
+        if status == 429:
+            body = {"message": "You are being rate limited.", "retry_after": rule.retry_after, "global": rule.is_global}
+            headers = {
+                "X-RateLimit-Limit": "5",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": f"{time.time() + rule.retry_after:.3f}",
+                "X-RateLimit-Reset-After": f"{rule.retry_after:.3f}",
+                "X-RateLimit-Bucket": "discord-double-bucket",
+                "X-RateLimit-Scope": "global" if rule.is_global else "user",
+                # Without Via, discord.py takes a 429 for a Cloudflare ban and raises instead of retrying.
+                "Via": "1.1 google",
+            }
+            if rule.is_global:
+                headers["X-RateLimit-Global"] = "true"
+        elif status == 401:
+            body = {"message": "401: Unauthorized", "code": 0}
+        elif status == 403:
+            body = {"message": "Missing Permissions", "code": 50013}
+        elif status == 404:
+            body = {"message": "Unknown Message", "code": 10008}
+        elif status >= 500:
+            body = {"message": f"{status}: Internal Server Error", "code": 0}
+        else:
+            body = {"message": f"{status}: Error", "code": 0}
+        return json_response(rule.body if rule.body is not None else body, status=status, headers=headers)
+
+    def _check_app(self, app_id: str) -> None:
+        if int(app_id) != self.state.application_id:
+            raise ApiError(404, 10002, "Unknown Application")
+
+    def _check_guild(self, guild_id: str) -> None:
+        if int(guild_id) != self.state.guild.id:
+            raise ApiError(404, 10004, "Unknown Guild")
+
+    # ------------------------------------------------------------ identity
+
+    async def get_me(self, req: RequestRecord) -> web.Response:
+        return json_response({**self.state.bot.to_payload(), "verified": True, "mfa_enabled": False, "flags": 0})
+
+    async def get_user(self, req: RequestRecord, user_id: str) -> web.Response:
+        try:
+            return json_response(self.state.user_payload(int(user_id)))
+        except (KeyError, ValueError):
+            raise ApiError(404, 10013, "Unknown User") from None
+
+    async def get_gateway(self, req: RequestRecord) -> web.Response:
+        return json_response({"url": self.state.gateway_url})
+
+    async def get_gateway_bot(self, req: RequestRecord) -> web.Response:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}
+        return json_response({"url": self.state.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    async def get_application(self, req: RequestRecord) -> web.Response:
+        return json_response(self.state.application_payload())
+
+    # ---------------------------------------------------- application commands
+
+    def _command_list(self, app_id: str, guild_id: str | None) -> list[dict[str, Any]]:
+        self._check_app(app_id)
+        if guild_id is None:
+            return self.state.commands[None]
+        self._check_guild(guild_id)
+        return self.state.commands.setdefault(int(guild_id), [])
+
+    def _stored_command(
+        self, data: dict[str, Any], guild_id: str | None, previous: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Validate a command like Discord does (the usual reasons a sync fails) and give it ids."""
+        name = data.get("name", "")
+        command_type = data.get("type", 1)
+        if not COMMAND_NAME.match(name) or (command_type == 1 and name != name.lower()):
+            raise invalid_form("name", "APPLICATION_COMMAND_INVALID_NAME", f"Command name is invalid: {name!r}")
+        if command_type == 1 and not 1 <= len(data.get("description", "")) <= 100:
+            raise invalid_form("description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        self._validate_options(data.get("options") or [])
+        old = next((c for c in previous if c["name"] == name and c.get("type", 1) == command_type), None)
+        stored = snapshot(data)
+        stored.setdefault("type", 1)
+        stored.setdefault("options", [])
+        stored.setdefault("default_member_permissions", None)
+        stored.setdefault("nsfw", False)
+        stored.update(
+            # Discord keeps a command's id across overwrites of the same name.
+            id=old["id"] if old else str(self.state.new_id()),
+            application_id=str(self.state.application_id),
+            version=str(self.state.new_id()),
+        )
+        if guild_id is not None:
+            stored["guild_id"] = str(guild_id)
+        return stored
+
+    def _validate_options(self, options: list[dict[str, Any]]) -> None:
+        if len(options) > 25:
+            raise invalid_form("options", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+        names = [o.get("name") for o in options]
+        if len(set(names)) != len(names):
+            raise invalid_form("options", "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME", "Option names must be unique")
+        seen_optional = False
+        for option in options:
+            if option.get("type") in (1, 2):
+                self._validate_options(option.get("options") or [])
+                continue
+            if not 1 <= len(option.get("description", "")) <= 100:
+                raise invalid_form("options", "BASE_TYPE_BAD_LENGTH", "Option description must be 1-100 long.")
+            if option.get("required"):
+                if seen_optional:
+                    raise invalid_form(
+                        "options",
+                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                        "Required options must be placed before non-required options",
+                    )
+            else:
+                seen_optional = True
+
+    async def list_commands(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
+        return json_response(self._command_list(app_id, guild_id))
+
+    async def put_commands(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
+        current = self._command_list(app_id, guild_id)
+        stored = [self._stored_command(c, guild_id, current) for c in req.payload or []]
+        current[:] = stored  # bulk overwrite: whatever is not in the list is gone
+        return json_response(stored)
+
+    async def upsert_command(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
+        current = self._command_list(app_id, guild_id)
+        stored = self._stored_command(req.payload, guild_id, current)
+        replaced = [i for i, c in enumerate(current) if c["id"] == stored["id"]]
+        if replaced:
+            current[replaced[0]] = stored
+        else:
+            current.append(stored)
+        return json_response(stored, status=200 if replaced else 201)
+
+    def _find_command(self, app_id: str, guild_id: str | None, command_id: str) -> tuple[list[dict[str, Any]], int]:
+        current = self._command_list(app_id, guild_id)
+        for index, command in enumerate(current):
+            if command["id"] == command_id:
+                return current, index
+        raise ApiError(404, 10063, "Unknown application command")
+
+    async def get_command(
+        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
+    ) -> web.Response:
+        current, index = self._find_command(app_id, guild_id, command_id)
+        return json_response(current[index])
+
+    async def edit_command(
+        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
+    ) -> web.Response:
+        current, index = self._find_command(app_id, guild_id, command_id)
+        current[index] = self._stored_command({**current[index], **req.payload}, guild_id, current)
+        return json_response(current[index])
+
+    async def delete_command(
+        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
+    ) -> web.Response:
+        current, index = self._find_command(app_id, guild_id, command_id)
+        del current[index]
+        return no_content()
+
+    # ----------------------------------------------------- guild and channels
+
+    async def get_guild(self, req: RequestRecord, guild_id: str) -> web.Response:
+        self._check_guild(guild_id)
+        payload = self.state.guild_payload()
+        for key in (
+            "members",
+            "channels",
+            "threads",
+            "presences",
+            "voice_states",
+            "joined_at",
+            "large",
+            "member_count",
+        ):
+            payload.pop(key, None)  # REST guilds come without the gateway-only fields
+        return json_response(payload)
+
+    async def get_guild_channels(self, req: RequestRecord, guild_id: str) -> web.Response:
+        self._check_guild(guild_id)
+        return json_response([self.state.channel_payload(c) for c in self.state.guild.channels])
+
+    async def get_guild_roles(self, req: RequestRecord, guild_id: str) -> web.Response:
+        self._check_guild(guild_id)
+        return json_response([r.to_payload() for r in self.state.guild.roles])
+
+    async def get_member(self, req: RequestRecord, guild_id: str, user_id: str) -> web.Response:
+        self._check_guild(guild_id)
+        if int(user_id) not in self.state.guild.members:
+            raise ApiError(404, 10007, "Unknown Member")
+        return json_response(self.state.member_payload(int(user_id)))
+
+    async def get_channel(self, req: RequestRecord, channel_id: str) -> web.Response:
+        return json_response(self.state.channel_payload(self.state.channel(int(channel_id))))
+
+    async def typing(self, req: RequestRecord, channel_id: str) -> web.Response:
+        self.state.channel(int(channel_id))
+        return no_content()
+
+    # -------------------------------------------------------- channel messages
+
+    async def list_messages(self, req: RequestRecord, channel_id: str) -> web.Response:
+        cid = self.state.channel(int(channel_id)).id
+        limit = min(int(req.query.get("limit", 50)), 100)
+        before = int(req.query.get("before", 0)) or None
+        after = int(req.query.get("after", 0)) or None
+        found = [
+            m
+            for m in self.state.messages.values()
+            if m.channel_id == cid and not m.deleted and not m.ephemeral
+            and (before is None or m.id < before) and (after is None or m.id > after)
+        ]  # fmt: skip
+        found.sort(key=lambda m: m.id, reverse=True)  # newest first, as Discord answers
+        if after is not None and before is None:
+            found = found[-limit:]
+        return json_response([self.state.message_payload(m) for m in found[:limit]])
+
+    async def create_message(self, req: RequestRecord, channel_id: str) -> web.Response:
+        message = await self.state.create_message(
+            channel_id=int(channel_id),
+            author_id=self.state.bot.id,
+            payload=req.payload or {},
+            files=req.files,
+            via="bot",
+        )
+        return json_response(self.state.message_payload(message))
+
+    async def get_message(self, req: RequestRecord, channel_id: str, message_id: str) -> web.Response:
+        message = self.state.live_message(int(message_id), int(channel_id))
+        return json_response(self.state.message_payload(message))
+
+    async def edit_message(self, req: RequestRecord, channel_id: str, message_id: str) -> web.Response:
+        message = self.state.live_message(int(message_id), int(channel_id))
+        payload = req.payload or {}
+        if message.author_id != self.state.bot.id and set(payload) - {"flags"}:
+            raise ApiError(403, 50005, "Cannot edit a message authored by another user")
+        await self.state.edit_message(message, payload, req.files, via="bot")
+        return json_response(self.state.message_payload(message))
+
+    async def delete_message(self, req: RequestRecord, channel_id: str, message_id: str) -> web.Response:
+        message = self.state.live_message(int(message_id), int(channel_id))
+        await self.state.delete_message(message, by="bot")
+        return no_content()
+
+    # ------------------------------------------------------------ interactions
+
+    async def interaction_callback(self, req: RequestRecord, interaction_id: str, token: str) -> web.Response:
+        state = self.state
+        interaction = state.interactions.get(int(interaction_id))
+        if interaction is None or interaction.token != token:
+            raise ApiError(404, 10062, "Unknown interaction")
+        if (
+            state.interaction_ack_timeout is not None
+            and time.monotonic() - interaction.at > state.interaction_ack_timeout
+        ):
+            raise ApiError(404, 10062, "Unknown interaction")  # Discord's 3 second window
+        if interaction.callbacks:
+            raise ApiError(400, 40060, "Interaction has already been acknowledged.")
+
+        body = req.payload or {}
+        callback_type = int(body.get("type", 0))
+        data = body.get("data") or {}
+        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(interaction.type, set())
+        if callback_type not in allowed:
+            raise invalid_form(
+                "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Callback type {callback_type} is not valid here"
+            )
+
+        interaction.callbacks.append(CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic()))
+        message: MessageRecord | None = None
+        if callback_type == 4:
+            message = await self._respond_with_message(interaction, data, req.files)
+        elif callback_type == 5:
+            # The "is thinking..." placeholder; its ephemerality is fixed here.
+            message = await self._respond_with_message(interaction, {"flags": data.get("flags", 0)}, [], LOADING)
+        elif callback_type == 7:
+            message = await state.edit_message(self._source_message(interaction), data, req.files, via="interaction")
+        elif callback_type == 6:
+            message = self._source_message(interaction)
+        await state.notify()
+
+        if req.query.get("with_response") not in ("1", "true", "True"):
+            return no_content()
+        info: dict[str, Any] = {"id": str(interaction.id), "type": interaction.type}
+        resource: dict[str, Any] = {"type": callback_type}
+        if message is not None:
+            info.update(
+                response_message_id=str(message.id),
+                response_message_loading=message.current.loading,
+                response_message_ephemeral=message.ephemeral,
+            )
+            if callback_type != 6:
+                resource["message"] = state.message_payload(message)
+        return json_response({"interaction": info, "resource": resource})
+
+    async def _respond_with_message(
+        self, interaction: InteractionRecord, data: dict[str, Any], files: list[UploadedFile], extra_flags: int = 0
+    ) -> MessageRecord:
+        message = await self.state.create_message(
+            channel_id=interaction.channel_id,
+            author_id=self.state.bot.id,
+            payload=data,
+            files=files,
+            via="interaction",
+            interaction=interaction,
+            message_type=20 if interaction.type == 2 else 0,  # 20: CHAT_INPUT_COMMAND
+            extra_flags=extra_flags,
+        )
+        interaction.original_message_id = message.id
+        return message
+
+    def _source_message(self, interaction: InteractionRecord) -> MessageRecord:
+        message = self.state.messages.get(interaction.source_message_id or 0)
+        if message is None or message.deleted:
+            raise unknown_message()
+        return message
+
+    def _webhook_interaction(self, app_id: str, token: str) -> InteractionRecord:
+        """The interaction an interaction-webhook URL belongs to (it needs an answer first)."""
+        if int(app_id) == self.state.application_id:
+            for interaction in self.state.interactions.values():
+                if interaction.token == token and interaction.callbacks:
+                    return interaction
+        raise ApiError(404, 10015, "Unknown Webhook")
+
+    def _webhook_message(self, interaction: InteractionRecord, message_id: str) -> MessageRecord:
+        mid = interaction.original_message_id if message_id == "@original" else int(message_id)
+        if mid is None or (mid != interaction.original_message_id and mid not in interaction.followup_ids):
+            raise unknown_message()
+        message = self.state.messages.get(mid)
+        if message is None or message.deleted:
+            raise unknown_message()
+        return message
+
+    async def create_followup(self, req: RequestRecord, app_id: str, token: str) -> web.Response:
+        interaction = self._webhook_interaction(app_id, token)
+        payload = req.payload or {}
+        original = interaction.original
+        if original is not None and not original.deleted and original.current.loading:
+            # Discord: the first follow-up after a "thinking" defer replaces the placeholder,
+            # which keeps the ephemerality chosen at defer time.
+            message = await self.state.edit_message(original, payload, req.files, via="interaction")
+        else:
+            message = await self.state.create_message(
+                channel_id=interaction.channel_id,
+                author_id=self.state.bot.id,
+                payload=payload,
+                files=req.files,
+                via="interaction",
+                interaction=interaction,
+            )
+            interaction.followup_ids.append(message.id)
+            await self.state.notify()
+        if req.query.get("wait") in ("1", "true", "True"):
+            return json_response(self.state.message_payload(message))
+        return no_content()
+
+    async def get_webhook_message(self, req: RequestRecord, app_id: str, token: str, message_id: str) -> web.Response:
+        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
+        return json_response(self.state.message_payload(message))
+
+    async def edit_webhook_message(self, req: RequestRecord, app_id: str, token: str, message_id: str) -> web.Response:
+        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
+        await self.state.edit_message(message, req.payload or {}, req.files, via="interaction")
+        return json_response(self.state.message_payload(message))
+
+    async def delete_webhook_message(
+        self, req: RequestRecord, app_id: str, token: str, message_id: str
+    ) -> web.Response:
+        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
+        await self.state.delete_message(message, by="interaction")
+        return no_content()
+
+    # ------------------------------------------------------------- downloads
+
+    async def download(self, req: RequestRecord, channel_id: str, attachment_id: str, filename: str) -> web.Response:
+        attachment = self.state.files.get(int(attachment_id)) if attachment_id.isdigit() else None
+        if attachment is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=attachment.data, headers={"Content-Type": attachment.content_type})
