@@ -33,6 +33,8 @@ def point_discord_at(settings: DiscordSettings) -> None:
 class MjBot(commands.Bot):
     def __init__(self, settings: Settings, **options: object) -> None:
         point_discord_at(settings.discord)
+        # The bot never joins voice; the "voice will NOT be supported" warnings would only alarm.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),

@@ -1,0 +1,94 @@
+"""Runs the real bot (``python -m bot run``) as a child process against the Discord double and the
+proxy simulator, both on loopback in the test's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.discord_double import DiscordDouble
+from tests.proxy_sim import ProxySim
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30.0
+
+
+def write_config(path: Path, dd: DiscordDouble, sim: ProxySim, db_path: Path, *, secret: str | None,
+                 poll_interval_s: float = 0.05, deadline_s: float = 900) -> Path:
+    path.write_text(
+        f"""
+[discord]
+token = "{dd.bot_token}"
+api_base = "{dd.api_base}"
+gateway_url = "{dd.gateway_url}"
+guild_ids = [{dd.guild_id}]
+
+[proxy]
+base_url = "{sim.base_url}"
+secret = "{secret or ''}"
+timeout_s = 5
+
+[storage]
+path = "{db_path}"
+
+[tracking]
+poll_interval_s = {poll_interval_s}
+deadline_s = {deadline_s}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class BotProcess:
+    """One run of the bot's command line; its output goes to ``log_path``."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, dd: DiscordDouble) -> None:
+        """Start and wait until it has logged in and registered its commands."""
+        identified = dd.identify_count
+        log = self.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", "--config", str(self.config_path),
+            cwd=ROOT, stdout=log, stderr=log, env=env,
+        )
+        log.close()
+        await dd.wait_for(
+            lambda: self._exited() or (dd.identify_count > identified and dd.gateway.live_sessions),
+            timeout=START_TIMEOUT_S, what="the bot to log in",
+        )
+        if self._exited():
+            raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
+
+    def _exited(self) -> bool:
+        return self.process is not None and self.process.returncode is not None
+
+    async def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal the bot and wait for it to exit; returns its exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+                raise AssertionError(f"the bot did not stop within {timeout}s:\n{self.log_tail()}") from None
+        return self.process.returncode
+
+    async def kill(self) -> None:
+        await self.stop(signal.SIGKILL)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])

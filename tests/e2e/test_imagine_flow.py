@@ -1,0 +1,117 @@
+"""What a member sees: /imagine through progress to a grid, and the buttons on it."""
+
+from __future__ import annotations
+
+from tests.discord_double import DiscordDouble
+from tests.discord_double.records import MessageRecord
+from tests.proxy_sim import ProxySim
+
+GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+DEFERRED_UPDATE = 6
+
+
+def public_messages(dd: DiscordDouble) -> list[MessageRecord]:
+    return [m for m in dd.channel_messages(dd.channel_id) if not m.ephemeral and m.origin == "bot"]
+
+
+def button_rows(message: MessageRecord) -> list[list[str]]:
+    return [[b.get("label") or b["emoji"]["name"] for b in row["components"]]
+            for row in message.current.components]
+
+
+def custom_id(message: MessageRecord, label: str) -> str:
+    for row in message.current.components:
+        for button in row["components"]:
+            if (button.get("label") or button["emoji"]["name"]) == label:
+                return button["custom_id"]
+    raise LookupError(label)
+
+
+async def wait_public(dd: DiscordDouble, count: int) -> MessageRecord:
+    await dd.wait_for(lambda: len(public_messages(dd)) >= count, what=f"{count} public messages")
+    return public_messages(dd)[count - 1]
+
+
+async def wait_final(dd: DiscordDouble, message: MessageRecord) -> MessageRecord:
+    await dd.wait_for(lambda: message.current.attachments and "(" not in message.content.rsplit("-", 1)[-1],
+                      what=f"message {message.id} to show its final image")
+    return message
+
+
+async def imagine_grid(dd: DiscordDouble, sim: ProxySim, prompt: str = "a red fox") -> tuple[str, MessageRecord]:
+    await dd.slash("imagine", {"prompt": prompt})
+    message = await wait_public(dd, len(public_messages(dd)) + 1)
+    task_id = next(t for t in reversed(sim.tasks) if sim.tasks[t].prompt == prompt)
+    sim.succeed(task_id)
+    return task_id, await wait_final(dd, message)
+
+
+async def test_startup_registers_imagine(bot, dd: DiscordDouble):
+    command = dd.command("imagine", dd.guild_id)
+    options = {o["name"]: o for o in command["options"]}
+    assert options["prompt"]["type"] == 3 and options["prompt"].get("required") is True
+    assert options["image"]["type"] == 11 and not options["image"].get("required", False)
+
+
+async def test_imagine_progress_to_grid(bot, dd: DiscordDouble, sim: ProxySim):
+    member = dd.members[1]
+    interaction = await dd.slash("imagine", {"prompt": "a red fox"}, user=member)
+    await dd.wait_for(lambda: interaction.acknowledged, what="the acknowledgement")
+    assert interaction.ephemeral  # only the member sees "thinking"; the job message is public
+    message = await wait_public(dd, 1)
+    assert message.first.content == f"**a red fox** - <@{member}> (Waiting to start)"
+    task_id = next(iter(sim.tasks))
+    assert sim.tasks[task_id].prompt == "a red fox"
+
+    sim.advance(task_id)  # 10% with a preview
+    await dd.wait_for(lambda: message.content.endswith("(10%)"), what="10%")
+    assert message.current.embeds[0]["image"]["url"] == sim.preview_url(task_id, 1)
+    sim.advance(task_id)
+    await dd.wait_for(lambda: message.content.endswith("(40%)"), what="40%")
+    sim.succeed(task_id)
+    await wait_final(dd, message)
+
+    final = message.current
+    assert final.content == f"**a red fox** - <@{member}>"
+    assert [a.data for a in final.attachments] == [sim.image_bytes(task_id)]
+    assert final.embeds == []
+    assert button_rows(message) == GRID_LABELS
+    contents = [v.content for v in message.versions]
+    assert contents[0].endswith("(Waiting to start)") and contents[-1] == final.content
+    assert [c for c in contents if c.endswith("%)")] == [  # in order, each state once
+        f"**a red fox** - <@{member}> (10%)", f"**a red fox** - <@{member}> (40%)"]
+    # The ephemeral acknowledgement is gone once the public message is up.
+    await dd.wait_for(lambda: interaction.original is None or interaction.original.deleted, what="ack deleted")
+
+
+async def test_upscale_variation_and_reroll_reply_to_the_grid(bot, dd: DiscordDouble, sim: ProxySim):
+    grid_task, grid = await imagine_grid(dd, sim)
+
+    click = await dd.click(grid.id, custom_id(grid, "U2"))
+    upscale = await wait_public(dd, 2)
+    assert click.response_type == DEFERRED_UPDATE
+    assert upscale.reply_to == grid.id
+    up_task = next(t for t in sim.tasks if sim.tasks[t].action == "UPSCALE")
+    assert sim.tasks[up_task].index == 2 and sim.tasks[up_task].parent_id == grid_task
+    sim.succeed(up_task)
+    await wait_final(dd, upscale)
+    assert upscale.current.attachments[0].data == sim.image_bytes(up_task)
+    assert upscale.current.components == []  # no U/V buttons on an upscale (yet)
+    assert upscale.content.startswith("**a red fox** - Image #2")
+    # U2 stays on the grid, shown as used.
+    await dd.wait_for(lambda: grid.current.component(custom_id(grid, "U2"))["style"] == 1, what="U2 marked used")
+    assert grid.current.component(custom_id(grid, "U1"))["style"] == 2
+    assert [a.data for a in grid.current.attachments] == [sim.image_bytes(grid_task)]  # image kept
+
+    await dd.click(grid.id, custom_id(grid, "V3"))
+    variation = await wait_public(dd, 3)
+    await dd.click(grid.id, custom_id(grid, "🔄"))
+    reroll = await wait_public(dd, 4)
+    for action, message in (("VARIATION", variation), ("REROLL", reroll)):
+        task_id = next(t for t in sim.tasks if sim.tasks[t].action == action)
+        sim.succeed(task_id)
+        await wait_final(dd, message)
+        assert message.reply_to == grid.id
+        assert button_rows(message) == GRID_LABELS
+        assert custom_id(message, "U1").endswith(task_id)
+    assert sim.last_request("/submit/change").json == {"taskId": grid_task, "action": "REROLL", "index": 1}

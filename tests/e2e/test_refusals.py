@@ -1,0 +1,68 @@
+"""A refused /imagine gets an ephemeral answer for the member who asked, and nothing public."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.discord_double import DiscordDouble
+from tests.e2e.test_imagine_flow import public_messages
+from tests.proxy_sim import ProxySim
+
+
+async def refused(dd: DiscordDouble, prompt: str = "a cat", **slash_options) -> str:
+    member = dd.members[1]
+    interaction = await dd.slash("imagine", {"prompt": prompt}, user=member, **slash_options)
+    await dd.wait_for(lambda: interaction.original is not None and not interaction.original.current.loading,
+                      what="the ephemeral answer")
+    answer = interaction.original
+    assert answer.ephemeral and interaction.user_id == member
+    assert public_messages(dd) == []
+    return answer.content
+
+
+async def test_banned_word(bot, dd: DiscordDouble, sim: ProxySim):
+    sim.banned_words = ["gore"]
+    text = await refused(dd, "lots of gore")
+    assert 'does not allow: "gore"' in text and "可能包含敏感词" in text
+
+
+async def test_queue_full(bot, dd: DiscordDouble, sim: ProxySim):
+    sim.max_running, sim.max_queue = 0, 0
+    text = await refused(dd)
+    assert "queue is full" in text and "队列已满" in text
+
+
+async def test_proxy_down(bot, dd: DiscordDouble, sim: ProxySim):
+    await sim.set_down(True)
+    assert "unreachable" in await refused(dd)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("unauthorized", "rejected the bot's credentials"), ("html502", "could not read"),
+     ("code:4", "rejected the request as invalid"), ("code:3", "no longer knows")],
+)
+async def test_other_refusals(bot, dd: DiscordDouble, sim: ProxySim, kind, expected):
+    sim.fail_next("/submit/imagine", kind, description="来自服务器的说明")
+    assert expected in await refused(dd)
+
+
+async def test_attachment_that_is_not_an_image(bot, dd: DiscordDouble, sim: ProxySim):
+    text = await refused(dd, attachments={"image": ("notes.txt", b"hello", "text/plain")})
+    assert "not an image" in text
+    assert sim.count("/submit/imagine") == 0
+
+
+async def test_reference_image_is_sent_as_data_url(bot, dd: DiscordDouble, sim: ProxySim):
+    png = sim.image_bytes(sim.add_task("seed").id)
+    await dd.slash("imagine", {"prompt": "like this"}, attachments={"image": ("ref.png", png, "image/png")})
+    await dd.wait_for(lambda: sim.count("/submit/imagine") == 1, what="the submit")
+    import base64
+
+    sent = sim.last_request("/submit/imagine").json["base64Array"]
+    assert sent == ["data:image/png;base64," + base64.b64encode(png).decode()]
+
+
+async def test_empty_prompt(bot, dd: DiscordDouble, sim: ProxySim):
+    assert "prompt is empty" in await refused(dd, "   ")
+    assert sim.count("/submit/imagine") == 0
