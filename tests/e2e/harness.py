@@ -29,7 +29,7 @@ guild_ids = [{dd.guild_id}]
 [proxy]
 base_url = "{sim.base_url}"
 secret = "{secret or ''}"
-timeout_s = 5
+timeout_s = 2
 
 [storage]
 path = "{db_path}"

@@ -40,11 +40,16 @@ async def test_proxy_down(bot, dd: DiscordDouble, sim: ProxySim):
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [("unauthorized", "rejected the bot's credentials"), ("html502", "could not read"),
-     ("code:4", "rejected the request as invalid"), ("code:3", "no longer knows")],
+     ("malformed", "could not read"), ("empty200", "could not read"), ("http500_spring", "could not read"),
+     ("code:4", "rejected the request as invalid"), ("code:3", "no longer knows"),
+     ("code:9", "internal error"), ("delay:2.5", "did not answer in time")],
 )
 async def test_other_refusals(bot, dd: DiscordDouble, sim: ProxySim, kind, expected):
     sim.fail_next("/submit/imagine", kind, description="来自服务器的说明")
-    assert expected in await refused(dd)
+    text = await refused(dd)
+    assert expected in text
+    if kind.startswith("code:"):
+        assert "来自服务器的说明" in text  # the server's own words, as detail
 
 
 async def test_attachment_that_is_not_an_image(bot, dd: DiscordDouble, sim: ProxySim):
