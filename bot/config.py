@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,28 +29,22 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A base URL without its trailing slash, so paths can be appended to it.
+BaseUrl = Annotated[str, AfterValidator(lambda value: value.rstrip("/"))]
+
+
 class DiscordSettings(_Section):
     token: SecretStr = SecretStr("")
-    api_base: str = "https://discord.com/api/v10"
+    api_base: BaseUrl = "https://discord.com/api/v10"
     gateway_url: str = ""
     guild_ids: list[int] = Field(default_factory=list)
 
-    @field_validator("api_base")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
-
 
 class ProxySettings(_Section):
-    base_url: str = "http://127.0.0.1:8080/mj"
+    base_url: BaseUrl = "http://127.0.0.1:8080/mj"
     secret: SecretStr = SecretStr("")
     auth: Literal["mj-api-secret", "bearer", "authorization"] = "mj-api-secret"
     timeout_s: float = Field(default=30, gt=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        return value.rstrip("/")
 
 
 class StorageSettings(_Section):
