@@ -12,7 +12,7 @@ from bot.config import DiscordSettings, Settings
 from bot.jobs import JobService
 from bot.proxy import ProxyClient
 from bot.store import Store
-from bot.ui.buttons import JobButton
+from bot.ui.buttons import JobButton, StaleButton
 from bot.ui.delivery import DiscordJobView
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,11 @@ class MjBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.store.open()
-        self.add_dynamic_items(JobButton)
-        from bot.cogs import imagine
+        self.add_dynamic_items(JobButton, StaleButton)
+        from bot.cogs import admin, imagine
 
         await imagine.setup(self)
+        await admin.setup(self)
         await self.sync_commands()
         await self.jobs.start(DiscordJobView(self))
 

@@ -56,6 +56,21 @@ class TrackingSettings(_Section):
     deadline_s: float = Field(default=900, gt=0)
 
 
+class AccessSettings(_Section):
+    admin_user_ids: list[int] = Field(default_factory=list)
+    allowed_guild_ids: list[int] = Field(default_factory=list)
+    allowed_channel_ids: list[int] = Field(default_factory=list)
+    allowed_role_ids: list[int] = Field(default_factory=list)
+    buttons: Literal["owner", "anyone"] = "owner"
+    banned_words: list[str] = Field(default_factory=list)
+
+
+class LimitsSettings(_Section):
+    max_running_per_user: int = Field(default=3, ge=0)  # 0 = unlimited
+    max_jobs_per_user_per_day: int = Field(default=0, ge=0)  # 0 = unlimited
+    max_attachment_mb: float = Field(default=10, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MJBOT_",
@@ -67,6 +82,8 @@ class Settings(BaseSettings):
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
     @classmethod
     def settings_customise_sources(

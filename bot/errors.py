@@ -114,6 +114,20 @@ class EmptyPrompt(UserInputError):
     key = "input.empty_prompt"
 
 
+class PromptTooLong(UserInputError):
+    key = "input.prompt_too_long"  # params: limit, length
+
+
+class BadParameter(UserInputError):
+    key = "input.bad_parameter"  # params: parameter (e.g. "--ar"), value, expected
+
+
+class BannedWord(UserInputError):
+    """A word the server's admins banned (``[access] banned_words``), found before submitting."""
+
+    key = "input.banned_word"  # params: word
+
+
 class NotAnImage(UserInputError):
     key = "input.not_image"
 
@@ -151,3 +165,46 @@ class DeliveryForbidden(DeliveryError):
     """The bot lacks a permission in the channel."""
 
     key = "discord.missing_permission"
+
+
+# --- access and limits ---------------------------------------------------------------------------
+
+
+class NotAllowed(UserInputError):
+    key = "access.denied"
+
+
+class GuildNotAllowed(NotAllowed):
+    key = "access.guild"
+
+
+class ChannelNotAllowed(NotAllowed):
+    key = "access.channel"  # params: channels (mentions)
+
+
+class RoleNotAllowed(NotAllowed):
+    key = "access.role"  # params: roles (mentions)
+
+
+class NotJobOwner(NotAllowed):
+    key = "access.not_owner"  # params: owner_id
+
+
+class AdminOnly(NotAllowed):
+    key = "access.admin_only"
+
+
+class TooManyRunning(UserInputError):
+    key = "limits.running"  # params: limit
+
+
+class DailyLimitReached(UserInputError):
+    key = "limits.daily"  # params: limit
+
+
+class ButtonAlreadyUsed(UserInputError):
+    key = "button.already_used"  # params: link
+
+
+class ButtonBusy(UserInputError):
+    key = "button.busy"

@@ -12,23 +12,45 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Protocol
 
 from bot.config import Settings
 from bot.errors import (
+    ButtonAlreadyUsed,
+    ButtonBusy,
+    ButtonInvalid,
+    DailyLimitReached,
     DeliveryError,
     DeliveryForbidden,
-    EmptyPrompt,
     JobNotFound,
     JobNotReady,
     MessageGone,
     ProxyEndpointMissing,
     ProxyError,
+    ProxyTimeout,
+    TooManyRunning,
     UserInputError,
 )
-from bot.models import Action, Display, ImageFile, Job, Phase, ProxyTask, Status
+from bot.access import AccessPolicy, Requester
+from bot.models import (
+    Action,
+    Display,
+    ImageFile,
+    Job,
+    Phase,
+    ProxyTask,
+    Status,
+    Submission,
+    SubmitAccepted,
+    message_link,
+)
+from bot.prompt import check_prompt
 from bot.proxy import ProxyClient
 from bot.store import Store
 
@@ -40,6 +62,8 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 VANISHED_AFTER_MISSES = 3  # ticks in a row the proxy does not know a task before it counts as lost
 MAX_BACKOFF_S = 60.0
+RECOVERY_GRACE_S = 10.0  # beyond the proxy timeout, before a pending submission counts as cut off
+SUBMISSION_GIVE_UP_S = 3600.0  # a submission the proxy does not list after this was never accepted
 SHUTDOWN_GRACE_S = 10.0
 MAX_DELIVERY_ATTEMPTS = 20  # one per tick; Discord trouble lasting longer than that is not passing
 
@@ -58,6 +82,20 @@ class JobView(Protocol):
         """
         ...
 
+    async def find_posted(self, job: Job) -> list[int]:
+        """Ids of messages, newest first, that may be ``job``'s message from a posting attempt whose
+        answer was lost (posted since ``job.posting_at``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    proxy_problem: ProxyError | None
+    proxy_latency_s: float | None
+    running: int
+    waiting: int
+    oldest: Job | None
+
 
 class JobService:
     def __init__(
@@ -71,6 +109,7 @@ class JobService:
         self.settings = settings
         self.proxy = proxy
         self.store = store
+        self.policy = AccessPolicy(settings.access)
         self.view: JobView | None = None
         self._clock = clock
         self._tracked: dict[str, Job] = {}  # unfinished jobs, by task id
@@ -81,6 +120,10 @@ class JobService:
         self._retry: set[str] = set()  # jobs whose last delivery failed; retried on the next tick
         self._delivery_failures: dict[str, int] = {}
         self._list_supported = True
+        self._pressing: set[tuple[str, str, int | None]] = set()  # buttons being submitted now
+        self._submitting_per_user: dict[int, int] = {}
+        self._recovering = False  # submissions may wait to be recovered
+        self._started_at = clock()
         self._tracker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._ticked = asyncio.Condition()
@@ -91,6 +134,8 @@ class JobService:
     async def start(self, view: JobView) -> None:
         """Resume from SQLite: track unfinished jobs again and repair messages left stale."""
         self.view = view
+        self._started_at = self._clock()
+        self._recovering = True
         for job in await self.store.unfinished_jobs():
             self._tracked[job.task_id] = job
         pending = await self.store.undelivered_jobs()
@@ -121,64 +166,140 @@ class JobService:
     def tracked_ids(self) -> list[str]:
         return list(self._tracked)
 
+    async def status(self) -> ServiceStatus:
+        """For admins: is the proxy reachable, how many jobs run and wait, which is oldest."""
+        unfinished = await self.store.unfinished_jobs()
+        waiting = sum(1 for job in unfinished if job.status in (Status.NOT_START, Status.SUBMITTED, Status.UNKNOWN))
+        problem, latency = None, None
+        try:
+            latency = await self.proxy.ping()
+        except ProxyError as exc:
+            problem = exc
+        return ServiceStatus(proxy_problem=problem, proxy_latency_s=latency, running=len(unfinished) - waiting,
+                             waiting=waiting, oldest=unfinished[0] if unfinished else None)
+
     # --- submitting ----------------------------------------------------------------------------
 
-    async def imagine(
-        self,
-        prompt: str,
-        *,
-        owner_id: int,
-        channel_id: int,
-        guild_id: int | None,
-        image: ImageFile | None = None,
-    ) -> Job:
-        """Submit an imagine and post its message. Raises a ProxyError when the proxy refuses
-        (nothing is stored or posted then), or a DeliveryError when the message could not be posted
-        (the task is stored and tracked all the same)."""
-        prompt = " ".join(prompt.split())
-        if not prompt:
-            raise EmptyPrompt("empty prompt")
-        images = [image.as_data_url()] if image else []
-        accepted = await self.proxy.submit_imagine(prompt, images)
-        log.info("task %s submitted: imagine by user %s in guild %s channel %s",
-                 accepted.task_id, owner_id, guild_id, channel_id)
-        job = self._new_job(accepted.task_id, Action.IMAGINE, prompt, owner_id, channel_id, guild_id,
-                            queue_ahead=accepted.queue_ahead)
-        return await self._accept(job)
+    async def imagine(self, prompt: str, who: Requester, *, image: ImageFile | None = None) -> Job:
+        """Submit an imagine and post its message.
 
-    async def change(self, parent_task_id: str, action: Action, index: int | None, *, user_id: int) -> Job:
-        """Upscale, vary or reroll a finished grid: a new job that replies to the parent."""
+        Raises a UserInputError for a request the rules refuse and a ProxyError when the proxy
+        refuses (nothing is stored or posted then), or a DeliveryError when the message could not be
+        posted (the task is stored and tracked all the same).
+        """
+        self.policy.check_start(who)
+        prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
+        images = [image.as_data_url()] if image else []
+        async with self._reservation(who.user_id):
+            submission = self._submission(Action.IMAGINE, prompt, who, who.channel_id)
+            await self.store.insert_submission(submission)
+            accepted = await self._submitting(
+                submission, self.proxy.submit_imagine(prompt, images, state=submission.nonce))
+            log.info("task %s submitted: imagine by user %s in guild %s channel %s",
+                     accepted.task_id, who.user_id, who.guild_id, who.channel_id)
+            job = self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead)
+            return await self._accept(job)
+
+    async def change(self, parent_task_id: str, action: Action, index: int | None, who: Requester) -> Job:
+        """Upscale, vary or reroll a finished grid: a new job that replies to the parent. Each
+        button of a grid submits once, however often and by whomever it is pressed."""
         if action not in (Action.UPSCALE, Action.VARIATION, Action.REROLL):
-            raise UserInputError(f"not a change action: {action}")
+            raise ButtonInvalid(f"not a change action: {action}")
+        index = 0 if action is Action.REROLL else index
         if action is not Action.REROLL and index not in (1, 2, 3, 4):
-            raise UserInputError(f"index {index} out of 1..4")
+            raise ButtonInvalid(f"index {index} out of 1..4")
         parent = await self.store.get_job(parent_task_id)
         if parent is None:
             raise JobNotFound(f"no job {parent_task_id}", task_id=parent_task_id)
+        self.policy.check_press(who, parent)
         if parent.status is not Status.SUCCESS or not parent.action.makes_grid:
             raise JobNotReady(f"job {parent_task_id} is {parent.status.value}", task_id=parent_task_id)
-        accepted = await self.proxy.submit_change(parent_task_id, action, index)
-        log.info("task %s submitted: %s %s of %s by user %s in channel %s", accepted.task_id,
-                 action.value, index, parent_task_id, user_id, parent.channel_id)
-        job = self._new_job(
-            accepted.task_id, action, parent.prompt, user_id, parent.channel_id, parent.guild_id,
-            queue_ahead=accepted.queue_ahead, parent_task_id=parent_task_id,
-            parent_index=index if action is not Action.REROLL else None,
-        )
-        job = await self._accept(job)
+        button = (parent_task_id, action.value, index)
+        done = await self.store.child_job(parent_task_id, action, index)
+        if done is not None:
+            raise ButtonAlreadyUsed(f"{action.value} {index} of {parent_task_id} is task {done.task_id}",
+                                    link=message_link(done.guild_id, done.channel_id, done.message_id))
+        if button in self._pressing:
+            raise ButtonBusy(f"{action.value} {index} of {parent_task_id} is being submitted")
+        self._pressing.add(button)
+        try:
+            async with self._reservation(who.user_id):
+                submission = self._submission(action, parent.prompt, who, parent.channel_id,
+                                              parent=parent, index=index)
+                try:
+                    await self.store.insert_submission(submission)
+                except sqlite3.IntegrityError:  # one left by a crash, being recovered
+                    raise ButtonBusy(f"{action.value} {index} of {parent_task_id} has a submission") from None
+                accepted = await self._submitting(submission, self.proxy.submit_change(
+                    parent_task_id, action, index, state=submission.nonce))
+                log.info("task %s submitted: %s %s of %s by user %s in channel %s", accepted.task_id,
+                         action.value, index, parent_task_id, who.user_id, parent.channel_id)
+                job = await self._accept(self._new_job(accepted.task_id, submission,
+                                                       queue_ahead=accepted.queue_ahead))
+        finally:
+            self._pressing.discard(button)
+        await self._refresh_used_buttons(parent_task_id, action)
+        return job
+
+    async def _refresh_used_buttons(self, parent_task_id: str, action: Action) -> None:
         if action in (Action.UPSCALE, Action.VARIATION):
             # The grid's button is now "used": bring the grid's message up to date.
             refreshed = await self.store.get_job(parent_task_id)
             if refreshed is not None:
                 await self.store.update_job(refreshed, ())
                 self._schedule_delivery(parent_task_id)
-        return job
 
-    def _new_job(self, task_id: str, action: Action, prompt: str, owner_id: int, channel_id: int,
-                 guild_id: int | None, **extra: object) -> Job:
+    @contextlib.asynccontextmanager
+    async def _reservation(self, user_id: int) -> AsyncIterator[None]:
+        """Hold one of the member's job slots while a submit is under way (admins have no limit)."""
+        limits = self.settings.limits
+        if not self.policy.is_admin(user_id):
+            pending = self._submitting_per_user.get(user_id, 0)
+            if limits.max_running_per_user:
+                running = await self.store.count_unfinished(user_id) + pending
+                if running >= limits.max_running_per_user:
+                    raise TooManyRunning(f"user {user_id} has {running} jobs running",
+                                         limit=limits.max_running_per_user)
+            if limits.max_jobs_per_user_per_day:
+                midnight = datetime.fromtimestamp(self._clock(), timezone.utc).replace(
+                    hour=0, minute=0, second=0, microsecond=0).timestamp()
+                today = await self.store.count_created_since(user_id, midnight) + pending
+                if today >= limits.max_jobs_per_user_per_day:
+                    raise DailyLimitReached(f"user {user_id} started {today} jobs today",
+                                            limit=limits.max_jobs_per_user_per_day)
+        self._submitting_per_user[user_id] = self._submitting_per_user.get(user_id, 0) + 1
+        try:
+            yield
+        finally:
+            self._submitting_per_user[user_id] -= 1
+            if not self._submitting_per_user[user_id]:
+                del self._submitting_per_user[user_id]
+
+    def _submission(self, action: Action, prompt: str, who: Requester, channel_id: int, *,
+                    parent: Job | None = None, index: int | None = None) -> Submission:
+        return Submission(
+            nonce=f"mjbot:{uuid.uuid4().hex}", action=action.value, prompt=prompt, owner_id=who.user_id,
+            guild_id=who.guild_id if parent is None else parent.guild_id, channel_id=channel_id,
+            parent_task_id=parent.task_id if parent else None, parent_index=index, created_at=self._clock())
+
+    async def _submitting(self, submission: Submission, submit: Awaitable[SubmitAccepted]) -> SubmitAccepted:
+        """Await the proxy's answer. A refusal means there is nothing to recover: forget the
+        submission. A timeout may hide an accepted task: keep it, and recovery will look for it."""
+        try:
+            return await submit
+        except ProxyTimeout:
+            self._recovering = True
+            raise
+        except BaseException:
+            await self.store.delete_submission(submission.nonce)
+            raise
+
+    def _new_job(self, task_id: str, submission: Submission, **extra: object) -> Job:
         now = self._clock()
-        return Job(task_id=task_id, action=action, prompt=prompt, owner_id=owner_id,
-                   channel_id=channel_id, guild_id=guild_id, status=Status.SUBMITTED,
+        return Job(task_id=task_id, action=Action(submission.action), prompt=submission.prompt,
+                   owner_id=submission.owner_id, channel_id=submission.channel_id,
+                   guild_id=submission.guild_id, parent_task_id=submission.parent_task_id,
+                   parent_index=submission.parent_index, status=Status.SUBMITTED, nonce=submission.nonce,
                    created_at=now, updated_at=now, **extra)  # type: ignore[arg-type]
 
     async def _accept(self, job: Job) -> Job:
@@ -189,6 +310,45 @@ class JobService:
         if isinstance(problem, (DeliveryForbidden, MessageGone)):
             raise problem
         return await self.store.get_job(job.task_id) or job
+
+    # --- recovering submissions cut off by a crash ---------------------------------------------
+
+    async def _recover_submissions(self) -> None:
+        """Find tasks the proxy accepted but the bot never stored (it died, or the answer timed
+        out), by the nonce each submit carries as ``state``; adopt them as jobs."""
+        now = self._clock()
+        # Submits of this process still waiting for their answer are not lost (yet).
+        cutoff = max(self._started_at, now - self.settings.proxy.timeout_s - RECOVERY_GRACE_S)
+        pending = await self.store.submissions(before=cutoff)
+        if not pending:
+            self._recovering = False
+            return
+        try:
+            tasks = {task.state: task for task in await self.proxy.recent_tasks() if task.state}
+        except ProxyEndpointMissing:
+            tasks = {}
+            log.warning("the proxy cannot list its tasks; %d interrupted submissions cannot be checked",
+                        len(pending))
+        for submission in pending:
+            task = tasks.get(submission.nonce)
+            if task is not None and await self.store.get_job(task.id) is not None:
+                await self.store.delete_submission(submission.nonce)  # stored after all
+            elif task is not None:
+                log.warning("task %s: recovered a submission interrupted before its answer was stored "
+                            "(%s by user %s in channel %s)", task.id, submission.action,
+                            submission.owner_id, submission.channel_id)
+                job = self._new_job(task.id, submission).with_changes(created_at=submission.created_at)
+                await self.store.insert_job(job)
+                self._tracked[job.task_id] = job
+                await self._apply(job, task)
+                self._schedule_delivery(job.task_id)
+                if submission.parent_task_id:
+                    await self._refresh_used_buttons(submission.parent_task_id, job.action)
+            elif not tasks or now - submission.created_at > SUBMISSION_GIVE_UP_S:
+                log.warning("submission %s (%s by user %s in channel %s) is not known to the proxy; "
+                            "it was never accepted", submission.nonce, submission.action,
+                            submission.owner_id, submission.channel_id)
+                await self.store.delete_submission(submission.nonce)
 
     # --- tracking ------------------------------------------------------------------------------
 
@@ -214,6 +374,12 @@ class JobService:
     async def tick(self) -> None:
         """One pass over every unfinished job: ask the proxy, store changes, show them."""
         try:
+            if self._recovering:
+                try:
+                    await self._recover_submissions()
+                except ProxyError as exc:  # not a reason to stop tracking the others
+                    log.warning("checking interrupted submissions failed (%s: %s); will retry",
+                                type(exc).__name__, exc)
             await self._expire_overdue()
             ids = list(self._tracked)
             if ids:
@@ -372,6 +538,8 @@ class JobService:
                 self._retry.add(task_id)
                 return None
         reply_to = None
+        if job.message_id is None:
+            job = await self._before_posting(job)
         if job.parent_task_id and job.message_id is None:
             parent = await self.store.get_job(job.parent_task_id)
             reply_to = parent.message_id if parent else None
@@ -401,6 +569,26 @@ class JobService:
         self._image_failures.pop(task_id, None)
         self._delivery_failures.pop(task_id, None)
         return None
+
+    async def _before_posting(self, job: Job) -> Job:
+        """Before posting a job's message: if an earlier attempt may have posted it (the process
+        died, or Discord failed, before its id was stored), adopt that message instead of posting
+        a second one. Otherwise note that posting begins."""
+        if job.posting_at is not None:
+            try:
+                candidates = await self.view.find_posted(job)
+            except DeliveryError as exc:
+                log.warning("task %s: looking for its earlier message failed (%s)", job.task_id, exc)
+                candidates = []
+            for message_id in candidates:
+                if await self.store.job_for_message(message_id) is None:
+                    log.info("task %s: adopting message %s posted before a restart", job.task_id, message_id)
+                    job = job.with_changes(message_id=message_id)
+                    await self.store.update_job(job, ["message_id"])
+                    return job
+        job = job.with_changes(posting_at=self._clock())
+        await self.store.update_job(job, ["posting_at"])
+        return job
 
     async def _final_image(self, job: Job) -> ImageFile | None:
         """Download the final image now: proxy and CDN links expire, the attachment does not."""

@@ -58,6 +58,7 @@ class ProxyTask(BaseModel):
     prompt: str | None = None
     prompt_en: str | None = Field(default=None, alias="promptEn")
     description: str | None = None
+    state: str | None = None
     image_url: str | None = Field(default=None, alias="imageUrl")
     fail_reason: str | None = Field(default=None, alias="failReason")
     submit_time: int | None = Field(default=None, alias="submitTime")
@@ -137,6 +138,8 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
+    posting_at: float | None = None  # when posting its message began (NULL once the id is stored)
+    nonce: str | None = None  # the submission's nonce, sent to the proxy as the task's `state`
     used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
 
     @property
@@ -150,6 +153,26 @@ class Job:
 
     def with_changes(self, **changes: Any) -> Job:
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job about to be submitted: stored first, so a crash before the proxy's answer is stored
+    can be repaired (the proxy's task carries ``nonce`` as its ``state``)."""
+
+    nonce: str
+    action: str
+    prompt: str
+    owner_id: int
+    guild_id: int | None
+    channel_id: int
+    parent_task_id: str | None
+    parent_index: int | None
+    created_at: float
+
+
+def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id or ''}".rstrip("/")
 
 
 class Phase(str, enum.Enum):

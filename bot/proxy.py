@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,17 +90,23 @@ class ProxyClient:
 
     # --- submits -------------------------------------------------------------------------------
 
-    async def submit_imagine(self, prompt: str, images: Sequence[str] = ()) -> SubmitAccepted:
-        """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64)."""
+    async def submit_imagine(self, prompt: str, images: Sequence[str] = (), *, state: str | None = None) -> SubmitAccepted:
+        """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64).
+        ``state`` comes back unchanged on the task (the bot uses it to find a task again)."""
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
+        if state:
+            body["state"] = state
         return await self._submit("/submit/imagine", body)
 
-    async def submit_change(self, task_id: str, action: Action, index: int | None) -> SubmitAccepted:
+    async def submit_change(self, task_id: str, action: Action, index: int | None, *,
+                            state: str | None = None) -> SubmitAccepted:
         body: dict[str, Any] = {"taskId": task_id, "action": action.value}
         # new-api requires an index even for REROLL; the others ignore it there.
-        body["index"] = index if index is not None else 1
+        body["index"] = index if index else 1
+        if state:
+            body["state"] = state
         return await self._submit("/submit/change", body)
 
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
@@ -150,12 +157,32 @@ class ProxyClient:
         data = await self._request_json("POST", path, json={"ids": list(task_ids)})
         if not isinstance(data, list):
             raise ProxyBadResponse(f"POST {path}: expected a list", detail=_snippet(str(data)))
+        return self._parse_tasks(data, f"POST {path}")
+
+    async def recent_tasks(self) -> list[ProxyTask]:
+        """Every task the server still holds (``GET /task/list``), to find one by its ``state``.
+
+        Raises :class:`ProxyEndpointMissing` when the server has no such list.
+        """
+        path = "/task/list"
+        data = await self._request_json("GET", path)
+        if not isinstance(data, list):
+            raise ProxyBadResponse(f"GET {path}: expected a list", detail=_snippet(str(data)))
+        return self._parse_tasks(data, f"GET {path}")
+
+    async def ping(self) -> float:
+        """Seconds one cheap authenticated request takes; raises a ProxyError when it fails."""
+        started = time.perf_counter()
+        await self._request_json("POST", "/task/list-by-condition", json={"ids": ["mjbot-ping"]})
+        return time.perf_counter() - started
+
+    def _parse_tasks(self, data: list[Any], where: str) -> list[ProxyTask]:
         tasks = []
         for item in data:
             try:
-                tasks.append(self._parse_task(item, f"POST {path}"))
+                tasks.append(self._parse_task(item, where))
             except ProxyBadResponse as exc:
-                log.warning("skipping a malformed task in %s: %s", path, exc.detail)
+                log.warning("skipping a malformed task in %s: %s", where, exc.detail)
         return tasks
 
     @staticmethod

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from bot.models import Action, Display, Job, Status
+from bot.models import Action, Display, Job, Status, Submission
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_undelivered ON jobs (updated_at)
         WHERE message_gone = 0 AND (shown IS NULL OR shown <> display);
     """,
+    # 2: crash safety. A submission is written before the proxy is asked (and found again through
+    # its nonce, sent as the task's `state`, if the bot dies before storing the answer); a job
+    # notes when its message started being posted (so a restart looks for it before posting again);
+    # one job per button of a grid.
+    """
+    CREATE TABLE submissions (
+        nonce          TEXT PRIMARY KEY,
+        action         TEXT NOT NULL,
+        prompt         TEXT NOT NULL,
+        owner_id       INTEGER NOT NULL,
+        guild_id       INTEGER,
+        channel_id     INTEGER NOT NULL,
+        parent_task_id TEXT,
+        parent_index   INTEGER,
+        created_at     REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX submissions_one_per_button ON submissions (parent_task_id, action, parent_index)
+        WHERE parent_task_id IS NOT NULL;
+    ALTER TABLE jobs ADD COLUMN posting_at REAL;
+    ALTER TABLE jobs ADD COLUMN nonce TEXT;
+    CREATE UNIQUE INDEX jobs_one_per_button ON jobs (parent_task_id, action, parent_index)
+        WHERE parent_task_id IS NOT NULL;
+    CREATE INDEX jobs_owner ON jobs (owner_id, created_at);
+    CREATE INDEX jobs_message ON jobs (message_id) WHERE message_id IS NOT NULL;
+    """,
 ]
 
 _COLUMNS = (
     "task_id", "action", "prompt", "prompt_en", "owner_id", "guild_id", "channel_id",
     "parent_task_id", "parent_index", "message_id", "status", "progress", "queue_ahead",
     "image_url", "fail_reason", "shown", "message_gone", "created_at", "updated_at", "finished_at",
+    "posting_at", "nonce",
 )
 _UPDATABLE = frozenset(_COLUMNS) - {"task_id", "created_at"}
 
@@ -101,11 +128,43 @@ class Store:
     # --- writes --------------------------------------------------------------------------------
 
     async def insert_job(self, job: Job) -> None:
+        """Store a new job; in the same transaction, its submission (if any) is done with."""
         row = _row_of(job)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(row.values()))
+        try:
+            await self.db.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(row.values()))
+            if job.nonce:
+                await self.db.execute("DELETE FROM submissions WHERE nonce = ?", (job.nonce,))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+
+    async def insert_submission(self, submission: Submission) -> None:
+        """Record an intent to submit, before the proxy is asked. Raises ``sqlite3.IntegrityError``
+        when the same button of the same grid already has one."""
+        row = asdict(submission)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        try:
+            await self.db.execute(f"INSERT INTO submissions ({columns}) VALUES ({marks})",
+                                  tuple(row.values()))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+
+    async def delete_submission(self, nonce: str) -> None:
+        await self.db.execute("DELETE FROM submissions WHERE nonce = ?", (nonce,))
         await self.db.commit()
+
+    async def submissions(self, *, before: float) -> list[Submission]:
+        async with self.db.execute(
+            "SELECT * FROM submissions WHERE created_at < ? ORDER BY created_at", (before,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [Submission(**dict(row)) for row in rows]
 
     async def update_job(self, job: Job, fields: Iterable[str]) -> None:
         """Write only ``fields`` of ``job`` (plus its display signature and ``updated_at``).
@@ -142,8 +201,32 @@ class Store:
             "WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at"
         )
 
+    async def child_job(self, parent_task_id: str, action: Action, index: int) -> Job | None:
+        jobs = await self._select("WHERE parent_task_id = ? AND action = ? AND parent_index = ?",
+                                  (parent_task_id, action.value, index))
+        return jobs[0] if jobs else None
+
+    async def job_for_message(self, message_id: int) -> Job | None:
+        jobs = await self._select("WHERE message_id = ?", (message_id,))
+        return jobs[0] if jobs else None
+
+    async def count_unfinished(self, owner_id: int) -> int:
+        return await self._count("owner_id = ? AND finished_at IS NULL", (owner_id,))
+
+    async def count_created_since(self, owner_id: int, since: float) -> int:
+        return await self._count("owner_id = ? AND created_at >= ?", (owner_id, since))
+
+    async def _count(self, where: str, params: tuple[Any, ...]) -> int:
+        async with self.db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
+            (count,) = await cursor.fetchone()
+        return int(count)
+
+    async def oldest_unfinished(self) -> Job | None:
+        jobs = await self._select("WHERE finished_at IS NULL ORDER BY created_at LIMIT 1")
+        return jobs[0] if jobs else None
+
     async def child_jobs(self, parent_task_id: str) -> list[Job]:
-        return await self._select("WHERE parent_task_id = ? ORDER BY created_at", (parent_task_id,))
+        return await self._select("WHERE parent_task_id = ? ORDER BY created_at, rowid", (parent_task_id,))
 
     async def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[Job]:
         async with self.db.execute(f"SELECT * FROM jobs {where}", params) as cursor:
@@ -195,6 +278,8 @@ def _row_of(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.updated_at or time.time(),
         "finished_at": job.finished_at,
+        "posting_at": job.posting_at,
+        "nonce": job.nonce,
     }
 
 
@@ -220,4 +305,6 @@ def _job_of(row: aiosqlite.Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        posting_at=row["posting_at"],
+        nonce=row["nonce"],
     )

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from bot.config import DiscordSettings, ProxySettings, Settings, StorageSettings, TrackingSettings
+from bot.config import (
+    AccessSettings,
+    DiscordSettings,
+    LimitsSettings,
+    ProxySettings,
+    Settings,
+    StorageSettings,
+    TrackingSettings,
+)
 from bot.errors import DeliveryForbidden, MessageGone
 from bot.jobs import JobService
 from bot.models import Display, ImageFile, Job
@@ -27,12 +35,16 @@ async def sim() -> AsyncIterator[ProxySim]:
         yield server
 
 
-def make_settings(sim: ProxySim, db_path: Path, **tracking: Any) -> Settings:
+def make_settings(sim: ProxySim, db_path: Path, *, access: dict[str, Any] | None = None,
+                  limits: dict[str, Any] | None = None, **tracking: Any) -> Settings:
+    """Settings for tests: fast polling, and no per-user limits unless a test sets them."""
     return Settings(
         discord=DiscordSettings(token="discord-token-not-real"),
         proxy=ProxySettings(base_url=sim.base_url, secret=PROXY_SECRET, timeout_s=2),
         storage=StorageSettings(path=str(db_path)),
         tracking=TrackingSettings(**{"poll_interval_s": 0.02, "deadline_s": 900, **tracking}),
+        access=AccessSettings(**(access or {})),
+        limits=LimitsSettings(**{"max_running_per_user": 0, **(limits or {})}),
     )
 
 

@@ -498,6 +498,7 @@ class ProxySim:
         app.router.add_post(API_PREFIX + "/submit/change", self._change)
         app.router.add_get(API_PREFIX + "/task/{id}/fetch", self._fetch)
         app.router.add_post(API_PREFIX + "/task/list-by-condition", self._list_by_condition)
+        app.router.add_get(API_PREFIX + "/task/list", self._list_all)
         app.router.add_get(API_PREFIX + "/image/{name}", self._image)
         # A short shutdown timeout keeps test teardown fast when a client is mid-request.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -993,6 +994,10 @@ class ProxySim:
         if self.mode == "poll":
             self._auto_advance(task)  # after serialising: the caller sees the old state
         return response
+
+    async def _list_all(self, request: web.Request) -> web.Response:
+        """novicezk's GET /task/list: every task it still holds, newest first."""
+        return _json_response([task.to_json() for task in reversed(self.tasks.values())])
 
     async def _list_by_condition(self, request: web.Request) -> web.Response:
         body = await self._json_object(request)

@@ -14,6 +14,7 @@ from bot.errors import (
     ProxyUnreachable,
     QueueFull,
 )
+from bot.access import Requester
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
 from bot.models import Action, ImageFile, Phase, Status
 from bot.proxy import ProxyClient
@@ -24,8 +25,12 @@ from tests.proxy_sim import ProxySim
 USER, CHANNEL, GUILD = 11, 22, 33
 
 
-async def imagine(jobs: JobService, prompt: str = "a red fox", **kw):
-    return await jobs.imagine(prompt, owner_id=USER, channel_id=CHANNEL, guild_id=GUILD, **kw)
+def member(user_id: int = USER, **kw) -> Requester:
+    return Requester(user_id=user_id, guild_id=kw.pop("guild_id", GUILD), channel_id=kw.pop("channel_id", CHANNEL), **kw)
+
+
+async def imagine(jobs: JobService, prompt: str = "a red fox", who: Requester | None = None, **kw):
+    return await jobs.imagine(prompt, who or member(), **kw)
 
 
 async def finish_grid(jobs: JobService, view: RecordingView, sim: ProxySim):
@@ -85,11 +90,13 @@ async def test_queued_job_shows_jobs_ahead(service, sim):
 async def test_upscale_replies_to_the_grid_and_marks_the_button(service, sim):
     jobs, view = service
     grid = await finish_grid(jobs, view, sim)
-    upscale = await jobs.change(grid.task_id, Action.UPSCALE, 2, user_id=99)
-    assert sim.last_request("/submit/change").json == {"taskId": grid.task_id, "action": "UPSCALE", "index": 2}
+    upscale = await jobs.change(grid.task_id, Action.UPSCALE, 2, member())
+    body = sim.last_request("/submit/change").json
+    assert body == {"taskId": grid.task_id, "action": "UPSCALE", "index": 2, "state": upscale.nonce}
+    assert upscale.nonce.startswith("mjbot:")
     first = view.of(upscale.task_id)[0]
     assert first.created and first.reply_to == grid.message_id
-    assert (upscale.owner_id, upscale.parent_task_id, upscale.parent_index) == (99, grid.task_id, 2)
+    assert (upscale.owner_id, upscale.parent_task_id, upscale.parent_index) == (USER, grid.task_id, 2)
     # The grid is edited (not re-uploaded) to show U2 as used.
     await view.wait_for(lambda: view.last(grid.task_id).display.used_buttons == (("UPSCALE", 2),))
     assert view.last(grid.task_id).image is None and not view.last(grid.task_id).created
@@ -102,9 +109,9 @@ async def test_upscale_replies_to_the_grid_and_marks_the_button(service, sim):
 async def test_reroll_and_variation_make_new_grids(service, sim):
     jobs, view = service
     grid = await finish_grid(jobs, view, sim)
-    reroll = await jobs.change(grid.task_id, Action.REROLL, None, user_id=USER)
+    reroll = await jobs.change(grid.task_id, Action.REROLL, 0, member())
     assert sim.last_request("/submit/change").json["index"] == 1
-    variation = await jobs.change(grid.task_id, Action.VARIATION, 3, user_id=USER)
+    variation = await jobs.change(grid.task_id, Action.VARIATION, 3, member())
     for job in (reroll, variation):
         sim.succeed(job.task_id)
     await view.wait_for(lambda: all(view.last(j.task_id).display.phase is Phase.DONE for j in (reroll, variation)))
@@ -114,10 +121,10 @@ async def test_reroll_and_variation_make_new_grids(service, sim):
 async def test_change_refused_for_unknown_or_unfinished_parent(service, sim):
     jobs, _ = service
     with pytest.raises(JobNotFound):
-        await jobs.change("123", Action.UPSCALE, 1, user_id=USER)
+        await jobs.change("123", Action.UPSCALE, 1, member())
     job = await imagine(jobs)
     with pytest.raises(JobNotReady):
-        await jobs.change(job.task_id, Action.UPSCALE, 1, user_id=USER)
+        await jobs.change(job.task_id, Action.UPSCALE, 1, member())
     assert sim.count("/submit/change") == 0
 
 
@@ -263,7 +270,7 @@ async def test_new_service_resumes_same_message_and_buttons(sim, tmp_path):
         assert done.message_id == message_id and not done.created  # the same message, not a new one
         assert done.image.data == sim.image_bytes(running.task_id)
         # A button on the grid posted by the old instance still works.
-        upscale = await jobs.change(grid.task_id, Action.UPSCALE, 1, user_id=USER)
+        upscale = await jobs.change(grid.task_id, Action.UPSCALE, 1, member())
         assert view.of(upscale.task_id)[0].reply_to == grid.message_id
     finally:
         await close(jobs, proxy, store)

@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import Requester
 from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, MjBotError, NotAnImage
 from bot.i18n import error_text, language_for, t
 from bot.models import Action, ImageFile
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
@@ -43,12 +43,22 @@ def missing_permission(interaction: discord.Interaction) -> str | None:
     return None
 
 
-async def read_reference_image(attachment: discord.Attachment) -> ImageFile:
+def requester(interaction: discord.Interaction) -> Requester:
+    """The member behind an interaction, and where they are, as the access rules need it."""
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    roles = getattr(interaction.user, "roles", ())
+    return Requester(user_id=interaction.user.id, guild_id=interaction.guild_id,
+                     channel_id=interaction.channel_id or 0, parent_channel_id=parent_id,
+                     role_ids=frozenset(role.id for role in roles))
+
+
+async def read_reference_image(attachment: discord.Attachment, *, max_mb: float) -> ImageFile:
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     if content_type not in IMAGE_TYPES:
         raise NotAnImage(f"attachment {attachment.filename!r} is {content_type or 'of unknown type'}")
-    if attachment.size > MAX_REFERENCE_BYTES:
-        raise ImageTooLarge(f"attachment of {attachment.size} bytes", limit_mb=MAX_REFERENCE_BYTES // 2**20)
+    if attachment.size > max_mb * 1024 * 1024:
+        raise ImageTooLarge(f"attachment of {attachment.size} bytes", limit_mb=f"{max_mb:g}")
     try:
         data = await attachment.read()
     except (discord.HTTPException, discord.NotFound) as exc:
@@ -89,7 +99,7 @@ async def press_button(interaction: discord.Interaction[MjBot], action: Action, 
     """U/V/🔄: submit the change; its message appears as a reply to the grid."""
     await interaction.response.defer()
     try:
-        await interaction.client.jobs.change(task_id, action, index or None, user_id=interaction.user.id)
+        await interaction.client.jobs.change(task_id, action, index, requester(interaction))
     except Exception as exc:  # every failure gets an answer; nothing escapes as "interaction failed"
         await report_failure(interaction, exc, what=f"{action.value} {index} of task {task_id}")
 
@@ -109,10 +119,10 @@ class ImagineCog(commands.Cog):
             permission = missing_permission(interaction)
             if permission:
                 raise DeliveryForbidden(f"missing {permission}", permission=permission)
-            reference = await read_reference_image(image) if image else None
-            await self.bot.jobs.imagine(prompt, owner_id=interaction.user.id,
-                                        channel_id=interaction.channel_id, guild_id=interaction.guild_id,
-                                        image=reference)
+            reference = None
+            if image:
+                reference = await read_reference_image(image, max_mb=self.bot.settings.limits.max_attachment_mb)
+            await self.bot.jobs.imagine(prompt, requester(interaction), image=reference)
         except Exception as exc:
             await report_failure(interaction, exc, what="/imagine")
             return

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from bot.errors import ButtonInvalid
 from bot.models import Action
 
 if TYPE_CHECKING:
@@ -26,10 +27,14 @@ def custom_id(action: Action, index: int, task_id: str) -> str:
     return f"{CUSTOM_ID_PREFIX}:{ACTION_KIND[action]}:{index}:{task_id}"
 
 
-class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button],
-    template=rf"{CUSTOM_ID_PREFIX}:(?P<kind>[uvr]):(?P<index>[0-4]):(?P<task_id>[A-Za-z0-9_-]{{1,80}})",
-):
+_KIND, _INDEX, _TASK_ID = r"[uvr]", r"[0-4]", r"[A-Za-z0-9_-]{1,80}"
+JOB_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<kind>{_KIND}):(?P<index>{_INDEX}):(?P<task_id>{_TASK_ID})"
+# Ours by its prefix, but in no form we know (an older version's, or tampered with): every id
+# JobButton does not take. Without a handler such a click would get "This interaction failed".
+STALE_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?!{_KIND}:{_INDEX}:{_TASK_ID}$).*"
+
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_TEMPLATE):
     def __init__(self, action: Action, index: int, task_id: str, *, used: bool = False) -> None:
         self.action = action
         self.index = index
@@ -55,6 +60,23 @@ class JobButton(
         from bot.cogs.imagine import press_button  # the cog owns the flow; avoid an import cycle
 
         await press_button(interaction, self.action, self.index, self.task_id)
+
+
+class StaleButton(discord.ui.DynamicItem[discord.ui.Button], template=STALE_BUTTON_TEMPLATE):
+    def __init__(self, custom_id: str) -> None:
+        super().__init__(discord.ui.Button(label="?", custom_id=custom_id))
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> StaleButton:
+        return cls(item.custom_id or "")
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        from bot.cogs.imagine import report_failure
+
+        await report_failure(interaction, ButtonInvalid(f"unknown button {self.custom_id!r}"),
+                             what="a stale button")
 
 
 def grid_buttons(task_id: str, used: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()) -> discord.ui.View:

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime, timezone
 
 import discord
 
 from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.models import Display, ImageFile, Job
-from bot.ui.render import render
+from bot.ui.render import content_prefix, render
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's limit for a guild without boosts
 # Discord error codes that mean the message or channel is not there any more.
 _GONE_CODES = {10003, 10008}
+POSTING_CLOCK_SLACK_S = 60  # our clock and Discord's may differ a little
 
 
 class DiscordJobView:
@@ -68,6 +70,23 @@ class DiscordJobView:
             raise DeliveryError(f"Discord {exc.status} (code {exc.code})") from None
         except (OSError, TimeoutError) as exc:  # aiohttp connection trouble
             raise DeliveryError(f"cannot reach Discord: {type(exc).__name__}") from None
+
+
+    async def find_posted(self, job: Job) -> list[int]:
+        if job.posting_at is None or self.client.user is None:
+            return []
+        channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+        since = datetime.fromtimestamp(job.posting_at - POSTING_CLOCK_SLACK_S, tz=timezone.utc)
+        prefix, owner = content_prefix(job), f"<@{job.owner_id}>"
+        found = []
+        try:
+            async for message in channel.history(limit=50, after=discord.Object(discord.utils.time_snowflake(since))):
+                if message.author.id == self.client.user.id and message.content.startswith(prefix) \
+                        and owner in message.content:
+                    found.append(message.id)
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"reading channel {job.channel_id} history: Discord {exc.status}") from None
+        return sorted(found, reverse=True)
 
 
 def _permission_for(code: int) -> str:

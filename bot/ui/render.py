@@ -37,10 +37,15 @@ def status_text(display: Display, language: str) -> str | None:
     return None
 
 
-def content_for(job: Job, display: Display, language: str) -> str:
+def content_prefix(job: Job) -> str:
+    """How every version of a job's message begins: its prompt, in bold."""
     prompt = discord.utils.escape_markdown(job.prompt)
     if len(prompt) > MAX_PROMPT_SHOWN:
         prompt = prompt[: MAX_PROMPT_SHOWN - 1] + "…"
+    return f"**{prompt}** - "
+
+
+def content_for(job: Job, display: Display, language: str) -> str:
     owner = f"<@{job.owner_id}>"
     if job.action is Action.UPSCALE:
         who = f"{t('job.title.upscale', language, index=job.parent_index)} {owner}"
@@ -48,7 +53,7 @@ def content_for(job: Job, display: Display, language: str) -> str:
         who = f"{t('job.title.variation', language)} {owner}"
     else:
         who = owner
-    text = f"**{prompt}** - {who}"
+    text = content_prefix(job) + who
     status = status_text(display, language)
     if status:
         text += f" ({status})"

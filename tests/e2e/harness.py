@@ -17,7 +17,9 @@ START_TIMEOUT_S = 30.0
 
 
 def write_config(path: Path, dd: DiscordDouble, sim: ProxySim, db_path: Path, *, secret: str | None,
-                 poll_interval_s: float = 0.05, deadline_s: float = 900) -> Path:
+                 poll_interval_s: float = 0.05, deadline_s: float = 900, extra: str = "",
+                 max_running_per_user: int = 0) -> Path:
+    """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``)."""
     path.write_text(
         f"""
 [discord]
@@ -37,6 +39,10 @@ path = "{db_path}"
 [tracking]
 poll_interval_s = {poll_interval_s}
 deadline_s = {deadline_s}
+
+[limits]
+max_running_per_user = {max_running_per_user}
+{extra}
 """,
         encoding="utf-8",
     )

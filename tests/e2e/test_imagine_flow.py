@@ -114,4 +114,5 @@ async def test_upscale_variation_and_reroll_reply_to_the_grid(bot, dd: DiscordDo
         assert message.reply_to == grid.id
         assert button_rows(message) == GRID_LABELS
         assert custom_id(message, "U1").endswith(task_id)
-    assert sim.last_request("/submit/change").json == {"taskId": grid_task, "action": "REROLL", "index": 1}
+    body = sim.last_request("/submit/change").json
+    assert (body["taskId"], body["action"], body["index"]) == (grid_task, "REROLL", 1)

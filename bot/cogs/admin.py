@@ -1,0 +1,59 @@
+"""/mj: commands for the bot's admins (``[access] admin_user_ids``)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.imagine import interaction_language, report_failure, requester
+from bot.i18n import error_text, t
+from bot.models import message_link
+
+if TYPE_CHECKING:
+    from bot.app import MjBot
+
+
+def _age(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
+
+
+class AdminCog(commands.Cog):
+    mj = app_commands.Group(name="mj", description="mjbot administration", guild_only=True)
+
+    def __init__(self, bot: MjBot) -> None:
+        self.bot = bot
+
+    @mj.command(name="status", description="Proxy health and the jobs in flight (admins only)")
+    async def status(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            self.bot.jobs.policy.check_admin(requester(interaction))
+            status = await self.bot.jobs.status()
+        except Exception as exc:
+            await report_failure(interaction, exc, what="/mj status")
+            return
+        language = interaction_language(interaction)
+        if status.proxy_problem is None:
+            lines = [t("admin.status.proxy_ok", language, latency_ms=round((status.proxy_latency_s or 0) * 1000))]
+        else:
+            lines = [t("admin.status.proxy_down", language, problem=error_text(status.proxy_problem, language))]
+        lines.append(t("admin.status.jobs", language, running=status.running, waiting=status.waiting))
+        oldest = status.oldest
+        if oldest is None:
+            lines.append(t("admin.status.none", language))
+        else:
+            lines.append(t("admin.status.oldest", language, task_id=oldest.task_id, status=oldest.status.value or "?",
+                           age=_age(time.time() - oldest.created_at),
+                           link=message_link(oldest.guild_id, oldest.channel_id, oldest.message_id)
+                           if oldest.message_id else ""))
+        await interaction.edit_original_response(content="\n".join(lines))
+
+
+async def setup(bot: MjBot) -> None:
+    await bot.add_cog(AdminCog(bot))
