@@ -253,22 +253,23 @@ class JobService:
     async def _reservation(self, user_id: int) -> AsyncIterator[None]:
         """Hold one of the member's job slots while a submit is under way (admins have no limit)."""
         limits = self.settings.limits
-        if not self.policy.is_admin(user_id):
-            pending = self._submitting_per_user.get(user_id, 0)
-            if limits.max_running_per_user:
-                running = await self.store.count_unfinished(user_id) + pending
-                if running >= limits.max_running_per_user:
-                    raise TooManyRunning(f"user {user_id} has {running} jobs running",
-                                         limit=limits.max_running_per_user)
-            if limits.max_jobs_per_user_per_day:
-                midnight = datetime.fromtimestamp(self._clock(), timezone.utc).replace(
-                    hour=0, minute=0, second=0, microsecond=0).timestamp()
-                today = await self.store.count_created_since(user_id, midnight) + pending
-                if today >= limits.max_jobs_per_user_per_day:
-                    raise DailyLimitReached(f"user {user_id} started {today} jobs today",
-                                            limit=limits.max_jobs_per_user_per_day)
-        self._submitting_per_user[user_id] = self._submitting_per_user.get(user_id, 0) + 1
+        # Take the slot before awaiting the counts, so concurrent submits see each other.
+        pending = self._submitting_per_user.get(user_id, 0)
+        self._submitting_per_user[user_id] = pending + 1
         try:
+            if not self.policy.is_admin(user_id):
+                if limits.max_running_per_user:
+                    running = await self.store.count_unfinished(user_id) + pending
+                    if running >= limits.max_running_per_user:
+                        raise TooManyRunning(f"user {user_id} has {running} jobs running",
+                                             limit=limits.max_running_per_user)
+                if limits.max_jobs_per_user_per_day:
+                    midnight = datetime.fromtimestamp(self._clock(), timezone.utc).replace(
+                        hour=0, minute=0, second=0, microsecond=0).timestamp()
+                    today = await self.store.count_created_since(user_id, midnight) + pending
+                    if today >= limits.max_jobs_per_user_per_day:
+                        raise DailyLimitReached(f"user {user_id} started {today} jobs today",
+                                                limit=limits.max_jobs_per_user_per_day)
             yield
         finally:
             self._submitting_per_user[user_id] -= 1
@@ -319,9 +320,12 @@ class JobService:
         now = self._clock()
         # Submits of this process still waiting for their answer are not lost (yet).
         cutoff = max(self._started_at, now - self.settings.proxy.timeout_s - RECOVERY_GRACE_S)
-        pending = await self.store.submissions(before=cutoff)
-        if not pending:
+        waiting = await self.store.submissions(before=float("inf"))
+        if not waiting:
             self._recovering = False
+            return
+        pending = [submission for submission in waiting if submission.created_at < cutoff]
+        if not pending:
             return
         try:
             tasks = {task.state: task for task in await self.proxy.recent_tasks() if task.state}

@@ -19,7 +19,7 @@ from bot.config import (
     StorageSettings,
     TrackingSettings,
 )
-from bot.errors import DeliveryForbidden, MessageGone
+from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.jobs import JobService
 from bot.models import Display, ImageFile, Job
 from bot.proxy import ProxyClient
@@ -77,6 +77,8 @@ class RecordingView:
         self.shown: list[Shown] = []
         self.gone: set[int] = set()
         self.forbidden = False
+        self.posted: dict[int, str] = {}  # message id -> task id, as a channel's history would tell
+        self.lose_next_answer = False  # post the message, then fail as if the answer never came
         self._next_id = 900_000_000_000_000_000
         self._changed = asyncio.Condition()
 
@@ -88,11 +90,18 @@ class RecordingView:
         created = job.message_id is None
         if created:
             self._next_id += 1
+            self.posted[self._next_id] = job.task_id
+            if self.lose_next_answer:
+                self.lose_next_answer = False
+                raise DeliveryError("connection reset after posting")
         message_id = job.message_id or self._next_id
         async with self._changed:
             self.shown.append(Shown(job.task_id, message_id, display, image, reply_to, created))
             self._changed.notify_all()
         return message_id
+
+    async def find_posted(self, job: Job) -> list[int]:
+        return sorted((m for m, t in self.posted.items() if t == job.task_id), reverse=True)
 
     def of(self, task_id: str) -> list[Shown]:
         return [s for s in self.shown if s.task_id == task_id]
