@@ -450,10 +450,9 @@ class JobService:
         now = self._clock()
         for job in list(self._tracked.values()):
             if now - job.created_at > deadline:
-                minutes = max(1, round(deadline / 60))
                 log.warning("task %s: not finished after %ss; marking it failed", job.task_id, deadline)
                 await self._finish_locally(
-                    job, f"no result after {minutes} min; the proxy may be stuck, please try again")
+                    job, f"no result after {_duration(deadline)}; the proxy may be stuck, please try again")
 
     async def _finish_locally(self, job: Job, reason: str) -> None:
         await self._save(job, status=Status.FAILURE, fail_reason=reason, progress=None)
@@ -605,6 +604,10 @@ class JobService:
             log.warning("task %s: downloading its image failed (%s, attempt %d)", job.task_id, exc, count)
             return None
         return ImageFile(filename=_image_filename(job, content_type), data=data, content_type=content_type)
+
+
+def _duration(seconds: float) -> str:
+    return f"{round(seconds)} s" if seconds < 120 else f"{round(seconds / 60)} min"
 
 
 def _image_filename(job: Job, content_type: str | None) -> str:

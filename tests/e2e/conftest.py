@@ -20,8 +20,15 @@ async def dd() -> AsyncIterator[DiscordDouble]:
 
 
 @pytest.fixture
-def config_path(tmp_path: Path, dd: DiscordDouble, sim: ProxySim) -> Path:
-    return write_config(tmp_path / "config.toml", dd, sim, tmp_path / "mjbot.sqlite3", secret=PROXY_SECRET)
+def bot_config() -> dict:
+    """Extra settings for the bot under test: override in a test module, or parametrize indirectly."""
+    return {}
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, dd: DiscordDouble, sim: ProxySim, bot_config: dict) -> Path:
+    options = {"secret": PROXY_SECRET, **bot_config}
+    return write_config(tmp_path / "config.toml", dd, sim, tmp_path / "mjbot.sqlite3", **options)
 
 
 @pytest.fixture
