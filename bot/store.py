@@ -7,6 +7,7 @@ message shows each one, and what that message showed last.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -94,7 +95,13 @@ class Store:
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        connection = aiosqlite.connect(self.path)
+        # aiosqlite runs the connection in a non-daemon thread: one left open by a crash would keep
+        # the process from exiting. (Older aiosqlite is the thread; newer keeps it in _thread.)
+        worker = getattr(connection, "_thread", connection)
+        if isinstance(worker, threading.Thread):
+            worker.daemon = True
+        self._db = await connection
         self._db.row_factory = aiosqlite.Row
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA busy_timeout=5000")

@@ -18,7 +18,7 @@ START_TIMEOUT_S = 30.0
 
 def write_config(path: Path, dd: DiscordDouble, sim: ProxySim, db_path: Path, *, secret: str | None,
                  poll_interval_s: float = 0.05, deadline_s: float = 900, extra: str = "",
-                 max_running_per_user: int = 0) -> Path:
+                 max_running_per_user: int = 0, max_attachment_mb: float = 10) -> Path:
     """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``)."""
     path.write_text(
         f"""
@@ -42,6 +42,7 @@ deadline_s = {deadline_s}
 
 [limits]
 max_running_per_user = {max_running_per_user}
+max_attachment_mb = {max_attachment_mb}
 {extra}
 """,
         encoding="utf-8",

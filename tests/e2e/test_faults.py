@@ -53,13 +53,8 @@ async def test_tracking_survives_the_proxy_going_away(bot, dd: DiscordDouble, si
     await wait_final(dd, message)
 
 
-async def test_task_stuck_in_submitted_hits_the_deadline(start_bot, dd: DiscordDouble, sim: ProxySim,
-                                                         tmp_path: Path):
-    from tests.e2e.harness import write_config
-
-    from tests.conftest import PROXY_SECRET
-
-    write_config(tmp_path / "config.toml", dd, sim, tmp_path / "mjbot.sqlite3", secret=PROXY_SECRET, deadline_s=1)
+async def test_task_stuck_in_submitted_hits_the_deadline(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
+    configure(deadline_s=1)
     await start_bot()
     await dd.slash("imagine", {"prompt": "stuck fox"})
     message = await wait_public(dd, 1)
