@@ -149,7 +149,10 @@ class JobService:
     async def stop(self) -> None:
         self._stopping.set()
         if self._tracker is not None:
-            self._tracker.cancel()
+            # Let a tick under way finish its writes; the loop ends as soon as it sees _stopping.
+            done, _ = await asyncio.wait({self._tracker}, timeout=SHUTDOWN_GRACE_S)
+            if not done:
+                self._tracker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tracker
             self._tracker = None
