@@ -52,6 +52,7 @@ from bot.models import (
 )
 from bot.prompt import check_prompt
 from bot.proxy import ProxyClient
+from bot.scheduler import WriteScheduler
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 VANISHED_AFTER_MISSES = 3  # ticks in a row the proxy does not know a task before it counts as lost
 MAX_BACKOFF_S = 60.0
+# Discord's limit on message writes in one channel: about 5 per 5 s.
+DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
 RECOVERY_GRACE_S = 10.0  # beyond the proxy timeout, before a pending submission counts as cut off
 SUBMISSION_GIVE_UP_S = 3600.0  # a submission the proxy does not list after this was never accepted
 SHUTDOWN_GRACE_S = 10.0
@@ -105,6 +108,8 @@ class JobService:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
+        writes_per_window: int = DISCORD_CHANNEL_WRITES,
+        write_window_s: float = DISCORD_CHANNEL_WINDOW_S,
     ) -> None:
         self.settings = settings
         self.proxy = proxy
@@ -115,9 +120,10 @@ class JobService:
         self._tracked: dict[str, Job] = {}  # unfinished jobs, by task id
         self._misses: dict[str, int] = {}
         self._image_failures: dict[str, int] = {}
-        self._deliveries: dict[str, asyncio.Task[DeliveryError | None]] = {}
-        self._stale: set[str] = set()  # jobs that changed while their delivery was running
-        self._retry: set[str] = set()  # jobs whose last delivery failed; retried on the next tick
+        self._writes: WriteScheduler[DeliveryError] = WriteScheduler(
+            self._write, limit=writes_per_window, per_s=write_window_s)
+        self._retry: dict[str, Job] = {}  # jobs whose last delivery failed; retried on the next tick
+        self._images: dict[str, asyncio.Task[ImageFile | None]] = {}  # final images being fetched
         self._delivery_failures: dict[str, int] = {}
         self._list_supported = True
         self._pressing: set[tuple[str, str, int | None]] = set()  # buttons being submitted now
@@ -142,7 +148,7 @@ class JobService:
         log.info("resuming %d unfinished jobs, %d messages to bring up to date",
                  len(self._tracked), len(pending))
         for job in pending:
-            self._schedule_delivery(job.task_id)
+            self._schedule_delivery(job)
         self._stopping.clear()
         self._tracker = asyncio.create_task(self._track_forever(), name="mjbot-tracker")
 
@@ -157,13 +163,12 @@ class JobService:
                 await self._tracker
             self._tracker = None
         # Let Discord writes under way finish: cancelling a send half-way could post a message
-        # whose id never reaches SQLite, and the next start would post it again.
-        deliveries = list(self._deliveries.values())
-        if deliveries:
-            await asyncio.wait(deliveries, timeout=SHUTDOWN_GRACE_S)
-        for task in deliveries:
-            task.cancel()
-        await asyncio.gather(*deliveries, return_exceptions=True)
+        # whose id never reaches SQLite, and the next start would post it again. Queued ones are
+        # repaired at the next start (their display differs from what was shown).
+        await self._writes.close(SHUTDOWN_GRACE_S)
+        for fetch in self._images.values():
+            fetch.cancel()
+        await asyncio.gather(*self._images.values(), return_exceptions=True)
 
     @property
     def tracked_ids(self) -> list[str]:
@@ -250,7 +255,7 @@ class JobService:
             refreshed = await self.store.get_job(parent_task_id)
             if refreshed is not None:
                 await self.store.update_job(refreshed, ())
-                self._schedule_delivery(parent_task_id)
+                self._schedule_delivery(refreshed)
 
     @contextlib.asynccontextmanager
     async def _reservation(self, user_id: int) -> AsyncIterator[None]:
@@ -310,7 +315,7 @@ class JobService:
         """Store an accepted task before anyone hears of it, track it, and post its message."""
         await self.store.insert_job(job)
         self._tracked[job.task_id] = job
-        problem = await self._schedule_delivery(job.task_id)
+        problem = await self._schedule_delivery(job)
         if isinstance(problem, (DeliveryForbidden, MessageGone)):
             raise problem
         return await self.store.get_job(job.task_id) or job
@@ -348,7 +353,7 @@ class JobService:
                 await self.store.insert_job(job)
                 self._tracked[job.task_id] = job
                 await self._apply(job, task)
-                self._schedule_delivery(job.task_id)
+                self._schedule_delivery(await self.store.get_job(job.task_id) or job)
                 if submission.parent_task_id:
                     await self._refresh_used_buttons(submission.parent_task_id, job.action)
             elif not tasks or now - submission.created_at > SUBMISSION_GIVE_UP_S:
@@ -461,7 +466,13 @@ class JobService:
         await self._save(job, status=Status.FAILURE, fail_reason=reason, progress=None)
 
     async def _apply(self, job: Job, task: ProxyTask) -> None:
-        """Record what the proxy says about ``job``; show it if what the message shows changed."""
+        """Record what the proxy says about ``job``; show it if what the message shows changed.
+
+        Idempotent and order-proof: pushes arrive twice or out of order, and a gateway may answer
+        a poll with stale data, so an update older than what we know changes nothing.
+        """
+        if progress_rank(task.status, task.progress) < progress_rank(job.status, job.progress):
+            return
         changes: dict[str, object] = {}
         status = task.status
         if status is not job.status and status is not Status.UNKNOWN:
@@ -497,52 +508,41 @@ class JobService:
         old_display = Display.of(job).signature()
         await self.store.update_job(updated, changes)
         if Display.of(updated).signature() != old_display:
-            self._schedule_delivery(job.task_id)
+            self._schedule_delivery(updated)
 
     # --- delivering to the view ----------------------------------------------------------------
 
-    def _schedule_delivery(self, task_id: str) -> asyncio.Task[DeliveryError | None]:
-        """Bring the job's message up to date. One delivery per job at a time; changes that arrive
-        meanwhile are coalesced into one more pass, so only the latest state is sent."""
-        running = self._deliveries.get(task_id)
-        if running is not None and not running.done():
-            self._stale.add(task_id)
-            return running
-        task = asyncio.create_task(self._deliver(task_id), name=f"mjbot-deliver-{task_id}")
-        self._deliveries[task_id] = task
-        task.add_done_callback(lambda done: self._deliveries.pop(task_id, None)
-                               if self._deliveries.get(task_id) is done else None)
-        return task
+    def _schedule_delivery(self, job: Job) -> asyncio.Future[DeliveryError | None]:
+        """Bring the job's message up to date, within its channel's write budget. A job already
+        waiting is queued once: the write reads the latest state when its turn comes, so only that
+        state is sent. New messages and final states go first."""
+        urgent = job.message_id is None or Display.of(job).phase in (Phase.DONE, Phase.FAILED)
+        if urgent and Display.of(job).phase is Phase.DONE:
+            self._prefetch_image(job)
+        return self._writes.submit(job.channel_id, job.task_id, urgent=urgent)
 
     def _retry_failed_deliveries(self) -> None:
         """Each tick, retry messages whose last delivery failed for a passing reason."""
-        for task_id in list(self._retry):
-            if task_id not in self._deliveries:
-                self._retry.discard(task_id)
-                self._schedule_delivery(task_id)
+        retry, self._retry = self._retry, {}
+        for job in retry.values():
+            self._schedule_delivery(job)
 
-    async def _deliver(self, task_id: str) -> DeliveryError | None:
-        while True:
-            self._stale.discard(task_id)
-            problem = await self._deliver_once(task_id)
-            if task_id not in self._stale or problem is not None:
-                return problem
-
-    async def _deliver_once(self, task_id: str) -> DeliveryError | None:
+    async def _write(self, task_id: str) -> tuple[DeliveryError | None, bool]:
+        """One scheduled write: (the delivery problem if any, whether Discord was written to)."""
         assert self.view is not None, "start() the service with a view first"
         job = await self.store.get_job(task_id)
         if job is None or job.message_gone:
-            return None
+            return None, False
         display = Display.of(job)
         signature = display.signature()
         if signature == job.shown:
-            return None
+            return None, False
         image = None
         if display.phase is Phase.DONE and job.image_url and not job.shows_final:
             image = await self._final_image(job)
             if image is None and self._image_failures.get(task_id, 0) < IMAGE_DOWNLOAD_ATTEMPTS:
-                self._retry.add(task_id)
-                return None
+                self._retry[task_id] = job
+                return None, False
         reply_to = None
         if job.message_id is None:
             job = await self._before_posting(job)
@@ -551,14 +551,10 @@ class JobService:
             reply_to = parent.message_id if parent else None
         try:
             message_id = await self.view.show(job, display, image=image, reply_to=reply_to)
-        except MessageGone as exc:
-            log.warning("task %s: message gone (%s); no more edits", task_id, exc)
+        except (MessageGone, DeliveryForbidden) as exc:
+            log.warning("task %s: no more updates to its message in channel %s (%s)", task_id, job.channel_id, exc)
             await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
-            return exc
-        except DeliveryForbidden as exc:
-            log.error("task %s: cannot post in channel %s: %s", task_id, job.channel_id, exc)
-            await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
-            return exc
+            return exc, True
         except DeliveryError as exc:
             failures = self._delivery_failures.get(task_id, 0) + 1
             self._delivery_failures[task_id] = failures
@@ -568,13 +564,16 @@ class JobService:
                 await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
             else:
                 log.warning("task %s: updating its message failed (%s); will retry", task_id, exc)
-                self._retry.add(task_id)
-            return exc
+                self._retry[task_id] = job
+            return exc, True
         fields = ["shown"] if message_id == job.message_id else ["shown", "message_id"]
         await self.store.update_job(job.with_changes(shown=signature, message_id=message_id), fields)
+        if task_id in self._tracked:
+            self._tracked[task_id] = self._tracked[task_id].with_changes(shown=signature, message_id=message_id)
         self._image_failures.pop(task_id, None)
         self._delivery_failures.pop(task_id, None)
-        return None
+        self._images.pop(task_id, None)
+        return None, True
 
     async def _before_posting(self, job: Job) -> Job:
         """Before posting a job's message: if an earlier attempt may have posted it (the process
@@ -596,7 +595,18 @@ class JobService:
         await self.store.update_job(job, ["posting_at"])
         return job
 
+    def _prefetch_image(self, job: Job) -> None:
+        """Start downloading a final image as soon as it is known, not when the channel's write
+        budget lets its message be edited."""
+        if job.image_url and job.task_id not in self._images and not job.shows_final:
+            self._images[job.task_id] = asyncio.create_task(self._download_image(job))
+
     async def _final_image(self, job: Job) -> ImageFile | None:
+        fetch = self._images.pop(job.task_id, None)
+        image = await fetch if fetch is not None else None
+        return image or await self._download_image(job)
+
+    async def _download_image(self, job: Job) -> ImageFile | None:
         """Download the final image now: proxy and CDN links expire, the attachment does not."""
         assert job.image_url
         try:
@@ -607,6 +617,21 @@ class JobService:
             log.warning("task %s: downloading its image failed (%s, attempt %d)", job.task_id, exc, count)
             return None
         return ImageFile(filename=_image_filename(job, content_type), data=data, content_type=content_type)
+
+
+_STATUS_RANK = {
+    Status.UNKNOWN: 0, Status.NOT_START: 0, Status.SUBMITTED: 1, Status.MODAL: 1, Status.IN_PROGRESS: 2,
+    Status.SUCCESS: 3, Status.FAILURE: 3, Status.CANCEL: 3,
+}
+
+
+def progress_rank(status: Status, progress: str | None) -> tuple[int, float]:
+    """How far along a task is: status first, then the percentage (when it is one)."""
+    percent = -1.0
+    if progress:
+        with contextlib.suppress(ValueError):
+            percent = float(progress.strip().rstrip("%"))
+    return _STATUS_RANK.get(status, 0), percent
 
 
 def _duration(seconds: float) -> str:

@@ -27,6 +27,8 @@ from bot.store import Store
 from tests.proxy_sim import ProxySim
 
 PROXY_SECRET = "sim-secret-7f3a9c"
+# Service tests check behaviour, not Discord's pace: no channel write budget to wait on.
+FAST_WRITES = {"writes_per_window": 10_000, "write_window_s": 1.0}
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def service(settings: Settings, proxy: ProxyClient, store: Store) -> AsyncIterator[tuple[JobService, RecordingView]]:
-    jobs = JobService(settings, proxy, store)
+    jobs = JobService(settings, proxy, store, **FAST_WRITES)
     view = RecordingView()
     await jobs.start(view)
     yield jobs, view

@@ -19,7 +19,7 @@ from bot.jobs import VANISHED_AFTER_MISSES, JobService
 from bot.models import Action, ImageFile, Phase, Status
 from bot.proxy import ProxyClient
 from bot.store import Store
-from tests.conftest import RecordingView, make_settings
+from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 
 USER, CHANNEL, GUILD = 11, 22, 33
@@ -164,7 +164,7 @@ async def test_deadline_fails_a_stuck_task(sim, tmp_path):
     settings = make_settings(sim, tmp_path / "db.sqlite3", deadline_s=60)
     proxy, store = ProxyClient(settings.proxy), Store(settings.storage.path)
     await store.open()
-    jobs, view = JobService(settings, proxy, store, clock=lambda: now[0]), RecordingView()
+    jobs, view = JobService(settings, proxy, store, clock=lambda: now[0], **FAST_WRITES), RecordingView()
     await jobs.start(view)
     try:
         job = await imagine(jobs)
@@ -245,7 +245,7 @@ async def test_new_service_resumes_same_message_and_buttons(sim, tmp_path):
     async def open_service() -> tuple[JobService, RecordingView, ProxyClient, Store]:
         proxy, store = ProxyClient(settings.proxy), Store(settings.storage.path)
         await store.open()
-        jobs, view = JobService(settings, proxy, store), RecordingView()
+        jobs, view = JobService(settings, proxy, store, **FAST_WRITES), RecordingView()
         await jobs.start(view)
         return jobs, view, proxy, store
 
@@ -281,7 +281,7 @@ async def test_crash_before_final_edit_is_repaired_at_start(sim, tmp_path):
     settings = make_settings(sim, tmp_path / "db.sqlite3")
     proxy, store = ProxyClient(settings.proxy), Store(settings.storage.path)
     await store.open()
-    jobs = JobService(settings, proxy, store)
+    jobs = JobService(settings, proxy, store, **FAST_WRITES)
     view = RecordingView()
     await jobs.start(view)
     job = await imagine(jobs)
@@ -291,7 +291,7 @@ async def test_crash_before_final_edit_is_repaired_at_start(sim, tmp_path):
     # What the tracker writes first, without the delivery that would follow it:
     await store.update_job(stored.with_changes(status=Status.SUCCESS, image_url=sim.final_url(job.task_id),
                                                finished_at=2.0), ["status", "image_url", "finished_at"])
-    jobs2, view2 = JobService(settings, proxy, store), RecordingView()
+    jobs2, view2 = JobService(settings, proxy, store, **FAST_WRITES), RecordingView()
     await jobs2.start(view2)
     try:
         await view2.wait_for(lambda: view2.last(job.task_id) is not None)

@@ -28,7 +28,7 @@ from bot.jobs import JobService
 from bot.models import Action, Phase, Status, Submission
 from bot.proxy import ProxyClient
 from bot.store import Store
-from tests.conftest import RecordingView, make_settings
+from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 
 OWNER, OTHER, ADMIN = 11, 12, 13
@@ -50,7 +50,7 @@ class Harness:
     async def start(self) -> tuple[JobService, RecordingView]:
         self.proxy, self.store = ProxyClient(self.settings.proxy), Store(self.settings.storage.path)
         await self.store.open()
-        self.jobs, self.view = JobService(self.settings, self.proxy, self.store, clock=lambda: self.now), RecordingView()
+        self.jobs, self.view = JobService(self.settings, self.proxy, self.store, clock=lambda: self.now, **FAST_WRITES), RecordingView()
         await self.jobs.start(self.view)
         return self.jobs, self.view
 
