@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.config import DiscordSettings, Settings
 from bot.jobs import JobService
+from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
 from bot.store import Store
 from bot.ui.buttons import JobButton, StaleButton
@@ -47,6 +48,7 @@ class MjBot(commands.Bot):
         self.store = Store(settings.storage.path)
         self.proxy = ProxyClient(settings.proxy)
         self.jobs = JobService(settings, self.proxy, self.store)
+        self.notify: NotifyReceiver | None = None
 
     def __repr__(self) -> str:
         return f"<MjBot proxy={self.settings.proxy.base_url!r}>"
@@ -59,6 +61,11 @@ class MjBot(commands.Bot):
         await imagine.setup(self)
         await admin.setup(self)
         await self.sync_commands()
+        if self.settings.notify.enabled:
+            token = await self.store.meta_value(TOKEN_KEY, new_token)
+            self.notify = NotifyReceiver(self.settings.notify, self.jobs, token)
+            await self.notify.start()
+            self.jobs.notify_hook = self.notify.hook_url
         await self.jobs.start(DiscordJobView(self))
 
     async def sync_commands(self) -> None:
@@ -75,6 +82,8 @@ class MjBot(commands.Bot):
 
     async def close(self) -> None:
         # Stop tracking first so nothing writes to a closed database or a closed HTTP session.
+        if self.notify is not None:
+            await self.notify.stop()
         await self.jobs.stop()
         await super().close()
         await self.proxy.aclose()

@@ -71,6 +71,23 @@ class LimitsSettings(_Section):
     max_attachment_mb: float = Field(default=10, gt=0)
 
 
+class NotifySettings(_Section):
+    # Both empty = push off (the bot polls only). listen: where the receiver binds;
+    # public_url: how the proxy reaches it (the bot appends a secret token to it).
+    listen: str = ""
+    public_url: BaseUrl = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen and self.public_url)
+
+    def listen_address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"notify.listen must be host:port, not {self.listen!r}")
+        return host.strip("[]"), int(port)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MJBOT_",
@@ -84,6 +101,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(

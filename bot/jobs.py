@@ -63,6 +63,7 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 VANISHED_AFTER_MISSES = 3  # ticks in a row the proxy does not know a task before it counts as lost
 MAX_BACKOFF_S = 60.0
+PUSHED_POLL_FACTOR = 10  # tasks that get pushes are polled this many times less often
 # Discord's limit on message writes in one channel: about 5 per 5 s.
 DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
 RECOVERY_GRACE_S = 10.0  # beyond the proxy timeout, before a pending submission counts as cut off
@@ -125,6 +126,9 @@ class JobService:
         self._retry: dict[str, Job] = {}  # jobs whose last delivery failed; retried on the next tick
         self._images: dict[str, asyncio.Task[ImageFile | None]] = {}  # final images being fetched
         self._delivery_failures: dict[str, int] = {}
+        self.notify_hook: str | None = None  # set when the push receiver runs
+        self._pushed: set[str] = set()  # tasks the proxy pushes updates for: polled less often
+        self._last_polled: dict[str, float] = {}
         self._list_supported = True
         self._pressing: set[tuple[str, str, int | None]] = set()  # buttons being submitted now
         self._submitting_per_user: dict[int, int] = {}
@@ -202,7 +206,8 @@ class JobService:
             submission = self._submission(Action.IMAGINE, prompt, who, who.channel_id)
             await self.store.insert_submission(submission)
             accepted = await self._submitting(
-                submission, self.proxy.submit_imagine(prompt, images, state=submission.nonce))
+                submission, self.proxy.submit_imagine(prompt, images, state=submission.nonce,
+                                                      notify_hook=self.notify_hook))
             log.info("task %s submitted: imagine by user %s in guild %s channel %s",
                      accepted.task_id, who.user_id, who.guild_id, who.channel_id)
             job = self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead)
@@ -239,7 +244,7 @@ class JobService:
                 except sqlite3.IntegrityError:  # one left by a crash, being recovered
                     raise ButtonBusy(f"{action.value} {index} of {parent_task_id} has a submission") from None
                 accepted = await self._submitting(submission, self.proxy.submit_change(
-                    parent_task_id, action, index, state=submission.nonce))
+                    parent_task_id, action, index, state=submission.nonce, notify_hook=self.notify_hook))
                 log.info("task %s submitted: %s %s of %s by user %s in channel %s", accepted.task_id,
                          action.value, index, parent_task_id, who.user_id, parent.channel_id)
                 job = await self._accept(self._new_job(accepted.task_id, submission,
@@ -393,7 +398,7 @@ class JobService:
                     log.warning("checking interrupted submissions failed (%s: %s); will retry",
                                 type(exc).__name__, exc)
             await self._expire_overdue()
-            ids = list(self._tracked)
+            ids = self._due_for_poll()
             if ids:
                 tasks = await self._poll(ids)
                 seen = {task.id for task in tasks}
@@ -409,6 +414,26 @@ class JobService:
             async with self._ticked:
                 self.ticks += 1
                 self._ticked.notify_all()
+
+    def _due_for_poll(self) -> list[str]:
+        """Every tracked task, except those that get pushes and were polled recently: for them
+        polling is only the safety net for a lost delivery."""
+        now = self._clock()
+        slow = self.settings.tracking.poll_interval_s * PUSHED_POLL_FACTOR
+        due = [task_id for task_id in self._tracked
+               if task_id not in self._pushed or now - self._last_polled.get(task_id, 0.0) >= slow]
+        for task_id in due:
+            self._last_polled[task_id] = now
+        return due
+
+    async def apply_push(self, task: ProxyTask) -> None:
+        """A task change the proxy pushed to us."""
+        job = self._tracked.get(task.id)
+        if job is None:
+            log.debug("push for task %s, which is not tracked (finished or not ours): ignored", task.id)
+            return
+        self._pushed.add(task.id)
+        await self._apply(job, task)
 
     async def wait_ticks(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until ``count`` more ticks have finished (for tests and tools)."""
@@ -471,6 +496,8 @@ class JobService:
         Idempotent and order-proof: pushes arrive twice or out of order, and a gateway may answer
         a poll with stale data, so an update older than what we know changes nothing.
         """
+        if job.task_id not in self._tracked:  # finished meanwhile (a push and a poll raced)
+            return
         if progress_rank(task.status, task.progress) < progress_rank(job.status, job.progress):
             return
         changes: dict[str, object] = {}
@@ -501,6 +528,8 @@ class JobService:
         if updated.finished:
             self._tracked.pop(job.task_id, None)
             self._misses.pop(job.task_id, None)
+            self._pushed.discard(job.task_id)
+            self._last_polled.pop(job.task_id, None)
             log.info("task %s finished: %s%s", job.task_id, updated.status.value,
                      f" ({updated.fail_reason})" if updated.fail_reason else "")
         elif job.task_id in self._tracked:

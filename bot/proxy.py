@@ -90,23 +90,22 @@ class ProxyClient:
 
     # --- submits -------------------------------------------------------------------------------
 
-    async def submit_imagine(self, prompt: str, images: Sequence[str] = (), *, state: str | None = None) -> SubmitAccepted:
+    async def submit_imagine(self, prompt: str, images: Sequence[str] = (), *, state: str | None = None,
+                             notify_hook: str | None = None) -> SubmitAccepted:
         """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64).
         ``state`` comes back unchanged on the task (the bot uses it to find a task again)."""
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
-        if state:
-            body["state"] = state
+        _add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/imagine", body)
 
     async def submit_change(self, task_id: str, action: Action, index: int | None, *,
-                            state: str | None = None) -> SubmitAccepted:
+                            state: str | None = None, notify_hook: str | None = None) -> SubmitAccepted:
         body: dict[str, Any] = {"taskId": task_id, "action": action.value}
         # new-api requires an index even for REROLL; the others ignore it there.
         body["index"] = index if index else 1
-        if state:
-            body["state"] = state
+        _add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/change", body)
 
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
@@ -273,6 +272,10 @@ class ProxyClient:
             return ProxyTimeout(f"{what}: timed out ({type(exc).__name__})")
         # Connection refused, reset, DNS, protocol errors: the server is not there for us.
         return ProxyUnreachable(f"{what}: {type(exc).__name__}")
+
+
+def _add_optional(body: dict[str, Any], **fields: str | None) -> None:
+    body.update({name: value for name, value in fields.items() if value})
 
 
 def _looks_like_api_json(text: str) -> bool:

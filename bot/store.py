@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_owner ON jobs (owner_id, created_at);
     CREATE INDEX jobs_message ON jobs (message_id) WHERE message_id IS NOT NULL;
     """,
+    # 3: values this install keeps for itself (the push receiver's secret token).
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 _COLUMNS = (
@@ -131,6 +138,14 @@ class Store:
         async with self.db.execute("PRAGMA user_version") as cursor:
             (version,) = await cursor.fetchone()
         return int(version)
+
+    async def meta_value(self, key: str, default: Callable[[], str]) -> str:
+        """This install's value for ``key``, created with ``default()`` the first time."""
+        await self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default()))
+        await self.db.commit()
+        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+            (value,) = await cursor.fetchone()
+        return str(value)
 
     # --- writes --------------------------------------------------------------------------------
 

@@ -16,6 +16,14 @@ Tests drive it deterministically, without sleeping::
         sim.succeed(task_id)             # SUCCESS with the final image
         await sim.wait_for(lambda: sim.count("/image/" + task_id + ".png"))
 
+With a ``notifyHook`` (per task in the submit body, or ``ProxySim(notify_hook=url)``)
+the sim POSTs the Task JSON on every change, as the real servers do; ``deliveries``
+records each attempt, and drop / duplicate / reorder script the ways pushes go wrong::
+
+    sim.drop_next_deliveries(1)         # the next push is lost
+    sim.succeed(task_id)
+    await sim.wait_deliveries()         # nothing in flight any more
+
 Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``.
 """
 
@@ -26,22 +34,27 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import heapq
 import http
 import json
+import random
 import re
 import struct
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 __all__ = [
     "DEFAULT_TIMELINE",
     "FAILURE",
+    "Delivery",
     "IN_PROGRESS",
     "NOT_START",
     "SUBMITTED",
@@ -140,6 +153,11 @@ class SimTask:
     fail_reason: str | None = None
     step: int = -1  # index of the timeline step last applied; -1 = not started
     previews: int = 0  # previews shown so far; numbers the preview images
+    step_s: float = 0.0  # seconds between its steps in time mode (the sim's step_s, jittered)
+    # Wall-clock (time.time()) marks for benchmarks: when it first became SUCCESS/FAILURE,
+    # and (time, status, progress) for every change the sim saved.
+    finished_at: float | None = None
+    state_times: list[tuple[float, str, str | None]] = field(default_factory=list)
 
     @property
     def is_queued(self) -> bool:
@@ -188,6 +206,41 @@ class RecordedRequest:
     json: Any  # the parsed body, or None when empty / not JSON
     body: bytes
     time: float
+
+
+@dataclass
+class Delivery:
+    """One notifyHook POST attempt (a duplicated push gives two; a lost one says why)."""
+
+    task_id: str
+    url: str
+    status: str
+    progress: str | None
+    http_status: int | None  # None when no answer came back
+    error: str | None  # "dropped", "server down", "cancelled", an exception; None if answered
+    at: float  # time.time() when the attempt was made
+    payload: dict[str, Any]  # the Task JSON as it was when the task was saved
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.http_status is not None and 200 <= self.http_status < 300
+
+
+@dataclass
+class _Push:
+    """A delivery waiting to be sent; the payload is a snapshot taken at the save."""
+
+    task_id: str
+    url: str
+    payload: dict[str, Any]
+    drop: bool = False
+    copies: int = 1
+
+
+@dataclass
+class _PushFault:
+    left: int
+    task_id: str | None  # None: any task
 
 
 @dataclass
@@ -403,6 +456,10 @@ class ProxySim:
         max_queue: int = 10,
         banned_words: Iterable[str] = (),
         final_image_size: int | None = None,
+        notify_hook: str | None = None,
+        notify_timeout_s: float = 5.0,
+        jitter: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         if flavour not in _FLAVOURS:
             raise ValueError(f"unsupported flavour {flavour!r} (have: {', '.join(_FLAVOURS)})")
@@ -410,6 +467,8 @@ class ProxySim:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "time" and step_s <= 0:
             raise ValueError("step_s must be positive in time mode")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1): a step can neither vanish nor go back in time")
         self.secret = secret
         self.flavour = flavour
         self._flavour = _FLAVOURS[flavour]()
@@ -423,9 +482,37 @@ class ProxySim:
         self.max_queue = max_queue
         self.banned_words = list(banned_words)
         self.final_image_size = final_image_size
+        self.notify_hook = notify_hook  # novicezk's global mj.notify-hook: for tasks without one
+        self.notify_timeout_s = notify_timeout_s
+        self.jitter = jitter
+        self._rng = random.Random(seed)
 
         self.tasks: dict[str, SimTask] = {}  # insertion order = submit order = queue order
         self.requests: list[RecordedRequest] = []
+        self.deliveries: list[Delivery] = []  # every notifyHook attempt, in the order made
+
+        # Ids by state, kept up to date on every save, so admitting, ticking and polling
+        # stay O(1) per task with thousands held (a dict is an ordered set: queue order).
+        self._running: set[str] = set()
+        self._queued_ids: dict[str, None] = {}
+
+        # Time mode: each running task is due for its next step at its own time.
+        self._due: list[tuple[float, int, str]] = []  # heap of (loop time, tie-break, id)
+        self._scheduled: set[str] = set()  # ids in the heap, so a task is in it once
+        self._due_seq = 0
+        self._wake = asyncio.Event()  # a save happened: a slot may be free, a step due earlier
+
+        # notifyHook deliveries. A lane is a queue sent in order by one worker: one lane
+        # per task keeps each task's pushes in order while tasks go out side by side.
+        self._session: aiohttp.ClientSession | None = None
+        self._lanes: dict[Any, deque[_Push]] = {}
+        self._workers: set[asyncio.Task] = set()
+        self._in_flight = 0  # pushes in lanes, including those being sent
+        self._held: list[_Push] = []  # saved while paused or reordering
+        self._paused = False
+        self._reorder = False
+        self._drops: list[_PushFault] = []
+        self._duplicates: list[_PushFault] = []
 
         self._next_timelines: list[tuple[Step, ...]] = []
         self._failures: list[_ScriptedFailure] = []
@@ -455,10 +542,12 @@ class ProxySim:
             raise RuntimeError("the simulator is already started")
         await self._listen()
         self._started = True
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.notify_timeout_s))
         if self.mode == "time":
-            self._ticker = asyncio.create_task(self._tick_forever(), name="proxy-sim-ticker")
+            self._ticker = asyncio.create_task(self._run_clock(), name="proxy-sim-clock")
 
     async def stop(self) -> None:
+        """Stop the clock, give up deliveries not yet made (recorded as "cancelled"), close."""
         if self._ticker is not None:
             self._ticker.cancel()
             try:
@@ -466,6 +555,7 @@ class ProxySim:
             except asyncio.CancelledError:
                 pass
             self._ticker = None
+        await self._stop_deliveries()
         await self._close()
         self._started = False
 
@@ -537,7 +627,8 @@ class ProxySim:
         return task
 
     def tick(self) -> None:
-        """Advance every unfinished task one step, as time mode does every step_s.
+        """Advance every unfinished task one step, all together (time mode moves each
+        task on its own clock instead).
 
         Queued tasks start only when a slot is free, oldest first.
         """
@@ -547,12 +638,13 @@ class ProxySim:
     def start_queued(self) -> list[str]:
         """Start queued tasks, oldest first, while a running slot is free."""
         started = []
-        for task in list(self.tasks.values()):
-            if self._running_count() >= self.max_running:
+        # Takes from the head of the queue, so a clock wake-up with no free slot is O(1).
+        while self._queued_ids and len(self._running) < self.max_running:
+            task_id = next(iter(self._queued_ids))
+            self.advance(task_id)
+            if task_id in self._queued_ids:  # its timeline keeps it waiting: do not spin
                 break
-            if task.is_queued:
-                self.advance(task.id)
-                started.append(task.id)
+            started.append(task_id)
         return started
 
     def set_state(
@@ -568,14 +660,13 @@ class ProxySim:
         task = self.tasks[task_id]
         if status is not _UNSET:
             task.status = status
-            self._stamp_times(task)
         if progress is not _UNSET:
             task.progress = progress
         if image_url is not _UNSET:
             task.image_url = image_url
         if fail_reason is not _UNSET:
             task.fail_reason = fail_reason
-        self._notify()
+        self._save(task)
         return task
 
     def succeed(self, task_id: str) -> SimTask:
@@ -583,16 +674,14 @@ class ProxySim:
         task = self.tasks[task_id]
         task.status, task.progress = SUCCESS, "100%"
         task.image_url = self.final_url(task_id)
-        self._stamp_times(task)
-        self._notify()
+        self._save(task)
         return task
 
     def fail(self, task_id: str, reason: str = "任务失败") -> SimTask:
         """Fail a task now, as novicezk does: FAILURE, progress "", failReason."""
         task = self.tasks[task_id]
         task.status, task.progress, task.fail_reason = FAILURE, "", reason
-        self._stamp_times(task)
-        self._notify()
+        self._save(task)
         return task
 
     def forget(self, task_id: str) -> None:
@@ -601,6 +690,8 @@ class ProxySim:
         Its images stay downloadable (they stand in for CDN links).
         """
         self.tasks.pop(task_id, None)
+        self._running.discard(task_id)
+        self._queued_ids.pop(task_id, None)
         self._notify()
 
     def add_task(
@@ -630,6 +721,8 @@ class ProxySim:
         self._register(task)
         if started:
             self.advance(task.id)
+        else:
+            self._save(task)  # created queued: that is its first save
         return task
 
     # ---- scripting: transport failures ---------------------------------
@@ -664,6 +757,45 @@ class ProxySim:
 
     def clear_failures(self) -> None:
         self._failures.clear()
+
+    # ---- scripting: notifyHook deliveries -------------------------------
+    # Faults are decided when a task is saved, not when the POST goes out, so a test
+    # knows exactly which change they hit even while earlier pushes are still queued.
+
+    def drop_next_deliveries(self, n: int = 1, task_id: str | None = None) -> None:
+        """Lose the next ``n`` deliveries (of ``task_id`` only, if given): recorded as "dropped"."""
+        self._drops.append(_PushFault(_at_least_one(n), task_id))
+
+    def duplicate_next_deliveries(self, n: int = 1, task_id: str | None = None) -> None:
+        """Send each of the next ``n`` deliveries twice, back to back (a dropped one is not sent)."""
+        self._duplicates.append(_PushFault(_at_least_one(n), task_id))
+
+    def reorder_deliveries(self, on: bool = True) -> None:
+        """While on, hold deliveries back; flush_deliveries() (or turning it off) sends
+        them newest first, one after another, so e.g. 80% arrives after SUCCESS."""
+        self._reorder = on
+        if not on and not self._paused:
+            self._release(reverse=True)
+
+    def pause_deliveries(self) -> None:
+        """Hold deliveries back until resume_deliveries() (or flush_deliveries())."""
+        self._paused = True
+
+    def resume_deliveries(self) -> None:
+        """Send what was held, in the order it was saved, and stop holding."""
+        self._paused = False
+        if not self._reorder:
+            self._release(reverse=False)
+
+    async def flush_deliveries(self, timeout: float = 5.0) -> None:
+        """Send the held deliveries now (newest first while reordering) and wait until
+        every delivery under way is done. Holding goes on for later saves."""
+        self._release(reverse=self._reorder)
+        await self.wait_for(lambda: self._in_flight == 0, timeout)
+
+    async def wait_deliveries(self, timeout: float = 5.0) -> None:
+        """Wait until no delivery is in flight or held (TimeoutError otherwise)."""
+        await self.wait_for(lambda: self._in_flight == 0 and not self._held, timeout)
 
     # ---- inspection -----------------------------------------------------
 
@@ -723,12 +855,6 @@ class ProxySim:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _running_count(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.is_running)
-
-    def _queued(self) -> list[SimTask]:
-        return [t for t in self.tasks.values() if t.is_queued]
-
     def _new_task(
         self,
         *,
@@ -754,9 +880,13 @@ class ProxySim:
         )
 
     def _register(self, task: SimTask) -> None:
+        """Hold a new task; the caller then saves it (queued) or advances it (started)."""
+        if self.jitter:
+            task.step_s = self.step_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+        else:
+            task.step_s = self.step_s
         self.tasks[task.id] = task
         self._actions[task.id] = task.action
-        self._notify()
 
     def _apply(self, task: SimTask, step: Step) -> None:
         task.status, task.progress = step.status, step.progress
@@ -767,36 +897,177 @@ class ProxySim:
             task.image_url = self.final_url(task.id)
         if step.fail_reason is not None:
             task.fail_reason = step.fail_reason
-        self._stamp_times(task)
+        self._save(task)
+
+    def _save(self, task: SimTask) -> None:
+        """What novicezk's saveAndNotify does, plus the sim's bookkeeping: every change
+        of a task goes through here exactly once."""
+        now = time.time()
+        self._stamp_times(task, now)
+        task.state_times.append((now, task.status, task.progress))
+        if task.is_finished and task.finished_at is None:
+            task.finished_at = now
+        self._running.discard(task.id)
+        self._queued_ids.pop(task.id, None)
+        if task.is_running:
+            self._running.add(task.id)
+        elif task.is_queued:
+            self._queued_ids[task.id] = None
+        if self.mode == "time":
+            self._schedule(task)
+        self._push(task)
         self._notify()
 
     @staticmethod
-    def _stamp_times(task: SimTask) -> None:
-        now = _now_ms()
+    def _stamp_times(task: SimTask, now: float) -> None:
+        now_ms = int(now * 1000)  # the same instant as finished_at / state_times
         if task.status != NOT_START and task.start_time is None:
-            task.start_time = now
+            task.start_time = now_ms
         if task.status in TERMINAL_STATUSES and task.finish_time is None:
-            task.finish_time = now
+            task.finish_time = now_ms
 
     def _auto_advance(self, task: SimTask) -> None:
         """One automatic step (poll and time modes): queued tasks wait for a slot, in order."""
         if task.id not in self.tasks or task.is_finished:
             return
         if task.is_queued:
-            queued = self._queued()
-            if self._running_count() >= self.max_running or queued[0] is not task:
+            if len(self._running) >= self.max_running or next(iter(self._queued_ids)) != task.id:
                 return
         self.advance(task.id)
 
-    async def _tick_forever(self) -> None:
+    # ---- internals: time mode -------------------------------------------
+
+    def _schedule(self, task: SimTask) -> None:
+        """Make a running task due one step_s from now, unless it already is due."""
+        self._wake.set()  # a slot may have freed up, or this step is due before the others
+        if task.is_running and task.id not in self._scheduled:
+            self._scheduled.add(task.id)
+            self._due_seq += 1
+            # time.monotonic(), not the loop's clock: tasks may be added before start().
+            due = time.monotonic() + task.step_s
+            heapq.heappush(self._due, (due, self._due_seq, task.id))
+
+    async def _run_clock(self) -> None:
+        """Time mode: move each task when its own step is due; start queued ones as slots free.
+
+        A heap keeps each wake-up O(log n) in the tasks held, so thousands can run at once.
+        """
         while True:
-            await asyncio.sleep(self.step_s)
-            self.tick()
+            self._wake.clear()
+            self.start_queued()
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now:
+                _, _, task_id = heapq.heappop(self._due)
+                self._scheduled.discard(task_id)
+                task = self.tasks.get(task_id)
+                if task is not None:
+                    self._auto_advance(task)  # saves, which schedules its next step
+            if self._wake.is_set():
+                continue  # those steps may have freed slots
+            delay = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except TimeoutError:
+                pass
+
+    # ---- internals: notifyHook deliveries --------------------------------
+
+    def _push(self, task: SimTask) -> None:
+        """Queue a POST of the task as it is now to its hook (or the global one)."""
+        url = task.notify_hook or self.notify_hook
+        if not url:
+            return
+        push = _Push(task.id, url, task.to_json())
+        push.drop = _take_fault(self._drops, task.id)
+        if not push.drop and _take_fault(self._duplicates, task.id):
+            push.copies = 2
+        if self._session is None:  # not started, or stopped: nothing can go out
+            self._record(push, None, "dropped" if push.drop else "not running", time.time())
+        elif self._runner is None:  # set_down(): off the network, so pushes are lost too
+            self._record(push, None, "dropped" if push.drop else "server down", time.time())
+        elif self._paused or self._reorder:
+            self._held.append(push)
+        else:
+            self._enqueue(task.id, [push])
+
+    def _release(self, *, reverse: bool) -> None:
+        """Send what was held: newest first on one lane when reversing, else per task."""
+        held, self._held = self._held, []
+        if reverse:
+            self._enqueue(object(), held[::-1])
+        else:
+            for push in held:
+                self._enqueue(push.task_id, [push])
+
+    def _enqueue(self, lane: Any, pushes: list[_Push]) -> None:
+        if not pushes:
+            return
+        queue = self._lanes.get(lane)
+        if queue is None:
+            queue = self._lanes[lane] = deque()
+            worker = asyncio.create_task(self._drain(lane, queue), name="proxy-sim-notify")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        queue.extend(pushes)
+        self._in_flight += len(pushes)
+
+    async def _drain(self, lane: Any, queue: deque[_Push]) -> None:
+        try:
+            while queue:
+                await self._send(queue[0])
+                queue.popleft()  # only now: stop() finds the one being sent still queued
+                self._in_flight -= 1
+                self._notify()
+        finally:
+            # No await between the empty check and this: _enqueue cannot slip in between.
+            if self._lanes.get(lane) is queue:
+                del self._lanes[lane]
+
+    async def _send(self, push: _Push) -> None:
+        """POST the push (once, or twice if duplicated); no retries, like the real servers."""
+        if push.drop:
+            self._record(push, None, "dropped", time.time())
+            return
+        body = json.dumps(push.payload, ensure_ascii=False).encode()
+        for _ in range(push.copies):
+            at = time.time()
+            try:
+                async with self._session.post(
+                    push.url, data=body, headers={"Content-Type": "application/json"}
+                ) as response:
+                    await response.read()
+                self._record(push, response.status, None, at)
+            except Exception as exc:  # refused, timed out, bad URL: the delivery is lost
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._record(push, None, error, at)
+
+    def _record(self, push: _Push, http_status: int | None, error: str | None, at: float) -> None:
+        payload = push.payload
+        self.deliveries.append(
+            Delivery(push.task_id, push.url, payload["status"], payload["progress"], http_status, error, at, payload)
+        )
+
+    async def _stop_deliveries(self) -> None:
+        queues = list(self._lanes.values())  # workers remove their lane when cancelled
+        workers = list(self._workers)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        # What never went out is lost, as when a real server stops; say so in the record.
+        for push in [p for queue in queues for p in queue] + self._held:
+            self._record(push, None, "cancelled", time.time())
+        self._lanes.clear()
+        self._held = []
+        self._in_flight = 0
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+        self._notify()
 
     def _admit(self, task: SimTask) -> web.Response:
         """Run the task or queue it, like novicezk's per-account executor."""
-        queued = len(self._queued())
-        if self._running_count() < self.max_running and queued == 0:
+        queued = len(self._queued_ids)
+        if len(self._running) < self.max_running and queued == 0:
             self._register(task)
             self.advance(task.id)
             return self._flavour.submit_result(
@@ -806,6 +1077,7 @@ class ProxySim:
             # novicezk counts only the tasks already waiting, and says code 1 when
             # that count is 0; the simulator always says 22 for a task that waits.
             self._register(task)
+            self._save(task)
             return self._flavour.submit_result(
                 22,
                 f"排队中，前面还有{queued}个任务",
@@ -1020,6 +1292,23 @@ class ProxySim:
         return web.Response(body=data, content_type="image/png")
 
 
+def _at_least_one(n: int) -> int:
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    return n
+
+
+def _take_fault(faults: list[_PushFault], task_id: str) -> bool:
+    """Use up one scripted push fault that applies to this task, if any."""
+    for fault in faults:
+        if fault.task_id is None or fault.task_id == task_id:
+            fault.left -= 1
+            if fault.left == 0:
+                faults.remove(fault)
+            return True
+    return False
+
+
 def _check_kind(kind: str) -> None:
     if kind in _FAILURE_KINDS:
         return
@@ -1055,6 +1344,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--banned-word", action="append", default=[], help="repeat for several words")
     parser.add_argument("--no-previews", action="store_true", help="no preview imageUrl while running")
     parser.add_argument("--final-image-size", type=int, default=None, help="pad final images to this many bytes")
+    parser.add_argument("--notify-hook", default=None, help="POST every task change here (global hook)")
+    parser.add_argument("--jitter", type=float, default=0.0, help="time mode: vary each task's step by +-this fraction")
+    parser.add_argument("--seed", type=int, default=None, help="seed for --jitter")
     args = parser.parse_args(argv)
 
     async def serve() -> None:
@@ -1069,6 +1361,9 @@ def main(argv: list[str] | None = None) -> None:
             banned_words=args.banned_word,
             previews=not args.no_previews,
             final_image_size=args.final_image_size,
+            notify_hook=args.notify_hook,
+            jitter=args.jitter,
+            seed=args.seed,
         )
         async with sim:
             print(f"Midjourney Proxy simulator ({sim.flavour}, {sim.mode} mode) at {sim.base_url}", flush=True)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
+import logging
+import socket
 import struct
+import time
 import zlib
 
 import httpx
 import pytest
+from aiohttp import web
 
 from tests.proxy_sim import FAILURE, IN_PROGRESS, NOT_START, SUBMITTED, SUCCESS, ProxySim, Step
 
@@ -308,3 +314,283 @@ async def test_final_image_size_pads_a_valid_png():
         data = sim.image_bytes(task.id)
         assert len(data) == 300_000
         assert_valid_png(data)
+
+
+# --------------------------------------------------------------------------
+# notifyHook deliveries, received on a real socket
+
+
+class Receiver:
+    """A notifyHook endpoint on 127.0.0.1: records each POST, answers ``status``.
+
+    With ``block`` set, a request is recorded and then held until ``release`` is set.
+    """
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, str, dict]] = []  # (path, content type, JSON body)
+        self.status = 200
+        self.block = False
+        self.release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def progress(self, path: str | None = None) -> list[tuple[str, str]]:
+        return [(b["status"], b["progress"]) for p, _, b in self.got if path is None or p == path]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.got.append((request.path, request.content_type, await request.json()))
+        if self.block:
+            await self.release.wait()
+        return web.Response(status=self.status)
+
+    async def __aenter__(self) -> "Receiver":
+        app = web.Application()
+        app.router.add_post("/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release.set()
+        await self._runner.cleanup()
+
+
+@pytest.fixture
+async def receiver():
+    async with Receiver() as receiver:
+        yield receiver
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_delivery_on_every_change(sim, client, receiver):
+    submitted = await imagine(client, state="guild:1", notifyHook=receiver.url())
+    task_id = submitted["result"]
+    for _ in range(3):
+        sim.advance(task_id)
+    sim.succeed(task_id)
+    sim.advance(task_id)  # no change, so no delivery
+    await sim.wait_deliveries()
+
+    assert receiver.progress() == [
+        (SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "40%"), (IN_PROGRESS, "80%"), (SUCCESS, "100%"),
+    ]
+    assert {content_type for _, content_type, _ in receiver.got} == {"application/json"}
+    bodies = [body for _, _, body in receiver.got]
+    assert bodies[-1] == sim.tasks[task_id].to_json()  # the whole Task, state unchanged
+    assert bodies[-1]["state"] == "guild:1" and bodies[-1]["imageUrl"] == sim.final_url(task_id)
+    assert bodies[1]["imageUrl"] == sim.preview_url(task_id, 1)  # a snapshot taken at the save
+    assert [d.payload for d in sim.deliveries] == bodies
+    assert all(d.ok and d.http_status == 200 and d.error is None for d in sim.deliveries)
+    assert {(d.task_id, d.url) for d in sim.deliveries} == {(task_id, receiver.url())}
+    assert [(d.status, d.progress) for d in sim.deliveries] == receiver.progress()
+    assert all(a.at <= b.at for a, b in zip(sim.deliveries, sim.deliveries[1:]))
+
+    change = {"taskId": task_id, "action": "UPSCALE", "index": 1, "notifyHook": receiver.url("/up")}
+    upscale = (await client.post("/submit/change", json=change)).json()["result"]
+    await sim.wait_deliveries()
+    assert receiver.got[-1][0] == "/up" and receiver.got[-1][2]["id"] == upscale
+
+
+async def test_task_hook_wins_over_the_global_one(receiver):
+    async with (
+        ProxySim(max_running=1, notify_hook=receiver.url("/global")) as sim,
+        httpx.AsyncClient(base_url=sim.base_url) as client,
+    ):
+        running = (await imagine(client, "a"))["result"]
+        queued = (await imagine(client, "b", notifyHook=receiver.url("/own")))["result"]
+        direct = sim.add_task(notify_hook=receiver.url("/direct"))
+        await sim.wait_deliveries()
+    # Created running: SUBMITTED; created waiting for a slot: NOT_START. Tasks go out
+    # side by side, so only each task's own pushes have an order.
+    assert {(p, b["id"], b["status"]) for p, _, b in receiver.got} == {
+        ("/global", running, SUBMITTED), ("/own", queued, NOT_START), ("/direct", direct.id, SUBMITTED),
+    }
+    assert len(receiver.got) == 3
+
+
+async def test_drop_next_deliveries(sim, receiver):
+    a, b = sim.add_task(notify_hook=receiver.url("/a")), sim.add_task(notify_hook=receiver.url("/b"))
+    sim.drop_next_deliveries(1, task_id=a.id)
+    sim.advance(a.id)  # lost
+    sim.advance(b.id)  # sent
+    sim.drop_next_deliveries(2)
+    for task in (b, a, a):  # the first two are lost, whichever task they belong to
+        sim.advance(task.id)
+    await sim.wait_deliveries()
+
+    assert receiver.progress("/a") == [(SUBMITTED, "0%"), (IN_PROGRESS, "80%")]
+    assert receiver.progress("/b") == [(SUBMITTED, "0%"), (IN_PROGRESS, "10%")]
+    dropped = [(d.task_id, d.progress) for d in sim.deliveries if d.error == "dropped"]
+    assert sorted(dropped) == sorted([(a.id, "10%"), (b.id, "40%"), (a.id, "40%")])
+    assert all(d.http_status is None for d in sim.deliveries if d.error)
+
+    with pytest.raises(ValueError):
+        sim.drop_next_deliveries(0)
+
+
+async def test_lost_push_is_recovered_by_polling(sim, client, receiver):
+    task = sim.add_task(notify_hook=receiver.url())
+    sim.drop_next_deliveries()
+    sim.succeed(task.id)
+    await sim.wait_deliveries()
+    assert receiver.progress() == [(SUBMITTED, "0%")]
+    assert (await client.get(f"/task/{task.id}/fetch")).json()["status"] == SUCCESS
+
+
+async def test_duplicate_next_deliveries(sim, receiver):
+    task = sim.add_task(notify_hook=receiver.url())
+    sim.duplicate_next_deliveries(1)
+    sim.advance(task.id)
+    sim.advance(task.id)
+    await sim.wait_deliveries()
+    assert receiver.progress() == [
+        (SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "40%"),
+    ]
+    assert receiver.got[1][2] == receiver.got[2][2]
+    assert [d.progress for d in sim.deliveries].count("10%") == 2
+
+
+async def test_reorder_deliveries(sim, receiver):
+    task = sim.add_task(notify_hook=receiver.url())
+    await sim.wait_deliveries()
+    sim.reorder_deliveries(True)
+    for _ in range(3):
+        sim.advance(task.id)
+    sim.succeed(task.id)
+    await sim.flush_deliveries()
+    assert receiver.progress() == [
+        (SUBMITTED, "0%"), (SUCCESS, "100%"), (IN_PROGRESS, "80%"), (IN_PROGRESS, "40%"), (IN_PROGRESS, "10%"),
+    ]
+
+    # Still on: held again, and held ones keep wait_deliveries() waiting.
+    other = sim.add_task(notify_hook=receiver.url("/other"))
+    sim.advance(other.id)
+    with pytest.raises(TimeoutError):
+        await sim.wait_deliveries(timeout=0.05)
+    sim.reorder_deliveries(False)  # turning it off sends them, newest first
+    await sim.wait_deliveries()
+    assert receiver.progress("/other") == [(IN_PROGRESS, "10%"), (SUBMITTED, "0%")]
+
+    sim.advance(other.id)  # off: in order again
+    await sim.wait_deliveries()
+    assert receiver.progress("/other")[-1] == (IN_PROGRESS, "40%")
+
+
+async def test_pause_and_resume_keep_the_order(sim, receiver):
+    sim.pause_deliveries()
+    task = sim.add_task(notify_hook=receiver.url())
+    sim.advance(task.id)
+    sim.fail(task.id)
+    assert sim.deliveries == []
+    sim.resume_deliveries()
+    await sim.wait_deliveries()
+    assert receiver.progress() == [(SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (FAILURE, "")]
+
+
+async def test_failed_deliveries_are_lost_without_harm(sim, client, receiver):
+    receiver.status = 500
+    task = sim.add_task(notify_hook=receiver.url())
+    await sim.wait_deliveries()
+    assert [(d.http_status, d.error, d.ok) for d in sim.deliveries] == [(500, None, False)]
+
+    sim.tasks[task.id].notify_hook = f"http://127.0.0.1:{closed_port()}/hook"
+    sim.advance(task.id)
+    await sim.wait_deliveries()
+    refused = sim.deliveries[-1]
+    assert refused.http_status is None and refused.error and not refused.ok
+    assert len(sim.deliveries) == 2  # no retries
+    assert len(receiver.got) == 1
+
+    await sim.set_down(True)  # off the network: pushes are lost too
+    sim.advance(task.id)
+    assert sim.deliveries[-1].error == "server down"
+    await sim.set_down(False)
+    assert (await client.get(f"/task/{task.id}/fetch")).json()["progress"] == "40%"
+
+
+async def test_stop_with_deliveries_pending_is_clean(receiver, caplog):
+    receiver.block = True
+    sim = ProxySim(notify_hook=receiver.url())
+    await sim.start()
+    task = sim.add_task()
+    await sim.wait_for(lambda: receiver.got)  # the first push is in flight, held by the receiver
+    sim.advance(task.id)  # queued behind it
+    sim.reorder_deliveries(True)
+    sim.advance(task.id)  # held
+    await sim.stop()
+
+    assert [(d.progress, d.error) for d in sim.deliveries] == [
+        ("0%", "cancelled"), ("10%", "cancelled"), ("40%", "cancelled"),
+    ]
+    sim.advance(task.id)  # stopped: nothing to send with, nothing scheduled
+    assert sim.deliveries[-1].error == "not running"
+    await sim.wait_deliveries(timeout=0)
+    gc.collect()
+    assert not [r for r in caplog.records if "destroyed" in r.getMessage() and r.levelno >= logging.ERROR]
+
+
+async def test_finish_times(sim):
+    ok, bad, running = sim.add_task("ok"), sim.add_task("bad"), sim.add_task("running")
+    before = time.time()
+    sim.advance(ok.id)
+    sim.succeed(ok.id)
+    sim.fail(bad.id)
+    assert before <= ok.finished_at <= time.time()
+    assert ok.finish_time == int(ok.finished_at * 1000)
+    assert bad.finished_at >= ok.finished_at and running.finished_at is None
+    assert [(s, p) for _, s, p in ok.state_times] == [(SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (SUCCESS, "100%")]
+    assert ok.state_times[-1][0] == ok.finished_at
+    sim.set_state(ok.id, progress="100%")
+    assert ok.finished_at == ok.state_times[-2][0]  # the first time it finished
+
+
+async def test_jitter_is_reproducible_per_seed():
+    def steps(**options) -> list[float]:
+        sim = ProxySim(step_s=2.0, **options)
+        return [sim.add_task().step_s for _ in range(20)]
+
+    first = steps(jitter=0.5, seed=7)
+    assert first == steps(jitter=0.5, seed=7) != steps(jitter=0.5, seed=8)
+    assert all(1.0 <= s <= 3.0 for s in first) and len(set(first)) == 20
+    assert set(steps()) == {2.0}
+    with pytest.raises(ValueError):
+        ProxySim(jitter=1.0)
+
+
+async def test_time_mode_moves_each_task_on_its_own_clock():
+    async with ProxySim(mode="time", step_s=0.01, jitter=0.6, seed=3, max_running=2) as sim:
+        tasks = [sim.add_task(str(i), started=False) for i in range(3)]
+        await sim.wait_for(lambda: all(t.is_finished for t in tasks), timeout=3)
+    assert len({t.step_s for t in tasks}) == 3
+    for task in tasks:
+        times = [at for at, status, _ in task.state_times if status != NOT_START]
+        # Steps come late under load, never early.
+        assert all(b - a >= task.step_s - 0.002 for a, b in zip(times, times[1:]))
+    # Only two slots: the third starts when the first of the others finishes.
+    third_start = next(at for at, status, _ in tasks[2].state_times if status == SUBMITTED)
+    assert third_start >= min(tasks[0].finished_at, tasks[1].finished_at)
+
+
+async def test_thousands_of_tasks_stay_cheap():
+    async with (
+        ProxySim(mode="time", step_s=0.05, jitter=0.5, seed=1, max_running=10_000) as sim,
+        httpx.AsyncClient(base_url=sim.base_url, timeout=5) as client,
+    ):
+        tasks = [sim.add_task(str(i), started=i < 8_000) for i in range(10_000)]
+        response = await client.post("/task/list-by-condition", json={"ids": [t.id for t in tasks[:1000]]})
+        assert len(response.json()) == 1000
+        sim.tick()  # the lock-step helper, for good measure
+        await sim.wait_for(lambda: all(t.is_finished for t in tasks), timeout=10)
+    assert len({round(t.finished_at, 3) for t in tasks}) > 100  # spread out, not one instant

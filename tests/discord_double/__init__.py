@@ -7,6 +7,7 @@ what the double records.
 from .records import (
     AttachmentRecord,
     CallbackRecord,
+    DelayRule,
     FaultRule,
     GatewayFrame,
     InteractionRecord,
@@ -14,15 +15,18 @@ from .records import (
     MessageVersion,
     RequestRecord,
     UploadedFile,
+    WriteEvent,
 )
-from .server import DEFAULT_TOKEN, DiscordDouble
+from .server import DEFAULT_TOKEN, DISCORD_CHANNEL_WRITE_LIMIT, DiscordDouble
 from .state import ALL_TEXT_PERMISSIONS
 
 __all__ = [
     "ALL_TEXT_PERMISSIONS",
     "DEFAULT_TOKEN",
+    "DISCORD_CHANNEL_WRITE_LIMIT",
     "AttachmentRecord",
     "CallbackRecord",
+    "DelayRule",
     "DiscordDouble",
     "FaultRule",
     "GatewayFrame",
@@ -31,4 +35,5 @@ __all__ = [
     "MessageVersion",
     "RequestRecord",
     "UploadedFile",
+    "WriteEvent",
 ]

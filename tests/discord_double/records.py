@@ -11,7 +11,7 @@ import copy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .state import State
@@ -49,6 +49,10 @@ class RequestRecord:
     at: float  # time.monotonic() on arrival
     status: int | None = None  # what the double answered
     fault: FaultRule | None = field(default=None, repr=False)  # the injected fault that answered it, if any
+    # The channel whose write rate limit counted this request (bot-token message POST/PATCH/DELETE).
+    write_channel_id: int | None = None
+    rate_limited: bool = False  # answered 429 by the channel write rate limit (not by an injected fault)
+    delay: DelayRule | None = field(default=None, repr=False)  # the rule that held its answer back, if any
 
     @property
     def authorization(self) -> str | None:
@@ -287,6 +291,38 @@ class FaultRule:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return self.path_re is None or self.path_re.search(path) is not None
+
+
+@dataclass
+class DelayRule:
+    """An injected slow answer: the next ``times`` matching requests are processed at once
+    (and recorded: a message is created...) but answered only ``seconds`` later."""
+
+    seconds: float
+    method: str | None = None
+    path_re: re.Pattern[str] | None = None  # searched (re.search) in the API-relative path
+    times: int = 1
+    hits: list[RequestRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def remaining(self) -> int:
+        return self.times - len(self.hits)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path_re is None or self.path_re.search(path) is not None
+
+
+class WriteEvent(NamedTuple):
+    """One message write in a channel as the rate limit saw it (``DiscordDouble.write_timeline``)."""
+
+    at: float  # time.monotonic() on arrival, the instant the rate limit counted it
+    method: str
+    path: str
+    status: int | None  # 429: refused by the rate limit; None: not answered yet
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """The REST half of the double: the routes a discord.py bot calls, plus attachment downloads.
 
 Every request is recorded first, then checked against the injected faults,
-then authenticated and routed.  Routes are matched by a small table instead
-of aiohttp's router so that one place records, fails, authenticates and
-answers unknown routes with a loud 404.
+then authenticated, counted against its channel's write rate limit (message
+writes with the bot token only) and routed; an injected delay then holds the
+answer back.  Routes are matched by a small table instead of aiohttp's router
+so that one place records, fails, authenticates, limits and answers unknown
+routes with a loud 404.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -28,6 +31,7 @@ from .records import (
     UploadedFile,
     snapshot,
 )
+from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .state import ApiError, State, invalid_form, unknown_message
 
 log = logging.getLogger(__name__)
@@ -62,11 +66,14 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     bot_auth: bool  # interaction callbacks and webhooks are authenticated by their token instead
+    channel_write: bool  # counts against the channel's message write rate limit
 
     @classmethod
-    def make(cls, method: str, template: str, handler: Handler, *, bot_auth: bool = True) -> Route:
+    def make(
+        cls, method: str, template: str, handler: Handler, *, bot_auth: bool = True, channel_write: bool = False
+    ) -> Route:
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-        return cls(method, re.compile(f"^{regex}$"), handler, bot_auth)
+        return cls(method, re.compile(f"^{regex}$"), handler, bot_auth, channel_write)
 
 
 class RestApi:
@@ -101,10 +108,12 @@ class RestApi:
             r("GET", "/channels/{channel_id}", self.get_channel),
             r("POST", "/channels/{channel_id}/typing", self.typing),
             r("GET", "/channels/{channel_id}/messages", self.list_messages),
-            r("POST", "/channels/{channel_id}/messages", self.create_message),
+            # Message writes with the bot token count against the channel's rate limit; interaction
+            # callbacks and webhooks have their own per-token limits on Discord and are not counted.
+            r("POST", "/channels/{channel_id}/messages", self.create_message, channel_write=True),
             r("GET", "/channels/{channel_id}/messages/{message_id}", self.get_message),
-            r("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message),
-            r("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message),
+            r("PATCH", "/channels/{channel_id}/messages/{message_id}", self.edit_message, channel_write=True),
+            r("DELETE", "/channels/{channel_id}/messages/{message_id}", self.delete_message, channel_write=True),
             # interactions
             r("POST", "/interactions/{interaction_id}/{token}/callback", self.interaction_callback, bot_auth=False),
             r("POST", "/webhooks/{app_id}/{token}", self.create_followup, bot_auth=False),
@@ -126,8 +135,9 @@ class RestApi:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         record = await self._record(request)
         self.state.requests.append(record)
+        handled = False
         try:
-            response = await self._answer(record)
+            response, handled = await self._answer(record)
         except ApiError as error:
             response = error_response(error)
         except Exception as error:
@@ -137,6 +147,16 @@ class RestApi:
             response = json_response({"message": f"discord double internal error: {error!r}", "code": 0}, 400)
         record.status = response.status
         await self.state.notify()
+        if handled:
+            for rule in self.state.delays:
+                if rule.matches(record.method, record.path):
+                    # Processed and recorded above; only the answer is late (or never read: a test
+                    # may kill the client meanwhile).
+                    rule.hits.append(record)
+                    record.delay = rule
+                    await self.state.notify()
+                    await asyncio.sleep(rule.seconds)
+                    break
         return response
 
     async def _record(self, request: web.Request) -> RequestRecord:
@@ -172,12 +192,13 @@ class RestApi:
             at=time.monotonic(),
         )
 
-    async def _answer(self, record: RequestRecord) -> web.StreamResponse:
+    async def _answer(self, record: RequestRecord) -> tuple[web.StreamResponse, bool]:
+        """The answer, and whether a route handler processed the request (only then may a delay hold it)."""
         for rule in self.state.faults:
             if rule.matches(record.method, record.path):
                 rule.hits.append(record)
                 record.fault = rule
-                return self._fault_response(rule)
+                return self._fault_response(rule), False
 
         allowed: list[str] = []
         for route in self.routes:
@@ -188,16 +209,36 @@ class RestApi:
                 allowed.append(route.method)
                 continue
             if route.bot_auth and record.authorization != f"Bot {self.state.token}":
-                return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
-            return await route.handler(record, **match.groupdict())
+                return json_response({"message": "401: Unauthorized", "code": 0}, status=401), False
+            # Checked with no await since the request's arrival, so decisions follow ``record.at`` order.
+            limit_headers: dict[str, str] = {}
+            limiter = self.state.write_limiter
+            channel_id = match.groupdict().get("channel_id", "")
+            if route.channel_write and channel_id.isdigit():
+                record.write_channel_id = int(channel_id)  # counted for write_timeline even with no limit
+            if record.write_channel_id is not None and limiter is not None:
+                decision = limiter.hit(record.write_channel_id, record.at)
+                if not decision.allowed:
+                    record.rate_limited = True
+                    self.state.rate_limited.append(record)
+                    body = {"message": RATE_LIMITED_BODY_MESSAGE, "retry_after": decision.reset_after, "global": False}
+                    return json_response(body, status=429, headers=decision.headers), False
+                limit_headers = decision.headers
+            try:
+                response = await route.handler(record, **match.groupdict())
+            except ApiError as error:
+                response = error_response(error)
+            # Every counted answer carries the bucket's state, errors included, as on Discord.
+            response.headers.update(limit_headers)
+            return response, True
 
         if allowed:
-            return json_response({"message": "405: Method Not Allowed", "code": 0}, status=405)
+            return json_response({"message": "405: Method Not Allowed", "code": 0}, status=405), False
         # Loud on purpose: a bot calling a route the double lacks should fail its test, not pass silently.
         log.warning("discord double: no route for %s %s", record.method, record.path)
         return json_response(
             {"message": f"404: Not Found (discord double has no {record.method} {record.path})", "code": 0}, 404
-        )
+        ), False
 
     @staticmethod
     def _fault_response(rule: FaultRule) -> web.Response:

@@ -12,7 +12,9 @@ from aiohttp import web
 
 from . import driver
 from .gateway import Gateway
+from .ratelimit import ChannelWriteLimiter
 from .records import (
+    DelayRule,
     FaultRule,
     GatewayConnection,
     GatewayFrame,
@@ -20,6 +22,7 @@ from .records import (
     MessageRecord,
     RequestRecord,
     UploadedFile,
+    WriteEvent,
 )
 from .rest import RestApi
 from .state import ALL_TEXT_PERMISSIONS, State
@@ -27,6 +30,8 @@ from .state import ALL_TEXT_PERMISSIONS, State
 T = TypeVar("T")
 
 DEFAULT_TOKEN = "discord-double-bot-token"
+# Discord's limit on message writes in one channel: 5 per 5 seconds.
+DISCORD_CHANNEL_WRITE_LIMIT = (5, 5.0)
 
 
 class DiscordDouble:
@@ -50,6 +55,8 @@ class DiscordDouble:
         attachment_size_limit: int = 10 * 1024 * 1024,
         app_permissions: int = ALL_TEXT_PERMISSIONS,
         interaction_ack_timeout: float | None = None,
+        text_channels: int = 2,
+        channel_write_limit: tuple[int, float] | None = DISCORD_CHANNEL_WRITE_LIMIT,
     ):
         """
         :param heartbeat_interval: seconds, sent in HELLO.
@@ -57,6 +64,12 @@ class DiscordDouble:
         :param interaction_ack_timeout: if set, callbacks later than this many seconds after the
             interaction get 404 Unknown interaction, like Discord's 3 s window.  Off by default
             so slow CI machines do not flake.
+        :param text_channels: how many text channels the guild has ("general", "second",
+            "channel-3"...); see ``channel_ids``.
+        :param channel_write_limit: ``(limit, per)``: at most ``limit`` message writes
+            (POST/PATCH/DELETE on ``/channels/{id}/messages[/{mid}]`` with the bot token) per
+            ``per`` seconds in each channel, like Discord (5 per 5 s, the default); more are
+            answered 429.  ``None`` disables it.  Interaction callbacks and webhooks are not counted.
         """
         self._host = host
         self._port = port
@@ -65,6 +78,8 @@ class DiscordDouble:
             attachment_size_limit=attachment_size_limit,
             app_permissions=app_permissions,
             interaction_ack_timeout=interaction_ack_timeout,
+            text_channels=text_channels,
+            channel_write_limit=channel_write_limit,
         )
         self.gateway = Gateway(self.state, heartbeat_interval=heartbeat_interval)
         self.rest = RestApi(self.state)
@@ -95,6 +110,12 @@ class DiscordDouble:
     async def stop(self) -> None:
         if self._runner is None:
             return
+        import os
+        if os.environ.get("DD_DEBUG_RL"):
+            with open("/tmp/ddexp/rl.log", "a") as f:
+                f.write(f"{os.environ.get('PYTEST_CURRENT_TEST')}: 429s={self.rate_limit_hits()} writes={self.channel_writes()} "
+                        f"per-ch={[self.channel_writes(c) for c in self.channel_ids]} "
+                        f"rl={[ (round(r.at - self.requests[0].at,2), r.method) for r in self.rate_limited]}\n")
         await self.gateway.close_all()
         await self._runner.cleanup()
         self._runner = None
@@ -149,6 +170,7 @@ class DiscordDouble:
 
     @property
     def channel_ids(self) -> list[int]:
+        """Every text channel, in guild order (``text_channels`` of them)."""
         return [c.id for c in self.state.guild.channels]
 
     @property
@@ -212,6 +234,57 @@ class DiscordDouble:
     @property
     def gateway_connections(self) -> list[GatewayConnection]:
         return self.state.gateway_connections
+
+    # ------------------------------------------------------- write rate limit
+
+    @property
+    def channel_write_limit(self) -> tuple[int, float] | None:
+        """``(limit, per)`` of the per-channel message write rate limit, or None when off."""
+        limiter = self.state.write_limiter
+        return None if limiter is None else (limiter.limit, limiter.per)
+
+    @channel_write_limit.setter
+    def channel_write_limit(self, value: tuple[int, float] | None) -> None:
+        """Change (or switch off with None) the limit; every channel's bucket starts empty."""
+        self.state.write_limiter = None if value is None else ChannelWriteLimiter(*value)
+
+    @property
+    def rate_limited(self) -> list[RequestRecord]:
+        """Every request the channel write rate limit answered 429, in order.
+
+        Injected 429s (``fail_next``) are not here: see their rule's ``hits``.
+        """
+        return self.state.rate_limited
+
+    def rate_limit_hits(self, channel_id: int | None = None) -> int:
+        """How many 429s the write rate limit sent for ``channel_id`` (None: all channels)."""
+        return sum(1 for r in self.state.rate_limited if channel_id is None or r.write_channel_id == channel_id)
+
+    def channel_writes(self, channel_id: int | None = None) -> int:
+        """Message writes the rate limit let through in ``channel_id`` (None: all channels).
+
+        Counted whatever the route then answered (a PATCH of a deleted message still
+        counts, as on Discord); 429s are not writes (see ``rate_limit_hits``).  Counted
+        with the limit off too.
+        """
+        return sum(
+            1
+            for r in self.state.requests
+            if r.write_channel_id is not None
+            and not r.rate_limited
+            and (channel_id is None or r.write_channel_id == channel_id)
+        )
+
+    def write_timeline(self, channel_id: int | None = None) -> list[WriteEvent]:
+        """Message writes of a channel (default: the main one) as the rate limit counted them, 429s included.
+
+        Each is ``(at, method, path, status)``: ``at`` is ``time.monotonic()`` when the limit counted
+        it; ``status`` 429 means refused by the limit, None not answered yet.
+        """
+        channel_id = self.channel_id if channel_id is None else channel_id
+        return [
+            WriteEvent(r.at, r.method, r.path, r.status) for r in self.state.requests if r.write_channel_id == channel_id
+        ]
 
     def find_requests(self, method: str | None = None, path_re: str | None = None) -> list[RequestRecord]:
         return [
@@ -405,8 +478,31 @@ class DiscordDouble:
         self.state.faults.append(rule)
         return rule
 
+    def delay_next(
+        self, *, method: str | None = None, path_re: str | None = None, seconds: float, times: int = 1
+    ) -> DelayRule:
+        """Hold back the answer to the next ``times`` matching requests for ``seconds``.
+
+        The request is processed and recorded at once (a message is created, its
+        MESSAGE_CREATE sent, ``record.status`` set); only the HTTP answer waits, so a
+        test can kill the client meanwhile: "message created, but the bot never learned
+        its id".  Only requests that reach a route are held: not those answered by an
+        injected fault, a 429 of the write rate limit or a 401.  The returned rule's
+        ``hits`` lists the requests it held.
+        """
+        rule = DelayRule(
+            seconds=seconds,
+            method=method,
+            path_re=re.compile(path_re) if path_re is not None else None,
+            times=times,
+        )
+        self.state.delays.append(rule)
+        return rule
+
     def clear_faults(self) -> None:
+        """Remove every injected fault and delay."""
         self.state.faults.clear()
+        self.state.delays.clear()
 
     # ----------------------------------------------------------------- waiting
 

@@ -23,6 +23,7 @@ from .records import (
     EPHEMERAL,
     LOADING,
     AttachmentRecord,
+    DelayRule,
     FaultRule,
     GatewayConnection,
     GatewayFrame,
@@ -33,6 +34,7 @@ from .records import (
     UploadedFile,
     snapshot,
 )
+from .ratelimit import ChannelWriteLimiter
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -207,7 +209,11 @@ class State:
         attachment_size_limit: int,
         app_permissions: int,
         interaction_ack_timeout: float | None,
+        text_channels: int = 2,
+        channel_write_limit: tuple[int, float] | None = None,
     ):
+        if text_channels < 1:
+            raise ValueError(f"the guild needs at least one text channel, got text_channels={text_channels}")
         self.token = token
         self.attachment_size_limit = attachment_size_limit
         self.app_permissions = app_permissions
@@ -228,16 +234,22 @@ class State:
         self.commands: dict[int | None, list[dict[str, Any]]] = {None: []}  # guild id (None: global) -> commands
         self.files: dict[int, AttachmentRecord] = {}
         self.faults: list[FaultRule] = []
+        self.delays: list[DelayRule] = []
+        # Message writes per channel, enforced like Discord's bucket (None: unlimited).
+        self.write_limiter: ChannelWriteLimiter | None = (
+            ChannelWriteLimiter(*channel_write_limit) if channel_write_limit is not None else None
+        )
+        self.rate_limited: list[RequestRecord] = []  # requests the write rate limit answered 429
         self.gateway_connections: list[GatewayConnection] = []
         self.gateway_log: list[GatewayFrame] = []
 
         self.bot = User(self.new_id(), "double-bot", bot=True)
         self.application_id = self.bot.id  # modern applications share the bot user's id
-        self.guild = self._build_guild()
+        self.guild = self._build_guild(text_channels)
 
     # ----------------------------------------------------------------- world
 
-    def _build_guild(self) -> Guild:
+    def _build_guild(self, text_channels: int) -> Guild:
         guild_id = self.new_id()
         now = datetime.datetime.now(datetime.UTC)
         alice = User(self.new_id(), "alice")
@@ -246,7 +258,8 @@ class State:
         everyone = Role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0)
         moderator = Role(self.new_id(), "Moderator", EVERYONE_PERMISSIONS | MANAGE_MESSAGES, 1)
         guild = Guild(id=guild_id, name="Double Guild", owner_id=alice.id)
-        guild.channels = [Channel(self.new_id(), "general", 0), Channel(self.new_id(), "second", 1)]
+        names = ["general", "second"] + [f"channel-{n}" for n in range(3, text_channels + 1)]
+        guild.channels = [Channel(self.new_id(), name, position) for position, name in enumerate(names[:text_channels])]
         guild.roles = [everyone, moderator]
         guild.members = {
             alice.id: Member(alice, [moderator.id], now),

@@ -1,0 +1,80 @@
+"""The push receiver: the proxy POSTs each task change to ``<public_url>/<token>``.
+
+The token is this install's secret (kept in SQLite), so only a proxy we gave it to can push. A
+delivery is applied like a poll result: written to SQLite first, idempotent, and order-proof
+(duplicates and late arrivals change nothing), because the servers send both.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.config import NotifySettings
+from bot.jobs import JobService
+from bot.models import ProxyTask
+
+log = logging.getLogger(__name__)
+
+TOKEN_KEY = "notify_token"
+MAX_BODY_BYTES = 1024 * 1024  # a task is a few KB; anything bigger is not one
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class NotifyReceiver:
+    def __init__(self, settings: NotifySettings, jobs: JobService, token: str) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self._token = token
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.received = 0
+
+    def __repr__(self) -> str:  # never show the token
+        return f"NotifyReceiver(listen={self.settings.listen!r}, public_url={self.settings.public_url!r})"
+
+    @property
+    def hook_url(self) -> str:
+        """What each submit sends as ``notifyHook``."""
+        return f"{self.settings.public_url}/{self._token}"
+
+    async def start(self) -> None:
+        prefix = urlsplit(self.settings.public_url).path.rstrip("/")
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post(f"{prefix}/{{token}}", self._deliver)
+        # No access log: the request path holds the secret token.
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        host, port = self.settings.listen_address()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+        log.info("push receiver listening on %s:%s for %s/…", host, self.port, self.settings.public_url)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _deliver(self, request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.match_info["token"].encode(), self._token.encode()):
+            log.warning("push from %s with an unknown token: refused", request.remote)
+            return web.Response(status=404, text="not found")
+        try:
+            task = ProxyTask.model_validate(await request.json())
+        except (ValueError, ValidationError):
+            log.warning("push from %s is not a task: refused", request.remote)
+            return web.Response(status=400, text="not a task")
+        self.received += 1
+        await self.jobs.apply_push(task)
+        return web.Response(text="ok")
