@@ -127,3 +127,16 @@ async def test_lost_push_is_recovered_by_polling(pushed: Pushed, sim: ProxySim):
     sim.succeed(job.task_id)
     await pushed.view.wait_for(lambda: pushed.view.last(job.task_id).display.phase is Phase.DONE, timeout=10)
     assert any(d.error == "dropped" for d in sim.deliveries)
+
+
+async def test_late_progress_does_not_move_a_job_backwards(pushed: Pushed, sim: ProxySim):
+    job = await pushed.jobs.imagine("a fox", MEMBER)
+    await sim.wait_deliveries()
+    sim.reorder_deliveries(True)
+    for _ in range(3):
+        sim.advance(job.task_id)
+    await sim.flush_deliveries()  # 80% arrives first, then 40% and 10%
+    await pushed.view.wait_for(lambda: pushed.view.last(job.task_id).display.progress == "80%")
+    await pushed.jobs.wait_ticks(2)
+    assert (await pushed.jobs.store.get_job(job.task_id)).progress == "80%"
+    assert [s.display.progress for s in pushed.view.of(job.task_id)][-1] == "80%"
