@@ -32,9 +32,9 @@ async def wait_public(dd: DiscordDouble, count: int) -> MessageRecord:
     return public_messages(dd)[count - 1]
 
 
-async def wait_final(dd: DiscordDouble, message: MessageRecord) -> MessageRecord:
+async def wait_final(dd: DiscordDouble, message: MessageRecord, timeout: float = 10.0) -> MessageRecord:
     await dd.wait_for(lambda: message.current.attachments and "(" not in message.content.rsplit("-", 1)[-1],
-                      what=f"message {message.id} to show its final image")
+                      timeout=timeout, what=f"message {message.id} to show its final image")
     return message
 
 
