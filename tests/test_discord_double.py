@@ -10,12 +10,18 @@ RESUMing (with replay of missed events), attachment options, and a clean
 shutdown.  A second command, ``/panel``, answers with the remaining callback
 types: a message (4), an update of the clicked message (7), a modal (9) and a
 "thinking" defer on a button replaced by its follow-up.
+
+The rest covers the per-channel message write rate limit (headers, 429s, what
+discord.py does with them), more channels, and answers held back by
+``delay_next``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -25,7 +31,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.discord_double import DiscordDouble, InteractionRecord, MessageRecord
+from tests.discord_double import DiscordDouble, InteractionRecord, MessageRecord, WriteEvent
 
 # The smallest valid PNG: enough to check bytes survive the round trip.
 PNG = (
@@ -120,9 +126,16 @@ async def panel(interaction: discord.Interaction) -> None:
 
 
 @pytest.fixture
-async def dd() -> AsyncIterator[DiscordDouble]:
-    async with DiscordDouble() as double:
+async def dd(request: pytest.FixtureRequest) -> AsyncIterator[DiscordDouble]:
+    # Options come from ``double(...)`` (indirect parametrization); none: Discord's defaults.
+    async with DiscordDouble(**getattr(request, "param", {})) as double:
         yield double
+
+
+def double(**options):
+    """Run a test against ``DiscordDouble(**options)``."""
+    test_id = ",".join(f"{k}={v}" for k, v in options.items())
+    return pytest.mark.parametrize("dd", [options], indirect=True, ids=[test_id])
 
 
 @pytest.fixture
@@ -351,3 +364,260 @@ async def test_other_callback_types(dd: DiscordDouble, bot: EchoBot) -> None:
     assert update.response_type == 7
     assert message.current.components == [] and message.current.via == "interaction"
     assert message.attachments == message.first.attachments  # an update keeps what it does not mention
+
+
+# ---------------------------------------------------- channel write rate limit
+
+# Most tests use a short window; one runs Discord's real 5 per 5 s.
+FAST_LIMIT = (2, 0.5)
+
+
+def windows(timeline: list[WriteEvent], per: float) -> list[int]:
+    """How many writes the double let through in each of its fixed windows (one opens with the
+    first write into an empty bucket and closes ``per`` seconds later), rebuilt from the timeline."""
+    counts: list[int] = []
+    start: float | None = None
+    for event in timeline:
+        if event.status == 429:
+            continue
+        if start is None or event.at >= start + per:
+            start = event.at
+            counts.append(0)
+        counts[-1] += 1
+    return counts
+
+
+def raw_session(dd: DiscordDouble) -> aiohttp.ClientSession:
+    """An HTTP client with the bot token that bypasses discord.py (no pre-emptive waiting, no retries)."""
+    return aiohttp.ClientSession(base_url=dd.base_url, headers={"Authorization": f"Bot {dd.bot_token}"})
+
+
+async def login(dd: DiscordDouble) -> discord.Client:
+    """A discord.py client with fresh rate limit knowledge (like a restarted bot), REST only."""
+    client = discord.Client(intents=discord.Intents.default())
+    await client.login(dd.bot_token)
+    return client
+
+
+@double(channel_write_limit=FAST_LIMIT)
+async def test_sends_over_the_limit_wait_for_the_next_window(dd: DiscordDouble, bot: EchoBot) -> None:
+    channel = bot.get_channel(dd.channel_id)
+    started = time.monotonic()
+    sent = await asyncio.gather(*(channel.send(f"m{i}") for i in range(6)))
+
+    # Every send succeeded, in three windows of two: the client waited (or retried) in between.
+    assert [dd.messages[m.id].content for m in sent] == [f"m{i}" for i in range(6)]
+    limit, per = FAST_LIMIT
+    timeline = dd.write_timeline(dd.channel_id)
+    assert windows(timeline, per) == [2, 2, 2]
+    assert time.monotonic() - started >= 2 * per
+    assert dd.channel_writes(dd.channel_id) == 6
+    assert len(timeline) == 6 + dd.rate_limit_hits(dd.channel_id)
+
+
+async def test_discords_real_limit_is_per_channel(dd: DiscordDouble, bot: EchoBot) -> None:
+    """Discord's 5 writes per 5 s, on by default: a sixth send waits for the window to close,
+    while a send to another channel goes through at once."""
+    assert dd.channel_write_limit == (5, 5.0)
+    first, second = bot.get_channel(dd.channel_id), bot.get_channel(dd.second_channel_id)
+    burst = [asyncio.create_task(first.send(f"m{i}")) for i in range(6)]
+    await dd.wait_for(lambda: dd.channel_writes(dd.channel_id) == 5)
+
+    started = time.monotonic()
+    other = await second.send("elsewhere")
+    assert time.monotonic() - started < 1.0  # not held back by the first channel's exhausted bucket
+    assert dd.write_timeline(dd.second_channel_id)[0].status == 200 and dd.messages[other.id].content == "elsewhere"
+    assert dd.channel_writes(dd.channel_id) == 5 and not all(t.done() for t in burst)  # the sixth still waits
+
+    await asyncio.gather(*burst)
+    timeline = dd.write_timeline(dd.channel_id)
+    assert windows(timeline, 5.0) == [5, 1]
+    accepted = [e.at for e in timeline if e.status != 429]
+    assert accepted[5] - accepted[0] >= 5.0
+    assert dd.rate_limit_hits(dd.second_channel_id) == 0
+
+
+@double(channel_write_limit=FAST_LIMIT)
+async def test_raw_burst_gets_discords_429(dd: DiscordDouble) -> None:
+    path = f"/api/v10/channels/{dd.channel_id}/messages"
+    async with raw_session(dd) as session:
+        answers = []
+        for i in range(3):
+            async with session.post(path, json={"content": f"raw {i}"}) as response:
+                answers.append((response.status, response.headers.copy(), await response.read()))
+        # The same bucket for edits (and deletes) in that channel.
+        message_id = dd.channel_messages()[0].id
+        async with session.patch(f"{path}/{message_id}", json={"content": "edited"}) as response:
+            answers.append((response.status, response.headers.copy(), await response.read()))
+        # Neither reads, nor typing, nor a bad token count.
+        async with session.get(path) as response:
+            assert response.status == 200 and "X-RateLimit-Bucket" not in response.headers
+        async with session.post(f"/api/v10/channels/{dd.channel_id}/typing") as response:
+            assert response.status == 204
+        async with session.post(path, json={"content": "x"}, headers={"Authorization": "Bot wrong"}) as response:
+            assert response.status == 401 and "X-RateLimit-Bucket" not in response.headers
+        # Another channel has its own bucket.
+        async with session.post(f"/api/v10/channels/{dd.second_channel_id}/messages", json={"content": "b"}) as other:
+            assert other.status == 200 and other.headers["X-RateLimit-Remaining"] == "1"
+            other_bucket = other.headers["X-RateLimit-Bucket"]
+
+    assert [status for status, _, _ in answers] == [200, 200, 429, 429]
+    now = time.time()
+    for (status, headers, _), remaining in zip(answers, ["1", "0", "0", "0"], strict=True):
+        assert headers["X-RateLimit-Limit"] == "2"
+        assert headers["X-RateLimit-Remaining"] == remaining
+        reset_after = float(headers["X-RateLimit-Reset-After"])
+        assert 0 < reset_after <= 0.5
+        assert now - 0.5 < float(headers["X-RateLimit-Reset"]) <= now + 0.501
+        assert headers["X-RateLimit-Bucket"] == answers[0][1]["X-RateLimit-Bucket"] == other_bucket  # stable
+    for status, headers, body in answers[2:]:
+        assert headers["Via"] == "1.1 google" and headers["X-RateLimit-Scope"] == "user"
+        assert headers["Content-Type"] == "application/json"
+        data = json.loads(body)
+        assert data == {"message": "You are being rate limited.", "retry_after": data["retry_after"], "global": False}
+        assert isinstance(data["retry_after"], float) and 0 < data["retry_after"] <= 0.5
+        assert data["retry_after"] == float(headers["X-RateLimit-Reset-After"])
+
+    # Refused writes did nothing, and are recorded.
+    assert [m.content for m in dd.channel_messages()] == ["raw 0", "raw 1"]
+    assert [(r.method, r.status) for r in dd.rate_limited] == [("POST", 429), ("PATCH", 429)]
+    assert dd.rate_limit_hits(dd.channel_id) == 2 and dd.rate_limit_hits(dd.second_channel_id) == 0
+    assert dd.rate_limit_hits() == 2
+    assert dd.channel_writes(dd.channel_id) == 2 and dd.channel_writes() == 3
+    assert [(e.method, e.status) for e in dd.write_timeline(dd.channel_id)] == [
+        ("POST", 200), ("POST", 200), ("POST", 429), ("PATCH", 429)
+    ]
+
+    # Once the window closes, the bucket is full again.
+    await asyncio.sleep(json.loads(answers[2][2])["retry_after"])
+    async with raw_session(dd) as session, session.post(path, json={"content": "later"}) as response:
+        assert response.status == 200 and response.headers["X-RateLimit-Remaining"] == "1"
+
+
+@double(channel_write_limit=(5, 0.5))
+async def test_discord_py_burst_of_sends_is_paced_without_429(dd: DiscordDouble, bot: EchoBot) -> None:
+    """discord.py 2.7 reads the headers and waits before the bucket runs dry: 12 concurrent sends
+    in one channel get no 429.  (The first goes alone; its answer says 4 remain, so 4 more go;
+    then it sleeps Reset-After before the next five.)"""
+    channel = bot.get_channel(dd.channel_id)
+    await asyncio.gather(*(channel.send(f"burst {i}") for i in range(12)))
+    assert windows(dd.write_timeline(dd.channel_id), 0.5) == [5, 5, 2]
+    assert dd.rate_limit_hits() == 0 and dd.rate_limited == []
+
+
+@double(channel_write_limit=(5, 0.5))
+async def test_discord_py_gets_429_for_concurrent_sends_and_edits(dd: DiscordDouble, bot: EchoBot) -> None:
+    """Until discord.py has seen that edits share the sends' bucket, it paces them separately:
+    concurrent sends and edits in one channel overrun the window and get 429s, which it retries."""
+    channel = bot.get_channel(dd.channel_id)
+    message = await channel.send("first")  # discord.py now knows the sends' bucket: 4 left
+    results = await asyncio.gather(
+        *(channel.send(f"send {i}") if i % 2 else message.edit(content=f"edit {i}") for i in range(6))
+    )
+    assert len(results) == 6 and dd.messages[message.id].content.startswith("edit")
+    assert dd.rate_limit_hits(dd.channel_id) >= 1
+    assert all(r.status == 429 and r.write_channel_id == dd.channel_id for r in dd.rate_limited)
+    assert max(windows(dd.write_timeline(dd.channel_id), 0.5)) <= 5
+
+
+@double(channel_write_limit=FAST_LIMIT)
+async def test_restarted_client_gets_429_in_an_exhausted_window(dd: DiscordDouble, bot: EchoBot) -> None:
+    """A new process knows nothing of the bucket its predecessor emptied: its first write is refused."""
+    channel = bot.get_channel(dd.channel_id)
+    await channel.send("one")
+    # Answered "0 remaining", this send returns only once discord.py has slept out the window:
+    # the restarted client writes while it sleeps (like a bot killed there and started again).
+    two = asyncio.create_task(channel.send("two"))
+    await dd.wait_for(lambda: dd.channel_writes(dd.channel_id) == 2)
+
+    restarted = await login(dd)
+    try:
+        message = await restarted.get_partial_messageable(dd.channel_id).send("three")
+    finally:
+        await restarted.close()
+    await two
+    assert dd.messages[message.id].content == "three"
+    assert [e.status for e in dd.write_timeline(dd.channel_id)] == [200, 200, 429, 200]
+    assert dd.rate_limit_hits(dd.channel_id) == 1
+
+
+@double(channel_write_limit=(1, 5.0))
+async def test_interaction_callbacks_and_webhooks_are_not_counted(dd: DiscordDouble, bot: EchoBot) -> None:
+    # /echo: a deferral callback, an edit through the interaction webhook, then one channel.send.
+    interaction, post = await run_echo(dd, options={"text": "hi", "n": 1})
+    assert interaction.original.content.startswith("echo: hi")
+    assert [(e.method, e.path, e.status) for e in dd.write_timeline(dd.channel_id)] == [
+        ("POST", f"/channels/{dd.channel_id}/messages", 200)
+    ]
+    assert dd.rate_limit_hits() == 0
+    webhook_edit = dd.find_requests("PATCH", r"^/webhooks/")[0]
+    assert webhook_edit.write_channel_id is None
+
+
+@double(channel_write_limit=None)
+async def test_limit_can_be_disabled(dd: DiscordDouble, bot: EchoBot) -> None:
+    assert dd.channel_write_limit is None
+    path = f"/api/v10/channels/{dd.channel_id}/messages"
+    async with raw_session(dd) as session:
+        for i in range(8):
+            async with session.post(path, json={"content": f"m{i}"}) as response:
+                assert response.status == 200 and "X-RateLimit-Remaining" not in response.headers
+    started = time.monotonic()
+    await asyncio.gather(*(bot.get_channel(dd.channel_id).send(f"d{i}") for i in range(8)))
+    assert time.monotonic() - started < 1.0  # no waiting either
+    assert dd.channel_writes(dd.channel_id) == 16  # still counted, for the timeline
+    assert dd.rate_limited == [] and dd.rate_limit_hits() == 0
+
+    # It can be switched on (or changed) on a running double.
+    dd.channel_write_limit = (1, 5.0)
+    async with raw_session(dd) as session:
+        statuses = []
+        for i in range(2):
+            async with session.post(path, json={"content": "again"}) as response:
+                statuses.append(response.status)
+    assert statuses == [200, 429]
+
+
+@double(text_channels=20)
+async def test_more_channels(dd: DiscordDouble, bot: EchoBot) -> None:
+    assert len(dd.channel_ids) == 20 and len(set(dd.channel_ids)) == 20
+    assert dd.channel_ids[:2] == [dd.channel_id, dd.second_channel_id]
+    guild = bot.get_guild(dd.guild_id)
+    assert [c.id for c in guild.text_channels] == dd.channel_ids
+    assert [c.name for c in guild.text_channels][:3] == ["general", "second", "channel-3"]
+    last = bot.get_channel(dd.channel_ids[-1])
+    message = await last.send("in the last channel")
+    assert dd.channel_messages(dd.channel_ids[-1])[0].id == message.id
+    assert dd.channel_writes(dd.channel_ids[-1]) == 1 and dd.channel_writes(dd.channel_id) == 0
+
+
+# ------------------------------------------------------------- late answers
+
+
+async def test_delay_next_holds_the_answer_of_a_recorded_message(dd: DiscordDouble, bot: EchoBot) -> None:
+    channel = bot.get_channel(dd.channel_id)
+    rule = dd.delay_next(method="POST", path_re=rf"/channels/{dd.channel_id}/messages$", seconds=5.0)
+    send = asyncio.create_task(channel.send("created but unanswered"))
+
+    # The message exists (and its request has its status) while the client still waits for the answer.
+    message = await dd.wait_for(lambda: dd.channel_messages() and dd.channel_messages()[-1])
+    assert message.content == "created but unanswered"
+    (request,) = rule.hits
+    assert request.status == 200 and request.delay is rule and rule.remaining == 0
+    await asyncio.sleep(0.2)
+    assert not send.done()
+
+    # What a killed bot sees: never the answer, so never the id.
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+
+    # times=1: the next send is answered at once; a short delay is simply a slow answer.
+    started = time.monotonic()
+    await channel.send("prompt")
+    assert time.monotonic() - started < 1.0
+    dd.delay_next(method="PATCH", seconds=0.3)
+    started = time.monotonic()
+    edited = await (await channel.send("to edit")).edit(content="edited late")
+    assert time.monotonic() - started >= 0.3
+    assert dd.messages[edited.id].content == "edited late"

@@ -110,12 +110,7 @@ class DiscordDouble:
     async def stop(self) -> None:
         if self._runner is None:
             return
-        import os
-        if os.environ.get("DD_DEBUG_RL"):
-            with open("/tmp/ddexp/rl.log", "a") as f:
-                f.write(f"{os.environ.get('PYTEST_CURRENT_TEST')}: 429s={self.rate_limit_hits()} writes={self.channel_writes()} "
-                        f"per-ch={[self.channel_writes(c) for c in self.channel_ids]} "
-                        f"rl={[ (round(r.at - self.requests[0].at,2), r.method) for r in self.rate_limited]}\n")
+        self.rest.closing.set()  # release answers held by delay_next instead of waiting for them
         await self.gateway.close_all()
         await self._runner.cleanup()
         self._runner = None
@@ -276,14 +271,16 @@ class DiscordDouble:
         )
 
     def write_timeline(self, channel_id: int | None = None) -> list[WriteEvent]:
-        """Message writes of a channel (default: the main one) as the rate limit counted them, 429s included.
+        """Message writes in ``channel_id`` (None: all channels) in arrival order, 429s included.
 
-        Each is ``(at, method, path, status)``: ``at`` is ``time.monotonic()`` when the limit counted
-        it; ``status`` 429 means refused by the limit, None not answered yet.
+        Each is ``(at, method, path, status)``: ``at`` is ``time.monotonic()`` when the rate limit
+        counted it; ``status`` 429 means refused by the limit, None not answered yet.  Recorded
+        with the limit off too.
         """
-        channel_id = self.channel_id if channel_id is None else channel_id
         return [
-            WriteEvent(r.at, r.method, r.path, r.status) for r in self.state.requests if r.write_channel_id == channel_id
+            WriteEvent(r.at, r.method, r.path, r.status)
+            for r in self.state.requests
+            if r.write_channel_id is not None and (channel_id is None or r.write_channel_id == channel_id)
         ]
 
     def find_requests(self, method: str | None = None, path_re: str | None = None) -> list[RequestRecord]:
