@@ -66,7 +66,7 @@ class MjBot(commands.Bot):
             self.notify = NotifyReceiver(self.settings.notify, self.jobs, token)
             await self.notify.start()
             self.jobs.notify_hook = self.notify.hook_url
-        await self.jobs.start(DiscordJobView(self))
+        await self.jobs.start(DiscordJobView(self, server_buttons_ok=self.settings.proxy.api != "change"))
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.discord.guild_ids

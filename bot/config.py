@@ -45,6 +45,19 @@ class ProxySettings(_Section):
     secret: SecretStr = SecretStr("")
     auth: Literal["mj-api-secret", "bearer", "authorization"] = "mj-api-secret"
     timeout_s: float = Field(default=30, gt=0)
+    # How buttons are submitted: "auto" learns it from the server (task buttons, a 404 on
+    # /submit/change); "change" = /submit/change (novicezk); "action" = /submit/action (trueai).
+    api: Literal["auto", "change", "action"] = "auto"
+    # trueai's speed modes: "" = the account's default, or "fast" / "relax" / "turbo"
+    # (requests go to /mj-<mode>/mj/...).
+    mode: Literal["", "fast", "relax", "turbo"] = ""
+
+    @property
+    def api_base_url(self) -> str:
+        """The base URL requests go to, with the speed mode's prefix when one is set."""
+        if self.mode and self.base_url.endswith("/mj"):
+            return f"{self.base_url[:-3]}/mj-{self.mode}/mj"
+        return self.base_url
 
 
 class StorageSettings(_Section):

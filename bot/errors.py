@@ -208,3 +208,7 @@ class ButtonAlreadyUsed(UserInputError):
 
 class ButtonBusy(UserInputError):
     key = "button.busy"
+
+
+class ButtonUnsupported(UserInputError):
+    key = "button.unsupported"

@@ -25,6 +25,7 @@ from bot.errors import (
     ButtonAlreadyUsed,
     ButtonBusy,
     ButtonInvalid,
+    ButtonUnsupported,
     DailyLimitReached,
     DeliveryError,
     DeliveryForbidden,
@@ -39,6 +40,7 @@ from bot.errors import (
 )
 from bot.access import AccessPolicy, Requester
 from bot.models import (
+    BUTTON_MARK,
     Action,
     Display,
     ImageFile,
@@ -48,6 +50,7 @@ from bot.models import (
     Status,
     Submission,
     SubmitAccepted,
+    TaskButton,
     message_link,
 )
 from bot.prompt import check_prompt
@@ -63,7 +66,8 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 VANISHED_AFTER_MISSES = 3  # ticks in a row the proxy does not know a task before it counts as lost
 MAX_BACKOFF_S = 60.0
-PUSHED_POLL_FACTOR = 10  # tasks that get pushes are polled this many times less often
+PUSHED_POLL_FACTOR = 10
+API_STYLE_KEY = "proxy_api"  # tasks that get pushes are polled this many times less often
 # Discord's limit on message writes in one channel: about 5 per 5 s.
 DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
 RECOVERY_GRACE_S = 10.0  # beyond the proxy timeout, before a pending submission counts as cut off
@@ -130,6 +134,7 @@ class JobService:
         self._pushed: set[str] = set()  # tasks the proxy pushes updates for: polled less often
         self._last_polled: dict[str, float] = {}
         self._list_supported = True
+        self._learned_api: str | None = None  # "change"/"action" once learned (kept in SQLite)
         self._pressing: set[tuple[str, str, int | None]] = set()  # buttons being submitted now
         self._submitting_per_user: dict[int, int] = {}
         self._recovering = False  # submissions may wait to be recovered
@@ -214,48 +219,131 @@ class JobService:
             return await self._accept(job)
 
     async def change(self, parent_task_id: str, action: Action, index: int | None, who: Requester) -> Job:
-        """Upscale, vary or reroll a finished grid: a new job that replies to the parent. Each
-        button of a grid submits once, however often and by whomever it is pressed."""
+        """The bot's own U/V/🔄 buttons: upscale, vary or reroll a finished grid, as a new job that
+        replies to it. Sent as /submit/change, or as /submit/action with the matching server button
+        where the server speaks only that. Each button submits once, however often it is pressed."""
         if action not in (Action.UPSCALE, Action.VARIATION, Action.REROLL):
             raise ButtonInvalid(f"not a change action: {action}")
         index = 0 if action is Action.REROLL else index
         if action is not Action.REROLL and index not in (1, 2, 3, 4):
             raise ButtonInvalid(f"index {index} out of 1..4")
-        parent = await self.store.get_job(parent_task_id)
-        if parent is None:
-            raise JobNotFound(f"no job {parent_task_id}", task_id=parent_task_id)
-        self.policy.check_press(who, parent)
-        if parent.status is not Status.SUCCESS or not parent.action.makes_grid:
-            raise JobNotReady(f"job {parent_task_id} is {parent.status.value}", task_id=parent_task_id)
-        button = (parent_task_id, action.value, index)
-        done = await self.store.child_job(parent_task_id, action, index)
+        parent = await self._pressable(parent_task_id, who, need_grid=True)
+        position = _button_for(parent.buttons, action, index)
+        what = f"{action.value} {index} of {parent_task_id}"
+
+        async def submit(nonce: str) -> SubmitAccepted:
+            if await self._api_style(parent) == "change":
+                try:
+                    return await self.proxy.submit_change(parent_task_id, action, index, state=nonce,
+                                                          notify_hook=self.notify_hook)
+                except ProxyEndpointMissing:
+                    if position is None:
+                        raise
+                    await self._learn_api_style("action")
+            if position is None:
+                raise ProxyEndpointMissing(f"{what}: the server wants /submit/action, but the task lists no button")
+            return await self.proxy.submit_action(parent_task_id, parent.buttons[position].custom_id, state=nonce,
+                                                  notify_hook=self.notify_hook)
+
+        return await self._submit_child(
+            parent, who, action=action, index=index, button=None, what=what, submit=submit,
+            done=await self.store.child_job(parent_task_id, action, index))
+
+    async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
+        """One of the server's own buttons on a task (trueai, new-api): /submit/action with its
+        customId. ``prompt`` answers a button that needs one (Custom Zoom) via /submit/modal."""
+        parent = await self._pressable(parent_task_id, who, need_grid=False)
+        if not 0 <= position < len(parent.buttons):
+            raise ButtonInvalid(f"task {parent_task_id} has no button {position}")
+        button = parent.buttons[position]
+        if button.needs_mask:
+            raise ButtonUnsupported(f"{button.custom_id} needs a mask")
+        action, index = button.change()
+        what = f"button {position} ({button.label or button.emoji or button.custom_id[:40]}) of {parent_task_id}"
+
+        async def submit(nonce: str) -> SubmitAccepted:
+            accepted = await self.proxy.submit_action(parent_task_id, button.custom_id, state=nonce,
+                                                      notify_hook=self.notify_hook)
+            if prompt is not None:
+                # The new task waits in MODAL for its prompt (trueai answers 21; new-api says 1).
+                await self.proxy.submit_modal(accepted.task_id, prompt)
+            return accepted
+
+        return await self._submit_child(
+            parent, who, action=action, index=index, button=position, what=what, submit=submit,
+            done=await self.store.child_of_button(parent_task_id, position), prompt=prompt)
+
+    async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
+        """A job waiting in MODAL (a Remix-mode account, or new-api hiding the 21) gets its prompt."""
+        job = await self._pressable(task_id, who, need_grid=False, finished=False)
+        if job.status is not Status.MODAL:
+            raise JobNotReady(f"task {task_id} is {job.status.value}, not waiting for a prompt", task_id=task_id)
+        prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
+        await self.proxy.submit_modal(task_id, prompt)
+        log.info("task %s: prompt given by user %s", task_id, who.user_id)
+        tracked = self._tracked.get(task_id, job)
+        await self._save(tracked, status=Status.SUBMITTED, prompt=prompt)
+        return await self.store.get_job(task_id) or job
+
+    async def _pressable(self, task_id: str, who: Requester, *, need_grid: bool, finished: bool = True) -> Job:
+        job = await self.store.get_job(task_id)
+        if job is None:
+            raise JobNotFound(f"no job {task_id}", task_id=task_id)
+        self.policy.check_press(who, job)
+        if finished and (job.status is not Status.SUCCESS or (need_grid and not job.action.makes_grid)):
+            raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
+        return job
+
+    async def _submit_child(self, parent: Job, who: Requester, *, action: Action, index: int | None,
+                            button: int | None, what: str, submit: Callable[[str], Awaitable[SubmitAccepted]],
+                            done: Job | None, prompt: str | None = None) -> Job:
+        """What every button press shares: once per button, the member's limits, a stored
+        submission before the proxy hears of it, and the new job's message as a reply."""
         if done is not None:
-            raise ButtonAlreadyUsed(f"{action.value} {index} of {parent_task_id} is task {done.task_id}",
+            raise ButtonAlreadyUsed(f"{what} is task {done.task_id}",
                                     link=message_link(done.guild_id, done.channel_id, done.message_id))
-        if button in self._pressing:
-            raise ButtonBusy(f"{action.value} {index} of {parent_task_id} is being submitted")
-        self._pressing.add(button)
+        key = (parent.task_id, action.value if button is None else BUTTON_MARK, index if button is None else button)
+        if key in self._pressing:
+            raise ButtonBusy(f"{what} is being submitted")
+        if prompt is not None:
+            prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
+        self._pressing.add(key)
         try:
             async with self._reservation(who.user_id):
-                submission = self._submission(action, parent.prompt, who, parent.channel_id,
-                                              parent=parent, index=index)
+                submission = self._submission(action, prompt or parent.prompt, who, parent.channel_id,
+                                              parent=parent, index=index, button=button)
                 try:
                     await self.store.insert_submission(submission)
                 except sqlite3.IntegrityError:  # one left by a crash, being recovered
-                    raise ButtonBusy(f"{action.value} {index} of {parent_task_id} has a submission") from None
-                accepted = await self._submitting(submission, self.proxy.submit_change(
-                    parent_task_id, action, index, state=submission.nonce, notify_hook=self.notify_hook))
-                log.info("task %s submitted: %s %s of %s by user %s in channel %s", accepted.task_id,
-                         action.value, index, parent_task_id, who.user_id, parent.channel_id)
-                job = await self._accept(self._new_job(accepted.task_id, submission,
-                                                       queue_ahead=accepted.queue_ahead))
+                    raise ButtonBusy(f"{what} has a submission") from None
+                accepted = await self._submitting(submission, submit(submission.nonce))
+                log.info("task %s submitted: %s by user %s in channel %s", accepted.task_id, what, who.user_id,
+                         parent.channel_id)
+                job = await self._accept(self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead))
         finally:
-            self._pressing.discard(button)
-        await self._refresh_used_buttons(parent_task_id, action)
+            self._pressing.discard(key)
+        await self._refresh_used_buttons(parent.task_id, action if button is None else None)
         return job
 
-    async def _refresh_used_buttons(self, parent_task_id: str, action: Action) -> None:
-        if action in (Action.UPSCALE, Action.VARIATION):
+    async def _api_style(self, parent: Job) -> str:
+        """"change" or "action" for the bot's own buttons: as configured, or as learned."""
+        configured = self.settings.proxy.api
+        if configured != "auto":
+            return configured
+        if self._learned_api is None:
+            self._learned_api = await self.store.meta_value(API_STYLE_KEY, lambda: "")
+        if self._learned_api:
+            return self._learned_api
+        return "action" if parent.buttons else "change"
+
+    async def _learn_api_style(self, style: str) -> None:
+        log.warning("the proxy has no /submit/change; using /submit/action from now on")
+        self._learned_api = style
+        await self.store.set_meta(API_STYLE_KEY, style)
+
+    async def _refresh_used_buttons(self, parent_task_id: str, action: Action | None) -> None:
+        """``action`` None: one of the server's buttons (all of them show when used)."""
+        if action in (Action.UPSCALE, Action.VARIATION, None):
             # The grid's button is now "used": bring the grid's message up to date.
             refreshed = await self.store.get_job(parent_task_id)
             if refreshed is not None:
@@ -290,11 +378,12 @@ class JobService:
                 del self._submitting_per_user[user_id]
 
     def _submission(self, action: Action, prompt: str, who: Requester, channel_id: int, *,
-                    parent: Job | None = None, index: int | None = None) -> Submission:
+                    parent: Job | None = None, index: int | None = None, button: int | None = None) -> Submission:
         return Submission(
             nonce=f"mjbot:{uuid.uuid4().hex}", action=action.value, prompt=prompt, owner_id=who.user_id,
             guild_id=who.guild_id if parent is None else parent.guild_id, channel_id=channel_id,
-            parent_task_id=parent.task_id if parent else None, parent_index=index, created_at=self._clock())
+            parent_task_id=parent.task_id if parent else None, parent_index=index, created_at=self._clock(),
+            parent_button=button)
 
     async def _submitting(self, submission: Submission, submit: Awaitable[SubmitAccepted]) -> SubmitAccepted:
         """Await the proxy's answer. A refusal means there is nothing to recover: forget the
@@ -313,7 +402,8 @@ class JobService:
         return Job(task_id=task_id, action=Action(submission.action), prompt=submission.prompt,
                    owner_id=submission.owner_id, channel_id=submission.channel_id,
                    guild_id=submission.guild_id, parent_task_id=submission.parent_task_id,
-                   parent_index=submission.parent_index, status=Status.SUBMITTED, nonce=submission.nonce,
+                   parent_index=submission.parent_index, parent_button=submission.parent_button,
+                   status=Status.SUBMITTED, nonce=submission.nonce,
                    created_at=now, updated_at=now, **extra)  # type: ignore[arg-type]
 
     async def _accept(self, job: Job) -> Job:
@@ -510,6 +600,10 @@ class JobService:
             changes["image_url"] = task.image_url
         if task.prompt_en and task.prompt_en != job.prompt_en:
             changes["prompt_en"] = task.prompt_en
+        if task.final_prompt and task.final_prompt != job.final_prompt:
+            changes["final_prompt"] = task.final_prompt
+        if task.buttons and task.buttons != job.buttons:
+            changes["buttons"] = task.buttons
         if status in (Status.FAILURE, Status.CANCEL):
             reason = task.fail_reason or task.description or "the proxy gave no reason"
             if reason != job.fail_reason:
@@ -661,6 +755,15 @@ def progress_rank(status: Status, progress: str | None) -> tuple[int, float]:
         with contextlib.suppress(ValueError):
             percent = float(progress.strip().rstrip("%"))
     return _STATUS_RANK.get(status, 0), percent
+
+
+def _button_for(buttons: Sequence[TaskButton], action: Action, index: int | None) -> int | None:
+    """The position of the server's button that does ``action``/``index`` (U2 → upsample::2)."""
+    for position, button in enumerate(buttons):
+        kind, number = button.change()
+        if kind is action and (action is Action.REROLL or number == index):
+            return position
+    return None
 
 
 def _duration(seconds: float) -> str:

@@ -16,10 +16,61 @@ class Action(str, enum.Enum):
     REROLL = "REROLL"
     DESCRIBE = "DESCRIBE"
     BLEND = "BLEND"
+    ZOOM = "ZOOM"  # zoom out / custom zoom (trueai's Outpaint, CustomZoom)
+    PAN = "PAN"
+    ACTION = "ACTION"  # another of the server's buttons
 
     @property
     def makes_grid(self) -> bool:
-        return self in (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND)
+        return self in (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND, Action.ZOOM, Action.PAN)
+
+
+@dataclass(frozen=True)
+class TaskButton:
+    """One of the buttons a server lists on a task (trueai, new-api): pressed via /submit/action."""
+
+    custom_id: str
+    label: str = ""
+    emoji: str = ""
+    style: int = 2
+
+    @property
+    def needs_prompt(self) -> bool:
+        """Custom Zoom asks for a new prompt before it runs (the server answers 21 / MODAL)."""
+        return self.custom_id.startswith("MJ::CustomZoom::")
+
+    @property
+    def needs_mask(self) -> bool:
+        """Vary (Region) needs a painted mask, which a Discord modal cannot collect."""
+        return self.custom_id.startswith("MJ::Inpaint::")
+
+    def change(self) -> tuple[Action, int | None]:
+        """What pressing it does, as far as its customId tells (``MJ::JOB::upsample::2::…``)."""
+        parts = self.custom_id.split("::")
+        kind = parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
+        index = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
+        if kind == "upsample" or kind.startswith("upsample_"):
+            return Action.UPSCALE, index
+        if kind in ("variation", "high_variation", "low_variation"):
+            return Action.VARIATION, index if kind == "variation" else None
+        if kind == "reroll":
+            return Action.REROLL, None
+        if kind in ("Outpaint", "CustomZoom"):
+            return Action.ZOOM, None
+        if kind.startswith("pan_"):
+            return Action.PAN, None
+        return Action.ACTION, None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"customId": self.custom_id, "label": self.label, "emoji": self.emoji, "style": self.style}
+
+    @classmethod
+    def from_json(cls, data: Any) -> TaskButton | None:
+        if not isinstance(data, dict) or not isinstance(data.get("customId"), str) or not data["customId"]:
+            return None
+        style = data.get("style")
+        return cls(custom_id=data["customId"], label=str(data.get("label") or ""),
+                   emoji=str(data.get("emoji") or ""), style=style if isinstance(style, int) else 2)
 
 
 class Status(str, enum.Enum):
@@ -65,6 +116,19 @@ class ProxyTask(BaseModel):
     start_time: int | None = Field(default=None, alias="startTime")
     finish_time: int | None = Field(default=None, alias="finishTime")
     properties: dict[str, Any] = Field(default_factory=dict)
+    buttons: tuple[TaskButton, ...] = ()
+
+    @property
+    def final_prompt(self) -> str | None:
+        value = self.properties.get("finalPrompt")
+        return value if isinstance(value, str) and value.strip() else None
+
+    @field_validator("buttons", mode="before")
+    @classmethod
+    def _buttons(cls, value: Any) -> tuple[TaskButton, ...]:
+        if not isinstance(value, list):
+            return ()
+        return tuple(button for button in map(TaskButton.from_json, value) if button is not None)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -99,6 +163,7 @@ class SubmitAccepted:
 
     task_id: str
     queue_ahead: int | None = None
+    code: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,6 +203,9 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     finished_at: float | None = None
+    buttons: tuple[TaskButton, ...] = ()  # the server's own buttons, when it lists them
+    final_prompt: str | None = None
+    parent_button: int | None = None  # which of the parent's server buttons made this job
     posting_at: float | None = None  # when posting its message began (NULL once the id is stored)
     nonce: str | None = None  # the submission's nonce, sent to the proxy as the task's `state`
     used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
@@ -155,6 +223,9 @@ class Job:
         return replace(self, **changes)
 
 
+BUTTON_MARK = "button"  # used_buttons entry for a server button: (BUTTON_MARK, position)
+
+
 @dataclass(frozen=True)
 class Submission:
     """A job about to be submitted: stored first, so a crash before the proxy's answer is stored
@@ -169,6 +240,7 @@ class Submission:
     parent_task_id: str | None
     parent_index: int | None
     created_at: float
+    parent_button: int | None = None
 
 
 def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:
@@ -181,6 +253,7 @@ class Phase(str, enum.Enum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    NEEDS_PROMPT = "needs_prompt"  # the task waits in MODAL for a prompt
 
 
 @dataclass(frozen=True)
@@ -216,6 +289,8 @@ class Display:
             return cls(Phase.DONE, image_url=job.image_url, used_buttons=used)
         if job.status in (Status.FAILURE, Status.CANCEL):
             return cls(Phase.FAILED, fail_reason=job.fail_reason)
+        if job.status is Status.MODAL:
+            return cls(Phase.NEEDS_PROMPT)
         if job.status is Status.IN_PROGRESS and job.progress:
             return cls(Phase.RUNNING, progress=job.progress, image_url=job.image_url)
         if job.queue_ahead:

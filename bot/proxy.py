@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,7 @@ _REFUSALS: dict[int, type[SubmitRefused]] = {
     24: BannedPrompt,
 }
 _BODY_SNIPPET = 200
+_QUEUE_FULL = re.compile(r"队列已满|queue.*full", re.IGNORECASE)
 
 
 def _snippet(text: str) -> str:
@@ -65,7 +67,7 @@ class ProxyClient:
         self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
         timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0))
         self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
+            base_url=settings.api_base_url,
             timeout=timeout,
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
             transport=transport,
@@ -73,7 +75,7 @@ class ProxyClient:
         )
 
     def __repr__(self) -> str:  # never show headers (they hold the secret)
-        return f"ProxyClient(base_url={self._settings.base_url!r}, auth={self._settings.auth!r})"
+        return f"ProxyClient(base_url={self._settings.api_base_url!r}, auth={self._settings.auth!r})"
 
     def _auth_headers(self) -> dict[str, str]:
         secret = self._settings.secret.get_secret_value()
@@ -108,6 +110,18 @@ class ProxyClient:
         _add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/change", body)
 
+    async def submit_action(self, task_id: str, custom_id: str, *, state: str | None = None,
+                            notify_hook: str | None = None) -> SubmitAccepted:
+        """Press one of the task's own buttons (trueai, new-api): ``custom_id`` from its ``buttons``.
+        An answer with ``needs_modal`` means the new task waits for a prompt (``submit_modal``)."""
+        body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/action", body)
+
+    async def submit_modal(self, task_id: str, prompt: str) -> SubmitAccepted:
+        """Give a task waiting in MODAL (Custom Zoom, Remix) its prompt."""
+        return await self._submit("/submit/modal", {"taskId": task_id, "prompt": prompt})
+
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
         data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
         if not isinstance(data, dict) or "code" not in data:
@@ -126,8 +140,11 @@ class ProxyClient:
                     queue_ahead = int(properties.get("numberOfQueues"))
                 except (TypeError, ValueError):
                     queue_ahead = None
-            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead)
+            # 21 is "exists" on novicezk but "waiting for a modal" on trueai: the task's status says.
+            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead, code=code)
         refusal = _REFUSALS.get(code, SubmitRefused)
+        if code == 9 and _QUEUE_FULL.search(description):
+            refusal = QueueFull  # trueai says 9 for a full queue
         extra: dict[str, Any] = {}
         if refusal is BannedPrompt:
             extra["banned_word"] = str(properties.get("bannedWord") or "")

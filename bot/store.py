@@ -6,6 +6,7 @@ message shows each one, and what that message showed last.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import Action, Display, Job, Status, Submission
+from bot.models import BUTTON_MARK, Action, Display, Job, Status, Submission, TaskButton
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,24 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 4: the server's own buttons on a task (trueai, new-api), and which of them made a job.
+    """
+    ALTER TABLE jobs ADD COLUMN buttons TEXT;          -- JSON list of {customId, label, emoji, style}
+    ALTER TABLE jobs ADD COLUMN final_prompt TEXT;
+    ALTER TABLE jobs ADD COLUMN parent_button INTEGER;
+    CREATE UNIQUE INDEX jobs_one_per_server_button ON jobs (parent_task_id, parent_button)
+        WHERE parent_button IS NOT NULL;
+    ALTER TABLE submissions ADD COLUMN parent_button INTEGER;
+    CREATE UNIQUE INDEX submissions_one_per_server_button ON submissions (parent_task_id, parent_button)
+        WHERE parent_button IS NOT NULL;
+    """,
 ]
 
 _COLUMNS = (
     "task_id", "action", "prompt", "prompt_en", "owner_id", "guild_id", "channel_id",
     "parent_task_id", "parent_index", "message_id", "status", "progress", "queue_ahead",
     "image_url", "fail_reason", "shown", "message_gone", "created_at", "updated_at", "finished_at",
-    "posting_at", "nonce",
+    "posting_at", "nonce", "buttons", "final_prompt", "parent_button",
 )
 _UPDATABLE = frozenset(_COLUMNS) - {"task_id", "created_at"}
 
@@ -146,6 +158,10 @@ class Store:
         async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
             (value,) = await cursor.fetchone()
         return str(value)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        await self.db.commit()
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -223,6 +239,10 @@ class Store:
             "WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at"
         )
 
+    async def child_of_button(self, parent_task_id: str, position: int) -> Job | None:
+        jobs = await self._select("WHERE parent_task_id = ? AND parent_button = ?", (parent_task_id, position))
+        return jobs[0] if jobs else None
+
     async def child_job(self, parent_task_id: str, action: Action, index: int) -> Job | None:
         jobs = await self._select("WHERE parent_task_id = ? AND action = ? AND parent_index = ?",
                                   (parent_task_id, action.value, index))
@@ -257,7 +277,8 @@ class Store:
 
     async def _with_used_buttons(self, jobs: list[Job]) -> list[Job]:
         """Fill ``used_buttons`` of finished grids: which U/V buttons already have a child job."""
-        grids = [job.task_id for job in jobs if job.action.makes_grid and job.status is Status.SUCCESS]
+        grids = [job.task_id for job in jobs
+                 if (job.action.makes_grid or job.buttons) and job.status is Status.SUCCESS]
         if not grids:
             return jobs
         used: dict[str, set[tuple[str, int]]] = {}
@@ -265,12 +286,15 @@ class Store:
             chunk = grids[start:start + 500]
             marks = ", ".join("?" for _ in chunk)
             async with self.db.execute(
-                f"SELECT parent_task_id, action, parent_index FROM jobs "
-                f"WHERE parent_task_id IN ({marks}) AND action IN ('UPSCALE', 'VARIATION')",
+                f"SELECT parent_task_id, action, parent_index, parent_button FROM jobs "
+                f"WHERE parent_task_id IN ({marks}) "
+                f"AND (parent_button IS NOT NULL OR action IN ('UPSCALE', 'VARIATION'))",
                 chunk,
             ) as cursor:
-                async for parent, action, index in cursor:
-                    used.setdefault(parent, set()).add((action, int(index or 0)))
+                async for parent, action, index, button in cursor:
+                    # A server button is known by its position; our own U/V by action and index.
+                    mark = (BUTTON_MARK, int(button)) if button is not None else (action, int(index or 0))
+                    used.setdefault(parent, set()).add(mark)
         return [
             job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job
             for job in jobs
@@ -302,6 +326,9 @@ def _row_of(job: Job) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "posting_at": job.posting_at,
         "nonce": job.nonce,
+        "buttons": json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False) if job.buttons else None,
+        "final_prompt": job.final_prompt,
+        "parent_button": job.parent_button,
     }
 
 
@@ -329,4 +356,13 @@ def _job_of(row: aiosqlite.Row) -> Job:
         finished_at=row["finished_at"],
         posting_at=row["posting_at"],
         nonce=row["nonce"],
+        buttons=_buttons_of(row["buttons"]),
+        final_prompt=row["final_prompt"],
+        parent_button=row["parent_button"],
     )
+
+
+def _buttons_of(text: str | None) -> tuple[TaskButton, ...]:
+    if not text:
+        return ()
+    return tuple(b for b in map(TaskButton.from_json, json.loads(text)) if b is not None)

@@ -2,10 +2,17 @@
 
 The simulator is a real aiohttp server on 127.0.0.1, so the bot's own HTTP
 client is exercised end to end (auth header, JSON parsing, timeouts, refused
-connections). It speaks the novicezk/midjourney-proxy v2.x dialect described in
-``docs/mj-proxy-contract.md``; other servers (trueai, new-api) differ in auth,
-error shapes and unknown-task answers, and can be added later as another
-``_Flavour`` subclass selected by ``ProxySim(flavour=...)``.
+connections). It speaks one of three dialects described in
+``docs/mj-proxy-contract.md``, chosen by ``ProxySim(flavour=...)``:
+
+- ``"novicezk"`` (the default): novicezk/midjourney-proxy v2.x.
+- ``"trueai"``: trueai-org/midjourney-proxy: raw ``Authorization`` secret, no
+  ``/submit/change``, ``buttons`` and ``/submit/action`` / ``/submit/modal``,
+  status MODAL and CANCEL, ``/mj-relax/mj/...`` style speed prefixes.
+- ``"newapi"``: the Calcium-Ion/new-api gateway in front of an ``upstream``
+  (``"novicezk"`` or ``"trueai"``): Bearer keys, codes 21/22 turned into 1, its own
+  400 errors, and a stale copy of each task refreshed only by its own poll
+  (``gateway_poll()``, or every ``gateway_poll_s`` in poll and time modes).
 
 Tests drive it deterministically, without sleeping::
 
@@ -16,6 +23,9 @@ Tests drive it deterministically, without sleeping::
         sim.succeed(task_id)             # SUCCESS with the final image
         await sim.wait_for(lambda: sim.count("/image/" + task_id + ".png"))
 
+``sim.tasks`` always holds the server's own tasks (for new-api: the upstream's);
+new-api's copies, as the bot sees them, are in ``sim.gateway_tasks``.
+
 With a ``notifyHook`` (per task in the submit body, or ``ProxySim(notify_hook=url)``)
 the sim POSTs the Task JSON on every change, as the real servers do; ``deliveries``
 records each attempt, and drop / duplicate / reorder script the ways pushes go wrong::
@@ -24,7 +34,8 @@ records each attempt, and drop / duplicate / reorder script the ways pushes go w
     sim.succeed(task_id)
     await sim.wait_deliveries()         # nothing in flight any more
 
-Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``.
+Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``
+(``--flavour trueai``, ``--flavour newapi --upstream trueai``).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import random
 import re
 import struct
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -52,10 +64,13 @@ import aiohttp
 from aiohttp import web
 
 __all__ = [
+    "CANCEL",
     "DEFAULT_TIMELINE",
     "FAILURE",
+    "FLAVOURS",
     "Delivery",
     "IN_PROGRESS",
+    "MODAL",
     "NOT_START",
     "SUBMITTED",
     "SUCCESS",
@@ -74,12 +89,22 @@ SUBMITTED = "SUBMITTED"
 IN_PROGRESS = "IN_PROGRESS"
 SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
-TERMINAL_STATUSES = frozenset({SUCCESS, FAILURE})
+MODAL = "MODAL"  # trueai: waiting for /submit/modal (not running, not finished)
+CANCEL = "CANCEL"  # trueai: cancelled (terminal)
+TERMINAL_STATUSES = frozenset({SUCCESS, FAILURE, CANCEL})
 RUNNING_STATUSES = frozenset({SUBMITTED, IN_PROGRESS})
 
 CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
 # novicezk only lets these be the parent of a change (no upscale of an upscale).
 CHANGEABLE_PARENT_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
+# trueai: the tasks whose result is a grid of four (U1-U4, reroll, V1-V4 buttons).
+GRID_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
+
+FLAVOURS = ("novicezk", "trueai", "newapi")
+UPSTREAMS = ("novicezk", "trueai")  # what new-api can relay to
+# trueai serves every route under these prefixes too; the task records the speed.
+SPEED_PREFIXES = {"/mj-fast/mj": "FAST", "/mj-relax/mj": "RELAX", "/mj-turbo/mj": "TURBO"}
+BOT_TYPES = ("MID_JOURNEY", "NIJI_JOURNEY")
 
 MODES = ("manual", "poll", "time")
 
@@ -154,10 +179,21 @@ class SimTask:
     step: int = -1  # index of the timeline step last applied; -1 = not started
     previews: int = 0  # previews shown so far; numbers the preview images
     step_s: float = 0.0  # seconds between its steps in time mode (the sim's step_s, jittered)
-    # Wall-clock (time.time()) marks for benchmarks: when it first became SUCCESS/FAILURE,
-    # and (time, status, progress) for every change the sim saved.
+    # Wall-clock (time.time()) marks for benchmarks: when it first became SUCCESS/FAILURE
+    # (or CANCEL), and (time, status, progress) for every change the sim saved.
     finished_at: float | None = None
     state_times: list[tuple[float, str, str | None]] = field(default_factory=list)
+    # trueai only (novicezk's JSON has none of these):
+    buttons: list[dict[str, Any]] = field(default_factory=list)  # set on SUCCESS, [] otherwise
+    seed: str | None = None  # set on SUCCESS
+    mode: str = "FAST"  # FAST / RELAX / TURBO: from the /mj-<speed>/mj prefix used
+    bot_type: str = "MID_JOURNEY"
+    custom_id: str | None = None  # the button an action task was made from
+    job_hash: str | None = None  # the <hash> in its buttons' customIds
+
+    @property
+    def is_modal(self) -> bool:
+        return self.status == MODAL
 
     @property
     def is_queued(self) -> bool:
@@ -206,6 +242,8 @@ class RecordedRequest:
     json: Any  # the parsed body, or None when empty / not JSON
     body: bytes
     time: float
+    # The API prefix the path used: "/mj", or trueai's "/mj-relax/mj" etc.; "" if neither.
+    prefix: str = API_PREFIX
 
 
 @dataclass
@@ -333,6 +371,8 @@ def _description(action: str, prompt: str, parent_id: str | None, index: int | N
     """The task description novicezk stores: the Discord command it stands for."""
     if action == "IMAGINE" or parent_id is None:
         return f"/imagine {prompt}"
+    if action not in CHANGE_ACTIONS and index is None:  # trueai's zoom, pan, ...
+        return f"/up {parent_id} {action}"
     return f"/up {parent_id} " + ("R" if action == "REROLL" else f"{action[0]}{index}")
 
 
@@ -351,30 +391,336 @@ def _parse_index(value: Any) -> int | None:
 # Server flavours: what differs between novicezk, trueai and new-api
 
 
+@dataclass
+class _Outcome:
+    """What a submit came to, before a flavour puts it on the wire."""
+
+    code: int
+    description: str
+    result: Any = None
+    properties: dict | None = None
+
+
+def _speed_of(path: str) -> str | None:
+    """FAST / RELAX / TURBO for trueai's /mj-<speed>/mj prefixes; None for plain /mj."""
+    for prefix, speed in SPEED_PREFIXES.items():
+        if path.startswith(prefix + "/"):
+            return speed
+    return None
+
+
+def _prefix_of(path: str) -> str:
+    for prefix in SPEED_PREFIXES:
+        if path.startswith(prefix + "/"):
+            return prefix
+    return API_PREFIX if path.startswith(API_PREFIX + "/") else ""
+
+
+def _problem(status: int, errors: dict[str, list[str]]) -> web.Response:
+    """ASP.NET Core's validation answer (trueai), e.g. for a botType it cannot bind."""
+    return web.Response(
+        status=status,
+        text=json.dumps(
+            {
+                "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+                "title": "One or more validation errors occurred.",
+                "status": status,
+                "errors": errors,
+                "traceId": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00",
+            },
+            ensure_ascii=False,
+        ),
+        content_type="application/problem+json",
+        charset="utf-8",
+    )
+
+
+def _button(custom_id: str, label: str = "", emoji: str = "") -> dict[str, Any]:
+    return {"customId": custom_id, "emoji": emoji, "label": label, "style": 2, "type": 2}
+
+
+def _grid_buttons(job_hash: str) -> list[dict[str, Any]]:
+    """U1-U4, reroll, V1-V4: what Midjourney puts under a grid."""
+    return (
+        [_button(f"MJ::JOB::upsample::{n}::{job_hash}", f"U{n}") for n in range(1, 5)]
+        + [_button(f"MJ::JOB::reroll::0::{job_hash}::SOLO", emoji="🔄")]
+        + [_button(f"MJ::JOB::variation::{n}::{job_hash}", f"V{n}") for n in range(1, 5)]
+    )
+
+
+_PANS = (("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️"))
+
+
+def _upscale_buttons(job_hash: str) -> list[dict[str, Any]]:
+    """Vary, zoom out, custom zoom and the four pans: what Midjourney puts under an upscale."""
+    return [
+        _button(f"MJ::JOB::high_variation::1::{job_hash}::SOLO", "Vary (Strong)", "🪄"),
+        _button(f"MJ::JOB::low_variation::1::{job_hash}::SOLO", "Vary (Subtle)", "🪄"),
+        _button(f"MJ::Outpaint::50::1::{job_hash}::SOLO", "Zoom Out 2x", "🔍"),
+        _button(f"MJ::Outpaint::75::1::{job_hash}::SOLO", "Zoom Out 1.5x", "🔍"),
+        _button(f"MJ::CustomZoom::{job_hash}", "Custom Zoom", "🔍"),
+        *(_button(f"MJ::JOB::pan_{side}::1::{job_hash}::SOLO", emoji=emoji) for side, emoji in _PANS),
+    ]
+
+
+_CUSTOM_ID_ACTIONS = (
+    (re.compile(r"MJ::JOB::upsample::([1-4])::.+"), "UPSCALE"),
+    (re.compile(r"MJ::JOB::variation::([1-4])::.+"), "VARIATION"),
+    (re.compile(r"MJ::JOB::(?:high|low)_variation::1::.+"), "VARIATION"),
+    (re.compile(r"MJ::JOB::reroll::0::.+"), "REROLL"),
+    (re.compile(r"MJ::Outpaint::\d+::1::.+"), "ZOOM"),
+    (re.compile(r"MJ::CustomZoom::.+"), "ZOOM"),
+    (re.compile(r"MJ::JOB::pan_(?:left|right|up|down)::1::.+"), "PAN"),
+)
+
+
+def _action_of(custom_id: str) -> tuple[str, int | None] | None:
+    """The task action a button's customId makes, and the image index (U/V buttons only)."""
+    for pattern, action in _CUSTOM_ID_ACTIONS:
+        match = pattern.fullmatch(custom_id)
+        if match:
+            return action, int(match.group(1)) if match.groups() else None
+    return None
+
+
 class _Flavour:
-    """Answers that differ between server implementations (only novicezk so far)."""
+    """What differs between server implementations; this base class is novicezk.
+
+    ProxySim's handlers ask the flavour how to authenticate, which routes exist and
+    how answers and tasks look on the wire. The task logic (queue, timelines, buttons)
+    stays in ProxySim and follows ``sim._upstream``: the flavour whose tasks the
+    sim holds (the flavour itself, or the server behind new-api).
+    """
 
     name = "novicezk"
+    prefixes: tuple[str, ...] = (API_PREFIX,)
+    endpoints = frozenset({"imagine", "change", "fetch", "list-by-condition", "list"})
+    queue_full = (23, "队列已满，请稍后尝试")
+    fails_banned_later = False  # trueai accepts a banned prompt and fails the task afterwards
+
+    def __init__(self, sim: ProxySim | None = None) -> None:
+        self.sim = sim
 
     def authorized(self, headers: dict[str, str], secret: str | None) -> bool:
         return not secret or headers.get("mj-api-secret") == secret
 
-    def unauthorized(self) -> web.Response:
+    def unauthorized(self, headers: dict[str, str] | None = None) -> web.Response:
         return web.Response(status=401)  # novicezk: status only, empty body
 
     def unknown_task(self) -> web.Response:
         return web.Response(status=200)  # the controller returns null: empty 200
 
+    def status_for(self, code: int) -> int:
+        return 200  # novicezk answers every submit outcome with HTTP 200
+
     def submit_result(
         self, code: int, description: str, result: Any = None, properties: dict | None = None
     ) -> web.Response:
-        # novicezk answers every submit outcome with HTTP 200.
         return _json_response(
-            {"code": code, "description": description, "result": result, "properties": properties or {}}
+            {"code": code, "description": description, "result": result, "properties": properties or {}},
+            status=self.status_for(code),
         )
 
+    def render(self, outcome: _Outcome | web.Response) -> web.Response:
+        if isinstance(outcome, web.Response):
+            return outcome
+        return self.submit_result(outcome.code, outcome.description, outcome.result, outcome.properties)
 
-_FLAVOURS: dict[str, type[_Flavour]] = {"novicezk": _Flavour}
+    def http_error(self, status: int, request: web.Request) -> web.Response:
+        return _spring_error(status, request.path)  # no route, wrong method
+
+    def bad_body(self, request: web.Request) -> web.Response:
+        return _spring_error(400, request.path)  # Spring cannot read the JSON
+
+    def task_json(self, task: SimTask) -> dict[str, Any]:
+        return task.to_json()
+
+    def on_save(self, task: SimTask) -> None:
+        """Called on every save of a task, before it is stamped and pushed."""
+
+    async def submit(self, kind: str, request: web.Request, body: dict) -> web.Response:
+        return self.render(self.sim._run_submit(kind, body, _speed_of(request.path)))
+
+    def view(self, task_id: str) -> dict[str, Any] | None:
+        """The task as fetch and list-by-condition show it; None if unknown."""
+        task = self.sim.tasks.get(task_id)
+        return None if task is None else self.task_json(task)
+
+    def after_read(self, task_ids: Iterable[str]) -> None:
+        """Poll mode: each read moves the task one step (after it was serialised)."""
+        sim = self.sim
+        if sim.mode == "poll":
+            for task_id in task_ids:
+                task = sim.tasks.get(task_id)
+                if task is not None:
+                    sim._auto_advance(task)
+
+
+class _TrueaiFlavour(_Flavour):
+    """trueai-org/midjourney-proxy (C#, ASP.NET Core)."""
+
+    name = "trueai"
+    prefixes = (API_PREFIX, *SPEED_PREFIXES)
+    endpoints = frozenset({"imagine", "action", "modal", "fetch", "list-by-condition", "list"})
+    queue_full = (9, "队列已满，请稍后尝试")
+    fails_banned_later = True
+
+    def authorized(self, headers: dict[str, str], secret: str | None) -> bool:
+        if not secret:
+            return True
+        # Authorization wins when both are sent, and is compared as is: no "Bearer " stripping.
+        return (headers.get("authorization") or headers.get("mj-api-secret")) == secret
+
+    def unauthorized(self, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(status=401, text="Unauthorized", content_type="text/plain")
+
+    def unknown_task(self) -> web.Response:
+        return web.Response(status=204)  # ASP.NET turns a null result into 204 No Content
+
+    def status_for(self, code: int) -> int:
+        return 404 if code == 3 else 200  # NotFound(SubmitResultVO) for a missing task
+
+    def http_error(self, status: int, request: web.Request) -> web.Response:
+        return web.Response(status=status)  # ASP.NET: status only, empty body
+
+    def bad_body(self, request: web.Request) -> web.Response:
+        return _problem(400, {"$": ["The JSON value could not be converted."]})
+
+    def task_json(self, task: SimTask) -> dict[str, Any]:
+        data = task.to_json()
+        data.update(
+            buttons=[dict(button) for button in task.buttons],
+            parentId=task.parent_id,
+            seed=task.seed,
+            mode=task.mode,
+            botType=task.bot_type,
+            customId=task.custom_id,
+        )
+        return data
+
+    def on_save(self, task: SimTask) -> None:
+        if task.status != SUCCESS:
+            task.buttons = []  # none while running, waiting, failed or cancelled
+            return
+        sim = self.sim
+        if task.seed is None:
+            task.seed = str(sim._ids_rng.randrange(10**8, 2**32))
+        if task.job_hash is None:
+            task.job_hash = sim._job_hash()
+        if task.action == "UPSCALE":
+            task.buttons = _upscale_buttons(task.job_hash)
+        elif task.action in GRID_ACTIONS:
+            task.buttons = _grid_buttons(task.job_hash)
+        else:
+            task.buttons = []
+
+
+def _newapi_key(headers: dict[str, str]) -> str:
+    """The key new-api reads: mj-api-secret first, else Authorization; "Bearer " and "sk-" stripped."""
+    key = headers.get("mj-api-secret") or headers.get("authorization") or ""
+    return key.removeprefix("Bearer ").removeprefix("sk-")
+
+
+class _NewApiFlavour(_Flavour):
+    """Calcium-Ion/new-api (Go): a gateway relaying /mj to ``upstream``, with its own task copies."""
+
+    name = "newapi"
+    endpoints = frozenset({"imagine", "change", "action", "modal", "fetch", "list-by-condition"})
+
+    def __init__(self, sim: ProxySim, upstream: _Flavour) -> None:
+        super().__init__(sim)
+        self.upstream = upstream
+
+    def authorized(self, headers: dict[str, str], secret: str | None) -> bool:
+        return not secret or _newapi_key(headers) == secret.removeprefix("sk-")
+
+    def unauthorized(self, headers: dict[str, str] | None = None) -> web.Response:
+        message = "无效的令牌" if headers is None or _newapi_key(headers) else "未提供令牌"
+        return _json_response({"error": {"message": message, "type": "new_api_error"}}, status=401)
+
+    def error(self, description: str, code: int = 4, status: int = 400) -> web.Response:
+        """new-api's own refusal: description + " " + result (empty), hence the trailing space."""
+        return _json_response(
+            {"code": code, "description": description + " ", "type": "upstream_error"}, status=status
+        )
+
+    def unknown_task(self) -> web.Response:
+        return self.error("task_no_found")
+
+    def status_for(self, code: int) -> int:
+        return self.upstream.status_for(code)  # the upstream's status is relayed
+
+    def http_error(self, status: int, request: web.Request) -> web.Response:
+        return _json_response(
+            {
+                "error": {
+                    "message": f"Invalid URL ({request.method} {request.path})",
+                    "type": "invalid_request_error",
+                    "param": "",
+                    "code": "",
+                }
+            },
+            status=status,
+        )
+
+    def bad_body(self, request: web.Request) -> web.Response:
+        return self.error("bind_request_body_failed")
+
+    def task_json(self, task: SimTask) -> dict[str, Any]:
+        return self.upstream.task_json(task)
+
+    def view(self, task_id: str) -> dict[str, Any] | None:
+        return self.sim.gateway_tasks.get(task_id)  # its own copy, as of its last poll
+
+    def after_read(self, task_ids: Iterable[str]) -> None:
+        pass  # the upstream is read by new-api's own poll, not by the bot's fetch
+
+    def _refusal(self, kind: str, body: dict) -> str | None:
+        """What new-api checks itself before relaying (its own, possibly stale, copies)."""
+        if kind == "imagine":
+            prompt = body.get("prompt")
+            return None if isinstance(prompt, str) and prompt.strip() else "prompt_is_required"
+        task_id = body.get("taskId")
+        if not task_id:
+            return "task_id_is_required"
+        if kind == "change":
+            if not body.get("action"):
+                return "action_is_required"
+            if not body.get("index"):
+                return "index_is_required"  # even for REROLL
+        if kind == "action" and not body.get("customId"):
+            return "custom_id_is_required"
+        copy = self.sim.gateway_tasks.get(str(task_id))
+        if copy is None:
+            return "task_not_found"
+        if kind != "modal" and copy["status"] != SUCCESS:
+            return "task_status_not_success"
+        return None
+
+    async def submit(self, kind: str, request: web.Request, body: dict) -> web.Response:
+        sim = self.sim
+        if kind in ("action", "modal") and self.upstream.name == "novicezk":
+            # Relayed to a server without that route: its 404 comes back as it was.
+            return _spring_error(404, f"{API_PREFIX}/submit/{kind}")
+        refusal = self._refusal(kind, body)
+        if refusal is None and sim.quota_exhausted:
+            refusal = "quota_not_enough"
+        if refusal is not None:
+            return self.error(refusal)
+        relayed = dict(body)
+        if not sim.gateway_notify:
+            relayed.pop("notifyHook", None)  # new-api drops it unless its admin allows hooks
+        outcome = sim._run_submit(kind, relayed, None)
+        if isinstance(outcome, web.Response):
+            return outcome
+        if outcome.code in (1, 21, 22) and isinstance(outcome.result, str):
+            sim._gateway_track(outcome.result)
+        # new-api rewrites "code":22 and "code":21 to "code":1 in the body it relays.
+        code = 1 if outcome.code in (21, 22) else outcome.code
+        return self.upstream.submit_result(code, outcome.description, outcome.result, outcome.properties)
+
+
+_FLAVOURS: dict[str, type[_Flavour]] = {"novicezk": _Flavour, "trueai": _TrueaiFlavour, "newapi": _NewApiFlavour}
 
 
 # --------------------------------------------------------------------------
@@ -439,7 +785,16 @@ _UNSET: Any = object()
 
 
 class ProxySim:
-    """An in-process Midjourney Proxy (novicezk flavour) that tests can script."""
+    """An in-process Midjourney Proxy (novicezk, trueai or new-api) that tests can script.
+
+    Options for the other flavours: ``upstream`` (new-api only: "novicezk" or "trueai",
+    the server behind it), ``long_custom_ids`` (trueai buttons: a job hash long enough
+    that some customIds pass Discord's 100 characters), ``remix`` (trueai: every action
+    but an upscale waits for /submit/modal, like an account in Remix mode),
+    ``gateway_poll_s`` (new-api: seconds between its polls of the upstream in poll and
+    time modes; None: only gateway_poll()) and ``gateway_notify`` (new-api passes the
+    notifyHook of a submit on to the upstream; off, as by default in new-api).
+    """
 
     def __init__(
         self,
@@ -460,9 +815,24 @@ class ProxySim:
         notify_timeout_s: float = 5.0,
         jitter: float = 0.0,
         seed: int | None = None,
+        upstream: str | None = None,
+        long_custom_ids: bool = False,
+        remix: bool = False,
+        gateway_poll_s: float | None = 1.0,
+        gateway_notify: bool = False,
     ) -> None:
+        if flavour == "new-api":
+            flavour = "newapi"
         if flavour not in _FLAVOURS:
             raise ValueError(f"unsupported flavour {flavour!r} (have: {', '.join(_FLAVOURS)})")
+        if flavour == "newapi":
+            upstream = upstream or "novicezk"
+            if upstream not in UPSTREAMS:
+                raise ValueError(f"new-api relays to one of {UPSTREAMS}, not {upstream!r}")
+        elif upstream is not None:
+            raise ValueError("upstream is for flavour='newapi' only")
+        if gateway_poll_s is not None and gateway_poll_s <= 0:
+            raise ValueError("gateway_poll_s must be positive (or None: only gateway_poll())")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "time" and step_s <= 0:
@@ -471,7 +841,13 @@ class ProxySim:
             raise ValueError("jitter must be in [0, 1): a step can neither vanish nor go back in time")
         self.secret = secret
         self.flavour = flavour
-        self._flavour = _FLAVOURS[flavour]()
+        self.upstream = upstream  # new-api only: the server it relays to
+        # The flavour answering HTTP, and the one whose tasks the sim holds (they differ for new-api).
+        if flavour == "newapi":
+            self._upstream: _Flavour = _FLAVOURS[upstream](self)
+            self._flavour: _Flavour = _NewApiFlavour(self, self._upstream)
+        else:
+            self._flavour = self._upstream = _FLAVOURS[flavour](self)
         self.host = host
         self.port = port  # 0 until started: then the port actually bound
         self.mode = mode
@@ -486,6 +862,18 @@ class ProxySim:
         self.notify_timeout_s = notify_timeout_s
         self.jitter = jitter
         self._rng = random.Random(seed)
+        self._ids_rng = random.Random(seed)  # trueai job hashes and seeds, apart from the jitter's
+        self.long_custom_ids = long_custom_ids
+        self.remix = remix
+        self.gateway_poll_s = gateway_poll_s
+        self.gateway_notify = gateway_notify
+        self.quota_exhausted = False  # new-api: refuse every submit with quota_not_enough
+
+        # new-api: its copy of each task (the Task JSON it serves), refreshed only by its polls.
+        self.gateway_tasks: dict[str, dict[str, Any]] = {}
+        self.gateway_polls = 0  # polls done so far
+        self._gateway_images: dict[str, str] = {}  # task id -> the upstream imageUrl it relays
+        self._gateway_clock: asyncio.Task | None = None
 
         self.tasks: dict[str, SimTask] = {}  # insertion order = submit order = queue order
         self.requests: list[RecordedRequest] = []
@@ -533,6 +921,13 @@ class ProxySim:
         """``http://127.0.0.1:<port>/mj``: what the bot is configured with."""
         return f"http://{self.host}:{self.port}{API_PREFIX}"
 
+    def speed_url(self, speed: str) -> str:
+        """trueai's base URL for a speed: ``speed_url("relax")`` is ``http://127.0.0.1:<port>/mj-relax/mj``."""
+        prefix = f"/mj-{speed.lower()}/mj"
+        if prefix not in SPEED_PREFIXES:
+            raise ValueError(f"unknown speed {speed!r}: fast, relax or turbo")
+        return f"http://{self.host}:{self.port}{prefix}"
+
     @property
     def is_down(self) -> bool:
         return self._started and self._runner is None
@@ -545,16 +940,19 @@ class ProxySim:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.notify_timeout_s))
         if self.mode == "time":
             self._ticker = asyncio.create_task(self._run_clock(), name="proxy-sim-clock")
+        if self.flavour == "newapi" and self.mode != "manual" and self.gateway_poll_s:
+            self._gateway_clock = asyncio.create_task(self._run_gateway(), name="proxy-sim-gateway")
 
     async def stop(self) -> None:
         """Stop the clock, give up deliveries not yet made (recorded as "cancelled"), close."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
-            self._ticker = None
+        for clock in (self._ticker, self._gateway_clock):
+            if clock is not None:
+                clock.cancel()
+                try:
+                    await clock
+                except asyncio.CancelledError:
+                    pass
+        self._ticker = self._gateway_clock = None
         await self._stop_deliveries()
         await self._close()
         self._started = False
@@ -584,11 +982,20 @@ class ProxySim:
     async def _listen(self) -> None:
         self._closing = asyncio.Event()
         app = web.Application(middlewares=[self._middleware])
-        app.router.add_post(API_PREFIX + "/submit/imagine", self._imagine)
-        app.router.add_post(API_PREFIX + "/submit/change", self._change)
-        app.router.add_get(API_PREFIX + "/task/{id}/fetch", self._fetch)
-        app.router.add_post(API_PREFIX + "/task/list-by-condition", self._list_by_condition)
-        app.router.add_get(API_PREFIX + "/task/list", self._list_all)
+        routes = {
+            "imagine": ("POST", "/submit/imagine", self._submit),
+            "change": ("POST", "/submit/change", self._submit),
+            "action": ("POST", "/submit/action", self._submit),
+            "modal": ("POST", "/submit/modal", self._submit),
+            "fetch": ("GET", "/task/{id}/fetch", self._fetch),
+            "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
+            "list": ("GET", "/task/list", self._list_all),
+        }
+        for prefix in self._flavour.prefixes:
+            for name, (method, path, handler) in routes.items():
+                if name in self._flavour.endpoints:
+                    add = app.router.add_get if method == "GET" else app.router.add_post
+                    add(prefix + path, handler)
         app.router.add_get(API_PREFIX + "/image/{name}", self._image)
         # A short shutdown timeout keeps test teardown fast when a client is mid-request.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -618,10 +1025,11 @@ class ProxySim:
         """Move a task one step along its timeline.
 
         A queued (NOT_START) task starts even if every slot is busy: the test decides.
-        A finished task, or one at the end of its timeline, stays where it is.
+        A finished task, one at the end of its timeline, or one waiting for /submit/modal
+        (trueai's MODAL) stays where it is.
         """
         task = self.tasks[task_id]
-        if not task.is_finished and task.step + 1 < len(task.timeline):
+        if not task.is_finished and not task.is_modal and task.step + 1 < len(task.timeline):
             task.step += 1
             self._apply(task, task.timeline[task.step])
         return task
@@ -684,10 +1092,40 @@ class ProxySim:
         self._save(task)
         return task
 
+    def cancel(self, task_id: str, reason: str = "任务已取消") -> SimTask:
+        """Cancel a task now, as trueai can: CANCEL (terminal), failReason, progress kept."""
+        task = self.tasks[task_id]
+        task.status, task.fail_reason = CANCEL, reason
+        self._save(task)
+        return task
+
+    def gateway_poll(self) -> list[str]:
+        """new-api's poll of its upstream, now; returns the ids it read.
+
+        Every copy not yet at progress "100%" is refreshed from the upstream task as it
+        is now (copies of tasks the upstream forgot stay as they were). In poll mode the
+        upstream tasks read then move one step, as after any read.
+        """
+        if self.flavour != "newapi":
+            raise RuntimeError("only flavour='newapi' has a gateway poll")
+        read = []
+        for task_id, copy in self.gateway_tasks.items():
+            task = self.tasks.get(task_id)
+            if copy["progress"] != "100%" and task is not None:
+                self._gateway_refresh(copy, task)
+                read.append(task)
+        self.gateway_polls += 1
+        if self.mode == "poll":
+            for task in read:
+                self._auto_advance(task)
+        self._notify()
+        return [task.id for task in read]
+
     def forget(self, task_id: str) -> None:
         """Drop a task, as a server restart with an in-memory store does: unknown from now on.
 
-        Its images stay downloadable (they stand in for CDN links).
+        Its images stay downloadable (they stand in for CDN links). For new-api this
+        is the upstream forgetting it: new-api's copy stays, frozen.
         """
         self.tasks.pop(task_id, None)
         self._running.discard(task_id)
@@ -706,7 +1144,10 @@ class ProxySim:
         timeline: Iterable[Step | tuple] | None = None,
         started: bool = True,
     ) -> SimTask:
-        """Create a task directly (no HTTP, no queue limits), e.g. one the bot knew before a restart."""
+        """Create a task directly (no HTTP, no queue limits), e.g. one the bot knew before a restart.
+
+        For new-api the task is the upstream's, and new-api holds a copy of it too.
+        """
         task = self._new_task(
             action=action,
             prompt=prompt,
@@ -723,6 +1164,8 @@ class ProxySim:
             self.advance(task.id)
         else:
             self._save(task)  # created queued: that is its first save
+        if self.flavour == "newapi":
+            self._gateway_track(task.id)
         return task
 
     # ---- scripting: transport failures ---------------------------------
@@ -816,6 +1259,12 @@ class ProxySim:
     def final_url(self, task_id: str) -> str:
         return f"{self.base_url}/image/{task_id}.png"
 
+    def client_image_url(self, task_id: str) -> str:
+        """The final image URL the bot is given: final_url(), or new-api's ``<base>/image/<id>``."""
+        if self.flavour == "newapi":
+            return f"{self.base_url}/image/{task_id}"
+        return self.final_url(task_id)
+
     def preview_url(self, task_id: str, n: int = 1) -> str:
         return f"{self.base_url}/image/{task_id}-preview-{n}.png"
 
@@ -902,6 +1351,7 @@ class ProxySim:
     def _save(self, task: SimTask) -> None:
         """What novicezk's saveAndNotify does, plus the sim's bookkeeping: every change
         of a task goes through here exactly once."""
+        self._upstream.on_save(task)  # trueai: buttons and seed on SUCCESS
         now = time.time()
         self._stamp_times(task, now)
         task.state_times.append((now, task.status, task.progress))
@@ -921,7 +1371,7 @@ class ProxySim:
     @staticmethod
     def _stamp_times(task: SimTask, now: float) -> None:
         now_ms = int(now * 1000)  # the same instant as finished_at / state_times
-        if task.status != NOT_START and task.start_time is None:
+        if task.status not in (NOT_START, MODAL) and task.start_time is None:
             task.start_time = now_ms
         if task.status in TERMINAL_STATUSES and task.finish_time is None:
             task.finish_time = now_ms
@@ -977,7 +1427,7 @@ class ProxySim:
         url = task.notify_hook or self.notify_hook
         if not url:
             return
-        push = _Push(task.id, url, task.to_json())
+        push = _Push(task.id, url, self._upstream.task_json(task))  # the server holding it posts
         push.drop = _take_fault(self._drops, task.id)
         if not push.drop and _take_fault(self._duplicates, task.id):
             push.copies = 2
@@ -1064,29 +1514,48 @@ class ProxySim:
             await session.close()
         self._notify()
 
-    def _admit(self, task: SimTask) -> web.Response:
-        """Run the task or queue it, like novicezk's per-account executor."""
+    # ---- internals: submits (the upstream's task logic) -------------------
+
+    def _run_submit(self, kind: str, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """A submit as the server holding the tasks (``_upstream``) handles it."""
+        if kind == "imagine":
+            return self._do_imagine(body, speed)
+        if kind == "change":
+            if self._upstream.name == "trueai":  # only reached through new-api
+                return self._do_change_as_action(body)
+            return self._do_change(body)
+        if kind == "action":
+            return self._do_action(body, speed)
+        return self._do_modal(body)
+
+    def _admit(self, task: SimTask) -> _Outcome:
+        """Run the task or queue it, like novicezk's per-account executor.
+
+        ``task`` is new, or a registered MODAL task whose /submit/modal came in.
+        """
         queued = len(self._queued_ids)
         if len(self._running) < self.max_running and queued == 0:
-            self._register(task)
+            self._enter(task)
             self.advance(task.id)
-            return self._flavour.submit_result(
-                1, "提交成功", task.id, {"discordInstanceId": DISCORD_INSTANCE_ID}
-            )
+            return _Outcome(1, "提交成功", task.id, {"discordInstanceId": DISCORD_INSTANCE_ID})
         if queued < self.max_queue:
             # novicezk counts only the tasks already waiting, and says code 1 when
             # that count is 0; the simulator always says 22 for a task that waits.
-            self._register(task)
+            self._enter(task)
             self._save(task)
-            return self._flavour.submit_result(
+            return _Outcome(
                 22,
                 f"排队中，前面还有{queued}个任务",
                 task.id,
                 {"numberOfQueues": queued, "discordInstanceId": DISCORD_INSTANCE_ID},
             )
-        return self._flavour.submit_result(
-            23, "队列已满，请稍后尝试", None, {"discordInstanceId": DISCORD_INSTANCE_ID}
-        )
+        code, description = self._upstream.queue_full  # novicezk 23, trueai 9
+        return _Outcome(code, description, None, {"discordInstanceId": DISCORD_INSTANCE_ID})
+
+    def _enter(self, task: SimTask) -> None:
+        if task.id not in self.tasks:
+            self._register(task)
+        task.status = NOT_START  # a MODAL task leaves its wait here
 
     def _banned_word(self, prompt: str) -> str | None:
         """The banned word as written in the prompt, matched as a whole word, any case."""
@@ -1095,6 +1564,219 @@ class ProxySim:
             if match:
                 return match.group(0)
         return None
+
+    def _do_imagine(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return _Outcome(4, "prompt不能为空")
+        prompt = prompt.strip()
+        trueai = self._upstream.name == "trueai"
+        bot_type = body.get("botType") or "MID_JOURNEY"
+        if trueai and bot_type not in BOT_TYPES:
+            return _problem(400, {"$.botType": ["The JSON value could not be converted to BotType."]})
+        timeline = None
+        # novicezk checks banned words (on the translated prompt) before the images.
+        banned = self._banned_word(prompt)
+        if banned is not None:
+            if not self._upstream.fails_banned_later:
+                return _Outcome(24, "可能包含敏感词", None, {"promptEn": prompt, "bannedWord": banned})
+            # trueai takes it; Midjourney then refuses the job.
+            if self._next_timelines:
+                self._next_timelines.pop(0)  # this task still uses up its scripted timeline
+            timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"Banned prompt detected: {banned}"))
+        images = list(body.get("base64Array") or [])
+        if body.get("base64"):
+            images.append(body["base64"])
+        if not all(_is_data_url(image) for image in images):
+            return _Outcome(4, "base64格式错误")
+        task = self._new_task(
+            action="IMAGINE",
+            prompt=prompt,
+            prompt_en=prompt,
+            description=_description("IMAGINE", prompt, None, None),
+            timeline=timeline,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            mode=speed or "FAST",
+            bot_type=bot_type if trueai else "MID_JOURNEY",
+        )
+        return self._admit(task)
+
+    def _do_change(self, body: dict) -> _Outcome:
+        """novicezk's /submit/change."""
+        parent_id = body.get("taskId")
+        action = body.get("action")
+        if not parent_id or not str(parent_id).strip():
+            return _Outcome(4, "taskId不能为空")
+        parent_id = str(parent_id)
+        if action not in CHANGE_ACTIONS:
+            return _Outcome(4, "action参数错误")
+        index = None
+        if action != "REROLL":
+            index = _parse_index(body.get("index"))
+            if index is None:
+                return _Outcome(4, "index参数错误")
+        parent = self.tasks.get(parent_id)
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        if parent.status != SUCCESS:
+            return _Outcome(4, "关联任务状态错误")
+        if parent.action not in CHANGEABLE_PARENT_ACTIONS:
+            return _Outcome(4, "关联任务不允许执行变化")
+        task = self._new_task(
+            action=action,
+            prompt=parent.prompt,
+            prompt_en=parent.prompt_en,
+            description=_description(action, parent.prompt, parent_id, index),
+            final_prompt=parent.final_prompt,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent_id,
+            index=index,
+        )
+        return self._admit(task)
+
+    _CHANGE_BUTTONS = {
+        "UPSCALE": "MJ::JOB::upsample::{}::",
+        "VARIATION": "MJ::JOB::variation::{}::",
+        "REROLL": "MJ::JOB::reroll::0::",
+    }
+
+    def _do_change_as_action(self, body: dict) -> _Outcome:
+        """new-api's /submit/change over trueai: the matching button of the parent, pressed."""
+        parent = self.tasks.get(str(body.get("taskId")))
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        action = body.get("action")
+        if action not in self._CHANGE_BUTTONS:
+            return _Outcome(4, "action参数错误")
+        index = _parse_index(body.get("index"))
+        if action != "REROLL" and index is None:
+            return _Outcome(4, "index参数错误")
+        prefix = self._CHANGE_BUTTONS[action].format(index)
+        custom_id = next((b["customId"] for b in parent.buttons if b["customId"].startswith(prefix)), None)
+        if custom_id is None:
+            return _Outcome(4, "关联任务状态错误")
+        return self._do_action({**body, "customId": custom_id}, None)
+
+    def _do_action(self, body: dict, speed: str | None) -> _Outcome:
+        """trueai's /submit/action: press one of the task's buttons."""
+        task_id, custom_id = body.get("taskId"), body.get("customId")
+        if not task_id or not str(task_id).strip() or not isinstance(custom_id, str) or not custom_id.strip():
+            return _Outcome(4, "参数错误")
+        parent = self.tasks.get(str(task_id).strip())
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        parsed = _action_of(custom_id)
+        if parsed is None or not any(b["customId"] == custom_id for b in parent.buttons):
+            return _Outcome(4, "无效的customId")
+        action, index = parsed
+        task = self._new_task(
+            action=action,
+            prompt=parent.prompt,
+            prompt_en=parent.prompt_en,
+            description=_description(action, parent.prompt, parent.id, index),
+            final_prompt=parent.final_prompt,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent.id,
+            index=index,
+            mode=speed or parent.mode,
+            bot_type=parent.bot_type,
+            custom_id=custom_id,
+        )
+        # Custom Zoom always asks for a prompt; in Remix mode every action but an upscale does.
+        remix = self.remix and action != "UPSCALE"
+        if custom_id.startswith("MJ::CustomZoom::") or remix:
+            self._register(task)
+            task.status = MODAL
+            self._save(task)
+            return _Outcome(
+                21,
+                "窗口等待",
+                task.id,
+                {"finalPrompt": parent.final_prompt, "remix": remix, "discordInstanceId": DISCORD_INSTANCE_ID},
+            )
+        return self._admit(task)
+
+    def _do_modal(self, body: dict) -> _Outcome:
+        """trueai's /submit/modal: the prompt of a MODAL task, which then runs."""
+        task_id = body.get("taskId")
+        if not task_id or not str(task_id).strip():
+            return _Outcome(4, "参数错误")
+        task = self.tasks.get(str(task_id).strip())
+        if task is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        if not task.is_modal:
+            return _Outcome(4, "任务状态错误")
+        prompt = body.get("prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            task.prompt = task.prompt_en = task.final_prompt = prompt.strip()
+        return self._admit(task)
+
+    def _job_hash(self) -> str:
+        """The <hash> of a task's buttons: a uuid (36 characters), or 80 with long_custom_ids."""
+        job_hash = str(uuid.UUID(int=self._ids_rng.getrandbits(128), version=4))
+        if self.long_custom_ids:
+            job_hash += "-" + "".join(self._ids_rng.choice("0123456789abcdef") for _ in range(43))
+        return job_hash
+
+    # ---- internals: new-api's copies ----------------------------------------
+
+    def _gateway_track(self, task_id: str) -> None:
+        """new-api records a task it relayed: status "" and "0%" until its first poll."""
+        task = self.tasks.get(task_id)
+        if task is None or task_id in self.gateway_tasks:
+            return  # a /submit/modal answers with the id new-api already holds
+        self.gateway_tasks[task_id] = {
+            "id": task_id,
+            "action": task.action,
+            "customId": task.custom_id or "",
+            "botType": "",
+            "prompt": task.prompt,
+            "promptEn": "",
+            "description": "",
+            "state": task.state or "",
+            "submitTime": _now_ms(),
+            "startTime": 0,
+            "finishTime": 0,
+            "imageUrl": "",
+            "status": "",
+            "progress": "0%",
+            "failReason": "",
+            "buttons": None,
+            "maskBase64": "",
+            "properties": None,
+        }
+        self._gateway_images[task_id] = ""
+        self._notify()
+
+    def _gateway_refresh(self, copy: dict[str, Any], task: SimTask) -> None:
+        """What new-api's poll copies from the upstream's Task (Go: nulls become "" and 0)."""
+        upstream = self._upstream.task_json(task)
+        for key, empty in (
+            ("status", ""), ("progress", ""), ("promptEn", ""), ("state", ""), ("failReason", ""),
+            ("submitTime", 0), ("startTime", 0), ("finishTime", 0),
+        ):
+            copy[key] = upstream.get(key) or empty
+        properties = upstream.get("properties")
+        if properties is not None:  # new-api keeps only these two
+            copy["properties"] = {
+                "finalPrompt": properties.get("finalPrompt") or "",
+                "finalZhPrompt": properties.get("finalZhPrompt") or "",
+            }
+        if upstream.get("buttons") is not None:
+            copy["buttons"] = [dict(button) for button in upstream["buttons"]]
+        raw = upstream.get("imageUrl") or ""
+        self._gateway_images[task.id] = raw
+        copy["imageUrl"] = f"{self.base_url}/image/{task.id}" if raw else ""
+        if copy["failReason"] or copy["status"] == FAILURE:
+            copy["progress"] = "100%"  # and it is never polled again
+
+    async def _run_gateway(self) -> None:
+        while True:
+            await asyncio.sleep(self.gateway_poll_s)
+            self.gateway_poll()
 
     # ---- internals: HTTP ------------------------------------------------
 
@@ -1113,6 +1795,7 @@ class ProxySim:
             json=parsed,
             body=raw,
             time=time.time(),
+            prefix=_prefix_of(request.path),
         )
         self.requests.append(record)
         self._notify()
@@ -1127,13 +1810,13 @@ class ProxySim:
         # Images stand in for CDN links, which need no secret.
         if not request.path.startswith(API_PREFIX + "/image/"):
             if not self._flavour.authorized(record.headers, self.secret):
-                return self._flavour.unauthorized()
+                return self._flavour.unauthorized(record.headers)
         try:
             return await handler(request)
-        except web.HTTPException as exc:  # no route, wrong method: Spring's error body
+        except web.HTTPException as exc:  # no route, wrong method: Spring's error body (novicezk)
             if exc.status < 400:
                 raise
-            return _spring_error(exc.status, request.path)
+            return self._flavour.http_error(exc.status, request)
 
     def _take_failure(self, path: str) -> _ScriptedFailure | None:
         for failure in self._failures:
@@ -1167,7 +1850,7 @@ class ProxySim:
         if kind == "malformed":
             return web.Response(status=200, text='{"code":1,', content_type="application/json")
         if kind == "unauthorized":
-            return web.Response(status=401)
+            return self._flavour.unauthorized()
         number = int(kind.split(":", 1)[1])
         if kind.startswith("code:"):
             description = failure.description or _CODE_DESCRIPTIONS.get(number, "失败")
@@ -1193,102 +1876,65 @@ class ProxySim:
             return None
         return body if isinstance(body, dict) else None
 
-    async def _imagine(self, request: web.Request) -> web.Response:
+    async def _submit(self, request: web.Request) -> web.Response:
+        """POST /submit/<kind>: the flavour checks and renders, _run_submit does the work."""
         body = await self._json_object(request)
         if body is None:
-            return _spring_error(400, request.path)
-        submit = self._flavour.submit_result
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            return submit(4, "prompt不能为空")
-        prompt = prompt.strip()
-        # novicezk checks banned words (on the translated prompt) before the images.
-        banned = self._banned_word(prompt)
-        if banned is not None:
-            return submit(24, "可能包含敏感词", None, {"promptEn": prompt, "bannedWord": banned})
-        images = list(body.get("base64Array") or [])
-        if body.get("base64"):
-            images.append(body["base64"])
-        if not all(_is_data_url(image) for image in images):
-            return submit(4, "base64格式错误")
-        task = self._new_task(
-            action="IMAGINE",
-            prompt=prompt,
-            prompt_en=prompt,
-            description=_description("IMAGINE", prompt, None, None),
-            state=body.get("state"),
-            notify_hook=body.get("notifyHook") or None,
-        )
-        return self._admit(task)
-
-    async def _change(self, request: web.Request) -> web.Response:
-        body = await self._json_object(request)
-        if body is None:
-            return _spring_error(400, request.path)
-        submit = self._flavour.submit_result
-        parent_id = body.get("taskId")
-        action = body.get("action")
-        if not parent_id or not str(parent_id).strip():
-            return submit(4, "taskId不能为空")
-        parent_id = str(parent_id)
-        if action not in CHANGE_ACTIONS:
-            return submit(4, "action参数错误")
-        index = None
-        if action != "REROLL":
-            index = _parse_index(body.get("index"))
-            if index is None:
-                return submit(4, "index参数错误")
-        parent = self.tasks.get(parent_id)
-        if parent is None:
-            return submit(3, "关联任务不存在或已失效")
-        if parent.status != SUCCESS:
-            return submit(4, "关联任务状态错误")
-        if parent.action not in CHANGEABLE_PARENT_ACTIONS:
-            return submit(4, "关联任务不允许执行变化")
-        task = self._new_task(
-            action=action,
-            prompt=parent.prompt,
-            prompt_en=parent.prompt_en,
-            description=_description(action, parent.prompt, parent_id, index),
-            final_prompt=parent.final_prompt,
-            state=body.get("state"),
-            notify_hook=body.get("notifyHook") or None,
-            parent_id=parent_id,
-            index=index,
-        )
-        return self._admit(task)
+            return self._flavour.bad_body(request)
+        kind = request.path.rsplit("/", 1)[-1]  # imagine, change, action, modal
+        return await self._flavour.submit(kind, request, body)
 
     async def _fetch(self, request: web.Request) -> web.Response:
-        task = self.tasks.get(request.match_info["id"])
-        if task is None:
+        task_id = request.match_info["id"]
+        view = self._flavour.view(task_id)
+        if view is None:
             return self._flavour.unknown_task()
-        response = _json_response(task.to_json())
-        if self.mode == "poll":
-            self._auto_advance(task)  # after serialising: the caller sees the old state
+        response = _json_response(view)
+        self._flavour.after_read([task_id])  # after serialising: the caller sees the old state
         return response
 
     async def _list_all(self, request: web.Request) -> web.Response:
-        """novicezk's GET /task/list: every task it still holds, newest first."""
-        return _json_response([task.to_json() for task in reversed(self.tasks.values())])
+        """GET /task/list: every task it still holds, newest first."""
+        return _json_response([self._flavour.task_json(task) for task in reversed(self.tasks.values())])
 
     async def _list_by_condition(self, request: web.Request) -> web.Response:
         body = await self._json_object(request)
         if body is None:
-            return _spring_error(400, request.path)
+            return self._flavour.bad_body(request)
         ids = dict.fromkeys(str(i) for i in body.get("ids") or [])  # dedupe, keep order
-        found = [self.tasks[i] for i in ids if i in self.tasks]
-        response = _json_response([task.to_json() for task in found])
-        if self.mode == "poll":
-            for task in found:
-                self._auto_advance(task)
+        found = {i: view for i in ids if (view := self._flavour.view(i)) is not None}
+        response = _json_response(list(found.values()))
+        self._flavour.after_read(found)
         return response
 
     async def _image(self, request: web.Request) -> web.Response:
-        match = _IMAGE_NAME.fullmatch(request.match_info["name"])
-        if match is None or match.group(1) not in self._actions:
+        name = request.match_info["name"]
+        if self.flavour == "newapi" and name.isdigit():
+            return self._gateway_image(name)
+        data = self._image_for(name)
+        if data is None:
             return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="image/png")
+
+    def _image_for(self, name: str) -> bytes | None:
+        """The bytes of ``<id>.png`` or ``<id>-preview-<n>.png``; None if no such image."""
+        match = _IMAGE_NAME.fullmatch(name)
+        if match is None or match.group(1) not in self._actions:
+            return None
         task_id, preview = match.group(1), match.group(2)
-        data = self.preview_bytes(task_id, int(preview)) if preview else self.image_bytes(task_id)
+        return self.preview_bytes(task_id, int(preview)) if preview else self.image_bytes(task_id)
+
+    def _gateway_image(self, task_id: str) -> web.Response:
+        """new-api's /mj/image/{id}: relays the upstream image its copy points at (no auth)."""
+        if task_id not in self.gateway_tasks:
+            return _json_response({"error": "midjourney_task_not_found"}, status=400)
+        raw = self._gateway_images.get(task_id) or ""
+        if not raw:
+            return _json_response({"error": "image_url_not_found"}, status=404)
+        prefix = self.base_url + "/image/"
+        data = self._image_for(raw[len(prefix):]) if raw.startswith(prefix) else None
+        if data is None:
+            return _json_response({"error": f"fetch image failed: {raw}"}, status=502)
         return web.Response(body=data, content_type="image/png")
 
 
@@ -1333,10 +1979,15 @@ def _check_kind(kind: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a simulated Midjourney Proxy (novicezk) until interrupted.")
+    parser = argparse.ArgumentParser(description="Serve a simulated Midjourney Proxy until interrupted.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--secret", default=None, help="require this mj-api-secret header")
+    parser.add_argument("--flavour", choices=FLAVOURS, default="novicezk")
+    parser.add_argument("--upstream", choices=UPSTREAMS, default=None, help="newapi: the server behind it")
+    parser.add_argument("--secret", default=None, help="require this secret (in the flavour's auth header)")
+    parser.add_argument("--long-custom-ids", action="store_true", help="trueai: customIds over 100 characters")
+    parser.add_argument("--remix", action="store_true", help="trueai: actions wait for /submit/modal")
+    parser.add_argument("--gateway-poll-s", type=float, default=1.0, help="newapi: seconds between its polls")
     parser.add_argument("--mode", choices=MODES, default="time")
     parser.add_argument("--step-s", type=float, default=1.0, help="seconds per step in time mode")
     parser.add_argument("--max-running", type=int, default=3)
@@ -1352,6 +2003,11 @@ def main(argv: list[str] | None = None) -> None:
     async def serve() -> None:
         sim = ProxySim(
             args.secret,
+            flavour=args.flavour,
+            upstream=args.upstream,
+            long_custom_ids=args.long_custom_ids,
+            remix=args.remix,
+            gateway_poll_s=args.gateway_poll_s,
             host=args.host,
             port=args.port,
             mode=args.mode,
@@ -1366,7 +2022,8 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
         )
         async with sim:
-            print(f"Midjourney Proxy simulator ({sim.flavour}, {sim.mode} mode) at {sim.base_url}", flush=True)
+            flavour = sim.flavour + (f" over {sim.upstream}" if sim.upstream else "")
+            print(f"Midjourney Proxy simulator ({flavour}, {sim.mode} mode) at {sim.base_url}", flush=True)
             await asyncio.Event().wait()
 
     try:

@@ -7,7 +7,7 @@ import re
 import discord
 import pytest
 
-from bot.models import Action, Display, Job, Phase, Status
+from bot.models import Action, Display, Job, Phase, Status, TaskButton
 from bot.ui.buttons import JobButton, custom_id, grid_buttons
 from bot.ui.render import render
 
@@ -86,18 +86,18 @@ def test_markdown_in_prompt_is_escaped_and_only_the_owner_is_pinged():
     assert [u.id for u in r.allowed_mentions.users] == [OWNER]
 
 
-@pytest.mark.parametrize(("action", "index"), [(Action.UPSCALE, 1), (Action.VARIATION, 4), (Action.REROLL, 0)])
-async def test_custom_id_round_trip(action, index):
-    cid = custom_id(action, index, "1320098173412546")
+@pytest.mark.parametrize(("kind", "index"), [("u", 1), ("v", 4), ("r", 0), ("b", 24), ("p", 0)])
+async def test_custom_id_round_trip(kind, index):
+    cid = custom_id(kind, index, "1320098173412546")
     assert len(cid) <= 100
     match = re.fullmatch(JobButton.__discord_ui_compiled_template__, cid)
     assert match is not None
     button = await JobButton.from_custom_id(None, None, match)  # type: ignore[arg-type]
-    assert (button.action, button.index, button.task_id) == (action, index, "1320098173412546")
+    assert (button.kind, button.index, button.task_id) == (kind, index, "1320098173412546")
     assert button.custom_id == cid
 
 
-@pytest.mark.parametrize("bad", ["mj:x:1:123", "mj:u:9:123", "mj:u:1:", "other:u:1:123", "mj:u:1:a b"])
+@pytest.mark.parametrize("bad", ["mj:x:1:123", "mj:u:123:123", "mj:u:1:", "other:u:1:123", "mj:u:1:a b"])
 def test_foreign_custom_ids_do_not_match(bad):
     assert re.fullmatch(JobButton.__discord_ui_compiled_template__, bad) is None
 
@@ -106,3 +106,36 @@ def test_display_phases():
     assert Display.of(job(status=Status.NOT_START)).phase is Phase.WAITING
     assert Display.of(job(status=Status.CANCEL)).phase is Phase.FAILED
     assert grid_buttons("1").children[0].item.label == "U1"
+
+
+def test_server_buttons_are_shown_as_the_server_lists_them():
+    long_id = "MJ::JOB::upsample::1::" + "h" * 120
+    buttons = (
+        TaskButton(long_id, label="U1"), TaskButton("MJ::JOB::reroll::0::h::SOLO", emoji="🔄"),
+        TaskButton("MJ::JOB::high_variation::1::h::SOLO", label="Vary (Strong)", emoji="🪄"),
+        TaskButton("MJ::CustomZoom::h", label="Custom Zoom", emoji="🔍"),
+        TaskButton("MJ::JOB::pan_left::1::h::SOLO", emoji="⬅️"), TaskButton("MJ::JOB::pan_up::1::h::SOLO", emoji="⬆️"),
+    )
+    j = job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS, buttons=buttons,
+            used_buttons=frozenset({("button", 2)}))
+    rows = rendered(j).view.to_components()
+    flat = [b for row in rows for b in row["components"]]
+    assert [len(row["components"]) for row in rows] == [5, 1]
+    assert [(b.get("label"), (b.get("emoji") or {}).get("name")) for b in flat] == [
+        ("U1", None), (None, "🔄"), ("Vary (Strong)", "🪄"), ("Custom Zoom", "🔍"), (None, "⬅️"), (None, "⬆️")]
+    assert all(len(b["custom_id"]) <= 100 for b in flat)  # the 140-character customId stays in SQLite
+    assert flat[0]["custom_id"] == "mj:b:0:1320098173412546"
+    assert flat[2]["style"] == 1 and flat[3]["style"] == 2  # Vary (Strong) was used
+
+
+def test_server_buttons_are_not_shown_when_the_server_cannot_press_them():
+    j = job(status=Status.SUCCESS, buttons=(TaskButton("MJ::JOB::upsample::1::h", label="U1"),))
+    assert rendered(j).view.children[0].item.custom_id == "mj:b:0:1320098173412546"
+    plain = render(j, Display.of(j), language="en", image_attached=True, server_buttons_ok=False)
+    assert [c.item.custom_id for c in plain.view.children][:2] == ["mj:u:1:1320098173412546", "mj:u:2:1320098173412546"]
+
+
+def test_waiting_for_a_prompt_offers_the_pencil():
+    r = rendered(job(status=Status.MODAL))
+    assert r.content.endswith("(Waiting for a prompt: press ✏️)")
+    assert r.view.children[0].item.custom_id == "mj:p:0:1320098173412546"

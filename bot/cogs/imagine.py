@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,9 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import Requester
-from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, MjBotError, NotAnImage
+from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, JobNotFound, MjBotError, NotAnImage
 from bot.i18n import error_text, language_for, t
-from bot.models import Action, ImageFile
+from bot.models import ImageFile, Job
+from bot.prompt import MAX_PROMPT_LENGTH
+from bot.ui.buttons import KIND_ACTION, PROMPT_BUTTON, SERVER_BUTTON
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -95,13 +98,60 @@ def _has_ephemeral_ack(interaction: discord.Interaction) -> bool:
     return interaction.type is discord.InteractionType.application_command
 
 
-async def press_button(interaction: discord.Interaction[MjBot], action: Action, index: int, task_id: str) -> None:
-    """U/V/🔄: submit the change; its message appears as a reply to the grid."""
-    await interaction.response.defer()
+class PromptModal(discord.ui.Modal):
+    """Asks for a prompt (Custom Zoom, or a task waiting in MODAL), prefilled with the last one."""
+
+    def __init__(self, language: str, prefill: str | None,
+                 submit: Callable[[discord.Interaction, str], Awaitable[object]], what: str) -> None:
+        super().__init__(title=t("modal.title", language)[:45], timeout=15 * 60)
+        self.prompt = discord.ui.TextInput(label=t("modal.prompt", language)[:45], style=discord.TextStyle.paragraph,
+                                           default=(prefill or "")[:MAX_PROMPT_LENGTH] or None,
+                                           max_length=MAX_PROMPT_LENGTH)
+        self.add_item(self.prompt)
+        self._submit, self._what = submit, what
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        await interaction.response.defer()
+        try:
+            await self._submit(interaction, self.prompt.value)
+        except Exception as exc:
+            await report_failure(interaction, exc, what=self._what)
+
+
+async def press_button(interaction: discord.Interaction[MjBot], kind: str, index: int, task_id: str) -> None:
+    """A button on a job message; the new job's message appears as a reply to it."""
+    jobs = interaction.client.jobs
+    who = requester(interaction)
+    what = f"button {kind}{index} of task {task_id}"
     try:
-        await interaction.client.jobs.change(task_id, action, index, requester(interaction))
+        if kind == PROMPT_BUTTON:
+            job = await jobs.store.get_job(task_id)
+            await _ask_prompt(interaction, job, what, lambda i, prompt: jobs.give_prompt(task_id, prompt, requester(i)))
+            return
+        if kind == SERVER_BUTTON:
+            job = await jobs.store.get_job(task_id)
+            if job is not None and index < len(job.buttons) and job.buttons[index].needs_prompt:
+                # A modal must be the first answer to the click, so ask before submitting.
+                await _ask_prompt(interaction, job, what,
+                                  lambda i, prompt: jobs.press(task_id, index, requester(i), prompt=prompt))
+                return
+            await interaction.response.defer()
+            await jobs.press(task_id, index, who)
+            return
+        await interaction.response.defer()
+        await jobs.change(task_id, KIND_ACTION[kind], index, who)
     except Exception as exc:  # every failure gets an answer; nothing escapes as "interaction failed"
-        await report_failure(interaction, exc, what=f"{action.value} {index} of task {task_id}")
+        await report_failure(interaction, exc, what=what)
+
+
+async def _ask_prompt(interaction: discord.Interaction, job: Job | None, what: str,
+                      submit: Callable[[discord.Interaction, str], Awaitable[object]]) -> None:
+    if job is None:
+        raise JobNotFound(f"{what}: no such job")
+    jobs = interaction.client.jobs  # type: ignore[attr-defined]
+    jobs.policy.check_press(requester(interaction), job)  # refuse before asking for the prompt
+    prefill = job.final_prompt or job.prompt_en or job.prompt
+    await interaction.response.send_modal(PromptModal(interaction_language(interaction), prefill, submit, what))
 
 
 class ImagineCog(commands.Cog):

@@ -1,65 +1,86 @@
-"""The U1-U4 / V1-V4 / 🔄 buttons.
+"""The buttons on job messages.
 
-Each button's custom_id carries everything a click needs (``mj:<kind>:<index>:<task id>``), and the
+Each button's custom_id carries everything a click needs (``mj:<kind>:<index>:<task id>``) and the
 class is registered with ``Bot.add_dynamic_items``, so a button on a message posted before a restart
-still reaches its callback.
+still reaches its callback. Kinds: ``u``/``v``/``r`` the bot's own U1-U4 / V1-V4 / 🔄 (index 1-4);
+``b`` the server's own button at that position of the task's ``buttons`` (its customId can be longer
+than Discord's 100 characters, so it stays in SQLite); ``p`` asks for a prompt (task in MODAL).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.errors import ButtonInvalid
-from bot.models import Action
+from bot.models import BUTTON_MARK, Action, TaskButton
 
 if TYPE_CHECKING:
     from bot.app import MjBot
 
 KIND_ACTION = {"u": Action.UPSCALE, "v": Action.VARIATION, "r": Action.REROLL}
 ACTION_KIND = {action: kind for kind, action in KIND_ACTION.items()}
+SERVER_BUTTON, PROMPT_BUTTON = "b", "p"
 CUSTOM_ID_PREFIX = "mj"
+MAX_ROW_WIDTH, MAX_ROWS = 5, 5
 
-
-def custom_id(action: Action, index: int, task_id: str) -> str:
-    return f"{CUSTOM_ID_PREFIX}:{ACTION_KIND[action]}:{index}:{task_id}"
-
-
-_KIND, _INDEX, _TASK_ID = r"[uvr]", r"[0-4]", r"[A-Za-z0-9_-]{1,80}"
+_KIND, _INDEX, _TASK_ID = r"[uvrbp]", r"[0-9]{1,2}", r"[A-Za-z0-9_-]{1,80}"
 JOB_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<kind>{_KIND}):(?P<index>{_INDEX}):(?P<task_id>{_TASK_ID})"
 # Ours by its prefix, but in no form we know (an older version's, or tampered with): every id
 # JobButton does not take. Without a handler such a click would get "This interaction failed".
 STALE_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?!{_KIND}:{_INDEX}:{_TASK_ID}$).*"
 
 
+def custom_id(kind: str, index: int, task_id: str) -> str:
+    return f"{CUSTOM_ID_PREFIX}:{kind}:{index}:{task_id}"
+
+
+def _style(used: bool, server_style: int = 2) -> discord.ButtonStyle:
+    # Like Midjourney: a used button stays, in another colour.
+    if used:
+        return discord.ButtonStyle.primary
+    return discord.ButtonStyle(server_style) if server_style in (1, 2, 3, 4) else discord.ButtonStyle.secondary
+
+
 class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_TEMPLATE):
-    def __init__(self, action: Action, index: int, task_id: str, *, used: bool = False) -> None:
-        self.action = action
-        self.index = index
-        self.task_id = task_id
+    def __init__(self, kind: str, index: int, task_id: str, *, label: str | None = None, emoji: str | None = None,
+                 style: discord.ButtonStyle = discord.ButtonStyle.secondary, row: int | None = None) -> None:
+        self.kind, self.index, self.task_id = kind, index, task_id
+        super().__init__(discord.ui.Button(label=label or None, emoji=emoji or None, style=style, row=row,
+                                           custom_id=custom_id(kind, index, task_id)))
+
+    @classmethod
+    def own(cls, action: Action, index: int, task_id: str, *, used: bool = False) -> JobButton:
+        """The bot's own U1-U4 (row 1), 🔄 (row 1) and V1-V4 (row 2)."""
         if action is Action.REROLL:
-            label, emoji, row = None, "🔄", 0
-        else:
-            label, emoji, row = f"{ACTION_KIND[action].upper()}{index}", None, 0 if action is Action.UPSCALE else 1
-        # Like Midjourney: a used button stays, in another colour.
-        style = discord.ButtonStyle.primary if used else discord.ButtonStyle.secondary
-        super().__init__(
-            discord.ui.Button(label=label, emoji=emoji, style=style, row=row,
-                              custom_id=custom_id(action, index, task_id))
-        )
+            return cls("r", 0, task_id, emoji="🔄", style=_style(used), row=0)
+        kind = ACTION_KIND[action]
+        return cls(kind, index, task_id, label=f"{kind.upper()}{index}", style=_style(used),
+                   row=0 if action is Action.UPSCALE else 1)
+
+    @classmethod
+    def server(cls, position: int, button: TaskButton, task_id: str, *, used: bool = False) -> JobButton:
+        label = button.label if button.label or button.emoji else "·"
+        return cls(SERVER_BUTTON, position, task_id, label=label, emoji=button.emoji,
+                   style=_style(used, button.style), row=position // MAX_ROW_WIDTH)
+
+    @classmethod
+    def prompt(cls, task_id: str) -> JobButton:
+        return cls(PROMPT_BUTTON, 0, task_id, emoji="✏️", style=discord.ButtonStyle.primary)
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> JobButton:
-        return cls(KIND_ACTION[match["kind"]], int(match["index"]), match["task_id"])
+        return cls(match["kind"], int(match["index"]), match["task_id"])
 
     async def callback(self, interaction: discord.Interaction[MjBot]) -> None:  # type: ignore[override]
         from bot.cogs.imagine import press_button  # the cog owns the flow; avoid an import cycle
 
-        await press_button(interaction, self.action, self.index, self.task_id)
+        await press_button(interaction, self.kind, self.index, self.task_id)
 
 
 class StaleButton(discord.ui.DynamicItem[discord.ui.Button], template=STALE_BUTTON_TEMPLATE):
@@ -79,13 +100,27 @@ class StaleButton(discord.ui.DynamicItem[discord.ui.Button], template=STALE_BUTT
                              what="a stale button")
 
 
-def grid_buttons(task_id: str, used: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()) -> discord.ui.View:
-    """Two rows: U1 U2 U3 U4 🔄 / V1 V2 V3 V4."""
+def grid_buttons(task_id: str, used: Collection[tuple[str, int]] = frozenset()) -> discord.ui.View:
+    """The bot's own set: U1 U2 U3 U4 🔄 / V1 V2 V3 V4."""
     view = discord.ui.View(timeout=None)
     for index in range(1, 5):
-        view.add_item(JobButton(Action.UPSCALE, index, task_id, used=(Action.UPSCALE.value, index) in used))
-    view.add_item(JobButton(Action.REROLL, 0, task_id))
+        view.add_item(JobButton.own(Action.UPSCALE, index, task_id, used=(Action.UPSCALE.value, index) in used))
+    view.add_item(JobButton.own(Action.REROLL, 0, task_id))
     for index in range(1, 5):
-        view.add_item(JobButton(Action.VARIATION, index, task_id,
-                                used=(Action.VARIATION.value, index) in used))
+        view.add_item(JobButton.own(Action.VARIATION, index, task_id, used=(Action.VARIATION.value, index) in used))
+    return view
+
+
+def server_buttons(task_id: str, buttons: Sequence[TaskButton],
+                   used: Collection[tuple[str, int]] = frozenset()) -> discord.ui.View:
+    """The task's own buttons as the server lists them, five to a row (Discord's limit is 25)."""
+    view = discord.ui.View(timeout=None)
+    for position, button in enumerate(buttons[: MAX_ROW_WIDTH * MAX_ROWS]):
+        view.add_item(JobButton.server(position, button, task_id, used=(BUTTON_MARK, position) in used))
+    return view
+
+
+def prompt_button(task_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton.prompt(task_id))
     return view

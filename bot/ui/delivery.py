@@ -26,9 +26,12 @@ POSTING_CLOCK_SLACK_S = 60  # our clock and Discord's may differ a little
 
 
 class DiscordJobView:
-    def __init__(self, client: discord.Client, *, language: str = DEFAULT_LANGUAGE) -> None:
+    def __init__(self, client: discord.Client, *, language: str = DEFAULT_LANGUAGE,
+                 server_buttons_ok: bool = True) -> None:
         self.client = client
         self.language = language
+        # With [proxy] api = "change" the server's own buttons cannot be pressed: show ours.
+        self.server_buttons_ok = server_buttons_ok
 
     def upload_limit(self, guild_id: int | None) -> int:
         guild = self.client.get_guild(guild_id) if guild_id else None
@@ -41,7 +44,8 @@ class DiscordJobView:
             image = None
         # Once the final image is attached, later renders (a button marked used) keep it.
         keep_attachment = job.shows_final and image is None
-        rendered = render(job, display, language=self.language, image_attached=image is not None or keep_attachment)
+        rendered = render(job, display, language=self.language, image_attached=image is not None or keep_attachment,
+                          server_buttons_ok=self.server_buttons_ok)
         files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
         try:
             if job.message_id is None:

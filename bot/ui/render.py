@@ -8,7 +8,7 @@ import discord
 
 from bot.i18n import t
 from bot.models import Action, Display, Job, Phase
-from bot.ui.buttons import grid_buttons
+from bot.ui.buttons import grid_buttons, prompt_button, server_buttons
 
 MAX_CONTENT = 2000
 MAX_PROMPT_SHOWN = 1500
@@ -30,6 +30,8 @@ def status_text(display: Display, language: str) -> str | None:
         return t("status.queued", language, ahead=display.queue_ahead)
     if display.phase is Phase.RUNNING:
         return display.progress
+    if display.phase is Phase.NEEDS_PROMPT:
+        return t("status.needs_prompt", language)
     if display.phase is Phase.FAILED:
         if display.fail_reason:
             return t("status.failed", language, reason=display.fail_reason)
@@ -60,9 +62,11 @@ def content_for(job: Job, display: Display, language: str) -> str:
     return text[:MAX_CONTENT]
 
 
-def render(job: Job, display: Display, *, language: str, image_attached: bool) -> Rendered:
+def render(job: Job, display: Display, *, language: str, image_attached: bool,
+           server_buttons_ok: bool = True) -> Rendered:
     """The message for ``job`` in state ``display``. When the final image could not be attached
-    (too large for the channel, or not downloadable) it is linked in an embed instead."""
+    (too large for the channel, or not downloadable) it is linked in an embed instead.
+    ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action)."""
     embeds: list[discord.Embed] = []
     if display.image_url and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached)):
         embed = discord.Embed()
@@ -72,8 +76,12 @@ def render(job: Job, display: Display, *, language: str, image_attached: bool) -
             embed.url = display.image_url
         embeds.append(embed)
     view = None
-    if display.phase is Phase.DONE and job.action.makes_grid:
+    if display.phase is Phase.DONE and job.buttons and server_buttons_ok:
+        view = server_buttons(job.task_id, job.buttons, set(display.used_buttons))
+    elif display.phase is Phase.DONE and job.action.makes_grid:
         view = grid_buttons(job.task_id, set(display.used_buttons))
+    elif display.phase is Phase.NEEDS_PROMPT:
+        view = prompt_button(job.task_id)
     return Rendered(
         content=content_for(job, display, language),
         embeds=embeds,

@@ -32,3 +32,25 @@ async def test_push_finishes_jobs_without_waiting_for_a_poll(start_bot, configur
     assert all(d.http_status == 200 for d in sim.deliveries)
     token = sim.tasks[task_id].notify_hook.rsplit("/", 1)[1]
     assert token not in bot.log_text()
+
+
+async def test_fifty_jobs_in_one_channel_get_no_429(bot, dd: DiscordDouble, sim: ProxySim):
+    """Discord allows 5 writes per 5 s in a channel: the bot queues its writes within that budget,
+    coalesces progress, and puts new messages and final images first."""
+    sim.max_running, sim.max_queue = 100, 100
+    prompts = [f"fox number {n}" for n in range(50)]
+    for prompt in prompts:
+        await dd.slash("imagine", {"prompt": prompt})
+    await sim.wait_for(lambda: len(sim.tasks) == 50, timeout=30)
+    for task_id in list(sim.tasks):
+        sim.advance(task_id)  # progress the bot may coalesce or skip
+    for task_id in list(sim.tasks):
+        sim.succeed(task_id)
+    await dd.wait_for(lambda: sum(bool(m.current.attachments) for m in public_messages(dd)) == 50,
+                      timeout=240, what="50 final images")
+    assert dd.rate_limit_hits(dd.channel_id) == 0
+    writes = dd.channel_writes(dd.channel_id)
+    assert writes <= 50 * 3, writes  # post + final, and a progress edit only when the budget allows
+    for message in public_messages(dd):
+        assert message.current.attachments[0].data == sim.image_bytes(
+            next(t for t in sim.tasks.values() if message.content.startswith(f"**{t.prompt}**")).id)

@@ -1,0 +1,176 @@
+"""The measurements: each runs one bot in a fresh world and returns what it saw.
+
+Waiting is on conditions (``sim.wait_for``, ``dd.wait_for``), each with a bound; the only sleeps
+are the measurement windows of the requests-per-tick row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import cpu_seconds, memory_mb, pid_of
+from bench.world import NAIVE, REAL, PollCounter, World, final_latencies, world
+
+SETTLE_TIMEOUT_S = 60.0  # bound on any one wait for the bots (a wait that hits it is reported)
+
+
+@dataclass
+class TickResult:
+    tasks: int
+    requests_per_tick: float
+    requests_per_s: float
+    tick_period_s: float  # mean time between two polls of the same task
+    window_s: float
+    discord_writes: int  # should be 0: nothing changed
+
+
+async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s: float,
+                            window_ticks: int) -> TickResult:
+    """N unfinished tasks held still; after every task has been polled once (start-up is not
+    measured), count the proxy's task requests over ``window_ticks`` poll intervals and divide by
+    how many times each task was asked about on average (one "tick" = every task polled once)."""
+    async with world(workdir, f"ticks-{kind}-{tasks}", channels=1, mode="manual") as w:
+        seeded = await w.seed(tasks, [w.dd.channel_id], kind)
+        ids = [s.task_id for s in seeded]
+        config = w.config(poll_interval_s=interval_s)
+        await w.start(kind, config, adopt=w.dir / "adopt.jsonl" if kind == NAIVE else None)
+        warm = PollCounter(w.sim, ids)
+        await w.sim.wait_for(lambda: warm.update().rounds >= 1, SETTLE_TIMEOUT_S)
+        begin, started = len(w.sim.requests), time.monotonic()
+        await asyncio.sleep(window_ticks * interval_s)  # the measurement window
+        end, window = len(w.sim.requests), time.monotonic() - started
+        counted = PollCounter(w.sim, ids, start=begin).update(stop=end)
+        polls = counted.mean_polls
+        return TickResult(tasks=tasks, requests_per_tick=counted.requests / polls if polls else float("nan"),
+                          requests_per_s=counted.requests / window, tick_period_s=window / polls if polls else float("nan"),
+                          window_s=window, discord_writes=w.dd.channel_writes())
+
+
+@dataclass
+class LatencyResult:
+    jobs: int
+    latencies: list[float]
+    not_shown: int  # finished at the proxy, final image not on Discord when the wait ended
+    waited_s: float
+    writes: int = 0
+    rate_limited: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_channel: bool, push: bool,
+                        poll_interval_s: float, step_s: float, jitter: float, wait_cap_s: float) -> LatencyResult:
+    """``jobs`` concurrent /imagine (all sent at once), each in its own channel or all in one; the
+    simulator runs them on its clock (``step_s`` per step, jittered per task, seeded). Measures
+    proxy final state -> first Discord version with the final image attached, for every job, and
+    the channel's writes and 429s. Waits until every final image is shown, at most ``wait_cap_s``
+    after the last /imagine."""
+    channels = 1 if one_channel else jobs
+    async with world(workdir, name, channels=channels, mode="time", step_s=step_s, jitter=jitter,
+                     max_running=jobs, max_queue=jobs) as w:
+        config = w.config(poll_interval_s=poll_interval_s, push=push)
+        await w.start(kind, config)
+        for n in range(jobs):
+            channel = w.dd.channel_id if one_channel else w.dd.channel_ids[n]
+            await w.dd.slash("imagine", {"prompt": f"{name} job {n}"}, channel=channel)
+        sent = time.monotonic()
+        notes = []
+        try:
+            await w.dd.wait_for(lambda: w.finals_shown() >= jobs, timeout=wait_cap_s,
+                                what=f"{jobs} final images")
+        except TimeoutError:
+            notes.append(f"stopped waiting {wait_cap_s:.0f} s after the last /imagine")
+        waited = time.monotonic() - sent
+        latencies, missing = final_latencies(w)
+        unfinished = sum(1 for t in w.sim.tasks.values() if t.finished_at is None)
+        missing += jobs - len(w.sim.tasks) + unfinished  # never submitted or never finished: not shown either
+        channel = w.dd.channel_id if one_channel else None
+        return LatencyResult(jobs=jobs, latencies=latencies, not_shown=missing, waited_s=waited,
+                             writes=w.dd.channel_writes(channel), rate_limited=w.dd.rate_limit_hits(channel),
+                             notes=notes)
+
+
+@dataclass
+class CpuResult:
+    tasks: int
+    updates: int
+    cpu_s: float
+    phase_s: float
+    discord_writes: int
+
+    @property
+    def per_thousand(self) -> float:
+        return self.cpu_s * 1000 / self.updates
+
+
+async def cpu_per_updates(workdir: Path, kind: str, *, tasks: int, interval_s: float) -> CpuResult:
+    """``tasks`` unfinished tasks, one per channel (Discord's budget paces nothing), each moved
+    through 10% -> 40% -> 80% -> SUCCESS: 4 updates each. A step is made for every task at once,
+    and the next only when the bot has polled every task since (so it observes each update).
+    CPU = utime + stime of the bot process from the first step to the last final image shown."""
+    async with world(workdir, f"cpu-{kind}", channels=tasks, mode="manual") as w:
+        seeded = await w.seed(tasks, w.dd.channel_ids, kind)
+        ids = [s.task_id for s in seeded]
+        await w.start(kind, w.config(poll_interval_s=interval_s), adopt=w.dir / "adopt.jsonl" if kind == NAIVE else None)
+        pid = pid_of(w.bots[-1])
+        warm = PollCounter(w.sim, ids)
+        await w.sim.wait_for(lambda: warm.update().rounds >= 1, SETTLE_TIMEOUT_S)
+        writes_before = w.dd.channel_writes()
+        cpu_before, started = cpu_seconds(pid), time.monotonic()
+        steps = 0
+        while not w.sim.tasks[ids[0]].is_finished:
+            mark = len(w.sim.requests)
+            for task_id in ids:
+                w.sim.advance(task_id)
+            steps += 1
+            seen = PollCounter(w.sim, ids, start=mark)
+            await w.sim.wait_for(lambda: seen.update().rounds >= 1, SETTLE_TIMEOUT_S)
+        await w.dd.wait_for(lambda: w.finals_shown() >= tasks, timeout=SETTLE_TIMEOUT_S, what="every final image")
+        cpu = cpu_seconds(pid) - cpu_before
+        return CpuResult(tasks=tasks, updates=tasks * steps, cpu_s=cpu, phase_s=time.monotonic() - started,
+                         discord_writes=w.dd.channel_writes() - writes_before)
+
+
+@dataclass
+class MemoryResult:
+    tasks: int
+    rss_mb: float
+    peak_mb: float
+    resume_s: float | None  # process start -> last list-by-condition request covering every task
+    first_request_s: float | None  # process start -> first task request
+    logged_in_s: float  # process start -> logged in to the double (gateway IDENTIFY)
+    rewritten_at_resume: int | None = None  # seeded jobs the first tick wrote to SQLite (should be 0)
+
+
+async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: int,
+                            poll_interval_s: float) -> MemoryResult:
+    """``tasks`` unfinished tasks: this bot resumes them from SQLite, the naive one adopts them
+    (one polling coroutine each). Resume time: from spawning the process to the arrival of the
+    request that completes the first round covering every task. RSS: read once every task has been
+    asked about twice (so the first round's answers have all been processed)."""
+    async with world(workdir, f"memory-{kind}", channels=channels, mode="manual") as w:
+        seeded = await w.seed(tasks, w.dd.channel_ids, kind)
+        ids = [s.task_id for s in seeded]
+        config = w.config(poll_interval_s=poll_interval_s)
+        counter = PollCounter(w.sim, ids)
+        spawned = time.time()
+        await w.start(kind, config, adopt=w.dir / "adopt.jsonl" if kind == NAIVE else None)
+        logged_in = time.time() - spawned
+        pid = pid_of(w.bots[-1])
+        await w.sim.wait_for(lambda: counter.update().rounds >= 1, SETTLE_TIMEOUT_S)
+        await w.sim.wait_for(lambda: counter.update().rounds >= 2, SETTLE_TIMEOUT_S)
+        rss, peak = memory_mb(pid)
+        result = MemoryResult(tasks=tasks, rss_mb=rss, peak_mb=peak, resume_s=counter.round_at[1] - spawned,
+                              first_request_s=(counter.first_at or spawned) - spawned, logged_in_s=logged_in)
+        seeded_at = None
+        if kind == REAL:
+            with sqlite3.connect(f"file:{w.db_path}?mode=ro", uri=True) as db:
+                seeded_at = db.execute("SELECT MIN(created_at) FROM jobs").fetchone()[0]
+                result.rewritten_at_resume = db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE updated_at > ?", (seeded_at,)).fetchone()[0]
+        if kind == NAIVE:
+            result.resume_s = None
+        return result

@@ -1,0 +1,242 @@
+"""One scenario's world: a fresh proxy simulator, Discord double and database, the bots started in
+it, and the bookkeeping the measurements share (seeding tasks, counting polls, reading latencies)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import socket
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.models import Action, Display, Job, Status
+from bot.store import Store
+from tests.discord_double import DiscordDouble
+from tests.discord_double.records import MessageRecord, MessageVersion
+from tests.e2e.harness import BotProcess, write_config
+from tests.proxy_sim import ProxySim, RecordedRequest
+
+from bench.procs import NaiveProcess, stop_all
+
+SECRET = "bench-proxy-secret"
+SEED = 20_241_121  # the simulator's jitter: the same task timings on every run
+REAL, NAIVE = "this bot", "naive"
+_FETCH = re.compile(r"/task/([^/]+)/fetch$")
+_LIST = "/task/list-by-condition"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wall_minus_monotonic() -> float:
+    """``time.time() - time.monotonic()``, to put the double's monotonic stamps on the simulator's
+    wall clock (both servers run in this process, so one offset serves both)."""
+    samples = []
+    for _ in range(5):
+        before = time.monotonic()
+        wall = time.time()
+        after = time.monotonic()
+        samples.append(wall - (before + after) / 2)
+    return statistics.median(samples)
+
+
+@dataclass
+class Seeded:
+    task_id: str
+    channel_id: int
+    message_id: int
+    prompt: str
+
+
+@dataclass
+class World:
+    dir: Path
+    dd: DiscordDouble
+    sim: ProxySim
+    bots: list[BotProcess] = field(default_factory=list)
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "mjbot.sqlite3"
+
+    def config(self, *, poll_interval_s: float, push: bool = False) -> Path:
+        extra = ""
+        if push:
+            port = free_port()
+            extra = f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}/mj/notify"\n'
+        return write_config(self.dir / "config.toml", self.dd, self.sim, self.db_path, secret=SECRET,
+                            poll_interval_s=poll_interval_s, extra=extra)
+
+    async def start(self, kind: str, config: Path, *, adopt: Path | None = None) -> BotProcess:
+        """Start this bot or the naive one; returns once it has logged in to the double."""
+        log_path = self.dir / ("bot.log" if kind == REAL else "naive.log")
+        bot = BotProcess(config, log_path) if kind == REAL else NaiveProcess(config, log_path, adopt)
+        self.bots.append(bot)
+        await bot.start(self.dd)
+        return bot
+
+    async def seed(self, count: int, channel_ids: list[int], kind: str) -> list[Seeded]:
+        """``count`` unfinished tasks (SUBMITTED 0%, held still: the simulator is in manual mode),
+        each with its bot-authored job message in the double, spread over ``channel_ids``; known
+        to this bot as jobs in its SQLite file, or to the naive one through an ``--adopt`` file
+        (``self.dir / "adopt.jsonl"``). Both start out showing exactly what the proxy says, so
+        adopting them edits nothing."""
+        owner = self.dd.member_id
+        seeded = []
+        for n in range(count):
+            prompt = f"bench task {n}"
+            task = self.sim.add_task(prompt)
+            channel_id = channel_ids[n % len(channel_ids)]
+            message = await self.dd.state.create_message(
+                channel_id=channel_id, author_id=self.dd.bot_id, via="bot", files=[],
+                payload={"content": f"**{prompt}** - <@{owner}> (Waiting to start)"})
+            seeded.append(Seeded(task.id, channel_id, message.id, prompt))
+        if kind == REAL:
+            await self._store_jobs(seeded, owner)
+        else:
+            with (self.dir / "adopt.jsonl").open("w", encoding="utf-8") as adopt:
+                for job in seeded:
+                    task = self.sim.tasks[job.task_id]
+                    adopt.write(json.dumps({
+                        "task_id": job.task_id, "channel_id": job.channel_id, "message_id": job.message_id,
+                        "prompt": job.prompt, "owner_id": owner, "status": task.status,
+                        "progress": task.progress, "image_url": task.image_url}) + "\n")
+        return seeded
+
+    async def _store_jobs(self, seeded: list[Seeded], owner: int) -> None:
+        store = Store(self.db_path)
+        await store.open()
+        now = time.time()
+        # The fields the bot keeps from the proxy's answer, so the first poll changes nothing.
+        known = {f.name for f in dataclasses.fields(Job)}
+        try:
+            for item in seeded:
+                task = self.sim.tasks[item.task_id]
+                extra: dict[str, Any] = {}
+                if "final_prompt" in known:
+                    extra["final_prompt"] = task.final_prompt
+                job = Job(task_id=item.task_id, action=Action.IMAGINE, prompt=item.prompt, owner_id=owner,
+                          channel_id=item.channel_id, guild_id=self.dd.guild_id, message_id=item.message_id,
+                          status=Status(task.status), progress=task.progress, prompt_en=task.prompt_en,
+                          created_at=now, updated_at=now, **extra)
+                await store.insert_job(job.with_changes(shown=Display.of(job).signature()))
+        finally:
+            await store.close()
+
+    def bot_messages(self, channel_id: int | None = None) -> list[MessageRecord]:
+        """The public messages the bot posted (not the ephemeral acknowledgements)."""
+        return [m for m in self.dd.messages.values()
+                if m.origin == "bot" and not m.ephemeral and (channel_id is None or m.channel_id == channel_id)]
+
+    def finals_shown(self, channel_id: int | None = None) -> int:
+        return sum(1 for m in self.bot_messages(channel_id) if m.current.attachments)
+
+
+@contextlib.asynccontextmanager
+async def world(workdir: Path, name: str, *, channels: int, **sim_options: Any) -> AsyncIterator[World]:
+    """Fresh servers and a fresh directory (database, config, logs); every bot started in it is
+    stopped on the way out, before the servers, also on errors and Ctrl-C."""
+    directory = workdir / name
+    directory.mkdir(parents=True)
+    async with contextlib.AsyncExitStack() as stack:
+        dd = await stack.enter_async_context(DiscordDouble(text_channels=channels))
+        sim = await stack.enter_async_context(ProxySim(secret=SECRET, seed=SEED, **sim_options))
+        here = World(directory, dd, sim)
+        try:
+            yield here
+        finally:
+            await stop_all(here.bots)
+
+
+def task_ids_asked(request: RecordedRequest) -> list[str] | None:
+    """The task ids a proxy request asked about, or None when it is not a task request."""
+    if request.path.endswith(_LIST):
+        ids = request.json.get("ids") if isinstance(request.json, dict) else None
+        return [str(i) for i in ids or []]
+    match = _FETCH.search(request.path)
+    return [match.group(1)] if match else None
+
+
+class PollCounter:
+    """How often each task was asked about, read incrementally from the simulator's request log.
+
+    ``round_at[k]`` is the wall-clock time (the simulator's ``time.time()`` on arrival) of the
+    request that made every task asked about at least ``k`` times; ``requests`` counts the task
+    requests (``list-by-condition`` and ``/task/{id}/fetch``) seen."""
+
+    def __init__(self, sim: ProxySim, ids: Iterable[str], *, start: int = 0) -> None:
+        self.sim = sim
+        self.polls = dict.fromkeys(ids, 0)
+        self.index = start
+        self.requests = 0
+        self.first_at: float | None = None
+        self.round_at: dict[int, float] = {}
+        self._at_least: dict[int, int] = {}
+
+    def update(self, stop: int | None = None) -> PollCounter:
+        log = self.sim.requests
+        end = len(log) if stop is None else stop
+        while self.index < end:
+            request = log[self.index]
+            self.index += 1
+            asked = task_ids_asked(request)
+            if asked is None:
+                continue
+            self.requests += 1
+            if self.first_at is None:
+                self.first_at = request.time
+            for task_id in asked:
+                count = self.polls.get(task_id)
+                if count is None:
+                    continue
+                count += 1
+                self.polls[task_id] = count
+                reached = self._at_least[count] = self._at_least.get(count, 0) + 1
+                if reached == len(self.polls):
+                    self.round_at[count] = request.time
+        return self
+
+    @property
+    def rounds(self) -> int:
+        """Full rounds so far: every task asked about at least this many times."""
+        return max(self.round_at, default=0)
+
+    @property
+    def mean_polls(self) -> float:
+        return sum(self.polls.values()) / len(self.polls) if self.polls else 0.0
+
+
+def first_final(message: MessageRecord) -> MessageVersion | None:
+    """The first version of a job message that carries the final image as an attachment."""
+    return next((version for version in message.versions if version.attachments), None)
+
+
+def final_latencies(w: World, channel_id: int | None = None) -> tuple[list[float], int]:
+    """Seconds from each task's final state at the proxy (``SimTask.finished_at``) to the double's
+    first version of its message with the final image attached; and how many finished tasks had
+    no such version yet."""
+    offset = wall_minus_monotonic()
+    by_prompt = {task.prompt: task for task in w.sim.tasks.values()}
+    latencies, missing = [], 0
+    shown: set[str] = set()
+    for message in w.bot_messages(channel_id):
+        prompt = message.first.content.split("**")[1] if message.first.content.startswith("**") else None
+        task = by_prompt.get(prompt or "")
+        version = first_final(message)
+        if task is None or task.finished_at is None or version is None:
+            continue
+        shown.add(task.id)
+        latencies.append(version.at + offset - task.finished_at)
+    for task in w.sim.tasks.values():
+        if task.finished_at is not None and task.id not in shown:
+            missing += 1
+    return latencies, missing
