@@ -46,7 +46,7 @@ async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s:
         counted = PollCounter(w.sim, ids, start=begin).update(stop=end)
         polls = counted.mean_polls
         return TickResult(tasks=tasks, requests_per_tick=counted.requests / polls if polls else float("nan"),
-                          requests_per_s=counted.requests / window, tick_period_s=window / polls if polls else float("nan"),
+                          requests_per_s=counted.requests / window, tick_period_s=counted.mean_period_s,
                           window_s=window, discord_writes=w.dd.channel_writes())
 
 

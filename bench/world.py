@@ -26,7 +26,8 @@ from bench.procs import NaiveProcess, stop_all
 
 SECRET = "bench-proxy-secret"
 SEED = 20_241_121  # the simulator's jitter: the same task timings on every run
-REAL, NAIVE = "this bot", "naive"
+REAL, NAIVE = "real", "naive"  # this bot, the naive way
+LABELS = {REAL: "this bot", NAIVE: "naive"}
 _FETCH = re.compile(r"/task/([^/]+)/fetch$")
 _LIST = "/task/list-by-condition"
 
@@ -176,6 +177,8 @@ class PollCounter:
     def __init__(self, sim: ProxySim, ids: Iterable[str], *, start: int = 0) -> None:
         self.sim = sim
         self.polls = dict.fromkeys(ids, 0)
+        self.first_poll: dict[str, float] = {}
+        self.last_poll: dict[str, float] = {}
         self.index = start
         self.requests = 0
         self.first_at: float | None = None
@@ -200,6 +203,8 @@ class PollCounter:
                     continue
                 count += 1
                 self.polls[task_id] = count
+                self.first_poll.setdefault(task_id, request.time)
+                self.last_poll[task_id] = request.time
                 reached = self._at_least[count] = self._at_least.get(count, 0) + 1
                 if reached == len(self.polls):
                     self.round_at[count] = request.time
@@ -213,6 +218,12 @@ class PollCounter:
     @property
     def mean_polls(self) -> float:
         return sum(self.polls.values()) / len(self.polls) if self.polls else 0.0
+
+    @property
+    def mean_period_s(self) -> float:
+        """Mean time between two polls of the same task (tasks polled at least twice)."""
+        periods = [(self.last_poll[i] - self.first_poll[i]) / (n - 1) for i, n in self.polls.items() if n >= 2]
+        return sum(periods) / len(periods) if periods else float("nan")
 
 
 def first_final(message: MessageRecord) -> MessageVersion | None:
