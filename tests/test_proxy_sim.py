@@ -10,12 +10,23 @@ import socket
 import struct
 import time
 import zlib
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from aiohttp import web
 
-from tests.proxy_sim import FAILURE, IN_PROGRESS, NOT_START, SUBMITTED, SUCCESS, ProxySim, Step
+from tests.proxy_sim import (
+    CANCEL,
+    FAILURE,
+    IN_PROGRESS,
+    MODAL,
+    NOT_START,
+    SUBMITTED,
+    SUCCESS,
+    ProxySim,
+    Step,
+)
 
 SECRET = "s3cret"
 DATA_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
@@ -594,3 +605,528 @@ async def test_thousands_of_tasks_stay_cheap():
         sim.tick()  # the lock-step helper, for good measure
         await sim.wait_for(lambda: all(t.is_finished for t in tasks), timeout=10)
     assert len({round(t.finished_at, 3) for t in tasks}) > 100  # spread out, not one instant
+
+
+# --------------------------------------------------------------------------
+# The other flavours: trueai, and new-api in front of novicezk or trueai
+
+NEWAPI_KEY = "sk-n3wapi"
+# How the bot authenticates with each flavour (the header the contract says to send).
+GOOD_HEADERS = {
+    "novicezk": {"mj-api-secret": SECRET},
+    "trueai": {"Authorization": SECRET},
+    "newapi": {"Authorization": f"Bearer {NEWAPI_KEY}"},
+}
+UPSTREAM_ERROR = "upstream_error"
+
+
+@asynccontextmanager
+async def served(flavour: str = "trueai", base_url: str | None = None, **options):
+    """A started sim of ``flavour`` and a client that authenticates the way it wants."""
+    secret = NEWAPI_KEY if flavour == "newapi" else SECRET
+    async with (
+        ProxySim(secret=secret, flavour=flavour, **options) as sim,
+        httpx.AsyncClient(base_url=base_url or sim.base_url, headers=GOOD_HEADERS[flavour], timeout=5) as client,
+    ):
+        yield sim, client
+
+
+async def fetch(client: httpx.AsyncClient, task_id: str) -> dict:
+    response = await client.get(f"/task/{task_id}/fetch")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def action(client: httpx.AsyncClient, task_id: str, custom_id: str, **extra) -> httpx.Response:
+    return await client.post("/submit/action", json={"taskId": task_id, "customId": custom_id, **extra})
+
+
+def newapi_error(description: str) -> dict:
+    return {"code": 4, "description": description + " ", "type": UPSTREAM_ERROR}
+
+
+def succeeded(sim: ProxySim, prompt: str = "a red fox", action: str = "IMAGINE") -> str:
+    task = sim.add_task(prompt, action=action)
+    sim.succeed(task.id)
+    return task.id
+
+
+AUTH = [
+    ("novicezk", {"mj-api-secret": SECRET}, 200, None),
+    ("novicezk", {"Authorization": SECRET}, 401, lambda r: r.content == b""),
+    ("trueai", {"Authorization": SECRET}, 200, None),
+    ("trueai", {"mj-api-secret": SECRET}, 200, None),
+    ("trueai", {"Authorization": SECRET, "mj-api-secret": "wrong"}, 200, None),
+    ("trueai", {"Authorization": "wrong", "mj-api-secret": SECRET}, 401, None),  # Authorization wins
+    ("trueai", {"Authorization": f"Bearer {SECRET}"}, 401, None),  # no Bearer stripping
+    ("trueai", {}, 401, None),
+    ("newapi", {"Authorization": f"Bearer {NEWAPI_KEY}"}, 200, None),
+    ("newapi", {"mj-api-secret": NEWAPI_KEY}, 200, None),
+    ("newapi", {"Authorization": "Bearer sk-wrong"}, 401,
+     lambda r: r.json() == {"error": {"message": "无效的令牌", "type": "new_api_error"}}),
+    ("newapi", {"Authorization": SECRET}, 401, lambda r: r.json()["error"]["message"] == "无效的令牌"),
+    ("newapi", {}, 401, lambda r: r.json() == {"error": {"message": "未提供令牌", "type": "new_api_error"}}),
+]
+FAILED_AUTH_SHAPE = {
+    "novicezk": lambda r: r.content == b"",
+    "trueai": lambda r: r.headers["content-type"].startswith("text/plain") and r.text == "Unauthorized",
+    "newapi": lambda r: r.headers["content-type"].startswith("application/json")
+    and r.json()["error"]["type"] == "new_api_error",
+}
+
+
+@pytest.mark.parametrize(("flavour", "headers", "status", "check"), AUTH,
+                         ids=[f"{a[0]}-{'+'.join(a[1]) or 'none'}-{a[2]}-{i}" for i, a in enumerate(AUTH)])
+async def test_auth_by_flavour(flavour, headers, status, check):
+    async with served(flavour) as (sim, _), httpx.AsyncClient(base_url=sim.base_url, headers=headers) as client:
+        response = await client.post("/submit/imagine", json={"prompt": "x"})
+        assert response.status_code == status
+        if status == 200:
+            assert response.json()["code"] == 1 and len(sim.tasks) == 1
+        else:
+            assert FAILED_AUTH_SHAPE[flavour](response) and sim.tasks == {}
+            assert check is None or check(response)
+
+
+UNKNOWN_TASK = [
+    ({"flavour": "novicezk"}, 200, lambda r: r.content == b""),
+    ({"flavour": "trueai"}, 204, lambda r: r.content == b""),
+    ({"flavour": "newapi"}, 400, lambda r: r.json() == newapi_error("task_no_found")),
+    ({"flavour": "newapi", "upstream": "trueai"}, 400, lambda r: r.json() == newapi_error("task_no_found")),
+]
+
+
+@pytest.mark.parametrize(("options", "status", "check"), UNKNOWN_TASK,
+                         ids=["novicezk", "trueai", "newapi", "newapi-trueai"])
+async def test_unknown_task_by_flavour(options, status, check):
+    async with served(**options) as (sim, client):
+        response = await client.get("/task/1234567890123456/fetch")
+        assert response.status_code == status and check(response)
+        known = sim.add_task("known")
+        listed = (await client.post("/task/list-by-condition", json={"ids": ["404", known.id]})).json()
+        assert [t["id"] for t in listed] == [known.id]
+
+
+QUEUE = [
+    ({"flavour": "novicezk"}, (1, 22, 23)),
+    ({"flavour": "trueai"}, (1, 22, 9)),
+    ({"flavour": "newapi", "upstream": "novicezk"}, (1, 1, 23)),  # new-api rewrites 22 to 1
+    ({"flavour": "newapi", "upstream": "trueai"}, (1, 1, 9)),
+]
+
+
+@pytest.mark.parametrize(("options", "codes"), QUEUE, ids=["novicezk", "trueai", "newapi-novicezk", "newapi-trueai"])
+async def test_queue_and_queue_full_by_flavour(options, codes):
+    async with served(**options, max_running=1, max_queue=1) as (sim, client):
+        responses = [await client.post("/submit/imagine", json={"prompt": f"p{i}"}) for i in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        first, queued, full = (r.json() for r in responses)
+        assert (first["code"], queued["code"], full["code"]) == codes
+        # Only the code is rewritten: the rest still says the task waits.
+        assert queued["description"] == "排队中，前面还有0个任务"
+        assert queued["properties"]["numberOfQueues"] == 0
+        assert sim.tasks[queued["result"]].status == NOT_START
+        assert (full["description"], full["result"]) == ("队列已满，请稍后尝试", None)
+        assert len(sim.tasks) == 2
+
+
+GRID_BUTTONS = [
+    *((f"U{n}", "", f"MJ::JOB::upsample::{n}::{{h}}") for n in range(1, 5)),
+    ("", "🔄", "MJ::JOB::reroll::0::{h}::SOLO"),
+    *((f"V{n}", "", f"MJ::JOB::variation::{n}::{{h}}") for n in range(1, 5)),
+]
+UPSCALE_BUTTONS = [
+    ("Vary (Strong)", "🪄", "MJ::JOB::high_variation::1::{h}::SOLO"),
+    ("Vary (Subtle)", "🪄", "MJ::JOB::low_variation::1::{h}::SOLO"),
+    ("Zoom Out 2x", "🔍", "MJ::Outpaint::50::1::{h}::SOLO"),
+    ("Zoom Out 1.5x", "🔍", "MJ::Outpaint::75::1::{h}::SOLO"),
+    ("Custom Zoom", "🔍", "MJ::CustomZoom::{h}"),
+    ("", "⬅️", "MJ::JOB::pan_left::1::{h}::SOLO"),
+    ("", "➡️", "MJ::JOB::pan_right::1::{h}::SOLO"),
+    ("", "⬆️", "MJ::JOB::pan_up::1::{h}::SOLO"),
+    ("", "⬇️", "MJ::JOB::pan_down::1::{h}::SOLO"),
+]
+
+
+def expected_buttons(table: list[tuple[str, str, str]], job_hash: str) -> list[dict]:
+    return [{"customId": c.format(h=job_hash), "emoji": e, "label": label, "style": 2, "type": 2}
+            for label, e, c in table]
+
+
+async def test_trueai_task_fields_and_button_sets(receiver):
+    async with served("trueai") as (sim, client):
+        task_id = (await imagine(client, notifyHook=receiver.url()))["result"]
+        running = await fetch(client, task_id)
+        assert {k: running[k] for k in ("buttons", "parentId", "seed", "mode", "botType")} == {
+            "buttons": [], "parentId": None, "seed": None, "mode": "FAST", "botType": "MID_JOURNEY",
+        }
+        sim.advance(task_id)
+        assert (await fetch(client, task_id))["buttons"] == []
+
+        sim.succeed(task_id)
+        grid = await fetch(client, task_id)
+        job_hash = sim.tasks[task_id].job_hash
+        assert len(job_hash) == 36 and grid["seed"].isdigit()
+        assert grid["buttons"] == expected_buttons(GRID_BUTTONS, job_hash)
+        await sim.wait_deliveries()
+        assert receiver.got[-1][2]["buttons"] == grid["buttons"]  # pushes carry them too
+
+        upscale_id = (await action(client, task_id, f"MJ::JOB::upsample::2::{job_hash}")).json()["result"]
+        sim.succeed(upscale_id)
+        upscale = await fetch(client, upscale_id)
+        upscale_hash = sim.tasks[upscale_id].job_hash
+        assert upscale_hash != job_hash
+        assert upscale["buttons"] == expected_buttons(UPSCALE_BUTTONS, upscale_hash)
+        lengths = [len(b["customId"]) for b in grid["buttons"] + upscale["buttons"]]
+        assert sum(n > 60 for n in lengths) >= 3 and max(lengths) <= 100
+        assert sim.image_bytes(upscale_id) != sim.image_bytes(task_id)
+
+        failed = sim.add_task("x")
+        sim.fail(failed.id)
+        assert (await fetch(client, failed.id))["buttons"] == []
+
+
+async def test_trueai_long_custom_ids_pass_discords_limit():
+    async with served("trueai", long_custom_ids=True) as (sim, client):
+        grid_id = succeeded(sim)
+        upscale_id = succeeded(sim, action="UPSCALE")
+        for task_id, table in ((grid_id, GRID_BUTTONS), (upscale_id, UPSCALE_BUTTONS)):
+            buttons = (await fetch(client, task_id))["buttons"]
+            assert buttons == expected_buttons(table, sim.tasks[task_id].job_hash)
+            assert max(len(b["customId"]) for b in buttons) > 100
+        custom_id = max((b["customId"] for b in sim.tasks[upscale_id].buttons), key=len)
+        assert (await action(client, upscale_id, custom_id)).json()["code"] == 1  # still usable
+
+
+ACTIONS = [
+    ("MJ::JOB::upsample::2::{h}", "IMAGINE", "UPSCALE", 2, "upscale"),
+    ("MJ::JOB::variation::3::{h}", "IMAGINE", "VARIATION", 3, "grid"),
+    ("MJ::JOB::reroll::0::{h}::SOLO", "VARIATION", "REROLL", None, "grid"),
+    ("MJ::JOB::high_variation::1::{h}::SOLO", "UPSCALE", "VARIATION", None, "grid"),
+    ("MJ::JOB::low_variation::1::{h}::SOLO", "UPSCALE", "VARIATION", None, "grid"),
+    ("MJ::Outpaint::50::1::{h}::SOLO", "UPSCALE", "ZOOM", None, "grid"),
+    ("MJ::Outpaint::75::1::{h}::SOLO", "UPSCALE", "ZOOM", None, "grid"),
+    ("MJ::JOB::pan_left::1::{h}::SOLO", "UPSCALE", "PAN", None, "grid"),
+    ("MJ::JOB::pan_down::1::{h}::SOLO", "UPSCALE", "PAN", None, "grid"),
+]
+
+
+@pytest.mark.parametrize(("custom_id", "parent_action", "expected", "index", "result"), ACTIONS,
+                         ids=[a[0].split("::")[2] + "-" + a[0].split("::")[3] for a in ACTIONS])
+async def test_trueai_action_makes_the_task_its_button_says(custom_id, parent_action, expected, index, result):
+    async with served("trueai") as (sim, client):
+        parent_id = succeeded(sim, "a red fox --ar 3:2", parent_action)
+        custom_id = custom_id.format(h=sim.tasks[parent_id].job_hash)
+        response = await action(client, parent_id, custom_id, state="guild:1")
+        assert response.status_code == 200
+        assert (response.json()["code"], response.json()["description"]) == (1, "提交成功")
+        child = await fetch(client, response.json()["result"])
+        assert (child["action"], child["status"], child["parentId"]) == (expected, SUBMITTED, parent_id)
+        assert (child["customId"], child["state"], child["prompt"]) == (custom_id, "guild:1", "a red fox --ar 3:2")
+        assert sim.tasks[child["id"]].index == index
+        sim.succeed(child["id"])
+        table = UPSCALE_BUTTONS if result == "upscale" else GRID_BUTTONS
+        assert (await fetch(client, child["id"]))["buttons"] == expected_buttons(table, sim.tasks[child["id"]].job_hash)
+
+
+async def test_trueai_action_refusals():
+    async with served("trueai") as (sim, client):
+        parent_id = succeeded(sim)
+        other_id = succeeded(sim)
+        good = sim.tasks[parent_id].buttons[0]["customId"]
+
+        response = await action(client, "1234567890123456", good)
+        assert response.status_code == 404  # NotFound with the API body
+        assert response.json() == {
+            "code": 3, "description": "关联任务不存在或已失效", "result": None, "properties": {}
+        }
+        for task_id, custom_id in (
+            (parent_id, "MJ::JOB::upsample::9::nope"),
+            (other_id, good),  # another task's button
+            (parent_id, ""),
+            (sim.add_task().id, good),  # still running: no buttons yet
+        ):
+            response = await action(client, task_id, custom_id)
+            assert (response.status_code, response.json()["code"]) == (200, 4)
+        assert (await client.post("/submit/action", content=b"not json")).status_code == 400
+
+
+async def test_trueai_custom_zoom_waits_for_the_modal():
+    async with served("trueai") as (sim, client):
+        upscale_id = succeeded(sim, "a red fox", "UPSCALE")
+        custom_zoom = f"MJ::CustomZoom::{sim.tasks[upscale_id].job_hash}"
+        answer = (await action(client, upscale_id, custom_zoom)).json()
+        assert (answer["code"], answer["description"]) == (21, "窗口等待")
+        assert answer["properties"]["finalPrompt"] == "a red fox"
+        task_id = answer["result"]
+        waiting = await fetch(client, task_id)
+        assert (waiting["status"], waiting["action"], waiting["buttons"]) == (MODAL, "ZOOM", [])
+        assert waiting["startTime"] is None and waiting["finishTime"] is None
+        assert sim.advance(task_id).status == MODAL  # nothing moves it but the modal
+        sim.tick()
+        assert sim.tasks[task_id].status == MODAL
+
+        refused = (await client.post("/submit/modal", json={"taskId": upscale_id, "prompt": "x"})).json()
+        assert refused["code"] == 4  # not waiting for a modal
+        missing = await client.post("/submit/modal", json={"taskId": "1234567890123456", "prompt": "x"})
+        assert (missing.status_code, missing.json()["code"]) == (404, 3)
+
+        modal = {"taskId": task_id, "prompt": "a red fox --zoom 1.8"}
+        submitted = (await client.post("/submit/modal", json=modal)).json()
+        assert (submitted["code"], submitted["result"]) == (1, task_id)
+        running = await fetch(client, task_id)
+        assert (running["status"], running["prompt"]) == (SUBMITTED, "a red fox --zoom 1.8")
+        assert running["properties"]["finalPrompt"] == "a red fox --zoom 1.8"
+        sim.succeed(task_id)
+        done = await fetch(client, task_id)
+        assert done["status"] == SUCCESS
+        assert done["buttons"] == expected_buttons(GRID_BUTTONS, sim.tasks[task_id].job_hash)
+
+
+async def test_trueai_remix_mode_asks_for_a_prompt_except_for_upscales():
+    async with served("trueai", remix=True) as (sim, client):
+        parent_id = succeeded(sim)
+        job_hash = sim.tasks[parent_id].job_hash
+        variation = (await action(client, parent_id, f"MJ::JOB::variation::1::{job_hash}")).json()
+        assert (variation["code"], variation["properties"]["remix"]) == (21, True)
+        assert sim.tasks[variation["result"]].status == MODAL
+        upscale = (await action(client, parent_id, f"MJ::JOB::upsample::1::{job_hash}")).json()
+        assert upscale["code"] == 1 and sim.tasks[upscale["result"]].status == SUBMITTED
+
+
+async def test_trueai_has_no_change_routes():
+    async with served("trueai") as (sim, client):
+        parent_id = succeeded(sim)
+        change = await client.post("/submit/change", json={"taskId": parent_id, "action": "UPSCALE", "index": 1})
+        assert (change.status_code, change.content) == (404, b"")
+        simple = await client.post("/submit/simple-change", json={"content": f"{parent_id} U1"})
+        assert (simple.status_code, simple.content) == (404, b"")
+        assert (await client.get("/submit/imagine")).status_code == 405
+        async with httpx.AsyncClient(base_url=sim.base_url) as anonymous:
+            unauthorized = await anonymous.post("/submit/change", json={})
+        assert unauthorized.status_code == 401  # the secret is checked before routing
+        listed = (await client.get("/task/list")).json()
+        assert [t["id"] for t in listed] == [parent_id] and "buttons" in listed[0]
+
+
+async def test_trueai_accepts_a_banned_prompt_and_fails_it_later():
+    async with served("trueai", banned_words=["blood"]) as (sim, client):
+        submitted = await imagine(client, "a Blood moon")
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        sim.advance(task_id)
+        failed = await fetch(client, task_id)
+        assert (failed["status"], failed["progress"], failed["buttons"]) == (FAILURE, "", [])
+        assert "Blood" in failed["failReason"]
+
+
+async def test_trueai_speed_prefixes_and_bot_type():
+    async with served("trueai") as (sim, client):
+        async with httpx.AsyncClient(base_url=sim.speed_url("relax"), headers=GOOD_HEADERS["trueai"]) as relax:
+            submitted = await imagine(relax, "a red fox", botType="NIJI_JOURNEY")
+        record = sim.last_request("/submit/imagine")
+        assert (record.path, record.prefix) == ("/mj-relax/mj/submit/imagine", "/mj-relax/mj")
+        assert sim.count("/mj-relax/mj/submit/imagine") == 1
+        task_id = submitted["result"]
+        assert (sim.tasks[task_id].mode, sim.tasks[task_id].bot_type) == ("RELAX", "NIJI_JOURNEY")
+        async with httpx.AsyncClient(base_url=sim.speed_url("TURBO"), headers=GOOD_HEADERS["trueai"]) as turbo:
+            fetched = await fetch(turbo, task_id)  # every route, under every prefix
+            assert (fetched["mode"], fetched["botType"]) == ("RELAX", "NIJI_JOURNEY")
+            sim.succeed(task_id)
+            custom_id = sim.tasks[task_id].buttons[0]["customId"]
+            turbo_child = (await action(turbo, task_id, custom_id)).json()["result"]
+        assert sim.last_request().prefix == "/mj-turbo/mj"
+        plain_child = (await action(client, task_id, custom_id)).json()["result"]
+        assert (sim.tasks[turbo_child].mode, sim.tasks[plain_child].mode) == ("TURBO", "RELAX")  # else the parent's
+        plain = (await imagine(client))["result"]
+        assert (sim.last_request().prefix, sim.tasks[plain].mode) == ("/mj", "FAST")
+
+        bad = await client.post("/submit/imagine", json={"prompt": "x", "botType": "DALL_E"})
+        assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+        assert bad.json()["status"] == 400 and "errors" in bad.json()
+        with pytest.raises(ValueError):
+            sim.speed_url("ludicrous")
+
+    async with served("novicezk") as (sim, client):  # only trueai has them
+        response = await client.post(f"http://127.0.0.1:{sim.port}/mj-relax/mj/submit/imagine", json={"prompt": "x"})
+        assert response.status_code == 404 and response.json()["status"] == 404
+
+
+async def test_trueai_cancel_is_terminal():
+    async with served("trueai") as (sim, client):
+        task = sim.add_task()
+        sim.cancel(task.id, "用户取消")
+        cancelled = await fetch(client, task.id)
+        assert (cancelled["status"], cancelled["failReason"], cancelled["buttons"]) == (CANCEL, "用户取消", [])
+        assert cancelled["finishTime"] is not None and task.is_finished and task.finished_at is not None
+        assert sim.advance(task.id).status == CANCEL
+
+
+async def test_newapi_shows_a_stale_copy_until_its_own_poll():
+    async with served("newapi", upstream="novicezk") as (sim, client):
+        submitted = await imagine(client, "a red fox", state="guild:1")
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        assert sim.tasks[task_id].status == SUBMITTED  # upstream, already started
+        first = await fetch(client, task_id)
+        assert {k: first[k] for k in ("status", "progress", "imageUrl", "startTime", "buttons", "properties")} == {
+            "status": "", "progress": "0%", "imageUrl": "", "startTime": 0, "buttons": None, "properties": None,
+        }
+        assert (first["id"], first["action"], first["state"]) == (task_id, "IMAGINE", "guild:1")
+        assert first["failReason"] == ""
+
+        assert sim.gateway_poll() == [task_id] and sim.gateway_polls == 1
+        polled = await fetch(client, task_id)
+        assert (polled["status"], polled["progress"]) == (SUBMITTED, "0%")
+        assert polled["properties"] == {"finalPrompt": "a red fox", "finalZhPrompt": ""}
+
+        sim.advance(task_id)  # upstream at 10% with a preview: new-api does not know yet
+        assert (await fetch(client, task_id))["progress"] == "0%"
+        sim.gateway_poll()
+        preview = await fetch(client, task_id)
+        assert (preview["status"], preview["progress"]) == (IN_PROGRESS, "10%")
+        image_url = f"{sim.base_url}/image/{task_id}"
+        assert preview["imageUrl"] == image_url == sim.client_image_url(task_id)
+        async with httpx.AsyncClient() as anonymous:  # served without a key
+            assert (await anonymous.get(image_url)).content == sim.preview_bytes(task_id, 1)
+
+            sim.succeed(task_id)
+            assert (await fetch(client, task_id))["status"] == IN_PROGRESS  # stale
+            assert (await anonymous.get(image_url)).content == sim.preview_bytes(task_id, 1)
+            sim.gateway_poll()
+            done = await fetch(client, task_id)
+            assert (done["status"], done["progress"], done["imageUrl"]) == (SUCCESS, "100%", image_url)
+            assert done["finishTime"] >= done["startTime"] > 0
+            assert (await anonymous.get(image_url)).content == sim.image_bytes(task_id)  # same URL, new bytes
+            assert (await anonymous.get(f"{sim.base_url}/image/1234567890123456")).status_code == 400
+        assert sim.gateway_poll() == []  # at "100%": never read again
+        listed = (await client.post("/task/list-by-condition", json={"ids": [task_id, "404"]})).json()
+        assert listed == [done]
+        assert (await client.get("/task/list")).json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_newapi_failure_is_100_percent():
+    async with served("newapi") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        sim.fail(task_id, "任务超时")
+        sim.gateway_poll()
+        failed = await fetch(client, task_id)
+        assert (failed["status"], failed["progress"], failed["failReason"]) == (FAILURE, "100%", "任务超时")
+        assert sim.tasks[task_id].progress == ""  # the upstream says "" as novicezk does
+
+
+async def test_newapi_quota_and_its_own_refusals():
+    async with served("newapi") as (sim, client):
+        parent_id = succeeded(sim)
+        sim.gateway_poll()
+        sim.quota_exhausted = True
+        for path, body in (("/submit/imagine", {"prompt": "x"}),
+                           ("/submit/change", {"taskId": parent_id, "action": "UPSCALE", "index": 1})):
+            response = await client.post(path, json=body)
+            assert response.status_code == 400
+            assert response.json() == {"description": "quota_not_enough ", "type": "upstream_error", "code": 4}
+            assert '"quota_not_enough "' in response.text  # the trailing space
+        sim.quota_exhausted = False
+        assert (await client.post("/submit/imagine", json={"prompt": " "})).json() == newapi_error("prompt_is_required")
+        assert (await client.post("/submit/imagine", content=b"{")).json() == newapi_error("bind_request_body_failed")
+        assert len(sim.tasks) == 1
+
+
+async def test_newapi_change_needs_an_index_and_its_own_copy_at_success():
+    async with served("newapi", upstream="novicezk") as (sim, client):
+        parent_id = succeeded(sim)
+        change = {"taskId": parent_id, "action": "UPSCALE", "index": 2}
+        response = await client.post("/submit/change", json=change)
+        assert (response.status_code, response.json()) == (400, newapi_error("task_status_not_success"))
+        sim.gateway_poll()  # now new-api's copy says SUCCESS too
+
+        reroll = await client.post("/submit/change", json={"taskId": parent_id, "action": "REROLL"})
+        assert (reroll.status_code, reroll.json()) == (400, newapi_error("index_is_required"))
+        with_index = {"taskId": parent_id, "action": "REROLL", "index": 1}
+        reroll = (await client.post("/submit/change", json=with_index)).json()
+        assert reroll["code"] == 1 and sim.tasks[reroll["result"]].action == "REROLL"
+        assert (await fetch(client, reroll["result"]))["status"] == ""
+        upscale = (await client.post("/submit/change", json=change)).json()
+        assert (upscale["code"], sim.tasks[upscale["result"]].index) == (1, 2)
+        unknown = await client.post("/submit/change", json={**change, "taskId": "1234567890123456"})
+        assert unknown.json() == newapi_error("task_not_found")
+
+        for path in ("/submit/action", "/submit/modal"):  # novicezk behind it has no such route
+            response = await client.post(path, json={"taskId": parent_id, "customId": "x", "prompt": "x"})
+            assert response.status_code == 404 and response.json()["path"] == f"/mj{path}"
+
+
+async def test_newapi_over_trueai_custom_zoom_answers_1_then_modal():
+    async with served("newapi", upstream="trueai") as (sim, client):
+        grid_id = (await imagine(client, "a red fox"))["result"]
+        sim.succeed(grid_id)
+        sim.gateway_poll()
+        grid = await fetch(client, grid_id)
+        assert grid["buttons"] == expected_buttons(GRID_BUTTONS, sim.tasks[grid_id].job_hash)
+        assert "parentId" not in grid and "seed" not in grid  # new-api's Task has neither
+
+        upscale = (await action(client, grid_id, grid["buttons"][0]["customId"])).json()
+        assert upscale["code"] == 1 and sim.tasks[upscale["result"]].action == "UPSCALE"
+        sim.succeed(upscale["result"])
+        sim.gateway_poll()
+        buttons = (await fetch(client, upscale["result"]))["buttons"]
+        custom_zoom = next(b["customId"] for b in buttons if b["label"] == "Custom Zoom")
+
+        answer = (await action(client, upscale["result"], custom_zoom)).json()
+        assert (answer["code"], answer["description"]) == (1, "窗口等待")  # 21 rewritten to 1
+        zoom_id = answer["result"]
+        assert sim.tasks[zoom_id].status == MODAL
+        assert (await fetch(client, zoom_id))["status"] == ""
+        sim.gateway_poll()
+        assert (await fetch(client, zoom_id))["status"] == MODAL
+
+        modal = (await client.post("/submit/modal", json={"taskId": zoom_id, "prompt": "a red fox --zoom 2"})).json()
+        assert (modal["code"], modal["result"]) == (1, zoom_id)
+        assert (await fetch(client, zoom_id))["status"] == MODAL  # stale until the next poll
+        sim.gateway_poll()
+        assert (await fetch(client, zoom_id))["status"] == SUBMITTED
+        sim.succeed(zoom_id)
+        sim.gateway_poll()
+        done = await fetch(client, zoom_id)
+        assert (done["status"], done["action"]) == (SUCCESS, "ZOOM")
+        assert done["buttons"] == expected_buttons(GRID_BUTTONS, sim.tasks[zoom_id].job_hash)
+
+        # /submit/change works over trueai too: new-api presses the matching button.
+        variation = {"taskId": grid_id, "action": "VARIATION", "index": 3}
+        change = (await client.post("/submit/change", json=variation)).json()
+        assert change["code"] == 1
+        assert sim.tasks[change["result"]].custom_id == f"MJ::JOB::variation::3::{sim.tasks[grid_id].job_hash}"
+
+
+async def test_newapi_polls_on_its_own_clock():
+    async with served("newapi", mode="time", step_s=0.01, gateway_poll_s=0.02) as (sim, client):
+        task_id = (await imagine(client))["result"]
+        await sim.wait_for(lambda: sim.gateway_tasks[task_id]["status"] == SUCCESS, timeout=3)
+        assert (await fetch(client, task_id))["progress"] == "100%"
+
+    async with served("newapi", mode="poll", gateway_poll_s=None) as (sim, client):
+        task_id = (await imagine(client))["result"]
+        seen = []
+        for _ in range(5):
+            seen.append((await fetch(client, task_id))["progress"])  # the bot's reads move nothing
+            sim.gateway_poll()  # new-api's reads do
+        assert seen == ["0%", "0%", "10%", "40%", "80%"]
+
+
+async def test_newapi_drops_the_notify_hook_unless_allowed(receiver):
+    for allowed in (False, True):
+        async with served("newapi", gateway_notify=allowed) as (sim, client):
+            task_id = (await imagine(client, notifyHook=receiver.url()))["result"]
+            assert sim.tasks[task_id].notify_hook == (receiver.url() if allowed else None)
+            await sim.wait_deliveries()
+    assert [b["status"] for _, _, b in receiver.got] == [SUBMITTED]  # the upstream's own Task
+
+
+async def test_flavour_options_are_checked():
+    with pytest.raises(ValueError):
+        ProxySim(flavour="trueai", upstream="novicezk")
+    with pytest.raises(ValueError):
+        ProxySim(flavour="newapi", upstream="newapi")
+    with pytest.raises(ValueError):
+        ProxySim(flavour="midjourney")
+    assert (ProxySim(flavour="new-api").flavour, ProxySim(flavour="newapi").upstream) == ("newapi", "novicezk")
