@@ -237,16 +237,18 @@ class JobService:
                     return await self.proxy.submit_change(parent_task_id, action, index, state=nonce,
                                                           notify_hook=self.notify_hook)
                 except ProxyEndpointMissing:
+                    if self.settings.proxy.api == "auto":
+                        await self._learn_api_style("action")
                     if position is None:
                         raise
-                    await self._learn_api_style("action")
             if position is None:
                 raise ProxyEndpointMissing(f"{what}: the server wants /submit/action, but the task lists no button")
             return await self.proxy.submit_action(parent_task_id, parent.buttons[position].custom_id, state=nonce,
                                                   notify_hook=self.notify_hook)
 
+        # On a task that lists buttons this is one of them: record which, so it shows as used.
         return await self._submit_child(
-            parent, who, action=action, index=index, button=None, what=what, submit=submit,
+            parent, who, action=action, index=index, button=position, what=what, submit=submit,
             done=await self.store.child_job(parent_task_id, action, index))
 
     async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
@@ -259,7 +261,13 @@ class JobService:
         if button.needs_mask:
             raise ButtonUnsupported(f"{button.custom_id} needs a mask")
         action, index = button.change()
+        if action is Action.REROLL:
+            index = 0
         what = f"button {position} ({button.label or button.emoji or button.custom_id[:40]}) of {parent_task_id}"
+        # U1-U4, V1-V4 and 🔄 are the same buttons whether pressed as ours or as the server's.
+        done = await self.store.child_of_button(parent_task_id, position)
+        if done is None and index is not None:
+            done = await self.store.child_job(parent_task_id, action, index)
 
         async def submit(nonce: str) -> SubmitAccepted:
             accepted = await self.proxy.submit_action(parent_task_id, button.custom_id, state=nonce,
@@ -271,7 +279,7 @@ class JobService:
 
         return await self._submit_child(
             parent, who, action=action, index=index, button=position, what=what, submit=submit,
-            done=await self.store.child_of_button(parent_task_id, position), prompt=prompt)
+            done=done, prompt=prompt)
 
     async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
         """A job waiting in MODAL (a Remix-mode account, or new-api hiding the 21) gets its prompt."""
@@ -302,7 +310,7 @@ class JobService:
         if done is not None:
             raise ButtonAlreadyUsed(f"{what} is task {done.task_id}",
                                     link=message_link(done.guild_id, done.channel_id, done.message_id))
-        key = (parent.task_id, action.value if button is None else BUTTON_MARK, index if button is None else button)
+        key = (parent.task_id, action.value, index) if index is not None else (parent.task_id, BUTTON_MARK, button)
         if key in self._pressing:
             raise ButtonBusy(f"{what} is being submitted")
         if prompt is not None:
@@ -322,7 +330,7 @@ class JobService:
                 job = await self._accept(self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead))
         finally:
             self._pressing.discard(key)
-        await self._refresh_used_buttons(parent.task_id, action if button is None else None)
+        await self._refresh_used_buttons(parent.task_id)
         return job
 
     async def _api_style(self, parent: Job) -> str:
@@ -332,23 +340,22 @@ class JobService:
             return configured
         if self._learned_api is None:
             self._learned_api = await self.store.meta_value(API_STYLE_KEY, lambda: "")
-        if self._learned_api:
-            return self._learned_api
-        return "action" if parent.buttons else "change"
+        if parent.buttons or self._learned_api == "action":
+            return "action"
+        return "change"
 
     async def _learn_api_style(self, style: str) -> None:
         log.warning("the proxy has no /submit/change; using /submit/action from now on")
         self._learned_api = style
         await self.store.set_meta(API_STYLE_KEY, style)
 
-    async def _refresh_used_buttons(self, parent_task_id: str, action: Action | None) -> None:
-        """``action`` None: one of the server's buttons (all of them show when used)."""
-        if action in (Action.UPSCALE, Action.VARIATION, None):
-            # The grid's button is now "used": bring the grid's message up to date.
-            refreshed = await self.store.get_job(parent_task_id)
-            if refreshed is not None:
-                await self.store.update_job(refreshed, ())
-                self._schedule_delivery(refreshed)
+    async def _refresh_used_buttons(self, parent_task_id: str) -> None:
+        """A button of this job was used: bring its message up to date (a write happens only if
+        what it shows changed)."""
+        refreshed = await self.store.get_job(parent_task_id)
+        if refreshed is not None:
+            await self.store.update_job(refreshed, ())
+            self._schedule_delivery(refreshed)
 
     @contextlib.asynccontextmanager
     async def _reservation(self, user_id: int) -> AsyncIterator[None]:
@@ -408,7 +415,15 @@ class JobService:
 
     async def _accept(self, job: Job) -> Job:
         """Store an accepted task before anyone hears of it, track it, and post its message."""
-        await self.store.insert_job(job)
+        try:
+            await self.store.insert_job(job)
+        except sqlite3.IntegrityError:
+            # Another job already holds this button (pressed another way); ours was accepted
+            # all the same, which the log must say, since the proxy will run it.
+            log.error("task %s: accepted by the proxy but its button already has a job; not tracked", job.task_id)
+            if job.nonce:
+                await self.store.delete_submission(job.nonce)
+            raise ButtonBusy(f"task {job.task_id}: its button already has a job") from None
         self._tracked[job.task_id] = job
         problem = await self._schedule_delivery(job)
         if isinstance(problem, (DeliveryForbidden, MessageGone)):
@@ -445,12 +460,17 @@ class JobService:
                             "(%s by user %s in channel %s)", task.id, submission.action,
                             submission.owner_id, submission.channel_id)
                 job = self._new_job(task.id, submission).with_changes(created_at=submission.created_at)
-                await self.store.insert_job(job)
+                try:
+                    await self.store.insert_job(job)
+                except sqlite3.IntegrityError:
+                    log.error("task %s: recovered, but its button already has a job; dropped", task.id)
+                    await self.store.delete_submission(submission.nonce)
+                    continue
                 self._tracked[job.task_id] = job
                 await self._apply(job, task)
                 self._schedule_delivery(await self.store.get_job(job.task_id) or job)
                 if submission.parent_task_id:
-                    await self._refresh_used_buttons(submission.parent_task_id, job.action)
+                    await self._refresh_used_buttons(submission.parent_task_id)
             elif not tasks or now - submission.created_at > SUBMISSION_GIVE_UP_S:
                 log.warning("submission %s (%s by user %s in channel %s) is not known to the proxy; "
                             "it was never accepted", submission.nonce, submission.action,

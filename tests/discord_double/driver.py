@@ -221,6 +221,37 @@ def component_interaction(
     return _record(state, payload, custom_id=custom_id, source_message_id=message.id)
 
 
+def modal_submit_interaction(
+    state: State,
+    opened_by: InteractionRecord,
+    values: dict[str, str],
+    *,
+    user_id: int,
+    locale: str,
+) -> InteractionRecord:
+    """The member fills in and submits the modal the bot opened in answer to ``opened_by``."""
+    modal = opened_by.modal
+    if modal is None:
+        raise LookupError(f"interaction {opened_by.id} was not answered with a modal")
+    inputs = [c for row in modal.get("components", []) for c in row.get("components", [])]
+    unknown = set(values) - {c["custom_id"] for c in inputs}
+    if unknown:
+        raise LookupError(f"the modal has no inputs {sorted(unknown)}; it has {[c['custom_id'] for c in inputs]}")
+    payload = base_interaction(state, interaction_type=5, user_id=user_id, channel_id=opened_by.channel_id,
+                               locale=locale, app_permissions=None)
+    if "message" in opened_by.payload:  # opened from a button: Discord sends that message along
+        payload["message"] = opened_by.payload["message"]
+    payload["data"] = {
+        "custom_id": modal["custom_id"],
+        "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"],
+                                        "value": values.get(c["custom_id"], c.get("value") or "")}]}
+            for c in inputs
+        ],
+    }
+    return _record(state, payload, custom_id=modal["custom_id"], source_message_id=opened_by.source_message_id)
+
+
 def _record(state: State, payload: dict[str, Any], **extra: Any) -> InteractionRecord:
     interaction = InteractionRecord(
         id=int(payload["id"]),

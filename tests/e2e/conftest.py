@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
+from tests.e2e.flavours import AUTH
 from tests.e2e.harness import BotProcess, write_config
 from tests.proxy_sim import ProxySim
 
@@ -27,7 +28,7 @@ def bot_config() -> dict:
 
 @pytest.fixture
 def config_path(tmp_path: Path, dd: DiscordDouble, sim: ProxySim, bot_config: dict) -> Path:
-    options = {"secret": PROXY_SECRET, **bot_config}
+    options = {"secret": PROXY_SECRET, "auth": AUTH.get(sim.flavour, "mj-api-secret"), **bot_config}
     return write_config(tmp_path / "config.toml", dd, sim, tmp_path / "mjbot.sqlite3", **options)
 
 
@@ -36,7 +37,8 @@ def configure(tmp_path: Path, dd: DiscordDouble, sim: ProxySim, config_path: Pat
     """Rewrite the bot's config before ``start_bot``: ``configure(extra="[access]\n...")``."""
 
     def rewrite(**options) -> Path:
-        return write_config(config_path, dd, sim, tmp_path / "mjbot.sqlite3", **{"secret": PROXY_SECRET, **options})
+        return write_config(config_path, dd, sim, tmp_path / "mjbot.sqlite3",
+                            **{"secret": PROXY_SECRET, "auth": AUTH.get(sim.flavour, "mj-api-secret"), **options})
 
     return rewrite
 

@@ -17,6 +17,7 @@ START_TIMEOUT_S = 30.0
 
 
 def write_config(path: Path, dd: DiscordDouble, sim: ProxySim, db_path: Path, *, secret: str | None,
+                 auth: str = "mj-api-secret", proxy_mode: str = "",
                  poll_interval_s: float = 0.05, deadline_s: float = 900, extra: str = "",
                  max_running_per_user: int = 0, max_attachment_mb: float = 10) -> Path:
     """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``)."""
@@ -31,6 +32,8 @@ guild_ids = [{dd.guild_id}]
 [proxy]
 base_url = "{sim.base_url}"
 secret = "{secret or ''}"
+auth = "{auth}"
+mode = "{proxy_mode}"
 timeout_s = 2
 
 [storage]

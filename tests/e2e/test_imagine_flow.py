@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.discord_double import DiscordDouble
 from tests.discord_double.records import MessageRecord
+from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.proxy_sim import ProxySim
 
 GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
@@ -65,7 +66,8 @@ async def test_imagine_progress_to_grid(bot, dd: DiscordDouble, sim: ProxySim):
 
     sim.advance(task_id)  # 10% with a preview
     await dd.wait_for(lambda: message.content.endswith("(10%)"), what="10%")
-    assert message.current.embeds[0]["image"]["url"] == sim.preview_url(task_id, 1)
+    preview = sim.client_image_url(task_id) if sim.flavour == "newapi" else sim.preview_url(task_id, 1)
+    assert message.current.embeds[0]["image"]["url"] == preview
     sim.advance(task_id)
     await dd.wait_for(lambda: message.content.endswith("(40%)"), what="40%")
     sim.succeed(task_id)
@@ -96,7 +98,10 @@ async def test_upscale_variation_and_reroll_reply_to_the_grid(bot, dd: DiscordDo
     sim.succeed(up_task)
     await wait_final(dd, upscale)
     assert upscale.current.attachments[0].data == sim.image_bytes(up_task)
-    assert upscale.current.components == []  # no U/V buttons on an upscale (yet)
+    if sim.flavour == "trueai":  # the server's own buttons after an upscale
+        assert "Vary (Strong)" in [b.get("label") for b in upscale.current.buttons]
+    else:
+        assert upscale.current.components == []  # novicezk cannot vary an upscale
     assert upscale.content.startswith("**a red fox** - Image #2")
     # U2 stays on the grid, shown as used.
     await dd.wait_for(lambda: grid.current.component(custom_id(grid, "U2"))["style"] == 1, what="U2 marked used")
@@ -114,5 +119,9 @@ async def test_upscale_variation_and_reroll_reply_to_the_grid(bot, dd: DiscordDo
         assert message.reply_to == grid.id
         assert button_rows(message) == GRID_LABELS
         assert custom_id(message, "U1").endswith(task_id)
-    body = sim.last_request("/submit/change").json
-    assert (body["taskId"], body["action"], body["index"]) == (grid_task, "REROLL", 1)
+    if sim.flavour == "trueai":  # no /submit/change: the task's own reroll button
+        body = sim.last_request("/submit/action").json
+        assert body["taskId"] == grid_task and "::reroll::" in body["customId"]
+    else:  # new-api refuses a REROLL without an index
+        body = sim.last_request("/submit/change").json
+        assert (body["taskId"], body["action"], body["index"]) == (grid_task, "REROLL", 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_imagine_flow import public_messages
+from tests.e2e.test_imagine_flow import public_messages, wait_public
+from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.proxy_sim import ProxySim
 
 
@@ -22,6 +23,12 @@ async def refused(dd: DiscordDouble, prompt: str = "a cat", **slash_options) -> 
 
 async def test_banned_word(bot, dd: DiscordDouble, sim: ProxySim):
     sim.banned_words = ["gore"]
+    if sim.flavour == "trueai":  # trueai accepts the prompt and fails the task
+        await dd.slash("imagine", {"prompt": "lots of gore"})
+        message = await wait_public(dd, 1)
+        sim.advance(next(iter(sim.tasks)))  # it fails once it starts
+        await dd.wait_for(lambda: "(Failed: Banned prompt detected: gore)" in message.content, what="failure")
+        return
     text = await refused(dd, "lots of gore")
     assert 'does not allow: "gore"' in text and "可能包含敏感词" in text
 
