@@ -83,3 +83,28 @@ async def test_speed_mode_uses_the_mode_paths(configure, start_bot, dd: DiscordD
 
 def button_rows_raw(message):
     return [row["components"] for row in message.current.components]
+
+
+async def test_remix_mode_asks_for_the_prompt_with_the_pencil(configure, start_bot, dd: DiscordDouble, sim: ProxySim):
+    """An account in Remix mode makes V1 wait in MODAL: the job shows ✏️, which opens the form."""
+    configure()
+    await start_bot()
+    _, grid = await imagine_grid(dd, sim, "a harbour")
+    sim.remix = True
+    await dd.click(grid.id, custom_id(grid, "V1"))
+    varied = await wait_public(dd, 2)
+    await dd.wait_for(lambda: varied.content.endswith("(Waiting for a prompt: press ✏️)"), what="the pencil")
+    pencil = varied.current.buttons[0]["custom_id"]
+    stranger = await dd.click(varied.id, pencil, user=dd.members[1])
+    await dd.wait_for(lambda: stranger.acknowledged, what="the stranger's answer")
+    assert stranger.ephemeral and "Only <@" in stranger.callback.content and stranger.modal is None
+    click = await dd.click(varied.id, pencil)
+    await dd.wait_for(lambda: click.modal is not None, what="the prompt form")
+    field = click.modal["components"][0]["components"][0]
+    await dd.submit_modal(click, {field["custom_id"]: "a harbour at night"})
+    await sim.wait_for(lambda: sim.count("/submit/modal") == 1)
+    task_id = sim.last_request("/submit/modal").json["taskId"]
+    assert sim.last_request("/submit/modal").json["prompt"] == "a harbour at night"
+    sim.succeed(task_id)
+    await wait_final(dd, varied)
+    assert varied.content.startswith("**a harbour at night**")
