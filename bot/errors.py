@@ -99,6 +99,10 @@ class QueueFull(SubmitRefused):
     key = "submit.queue_full"
 
 
+class QuotaExhausted(SubmitRefused):
+    key = "submit.quota"
+
+
 class BannedPrompt(SubmitRefused):
     key = "submit.banned"
 

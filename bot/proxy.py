@@ -32,6 +32,7 @@ from bot.errors import (
     ProxyTimeout,
     ProxyUnreachable,
     QueueFull,
+    QuotaExhausted,
     SubmitRefused,
 )
 from bot.models import Action, ProxyTask, SubmitAccepted
@@ -145,6 +146,8 @@ class ProxyClient:
         refusal = _REFUSALS.get(code, SubmitRefused)
         if code == 9 and _QUEUE_FULL.search(description):
             refusal = QueueFull  # trueai says 9 for a full queue
+        if "quota_not_enough" in description:
+            refusal = QuotaExhausted  # new-api: the gateway key has no credit left
         extra: dict[str, Any] = {}
         if refusal is BannedPrompt:
             extra["banned_word"] = str(properties.get("bannedWord") or "")

@@ -18,6 +18,7 @@ from bot.errors import (
     ProxyTimeout,
     ProxyUnreachable,
     QueueFull,
+    QuotaExhausted,
     SubmitRefused,
 )
 from bot.models import Action, Status
@@ -95,9 +96,9 @@ async def test_numeric_task_id_stays_a_string(sim: ProxySim, proxy: ProxyClient)
 async def test_new_api_error_body_on_http_400(sim: ProxySim, proxy: ProxyClient):
     sim.fail_next("/submit/imagine", "status:400",
                   body={"description": "quota_not_enough ", "type": "upstream_error", "code": 4})
-    with pytest.raises(InvalidSubmit) as caught:
+    with pytest.raises(QuotaExhausted) as caught:
         await proxy.submit_imagine("a cat")
-    assert caught.value.detail == "quota_not_enough"
+    assert caught.value.detail == "quota_not_enough" and caught.value.code == 4
 
 
 @pytest.mark.parametrize(

@@ -78,3 +78,16 @@ async def test_reference_image_is_sent_as_data_url(bot, dd: DiscordDouble, sim: 
 async def test_empty_prompt(bot, dd: DiscordDouble, sim: ProxySim):
     assert "prompt is empty" in await refused(dd, "   ")
     assert sim.count("/submit/imagine") == 0
+
+
+async def test_wrong_secret(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
+    configure(secret="not-the-secret")
+    await start_bot()
+    assert "rejected the bot's credentials" in await refused(dd)
+
+
+async def test_gateway_out_of_quota(bot, dd: DiscordDouble, sim: ProxySim):
+    if sim.flavour != "newapi":
+        pytest.skip("only the new-api gateway sells quota")
+    sim.quota_exhausted = True
+    assert "run out of credit" in await refused(dd)
