@@ -18,6 +18,7 @@ class Requester:
     channel_id: int
     parent_channel_id: int | None = None  # the channel a thread belongs to
     role_ids: frozenset[int] = field(default_factory=frozenset)
+    language: str | None = None  # the member's language (from their Discord locale)
 
 
 class AccessPolicy:

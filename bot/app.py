@@ -13,6 +13,7 @@ from bot.jobs import JobService
 from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
 from bot.store import Store
+from bot.translator import CatalogueTranslator
 from bot.ui.buttons import JobButton, StaleButton
 from bot.ui.delivery import DiscordJobView
 
@@ -56,17 +57,19 @@ class MjBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.store.open()
         self.add_dynamic_items(JobButton, StaleButton)
-        from bot.cogs import admin, imagine
+        from bot.cogs import admin, describe, imagine, jobs
 
-        await imagine.setup(self)
-        await admin.setup(self)
+        await self.tree.set_translator(CatalogueTranslator())
+        for cog in (imagine, describe, jobs, admin):
+            await cog.setup(self)
         await self.sync_commands()
         if self.settings.notify.enabled:
             token = await self.store.meta_value(TOKEN_KEY, new_token)
             self.notify = NotifyReceiver(self.settings.notify, self.jobs, token)
             await self.notify.start()
             self.jobs.notify_hook = self.notify.hook_url
-        await self.jobs.start(DiscordJobView(self, server_buttons_ok=self.settings.proxy.api != "change"))
+        await self.jobs.start(DiscordJobView(self, language=self.settings.bot.language or None,
+                                             server_buttons_ok=self.settings.proxy.api != "change"))
 
     async def sync_commands(self) -> None:
         guild_ids = self.settings.discord.guild_ids

@@ -84,6 +84,12 @@ class LimitsSettings(_Section):
     max_attachment_mb: float = Field(default=10, gt=0)
 
 
+class BotSettings(_Section):
+    # "" = each member's own Discord language (zh-CN -> Chinese, anything else -> English);
+    # "en" or "zh-CN" = always that one.
+    language: Literal["", "en", "zh-CN"] = ""
+
+
 class NotifySettings(_Section):
     # Both empty = push off (the bot polls only). listen: where the receiver binds;
     # public_url: how the proxy reaches it (the bot appends a secret token to it).
@@ -115,6 +121,7 @@ class Settings(BaseSettings):
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    bot: BotSettings = Field(default_factory=BotSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -32,6 +32,7 @@ from bot.errors import (
     JobNotFound,
     JobNotReady,
     MessageGone,
+    NotJobOwner,
     ProxyEndpointMissing,
     ProxyError,
     ProxyTimeout,
@@ -51,6 +52,8 @@ from bot.models import (
     Submission,
     SubmitAccepted,
     TaskButton,
+    describe_prompts,
+    local_reason,
     message_link,
 )
 from bot.prompt import check_prompt
@@ -207,16 +210,72 @@ class JobService:
         self.policy.check_start(who)
         prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
         images = [image.as_data_url()] if image else []
+        return await self._submit_new(Action.IMAGINE, prompt, who, lambda nonce: self.proxy.submit_imagine(
+            prompt, images, state=nonce, notify_hook=self.notify_hook))
+
+    async def describe(self, image: ImageFile, who: Requester) -> Job:
+        """Four prompts for an image; the message offers 1️⃣-4️⃣ to imagine one of them."""
+        self.policy.check_start(who)
+        return await self._submit_new(Action.DESCRIBE, "", who, lambda nonce: self.proxy.submit_describe(
+            image.as_data_url(), state=nonce, notify_hook=self.notify_hook))
+
+    async def blend(self, images: Sequence[ImageFile], dimensions: str, who: Requester) -> Job:
+        """Blend 2-5 images into a grid (``dimensions``: PORTRAIT, SQUARE or LANDSCAPE)."""
+        self.policy.check_start(who)
+        if not 2 <= len(images) <= 5:
+            raise UserInputError(f"blend of {len(images)} images")
+        urls = [image.as_data_url() for image in images]
+        return await self._submit_new(Action.BLEND, "", who, lambda nonce: self.proxy.submit_blend(
+            urls, dimensions, state=nonce, notify_hook=self.notify_hook))
+
+    async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:
+        """1️⃣-4️⃣ under a /describe answer: an /imagine of that prompt, for whoever presses."""
+        job = await self.store.get_job(task_id)
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no describe job {task_id} here", task_id=task_id)
+        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+        if job.action is not Action.DESCRIBE or job.status is not Status.SUCCESS or not 1 <= number <= len(prompts):
+            raise JobNotReady(f"job {task_id} has no prompt {number}", task_id=task_id)
+        return await self.imagine(prompts[number - 1], who)
+
+    async def _submit_new(self, action: Action, prompt: str, who: Requester,
+                          submit: Callable[[str], Awaitable[SubmitAccepted]]) -> Job:
         async with self._reservation(who.user_id):
-            submission = self._submission(Action.IMAGINE, prompt, who, who.channel_id)
+            submission = self._submission(action, prompt, who, who.channel_id)
             await self.store.insert_submission(submission)
-            accepted = await self._submitting(
-                submission, self.proxy.submit_imagine(prompt, images, state=submission.nonce,
-                                                      notify_hook=self.notify_hook))
-            log.info("task %s submitted: imagine by user %s in guild %s channel %s",
-                     accepted.task_id, who.user_id, who.guild_id, who.channel_id)
-            job = self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead)
-            return await self._accept(job)
+            accepted = await self._submitting(submission, submit(submission.nonce))
+            log.info("task %s submitted: %s by user %s in guild %s channel %s",
+                     accepted.task_id, action.value.lower(), who.user_id, who.guild_id, who.channel_id)
+            return await self._accept(self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead))
+
+    # --- a member's jobs ---------------------------------------------------------------------------
+
+    async def recent_jobs(self, who: Requester, *, page: int, per_page: int) -> tuple[list[Job], bool]:
+        """The member's jobs in this guild, newest first; and whether there are more."""
+        jobs = await self.store.jobs_of(who.user_id, who.guild_id, limit=per_page + 1, offset=page * per_page)
+        return jobs[:per_page], len(jobs) > per_page
+
+    async def job_to_show(self, task_id: str, who: Requester) -> Job:
+        """A job a member may post again: their own (any, for admins), from this guild, finished."""
+        job = await self.store.get_job(task_id.strip())
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
+        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
+            raise NotJobOwner(f"user {who.user_id} asked to show {job.owner_id}'s job", owner_id=job.owner_id)
+        if not job.finished:
+            raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
+        return job
+
+    async def forget_message(self, task_id: str, who: Requester) -> Job:
+        """❌: the owner (or an admin) deletes a job's message; it is never edited again."""
+        job = await self.store.get_job(task_id)
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
+        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
+            raise NotJobOwner(f"user {who.user_id} tried to delete {job.owner_id}'s job", owner_id=job.owner_id)
+        await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
+        log.info("task %s: message %s deleted by user %s", task_id, job.message_id, who.user_id)
+        return job
 
     async def change(self, parent_task_id: str, action: Action, index: int | None, who: Requester) -> Job:
         """The bot's own U/V/🔄 buttons: upscale, vary or reroll a finished grid, as a new job that
@@ -390,7 +449,7 @@ class JobService:
             nonce=f"mjbot:{uuid.uuid4().hex}", action=action.value, prompt=prompt, owner_id=who.user_id,
             guild_id=who.guild_id if parent is None else parent.guild_id, channel_id=channel_id,
             parent_task_id=parent.task_id if parent else None, parent_index=index, created_at=self._clock(),
-            parent_button=button)
+            parent_button=button, language=who.language)
 
     async def _submitting(self, submission: Submission, submit: Awaitable[SubmitAccepted]) -> SubmitAccepted:
         """Await the proxy's answer. A refusal means there is nothing to recover: forget the
@@ -410,6 +469,7 @@ class JobService:
                    owner_id=submission.owner_id, channel_id=submission.channel_id,
                    guild_id=submission.guild_id, parent_task_id=submission.parent_task_id,
                    parent_index=submission.parent_index, parent_button=submission.parent_button,
+                   language=submission.language,
                    status=Status.SUBMITTED, nonce=submission.nonce,
                    created_at=now, updated_at=now, **extra)  # type: ignore[arg-type]
 
@@ -585,8 +645,7 @@ class JobService:
             self._misses[task_id] = misses
             if misses >= VANISHED_AFTER_MISSES and task_id in self._tracked:
                 log.warning("task %s: the proxy no longer knows it; marking it failed", task_id)
-                await self._finish_locally(self._tracked[task_id],
-                                           "the proxy lost this task (it no longer knows its id)")
+                await self._finish_locally(self._tracked[task_id], local_reason("lost"))
 
     async def _expire_overdue(self) -> None:
         deadline = self.settings.tracking.deadline_s
@@ -594,8 +653,7 @@ class JobService:
         for job in list(self._tracked.values()):
             if now - job.created_at > deadline:
                 log.warning("task %s: not finished after %ss; marking it failed", job.task_id, deadline)
-                await self._finish_locally(
-                    job, f"no result after {_duration(deadline)}; the proxy may be stuck, please try again")
+                await self._finish_locally(job, local_reason("deadline", duration=_duration(deadline)))
 
     async def _finish_locally(self, job: Job, reason: str) -> None:
         await self._save(job, status=Status.FAILURE, fail_reason=reason, progress=None)
@@ -743,6 +801,10 @@ class JobService:
         budget lets its message be edited."""
         if job.image_url and job.task_id not in self._images and not job.shows_final:
             self._images[job.task_id] = asyncio.create_task(self._download_image(job))
+
+    async def final_image(self, job: Job) -> ImageFile | None:
+        """The job's final image from the proxy's link (None if it cannot be had)."""
+        return await self._download_image(job) if job.image_url else None
 
     async def _final_image(self, job: Job) -> ImageFile | None:
         fetch = self._images.pop(job.task_id, None)

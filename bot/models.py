@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -206,6 +207,7 @@ class Job:
     buttons: tuple[TaskButton, ...] = ()  # the server's own buttons, when it lists them
     final_prompt: str | None = None
     parent_button: int | None = None  # which of the parent's server buttons made this job
+    language: str | None = None  # the owner's language when they started it
     posting_at: float | None = None  # when posting its message began (NULL once the id is stored)
     nonce: str | None = None  # the submission's nonce, sent to the proxy as the task's `state`
     used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
@@ -224,6 +226,22 @@ class Job:
 
 
 BUTTON_MARK = "button"  # used_buttons entry for a server button: (BUTTON_MARK, position)
+DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+_KEYCAP = re.compile(r"\s*([1-4])\ufe0f?\u20e3\s*")
+
+
+def describe_prompts(text: str | None) -> list[str]:
+    """The four prompts of a /describe answer: numbered 1️⃣-4️⃣ (with or without the emoji
+    variation selector), separated by blank lines of either kind, or only by blank lines."""
+    if not text:
+        return []
+    parts = _KEYCAP.split(text.replace("\r\n", "\n"))
+    if len(parts) > 1:
+        numbered = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+        prompts = [numbered.get(n, "") for n in range(1, 5)]
+    else:
+        prompts = re.split(r"\n\s*\n", text)
+    return [" ".join(p.split()) for p in prompts if p.strip()][:4]
 
 
 @dataclass(frozen=True)
@@ -241,6 +259,25 @@ class Submission:
     parent_index: int | None
     created_at: float
     parent_button: int | None = None
+    language: str | None = None
+
+
+LOCAL_REASON_PREFIX = "mjbot:"
+
+
+def local_reason(name: str, **params: str) -> str:
+    """A failure reason of the bot's own, stored so it can be shown in each member's language:
+    ``mjbot:deadline?duration=15 min`` is the catalogue's ``fail.deadline`` with its parameters."""
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{LOCAL_REASON_PREFIX}{name}" + (f"?{query}" if query else "")
+
+
+def parse_local_reason(reason: str | None) -> tuple[str, dict[str, str]] | None:
+    if not reason or not reason.startswith(LOCAL_REASON_PREFIX):
+        return None
+    name, _, query = reason[len(LOCAL_REASON_PREFIX):].partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    return f"fail.{name}", params
 
 
 def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:

@@ -111,6 +111,20 @@ class ProxyClient:
         _add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/change", body)
 
+    async def submit_describe(self, image: str, *, state: str | None = None,
+                              notify_hook: str | None = None) -> SubmitAccepted:
+        """Four prompts for an image (a full data URL)."""
+        body: dict[str, Any] = {"base64": image}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/describe", body)
+
+    async def submit_blend(self, images: Sequence[str], dimensions: str, *, state: str | None = None,
+                           notify_hook: str | None = None) -> SubmitAccepted:
+        """Blend 2-5 images (data URLs); ``dimensions`` PORTRAIT, SQUARE or LANDSCAPE."""
+        body: dict[str, Any] = {"base64Array": list(images), "dimensions": dimensions}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/blend", body)
+
     async def submit_action(self, task_id: str, custom_id: str, *, state: str | None = None,
                             notify_hook: str | None = None) -> SubmitAccepted:
         """Press one of the task's own buttons (trueai, new-api): ``custom_id`` from its ``buttons``.

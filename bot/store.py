@@ -95,13 +95,18 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX submissions_one_per_server_button ON submissions (parent_task_id, parent_button)
         WHERE parent_button IS NOT NULL;
     """,
+    # 5: the language of the member who started a job: its public message speaks it.
+    """
+    ALTER TABLE jobs ADD COLUMN language TEXT;
+    ALTER TABLE submissions ADD COLUMN language TEXT;
+    """,
 ]
 
 _COLUMNS = (
     "task_id", "action", "prompt", "prompt_en", "owner_id", "guild_id", "channel_id",
     "parent_task_id", "parent_index", "message_id", "status", "progress", "queue_ahead",
     "image_url", "fail_reason", "shown", "message_gone", "created_at", "updated_at", "finished_at",
-    "posting_at", "nonce", "buttons", "final_prompt", "parent_button",
+    "posting_at", "nonce", "buttons", "final_prompt", "parent_button", "language",
 )
 _UPDATABLE = frozenset(_COLUMNS) - {"task_id", "created_at"}
 
@@ -248,6 +253,10 @@ class Store:
                                   (parent_task_id, action.value, index))
         return jobs[0] if jobs else None
 
+    async def jobs_of(self, owner_id: int, guild_id: int | None, *, limit: int, offset: int = 0) -> list[Job]:
+        return await self._select("WHERE owner_id = ? AND guild_id IS ? ORDER BY created_at DESC, rowid DESC "
+                                  "LIMIT ? OFFSET ?", (owner_id, guild_id, limit, offset))
+
     async def job_for_message(self, message_id: int) -> Job | None:
         jobs = await self._select("WHERE message_id = ?", (message_id,))
         return jobs[0] if jobs else None
@@ -329,6 +338,7 @@ def _row_of(job: Job) -> dict[str, Any]:
         "buttons": json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False) if job.buttons else None,
         "final_prompt": job.final_prompt,
         "parent_button": job.parent_button,
+        "language": job.language,
     }
 
 
@@ -359,6 +369,7 @@ def _job_of(row: aiosqlite.Row) -> Job:
         buttons=_buttons_of(row["buttons"]),
         final_prompt=row["final_prompt"],
         parent_button=row["parent_button"],
+        language=row["language"],
     )
 
 

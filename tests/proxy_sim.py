@@ -99,6 +99,14 @@ CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
 CHANGEABLE_PARENT_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
 # trueai: the tasks whose result is a grid of four (U1-U4, reroll, V1-V4 buttons).
 GRID_ACTIONS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
+DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+# What /describe answers: four prompts in Midjourney's style.
+DESCRIBED = (
+    "a red fox sitting in fresh snow, soft morning light, wildlife photography --ar 1:1",
+    "watercolor painting of a fox in a winter forest, muted palette --ar 1:1",
+    "a curious fox looks at the camera, shallow depth of field, 85mm --ar 1:1",
+    "minimalist illustration of an orange fox on white background --ar 1:1",
+)
 
 FLAVOURS = ("novicezk", "trueai", "newapi")
 UPSTREAMS = ("novicezk", "trueai")  # what new-api can relay to
@@ -170,6 +178,7 @@ class SimTask:
     timeline: tuple[Step, ...]
     parent_id: str | None = None  # the task a change was made from (kept internal, like novicezk)
     index: int | None = None  # 1-4 for UPSCALE / VARIATION
+    blend_dimensions: str | None = None  # PORTRAIT / SQUARE / LANDSCAPE for BLEND
     status: str = NOT_START
     progress: str | None = None
     start_time: int | None = None
@@ -494,7 +503,7 @@ class _Flavour:
 
     name = "novicezk"
     prefixes: tuple[str, ...] = (API_PREFIX,)
-    endpoints = frozenset({"imagine", "change", "fetch", "list-by-condition", "list"})
+    endpoints = frozenset({"imagine", "change", "describe", "blend", "fetch", "list-by-condition", "list"})
     queue_full = (23, "队列已满，请稍后尝试")
     fails_banned_later = False  # trueai accepts a banned prompt and fails the task afterwards
 
@@ -561,7 +570,7 @@ class _TrueaiFlavour(_Flavour):
 
     name = "trueai"
     prefixes = (API_PREFIX, *SPEED_PREFIXES)
-    endpoints = frozenset({"imagine", "action", "modal", "fetch", "list-by-condition", "list"})
+    endpoints = frozenset({"imagine", "action", "modal", "describe", "blend", "fetch", "list-by-condition", "list"})
     queue_full = (9, "队列已满，请稍后尝试")
     fails_banned_later = True
 
@@ -625,7 +634,7 @@ class _NewApiFlavour(_Flavour):
     """Calcium-Ion/new-api (Go): a gateway relaying /mj to ``upstream``, with its own task copies."""
 
     name = "newapi"
-    endpoints = frozenset({"imagine", "change", "action", "modal", "fetch", "list-by-condition"})
+    endpoints = frozenset({"imagine", "change", "action", "modal", "describe", "blend", "fetch", "list-by-condition"})
 
     def __init__(self, sim: ProxySim, upstream: _Flavour) -> None:
         super().__init__(sim)
@@ -680,6 +689,8 @@ class _NewApiFlavour(_Flavour):
         if kind == "imagine":
             prompt = body.get("prompt")
             return None if isinstance(prompt, str) and prompt.strip() else "prompt_is_required"
+        if kind in ("describe", "blend"):
+            return None  # the upstream checks the images
         task_id = body.get("taskId")
         if not task_id:
             return "task_id_is_required"
@@ -987,6 +998,8 @@ class ProxySim:
             "change": ("POST", "/submit/change", self._submit),
             "action": ("POST", "/submit/action", self._submit),
             "modal": ("POST", "/submit/modal", self._submit),
+            "describe": ("POST", "/submit/describe", self._submit),
+            "blend": ("POST", "/submit/blend", self._submit),
             "fetch": ("GET", "/task/{id}/fetch", self._fetch),
             "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
             "list": ("GET", "/task/list", self._list_all),
@@ -1526,7 +1539,39 @@ class ProxySim:
             return self._do_change(body)
         if kind == "action":
             return self._do_action(body, speed)
+        if kind == "describe":
+            return self._do_describe(body, speed)
+        if kind == "blend":
+            return self._do_blend(body, speed)
         return self._do_modal(body)
+
+    def _do_describe(self, body: dict, speed: str | None) -> _Outcome:
+        """/submit/describe: four prompts for one image, numbered 1️⃣-4️⃣ and separated by blank
+        lines in ``properties.finalPrompt`` (and ``prompt``), as Midjourney writes them."""
+        image = body.get("base64")
+        if not _is_data_url(image):
+            return _Outcome(4, "base64格式错误")
+        prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
+        task = self._new_task(action="DESCRIBE", prompt=prompts, prompt_en=prompts, description="/describe",
+                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
+                              mode=speed or "FAST")
+        return self._admit(task)
+
+    def _do_blend(self, body: dict, speed: str | None) -> _Outcome:
+        """/submit/blend: 2 to 5 images, and a shape."""
+        images = body.get("base64Array")
+        if not isinstance(images, list) or not 2 <= len(images) <= 5:
+            return _Outcome(4, "base64List参数错误")
+        if not all(_is_data_url(image) for image in images):
+            return _Outcome(4, "base64格式错误")
+        dimensions = body.get("dimensions") or "SQUARE"
+        if dimensions not in ("PORTRAIT", "SQUARE", "LANDSCAPE"):
+            return _Outcome(4, "dimensions参数错误")
+        task = self._new_task(action="BLEND", prompt="", prompt_en="", description=f"/blend {len(images)} {dimensions}",
+                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
+                              mode=speed or "FAST")
+        task.blend_dimensions = dimensions
+        return self._admit(task)
 
     def _admit(self, task: SimTask) -> _Outcome:
         """Run the task or queue it, like novicezk's per-account executor.

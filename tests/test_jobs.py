@@ -16,7 +16,7 @@ from bot.errors import (
 )
 from bot.access import Requester
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
-from bot.models import Action, ImageFile, Phase, Status
+from bot.models import Action, ImageFile, Phase, Status, parse_local_reason
 from bot.proxy import ProxyClient
 from bot.store import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
@@ -172,7 +172,8 @@ async def test_deadline_fails_a_stuck_task(sim, tmp_path):
         assert view.last(job.task_id).display.phase is Phase.WAITING
         now[0] += 61
         await view.wait_for(lambda: view.last(job.task_id).display.phase is Phase.FAILED)
-        assert "no result after 60 s" in view.last(job.task_id).display.fail_reason
+        reason = parse_local_reason(view.last(job.task_id).display.fail_reason)
+        assert reason == ("fail.deadline", {"duration": "60 s"})
     finally:
         await jobs.stop()
         await proxy.aclose()

@@ -1130,3 +1130,27 @@ async def test_flavour_options_are_checked():
     with pytest.raises(ValueError):
         ProxySim(flavour="midjourney")
     assert (ProxySim(flavour="new-api").flavour, ProxySim(flavour="newapi").upstream) == ("newapi", "novicezk")
+
+
+PNG_URL = "data:image/png;base64,iVBORw0KGgo="
+
+
+@pytest.mark.parametrize("flavour", ["novicezk", "trueai", "newapi"])
+async def test_describe_and_blend(flavour):
+    async with ProxySim(flavour=flavour) as sim:
+        async with httpx.AsyncClient(base_url=sim.base_url) as client:
+            described = (await client.post("/submit/describe", json={"base64": PNG_URL})).json()
+            assert described["code"] == 1
+            sim.succeed(described["result"])
+            if flavour == "newapi":
+                sim.gateway_poll()
+            task = (await client.get(f"/task/{described['result']}/fetch")).json()
+            assert task["action"] == "DESCRIBE" and task["status"] == "SUCCESS"
+            prompts = task["properties"]["finalPrompt"].split("\n\n")
+            assert [p[:3].strip() for p in prompts] == ["1️⃣", "2️⃣", "3️⃣", "4️⃣"]
+            assert (await client.post("/submit/blend", json={"base64Array": [PNG_URL]})).json()["code"] == 4
+            blended = (await client.post("/submit/blend", json={"base64Array": [PNG_URL] * 3,
+                                                                 "dimensions": "PORTRAIT"})).json()
+            assert blended["code"] == 1
+            assert sim.tasks[blended["result"]].action == "BLEND"
+            assert sim.tasks[blended["result"]].blend_dimensions == "PORTRAIT"

@@ -58,7 +58,7 @@ def test_finished_grid_has_nine_buttons_in_two_rows():
     assert r.embeds == []  # the image is attached, not embedded
     rows = [row["components"] for row in r.view.to_components()]
     labels = [[c.get("label") or c["emoji"]["name"] for c in row] for row in rows]
-    assert labels == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+    assert labels == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
     assert rows[0][1]["custom_id"] == "mj:u:2:1320098173412546"
     assert rows[0][4]["custom_id"] == "mj:r:0:1320098173412546"
 
@@ -69,7 +69,14 @@ def test_unattachable_final_image_is_linked():
 
 
 def test_upscale_result_has_no_grid_buttons():
-    assert rendered(job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS)).view is None
+    view = rendered(job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS)).view
+    assert [c.item.custom_id for c in view.children] == ["mj:x:0:1320098173412546"]  # only ❌
+
+
+def test_failed_job_can_be_deleted_and_running_one_cannot():
+    failed = rendered(job(status=Status.FAILURE, fail_reason="x")).view
+    assert [str(c.item.emoji) for c in failed.children] == ["❌"]
+    assert rendered(job(status=Status.IN_PROGRESS, progress="5%")).view is None
 
 
 def test_used_button_changes_style():
@@ -97,7 +104,7 @@ async def test_custom_id_round_trip(kind, index):
     assert button.custom_id == cid
 
 
-@pytest.mark.parametrize("bad", ["mj:x:1:123", "mj:u:123:123", "mj:u:1:", "other:u:1:123", "mj:u:1:a b"])
+@pytest.mark.parametrize("bad", ["mj:q:1:123", "mj:u:123:123", "mj:u:1:", "other:u:1:123", "mj:u:1:a b"])
 def test_foreign_custom_ids_do_not_match(bad):
     assert re.fullmatch(JobButton.__discord_ui_compiled_template__, bad) is None
 
@@ -120,9 +127,10 @@ def test_server_buttons_are_shown_as_the_server_lists_them():
             used_buttons=frozenset({("button", 2)}))
     rows = rendered(j).view.to_components()
     flat = [b for row in rows for b in row["components"]]
-    assert [len(row["components"]) for row in rows] == [5, 1]
+    assert [len(row["components"]) for row in rows] == [5, 2]
     assert [(b.get("label"), (b.get("emoji") or {}).get("name")) for b in flat] == [
-        ("U1", None), (None, "🔄"), ("Vary (Strong)", "🪄"), ("Custom Zoom", "🔍"), (None, "⬅️"), (None, "⬆️")]
+        ("U1", None), (None, "🔄"), ("Vary (Strong)", "🪄"), ("Custom Zoom", "🔍"), (None, "⬅️"), (None, "⬆️"),
+        (None, "❌")]
     assert all(len(b["custom_id"]) <= 100 for b in flat)  # the 140-character customId stays in SQLite
     assert flat[0]["custom_id"] == "mj:b:0:1320098173412546"
     assert flat[2]["style"] == 1 and flat[3]["style"] == 2  # Vary (Strong) was used

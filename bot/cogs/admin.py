@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.imagine import interaction_language, report_failure, requester
+from bot.cogs.imagine import _, interaction_language, report_failure, requester
 from bot.i18n import error_text, t
 from bot.models import message_link
 
@@ -24,12 +24,14 @@ def _age(seconds: float) -> str:
 
 
 class AdminCog(commands.Cog):
-    mj = app_commands.Group(name="mj", description="mjbot administration", guild_only=True)
+    mj = app_commands.Group(name=_("mj", "cmd.mj.name"), description=_("mjbot administration", "cmd.mj.description"),
+                            guild_only=True)
 
     def __init__(self, bot: MjBot) -> None:
         self.bot = bot
 
-    @mj.command(name="status", description="Proxy health and the jobs in flight (admins only)")
+    @mj.command(name=_("status", "cmd.mj.status.name"),
+                description=_("Proxy health and the jobs in flight (admins only)", "cmd.mj.status.description"))
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:

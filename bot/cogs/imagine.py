@@ -15,7 +15,7 @@ from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, JobNotFo
 from bot.i18n import error_text, language_for, t
 from bot.models import ImageFile, Job
 from bot.prompt import MAX_PROMPT_LENGTH
-from bot.ui.buttons import KIND_ACTION, PROMPT_BUTTON, SERVER_BUTTON
+from bot.ui.buttons import DELETE_BUTTON, DESCRIBED_BUTTON, KIND_ACTION, PROMPT_BUTTON, SERVER_BUTTON
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -26,7 +26,16 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def interaction_language(interaction: discord.Interaction) -> str:
+    """The member's language: ``[bot] language`` when the admin forced one, else their locale's."""
+    forced = getattr(getattr(interaction.client, "settings", None), "bot", None)
+    if forced is not None and forced.language:
+        return forced.language
     return language_for(str(interaction.locale) if interaction.locale else None)
+
+
+def _(text: str, key: str) -> app_commands.locale_str:
+    """A command text with its catalogue key, for the translator."""
+    return app_commands.locale_str(text, key=key)
 
 
 def missing_permission(interaction: discord.Interaction) -> str | None:
@@ -53,7 +62,7 @@ def requester(interaction: discord.Interaction) -> Requester:
     roles = getattr(interaction.user, "roles", ())
     return Requester(user_id=interaction.user.id, guild_id=interaction.guild_id,
                      channel_id=interaction.channel_id or 0, parent_channel_id=parent_id,
-                     role_ids=frozenset(role.id for role in roles))
+                     role_ids=frozenset(role.id for role in roles), language=interaction_language(interaction))
 
 
 async def read_reference_image(attachment: discord.Attachment, *, max_mb: float) -> ImageFile:
@@ -139,6 +148,13 @@ async def press_button(interaction: discord.Interaction[MjBot], kind: str, index
             await jobs.press(task_id, index, who)
             return
         await interaction.response.defer()
+        if kind == DESCRIBED_BUTTON:
+            await jobs.imagine_described(task_id, index, who)
+            return
+        if kind == DELETE_BUTTON:
+            await jobs.forget_message(task_id, who)
+            await interaction.delete_original_response()  # the message the ❌ is on
+            return
         await jobs.change(task_id, KIND_ACTION[kind], index, who)
     except Exception as exc:  # every failure gets an answer; nothing escapes as "interaction failed"
         await report_failure(interaction, exc, what=what)
@@ -158,29 +174,40 @@ class ImagineCog(commands.Cog):
     def __init__(self, bot: MjBot) -> None:
         self.bot = bot
 
-    @app_commands.command(name="imagine", description="Create images from a prompt")
+    @app_commands.command(name=_("imagine", "cmd.imagine.name"),
+                          description=_("Create images from a prompt", "cmd.imagine.description"))
     @app_commands.guild_only()
-    @app_commands.describe(prompt="What to imagine", image="A reference image (optional)")
+    @app_commands.rename(prompt=_("prompt", "cmd.imagine.prompt.name"), image=_("image", "cmd.imagine.image.name"))
+    @app_commands.describe(prompt=_("What to imagine", "cmd.imagine.prompt.description"),
+                           image=_("A reference image (optional)", "cmd.imagine.image.description"))
     async def imagine(self, interaction: discord.Interaction, prompt: str,
                       image: discord.Attachment | None = None) -> None:
-        # Acknowledge at once (Discord allows 3 s); the proxy may take longer to answer.
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            permission = missing_permission(interaction)
-            if permission:
-                raise DeliveryForbidden(f"missing {permission}", permission=permission)
+        async def start() -> None:
             reference = None
             if image:
                 reference = await read_reference_image(image, max_mb=self.bot.settings.limits.max_attachment_mb)
             await self.bot.jobs.imagine(prompt, requester(interaction), image=reference)
-        except Exception as exc:
-            await report_failure(interaction, exc, what="/imagine")
-            return
-        # The public job message is posted; the ephemeral "thinking" note has done its job.
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            log.debug("could not delete the acknowledgement of /imagine", exc_info=True)
+
+        await start_job(interaction, "/imagine", start)
+
+
+async def start_job(interaction: discord.Interaction, what: str, start: Callable[[], Awaitable[object]]) -> None:
+    """The flow every job-starting command shares: acknowledge at once (Discord allows 3 s, the
+    proxy may take longer), check the bot can post here, start the job (which posts its public
+    message), then remove the ephemeral "thinking" note; any failure becomes that note's text."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        permission = missing_permission(interaction)
+        if permission:
+            raise DeliveryForbidden(f"missing {permission}", permission=permission)
+        await start()
+    except Exception as exc:
+        await report_failure(interaction, exc, what=what)
+        return
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        log.debug("could not delete the acknowledgement of %s", what, exc_info=True)
 
 
 async def setup(bot: MjBot) -> None:

@@ -4,7 +4,8 @@ Each button's custom_id carries everything a click needs (``mj:<kind>:<index>:<t
 class is registered with ``Bot.add_dynamic_items``, so a button on a message posted before a restart
 still reaches its callback. Kinds: ``u``/``v``/``r`` the bot's own U1-U4 / V1-V4 / 🔄 (index 1-4);
 ``b`` the server's own button at that position of the task's ``buttons`` (its customId can be longer
-than Discord's 100 characters, so it stays in SQLite); ``p`` asks for a prompt (task in MODAL).
+than Discord's 100 characters, so it stays in SQLite); ``p`` asks for a prompt (task in MODAL);
+``d`` imagines prompt 1-4 of a /describe answer; ``x`` deletes the job's message.
 """
 
 from __future__ import annotations
@@ -16,18 +17,18 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot.errors import ButtonInvalid
-from bot.models import BUTTON_MARK, Action, TaskButton
+from bot.models import BUTTON_MARK, DESCRIBE_MARKS, Action, TaskButton
 
 if TYPE_CHECKING:
     from bot.app import MjBot
 
 KIND_ACTION = {"u": Action.UPSCALE, "v": Action.VARIATION, "r": Action.REROLL}
 ACTION_KIND = {action: kind for kind, action in KIND_ACTION.items()}
-SERVER_BUTTON, PROMPT_BUTTON = "b", "p"
+SERVER_BUTTON, PROMPT_BUTTON, DESCRIBED_BUTTON, DELETE_BUTTON = "b", "p", "d", "x"
 CUSTOM_ID_PREFIX = "mj"
 MAX_ROW_WIDTH, MAX_ROWS = 5, 5
 
-_KIND, _INDEX, _TASK_ID = r"[uvrbp]", r"[0-9]{1,2}", r"[A-Za-z0-9_-]{1,80}"
+_KIND, _INDEX, _TASK_ID = r"[uvrbpdx]", r"[0-9]{1,2}", r"[A-Za-z0-9_-]{1,80}"
 JOB_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<kind>{_KIND}):(?P<index>{_INDEX}):(?P<task_id>{_TASK_ID})"
 # Ours by its prefix, but in no form we know (an older version's, or tampered with): every id
 # JobButton does not take. Without a handler such a click would get "This interaction failed".
@@ -72,6 +73,14 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_T
         return cls(PROMPT_BUTTON, 0, task_id, emoji="✏️", style=discord.ButtonStyle.primary)
 
     @classmethod
+    def described(cls, number: int, task_id: str) -> JobButton:
+        return cls(DESCRIBED_BUTTON, number, task_id, emoji=DESCRIBE_MARKS[number - 1], row=0)
+
+    @classmethod
+    def delete(cls, task_id: str, row: int) -> JobButton:
+        return cls(DELETE_BUTTON, 0, task_id, emoji="❌", row=row)
+
+    @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
     ) -> JobButton:
@@ -100,6 +109,25 @@ class StaleButton(discord.ui.DynamicItem[discord.ui.Button], template=STALE_BUTT
                              what="a stale button")
 
 
+def with_delete(view: discord.ui.View | None, task_id: str) -> discord.ui.View:
+    """❌ after the other buttons: on their last row if it has room, else on a row of its own."""
+    view = view or discord.ui.View(timeout=None)
+    rows = [item.row or 0 for item in view.children]
+    last = max(rows, default=0)
+    row = last if rows and rows.count(last) < MAX_ROW_WIDTH else (last + 1 if rows else 0)
+    if row < MAX_ROWS:
+        view.add_item(JobButton.delete(task_id, row))
+    return view
+
+
+def described_buttons(task_id: str, count: int) -> discord.ui.View:
+    """1️⃣-4️⃣ under a /describe answer."""
+    view = discord.ui.View(timeout=None)
+    for number in range(1, count + 1):
+        view.add_item(JobButton.described(number, task_id))
+    return view
+
+
 def grid_buttons(task_id: str, used: Collection[tuple[str, int]] = frozenset()) -> discord.ui.View:
     """The bot's own set: U1 U2 U3 U4 🔄 / V1 V2 V3 V4."""
     view = discord.ui.View(timeout=None)
@@ -113,9 +141,10 @@ def grid_buttons(task_id: str, used: Collection[tuple[str, int]] = frozenset()) 
 
 def server_buttons(task_id: str, buttons: Sequence[TaskButton],
                    used: Collection[tuple[str, int]] = frozenset()) -> discord.ui.View:
-    """The task's own buttons as the server lists them, five to a row (Discord's limit is 25)."""
+    """The task's own buttons as the server lists them, five to a row (Discord's limit is 25, one
+    of which stays free for ❌)."""
     view = discord.ui.View(timeout=None)
-    for position, button in enumerate(buttons[: MAX_ROW_WIDTH * MAX_ROWS]):
+    for position, button in enumerate(buttons[: MAX_ROW_WIDTH * MAX_ROWS - 1]):
         view.add_item(JobButton.server(position, button, task_id, used=(BUTTON_MARK, position) in used))
     return view
 

@@ -26,12 +26,15 @@ POSTING_CLOCK_SLACK_S = 60  # our clock and Discord's may differ a little
 
 
 class DiscordJobView:
-    def __init__(self, client: discord.Client, *, language: str = DEFAULT_LANGUAGE,
+    def __init__(self, client: discord.Client, *, language: str | None = None,
                  server_buttons_ok: bool = True) -> None:
         self.client = client
-        self.language = language
+        self.language = language  # None: each job in its owner's language
         # With [proxy] api = "change" the server's own buttons cannot be pressed: show ours.
         self.server_buttons_ok = server_buttons_ok
+
+    def language_of(self, job: Job) -> str:
+        return self.language or job.language or DEFAULT_LANGUAGE
 
     def upload_limit(self, guild_id: int | None) -> int:
         guild = self.client.get_guild(guild_id) if guild_id else None
@@ -44,7 +47,8 @@ class DiscordJobView:
             image = None
         # Once the final image is attached, later renders (a button marked used) keep it.
         keep_attachment = job.shows_final and image is None
-        rendered = render(job, display, language=self.language, image_attached=image is not None or keep_attachment,
+        rendered = render(job, display, language=self.language_of(job),
+                          image_attached=image is not None or keep_attachment,
                           server_buttons_ok=self.server_buttons_ok)
         files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
         try:
@@ -81,7 +85,7 @@ class DiscordJobView:
             return []
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         since = datetime.fromtimestamp(job.posting_at - POSTING_CLOCK_SLACK_S, tz=timezone.utc)
-        prefix, owner = content_prefix(job), f"<@{job.owner_id}>"
+        prefix, owner = content_prefix(job, self.language_of(job)), f"<@{job.owner_id}>"
         found = []
         try:
             async for message in channel.history(limit=50, after=discord.Object(discord.utils.time_snowflake(since))):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import discord
 
 from bot.i18n import t
-from bot.models import Action, Display, Job, Phase
-from bot.ui.buttons import grid_buttons, prompt_button, server_buttons
+from bot.models import DESCRIBE_MARKS, Action, Display, Job, Phase, describe_prompts, parse_local_reason
+from bot.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
 
 MAX_CONTENT = 2000
 MAX_PROMPT_SHOWN = 1500
@@ -34,17 +34,28 @@ def status_text(display: Display, language: str) -> str | None:
         return t("status.needs_prompt", language)
     if display.phase is Phase.FAILED:
         if display.fail_reason:
-            return t("status.failed", language, reason=display.fail_reason)
+            return t("status.failed", language, reason=reason_text(display.fail_reason, language))
         return t("status.failed_no_reason", language)
     return None
 
 
-def content_prefix(job: Job) -> str:
-    """How every version of a job's message begins: its prompt, in bold."""
-    prompt = discord.utils.escape_markdown(job.prompt)
-    if len(prompt) > MAX_PROMPT_SHOWN:
-        prompt = prompt[: MAX_PROMPT_SHOWN - 1] + "…"
-    return f"**{prompt}** - "
+def reason_text(reason: str, language: str) -> str:
+    """A failure reason: the bot's own in the member's language, the server's as it wrote it."""
+    local = parse_local_reason(reason)
+    return t(local[0], language, **local[1]) if local else reason
+
+
+def content_prefix(job: Job, language: str) -> str:
+    """How every version of a job's message begins: its prompt (or what it is), in bold."""
+    if job.action is Action.DESCRIBE:
+        title = t("job.title.describe", language)
+    elif job.action is Action.BLEND and not job.prompt:
+        title = t("job.title.blend", language)
+    else:
+        title = discord.utils.escape_markdown(job.prompt)
+    if len(title) > MAX_PROMPT_SHOWN:
+        title = title[: MAX_PROMPT_SHOWN - 1] + "…"
+    return f"**{title}** - "
 
 
 def content_for(job: Job, display: Display, language: str) -> str:
@@ -55,10 +66,18 @@ def content_for(job: Job, display: Display, language: str) -> str:
         who = f"{t('job.title.variation', language)} {owner}"
     else:
         who = owner
-    text = content_prefix(job) + who
+    text = content_prefix(job, language) + who
     status = status_text(display, language)
     if status:
         text += f" ({status})"
+    if job.prompt_en and job.action is not Action.DESCRIBE and _differs(job.prompt_en, job.prompt):
+        # The proxy translated the prompt (a Chinese one, say): show what Midjourney got.
+        text += "\n" + t("job.translated", language, prompt=discord.utils.escape_markdown(_short(job.prompt_en)))
+    if job.action is Action.DESCRIBE and display.phase is Phase.DONE:
+        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+        lines = [f"{mark} {discord.utils.escape_markdown(_short(prompt, 400))}"
+                 for mark, prompt in zip(DESCRIBE_MARKS, prompts)]
+        text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
     return text[:MAX_CONTENT]
 
 
@@ -76,12 +95,17 @@ def render(job: Job, display: Display, *, language: str, image_attached: bool,
             embed.url = display.image_url
         embeds.append(embed)
     view = None
-    if display.phase is Phase.DONE and job.buttons and server_buttons_ok:
+    if display.phase is Phase.DONE and job.action is Action.DESCRIBE:
+        count = len(describe_prompts(job.final_prompt or job.prompt_en or job.prompt))
+        view = described_buttons(job.task_id, count) if count else None
+    elif display.phase is Phase.DONE and job.buttons and server_buttons_ok:
         view = server_buttons(job.task_id, job.buttons, set(display.used_buttons))
     elif display.phase is Phase.DONE and job.action.makes_grid:
         view = grid_buttons(job.task_id, set(display.used_buttons))
     elif display.phase is Phase.NEEDS_PROMPT:
         view = prompt_button(job.task_id)
+    if display.phase in (Phase.DONE, Phase.FAILED):
+        view = with_delete(view, job.task_id)  # the owner may remove a finished job's message
     return Rendered(
         content=content_for(job, display, language),
         embeds=embeds,
@@ -89,3 +113,12 @@ def render(job: Job, display: Display, *, language: str, image_attached: bool,
         # Ping the member whose job it is, never @everyone or roles from a prompt.
         allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.owner_id)]),
     )
+
+
+def _differs(translated: str, original: str) -> bool:
+    return " ".join(translated.split()).casefold() != " ".join(original.split()).casefold()
+
+
+def _short(text: str, limit: int = 600) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

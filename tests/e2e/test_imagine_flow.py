@@ -7,7 +7,7 @@ from tests.discord_double.records import MessageRecord
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.proxy_sim import ProxySim
 
-GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
 DEFERRED_UPDATE = 6
 
 
@@ -100,8 +100,8 @@ async def test_upscale_variation_and_reroll_reply_to_the_grid(bot, dd: DiscordDo
     assert upscale.current.attachments[0].data == sim.image_bytes(up_task)
     if sim.flavour == "trueai":  # the server's own buttons after an upscale
         assert "Vary (Strong)" in [b.get("label") for b in upscale.current.buttons]
-    else:
-        assert upscale.current.components == []  # novicezk cannot vary an upscale
+    else:  # novicezk cannot vary an upscale: only ❌
+        assert button_rows(upscale) == [["❌"]]
     assert upscale.content.startswith("**a red fox** - Image #2")
     # U2 stays on the grid, shown as used.
     await dd.wait_for(lambda: grid.current.component(custom_id(grid, "U2"))["style"] == 1, what="U2 marked used")

@@ -35,7 +35,7 @@ async def test_upscale_then_vary_strong(configure, start_bot, dd: DiscordDouble,
     await start_bot()
     up_task, upscale = await upscaled(dd, sim)
     assert button_rows(upscale)[0] == UPSCALE_LABELS
-    assert [b.get("emoji", {}).get("name") for b in button_rows_raw(upscale)[1]] == ["⬅️", "➡️", "⬆️", "⬇️"]
+    assert [b.get("emoji", {}).get("name") for b in button_rows_raw(upscale)[1]] == ["⬅️", "➡️", "⬆️", "⬇️", "❌"]
     assert any(len(b["customId"]) > 100 for b in sim.tasks[up_task].buttons)  # still one short Discord id each
 
     await dd.click(upscale.id, custom_id(upscale, "Vary (Strong)"))
@@ -46,7 +46,7 @@ async def test_upscale_then_vary_strong(configure, start_bot, dd: DiscordDouble,
     vary_task = next(t.id for t in sim.tasks.values() if t.action == "VARIATION")
     sim.succeed(vary_task)
     await wait_final(dd, varied)
-    assert button_rows(varied) == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4"]]
+    assert button_rows(varied) == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
     await dd.wait_for(lambda: upscale.current.component(custom_id(upscale, "Vary (Strong)"))["style"] == 1,
                       what="Vary (Strong) shown as used")
 
