@@ -8,8 +8,15 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot import logs
+from bot.alerts import AlertMonitor
 from bot.config import DiscordSettings, Settings
+from bot.events import Fanout, JobEvents
+from bot.housekeeping import Housekeeper
+from bot.http import Health, OpsEndpoints, OpsServer, tracker_stale_after
+from bot.i18n import DEFAULT_LANGUAGE
 from bot.jobs import JobService
+from bot.metrics import Metrics
 from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
 from bot.store import Store
@@ -33,64 +40,131 @@ def point_discord_at(settings: DiscordSettings) -> None:
 
 
 class MjBot(commands.Bot):
-    def __init__(self, settings: Settings, **options: object) -> None:
+    def __init__(self, settings: Settings, *, commands_only: bool = False, **options: object) -> None:
+        """``commands_only``: log in and declare the commands, nothing else (``mjbot sync-commands``)."""
         point_discord_at(settings.discord)
+        logs.add_secret(settings.discord.token.get_secret_value())
+        logs.add_secret(settings.proxy.secret.get_secret_value())
         # The bot never joins voice; the "voice will NOT be supported" warnings would only alarm.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        self.metrics = Metrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
             help_command=None,
             # Mentions are opted into per message (the job's owner only).
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=self.metrics.discord_trace(),  # Discord write latency and 429s
             **options,  # type: ignore[arg-type]
         )
         self.settings = settings
+        self.commands_only = commands_only
         self.store = Store(settings.storage.path)
         self.proxy = ProxyClient(settings.proxy)
-        self.jobs = JobService(settings, self.proxy, self.store)
+        self.proxy.on_request = self.metrics.proxy_request
+        self.health = Health(stale_after_s=tracker_stale_after(settings))
+        self.alerts: AlertMonitor | None = None
+        observers: list[JobEvents] = [self.metrics, self.health]
+        if settings.alerts.channel_id:
+            self.alerts = AlertMonitor(settings.alerts, post=self._post_alert, probe=self.proxy.ping,
+                                       language=settings.bot.language or DEFAULT_LANGUAGE)
+            observers.append(self.alerts)
+        self.jobs = JobService(settings, self.proxy, self.store, events=Fanout(*observers))
+        self.housekeeper = Housekeeper(self.store, settings.storage.keep_days)
         self.notify: NotifyReceiver | None = None
+        self.ops_server: OpsServer | None = None
 
     def __repr__(self) -> str:
         return f"<MjBot proxy={self.settings.proxy.base_url!r}>"
 
     async def setup_hook(self) -> None:
+        if self.commands_only:
+            await self.load_commands()
+            return
         await self.store.open()
+        await self.housekeeper.prune()  # before any member can ask for an old job
+        await self.load_commands()
+        if self.settings.discord.sync_commands:
+            await self.sync_commands()
+        else:
+            log.info("command sync is off ([discord] sync_commands = false); "
+                     "run `mjbot sync-commands` after adding or upgrading the bot")
+        endpoints = OpsEndpoints(self.health, self.metrics)
+        own_server = bool(self.settings.http.listen)
+        if self.settings.notify.enabled:
+            token = await self.store.meta_value(TOKEN_KEY, new_token)
+            logs.add_secret(token)
+            self.notify = NotifyReceiver(self.settings.notify, self.jobs, token,
+                                         extra_routes=None if own_server else endpoints.add_routes)
+            await self.notify.start()
+            self.jobs.notify_hook = self.notify.hook_url
+        if own_server:
+            self.ops_server = OpsServer(self.settings.http.listen_address(), endpoints)
+            await self.ops_server.start()
+        await self.jobs.start(DiscordJobView(self, language=self.settings.bot.language or None,
+                                             server_buttons_ok=self.settings.proxy.api != "change"))
+        self.housekeeper.start()
+        if self.alerts is not None:
+            self.alerts.start()
+
+    async def load_commands(self) -> None:
         self.add_dynamic_items(JobButton, StaleButton)
         from bot.cogs import admin, describe, imagine, jobs
 
         await self.tree.set_translator(CatalogueTranslator())
         for cog in (imagine, describe, jobs, admin):
             await cog.setup(self)
-        await self.sync_commands()
-        if self.settings.notify.enabled:
-            token = await self.store.meta_value(TOKEN_KEY, new_token)
-            self.notify = NotifyReceiver(self.settings.notify, self.jobs, token)
-            await self.notify.start()
-            self.jobs.notify_hook = self.notify.hook_url
-        await self.jobs.start(DiscordJobView(self, language=self.settings.bot.language or None,
-                                             server_buttons_ok=self.settings.proxy.api != "change"))
 
-    async def sync_commands(self) -> None:
-        guild_ids = self.settings.discord.guild_ids
+    async def sync_commands(self, guild_ids: list[int] | None = None) -> list[str]:
+        """Register the commands with Discord: in ``guild_ids`` (default: ``[discord] guild_ids``),
+        or globally when there are none. Returns what was done, one line per sync."""
+        guild_ids = self.settings.discord.guild_ids if guild_ids is None else guild_ids
+        done = []
         if not guild_ids:
             synced = await self.tree.sync()
-            log.info("synced %d global commands", len(synced))
-            return
+            done.append(f"synced {len(synced)} global commands")
         for guild_id in guild_ids:
             guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guild %s", len(synced), guild_id)
+            done.append(f"synced {len(synced)} commands to guild {guild_id}")
+        for line in done:
+            log.info("%s", line)
+        return done
 
     async def close(self) -> None:
         # Stop tracking first so nothing writes to a closed database or a closed HTTP session.
+        if self.alerts is not None:
+            await self.alerts.stop()
+        await self.housekeeper.stop()
+        if self.ops_server is not None:
+            await self.ops_server.stop()
         if self.notify is not None:
             await self.notify.stop()
         await self.jobs.stop()
         await super().close()
         await self.proxy.aclose()
         await self.store.close()
+
+    async def _post_alert(self, text: str) -> None:
+        channel = self.get_partial_messageable(self.settings.alerts.channel_id)
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+
+    # The gateway's state, for /healthz and the mjbot_gateway_connected gauge.
+    async def on_connect(self) -> None:
+        self._gateway(True)
+
+    async def on_resumed(self) -> None:
+        self._gateway(True)
+
+    async def on_disconnect(self) -> None:
+        self._gateway(False)
+
+    def _gateway(self, connected: bool) -> None:
+        if connected != self.health.gateway_connected:
+            log.info("Discord gateway %s", "connected" if connected else "disconnected")
+        self.health.gateway(connected)
+        self.metrics.gateway_connected.set(1 if connected else 0)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s) in %d guilds", self.user, self.user.id if self.user else "?",

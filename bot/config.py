@@ -6,11 +6,12 @@ Environment variables win over the file: ``MJBOT_<SECTION>__<KEY>``, e.g. ``MJBO
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,11 +34,21 @@ class _Section(BaseModel):
 BaseUrl = Annotated[str, AfterValidator(lambda value: value.rstrip("/"))]
 
 
+def host_port(value: str, key: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8081`` for IPv6) as a pair; a clear error naming ``key`` otherwise."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{key} must be host:port, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
 class DiscordSettings(_Section):
     token: SecretStr = SecretStr("")
     api_base: BaseUrl = "https://discord.com/api/v10"
     gateway_url: str = ""
     guild_ids: list[int] = Field(default_factory=list)
+    # False: commands are registered only by `mjbot sync-commands` (saves a sync at every start).
+    sync_commands: bool = True
 
 
 class ProxySettings(_Section):
@@ -62,6 +73,8 @@ class ProxySettings(_Section):
 
 class StorageSettings(_Section):
     path: str = "mjbot.sqlite3"
+    # Finished jobs older than this many days are deleted (their messages stay); 0 = keep forever.
+    keep_days: float = Field(default=30, ge=0)
 
 
 class TrackingSettings(_Section):
@@ -101,10 +114,32 @@ class NotifySettings(_Section):
         return bool(self.listen and self.public_url)
 
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"notify.listen must be host:port, not {self.listen!r}")
-        return host.strip("[]"), int(port)
+        return host_port(self.listen, "notify.listen")
+
+
+class LoggingSettings(_Section):
+    # "text": one readable line per event; "json": one JSON object per line, for log collectors.
+    format: Literal["text", "json"] = "text"
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+                     BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value)] = "INFO"
+
+
+class HttpSettings(_Section):
+    # Where /healthz and /metrics listen (host:port). Empty = on the push receiver when it runs,
+    # else nowhere.
+    listen: str = ""
+
+    def listen_address(self) -> tuple[str, int]:
+        return host_port(self.listen, "http.listen")
+
+
+class AlertsSettings(_Section):
+    # The channel where the bot tells admins about outages; 0 = no alerts.
+    channel_id: int = Field(default=0, ge=0)
+    # Seconds the proxy must fail before an alert is posted.
+    proxy_down_s: float = Field(default=300, gt=0)
+    # This many tasks in a row failing for the same reason make an alert.
+    failure_run: int = Field(default=5, ge=1)
 
 
 class Settings(BaseSettings):
@@ -122,6 +157,9 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     bot: BotSettings = Field(default_factory=BotSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -165,10 +203,46 @@ def load_settings(path: Path | None = None, *, required: bool = True) -> Setting
     try:
         return _FromFile()
     except ValidationError as exc:
-        # Name each bad key without echoing its value: the value may be a secret.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"Invalid configuration in {source}: {problems}") from None
+        lines = _key_lines(path.read_text(encoding="utf-8")) if path else {}
+        problems = [_problem(err, lines) for err in exc.errors()]
+        raise ConfigError(f"Invalid configuration in {source}: {'; '.join(problems)}",
+                          problems=problems) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+
+
+def _problem(err: dict, lines: dict[tuple[str, ...], int]) -> str:
+    """One bad key, named with where it came from (the file's line, or the environment variable that
+    overrides it), without echoing its value: the value may be a secret."""
+    loc = tuple(str(part) for part in err["loc"])
+    name = ".".join(loc)
+    message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    env_name = "MJBOT_" + "__".join(part.upper() for part in loc[:2])
+    if any(key.upper() == env_name for key in os.environ):
+        return f"{name} (from {env_name}): {message}"
+    for length in range(len(loc), 0, -1):
+        if loc[:length] in lines:
+            return f"{name} (line {lines[loc[:length]]}): {message}"
+    return f"{name}: {message}"
+
+
+_TABLE = re.compile(r'^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$')
+_ASSIGNMENT = re.compile(r'^\s*([A-Za-z0-9_."\'-]+?)\s*=')
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key of a TOML file starts: ``("proxy", "auth") -> 12``. tomllib keeps no
+    positions; the bot's config is flat tables of keys, which a line scan reads reliably."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _TABLE.match(line):
+            table = _dotted(header.group(1))
+            found.setdefault(table, number)
+        elif assignment := _ASSIGNMENT.match(line):
+            found.setdefault(table + _dotted(assignment.group(1)), number)
+    return found
+
+
+def _dotted(name: str) -> tuple[str, ...]:
+    return tuple(part.strip().strip("\"'") for part in name.split("."))

@@ -144,6 +144,12 @@ class JobNotFound(UserInputError):
     key = "job.not_found"
 
 
+class JobTooOld(JobNotFound):
+    """The job was pruned (``[storage] keep_days``); its message may still be on Discord."""
+
+    key = "show.too_old"
+
+
 class JobNotReady(UserInputError):
     key = "job.not_ready"
 

@@ -15,7 +15,7 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
@@ -31,6 +31,7 @@ from bot.errors import (
     DeliveryForbidden,
     JobNotFound,
     JobNotReady,
+    JobTooOld,
     MessageGone,
     NotJobOwner,
     ProxyEndpointMissing,
@@ -40,6 +41,7 @@ from bot.errors import (
     UserInputError,
 )
 from bot.access import AccessPolicy, Requester
+from bot.events import JobEvents, NoEvents
 from bot.models import (
     BUTTON_MARK,
     Action,
@@ -83,14 +85,23 @@ class JobView(Protocol):
     """What the service needs from a front end."""
 
     async def show(
-        self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None
+        self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None,
+        origin: object | None = None,
     ) -> int:
         """Create (when ``job.message_id`` is None) or edit the job's message so that it shows
-        ``display``; return the message id. ``image`` is the final image to attach, if any.
+        ``display``; return the message id. ``image`` is the final image to attach, if any;
+        ``origin`` is what the front end handed to the submit that started the job (e.g. the
+        command's interaction), for posting the first message.
 
         Raises :class:`MessageGone` when the message or channel no longer exists,
         :class:`DeliveryForbidden` when the bot may not post there, :class:`DeliveryError` otherwise.
         """
+        ...
+
+    def lane(self, job: Job, origin: object | None = None) -> Hashable:
+        """Which write budget a write to ``job``'s message spends: writes in one lane wait for each
+        other's budget, writes in different lanes never do (e.g. a channel, or an interaction's
+        own webhook)."""
         ...
 
     async def find_posted(self, job: Job) -> list[int]:
@@ -118,10 +129,12 @@ class JobService:
         clock: Callable[[], float] = time.time,
         writes_per_window: int = DISCORD_CHANNEL_WRITES,
         write_window_s: float = DISCORD_CHANNEL_WINDOW_S,
+        events: JobEvents | None = None,
     ) -> None:
         self.settings = settings
         self.proxy = proxy
         self.store = store
+        self.events: JobEvents = events or NoEvents()  # metrics, alerts, health
         self.policy = AccessPolicy(settings.access)
         self.view: JobView | None = None
         self._clock = clock
@@ -132,6 +145,7 @@ class JobService:
             self._write, limit=writes_per_window, per_s=write_window_s)
         self._retry: dict[str, Job] = {}  # jobs whose last delivery failed; retried on the next tick
         self._images: dict[str, asyncio.Task[ImageFile | None]] = {}  # final images being fetched
+        self._origins: dict[str, object] = {}  # the front end's handle for a job's first message
         self._delivery_failures: dict[str, int] = {}
         self.notify_hook: str | None = None  # set when the push receiver runs
         self._pushed: set[str] = set()  # tasks the proxy pushes updates for: polled less often
@@ -200,7 +214,8 @@ class JobService:
 
     # --- submitting ----------------------------------------------------------------------------
 
-    async def imagine(self, prompt: str, who: Requester, *, image: ImageFile | None = None) -> Job:
+    async def imagine(self, prompt: str, who: Requester, *, image: ImageFile | None = None,
+                      origin: object | None = None) -> Job:
         """Submit an imagine and post its message.
 
         Raises a UserInputError for a request the rules refuse and a ProxyError when the proxy
@@ -211,22 +226,23 @@ class JobService:
         prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
         images = [image.as_data_url()] if image else []
         return await self._submit_new(Action.IMAGINE, prompt, who, lambda nonce: self.proxy.submit_imagine(
-            prompt, images, state=nonce, notify_hook=self.notify_hook))
+            prompt, images, state=nonce, notify_hook=self.notify_hook), origin=origin)
 
-    async def describe(self, image: ImageFile, who: Requester) -> Job:
+    async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
         """Four prompts for an image; the message offers 1️⃣-4️⃣ to imagine one of them."""
         self.policy.check_start(who)
         return await self._submit_new(Action.DESCRIBE, "", who, lambda nonce: self.proxy.submit_describe(
-            image.as_data_url(), state=nonce, notify_hook=self.notify_hook))
+            image.as_data_url(), state=nonce, notify_hook=self.notify_hook), origin=origin)
 
-    async def blend(self, images: Sequence[ImageFile], dimensions: str, who: Requester) -> Job:
+    async def blend(self, images: Sequence[ImageFile], dimensions: str, who: Requester, *,
+                    origin: object | None = None) -> Job:
         """Blend 2-5 images into a grid (``dimensions``: PORTRAIT, SQUARE or LANDSCAPE)."""
         self.policy.check_start(who)
         if not 2 <= len(images) <= 5:
             raise UserInputError(f"blend of {len(images)} images")
         urls = [image.as_data_url() for image in images]
         return await self._submit_new(Action.BLEND, "", who, lambda nonce: self.proxy.submit_blend(
-            urls, dimensions, state=nonce, notify_hook=self.notify_hook))
+            urls, dimensions, state=nonce, notify_hook=self.notify_hook), origin=origin)
 
     async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:
         """1️⃣-4️⃣ under a /describe answer: an /imagine of that prompt, for whoever presses."""
@@ -239,13 +255,15 @@ class JobService:
         return await self.imagine(prompts[number - 1], who)
 
     async def _submit_new(self, action: Action, prompt: str, who: Requester,
-                          submit: Callable[[str], Awaitable[SubmitAccepted]]) -> Job:
+                          submit: Callable[[str], Awaitable[SubmitAccepted]], *, origin: object | None = None) -> Job:
         async with self._reservation(who.user_id):
             submission = self._submission(action, prompt, who, who.channel_id)
             await self.store.insert_submission(submission)
             accepted = await self._submitting(submission, submit(submission.nonce))
             log.info("task %s submitted: %s by user %s in guild %s channel %s",
                      accepted.task_id, action.value.lower(), who.user_id, who.guild_id, who.channel_id)
+            if origin is not None:
+                self._origins[accepted.task_id] = origin  # used for its first message only
             return await self._accept(self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead))
 
     # --- a member's jobs ---------------------------------------------------------------------------
@@ -258,6 +276,8 @@ class JobService:
     async def job_to_show(self, task_id: str, who: Requester) -> Job:
         """A job a member may post again: their own (any, for admins), from this guild, finished."""
         job = await self.store.get_job(task_id.strip())
+        if job is None and await self.store.pruned_guild(task_id.strip()) == (True, who.guild_id):
+            raise JobTooOld(f"job {task_id} was pruned ([storage] keep_days)", task_id=task_id)
         if job is None or job.guild_id != who.guild_id:
             raise JobNotFound(f"no job {task_id} here", task_id=task_id)
         if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
@@ -459,7 +479,9 @@ class JobService:
         except ProxyTimeout:
             self._recovering = True
             raise
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, ProxyError):
+                self.events.submit_refused(exc)
             await self.store.delete_submission(submission.nonce)
             raise
 
@@ -485,6 +507,7 @@ class JobService:
                 await self.store.delete_submission(job.nonce)
             raise ButtonBusy(f"task {job.task_id}: its button already has a job") from None
         self._tracked[job.task_id] = job
+        self.events.job_submitted(job)
         problem = await self._schedule_delivery(job)
         if isinstance(problem, (DeliveryForbidden, MessageGone)):
             raise problem
@@ -548,6 +571,7 @@ class JobService:
                 await self.tick()
                 failures = 0
             except ProxyError as exc:
+                self.events.proxy_answered(exc)
                 failures += 1
                 # Back off while the proxy is in trouble; jitter keeps restarts from aligning.
                 delay = min(interval * 2 ** failures, MAX_BACKOFF_S) * random.uniform(0.8, 1.2)
@@ -560,6 +584,7 @@ class JobService:
 
     async def tick(self) -> None:
         """One pass over every unfinished job: ask the proxy, store changes, show them."""
+        started = time.perf_counter()
         try:
             if self._recovering:
                 try:
@@ -571,6 +596,7 @@ class JobService:
             ids = self._due_for_poll()
             if ids:
                 tasks = await self._poll(ids)
+                self.events.proxy_answered(None)
                 seen = {task.id for task in tasks}
                 for task in tasks:
                     if task.id in self._tracked:
@@ -581,6 +607,7 @@ class JobService:
                     await self._recheck_missing(missing)
             self._retry_failed_deliveries()
         finally:
+            self.events.tracker_ticked(time.perf_counter() - started, len(self._tracked))
             async with self._ticked:
                 self.ticks += 1
                 self._ticked.notify_all()
@@ -708,6 +735,8 @@ class JobService:
             self._tracked[job.task_id] = updated
         old_display = Display.of(job).signature()
         await self.store.update_job(updated, changes)
+        if "finished_at" in changes:
+            self.events.job_finished(updated)
         if Display.of(updated).signature() != old_display:
             self._schedule_delivery(updated)
 
@@ -720,7 +749,8 @@ class JobService:
         urgent = job.message_id is None or Display.of(job).phase in (Phase.DONE, Phase.FAILED)
         if urgent and Display.of(job).phase is Phase.DONE:
             self._prefetch_image(job)
-        return self._writes.submit(job.channel_id, job.task_id, urgent=urgent)
+        lane = self.view.lane(job, self._origins.get(job.task_id)) if self.view is not None else job.channel_id
+        return self._writes.submit(lane, job.task_id, urgent=urgent)
 
     def _retry_failed_deliveries(self) -> None:
         """Each tick, retry messages whose last delivery failed for a passing reason."""
@@ -751,7 +781,8 @@ class JobService:
             parent = await self.store.get_job(job.parent_task_id)
             reply_to = parent.message_id if parent else None
         try:
-            message_id = await self.view.show(job, display, image=image, reply_to=reply_to)
+            message_id = await self.view.show(job, display, image=image, reply_to=reply_to,
+                                              origin=self._origins.pop(task_id, None) if job.message_id is None else None)
         except (MessageGone, DeliveryForbidden) as exc:
             log.warning("task %s: no more updates to its message in channel %s (%s)", task_id, job.channel_id, exc)
             await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -30,10 +31,12 @@ def new_token() -> str:
 
 
 class NotifyReceiver:
-    def __init__(self, settings: NotifySettings, jobs: JobService, token: str) -> None:
+    def __init__(self, settings: NotifySettings, jobs: JobService, token: str, *,
+                 extra_routes: Callable[[web.Application], None] | None = None) -> None:
         self.settings = settings
         self.jobs = jobs
         self._token = token
+        self._extra_routes = extra_routes  # /healthz and /metrics, when they share this server
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.received = 0
@@ -50,6 +53,8 @@ class NotifyReceiver:
         prefix = urlsplit(self.settings.public_url).path.rstrip("/")
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post(f"{prefix}/{{token}}", self._deliver)
+        if self._extra_routes is not None:
+            self._extra_routes(app)
         # No access log: the request path holds the secret token.
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -74,6 +74,8 @@ class ProxyClient:
             transport=transport,
             follow_redirects=False,
         )
+        # Told of every API request: (path, seconds, the error or None). For metrics.
+        self.on_request: Callable[[str, float, ProxyError | None], None] | None = None
 
     def __repr__(self) -> str:  # never show headers (they hold the secret)
         return f"ProxyClient(base_url={self._settings.api_base_url!r}, auth={self._settings.auth!r})"
@@ -267,6 +269,21 @@ class ProxyClient:
         accept_error_bodies: bool = False,
         empty_ok: bool = False,
     ) -> Any:
+        if self.on_request is None:
+            return await self._answer_json(method, path, json=json, accept_error_bodies=accept_error_bodies,
+                                           empty_ok=empty_ok)
+        started, error = time.perf_counter(), None
+        try:
+            return await self._answer_json(method, path, json=json, accept_error_bodies=accept_error_bodies,
+                                           empty_ok=empty_ok)
+        except ProxyError as exc:
+            error = exc
+            raise
+        finally:
+            self.on_request(path, time.perf_counter() - started, error)
+
+    async def _answer_json(self, method: str, path: str, *, json: Any, accept_error_bodies: bool,
+                           empty_ok: bool) -> Any:
         what = f"{method} {path}"
         try:
             response = await self._http.request(method, path, json=json, headers=self._auth)

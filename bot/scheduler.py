@@ -16,7 +16,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -63,12 +63,13 @@ class WriteScheduler(Generic[T]):
         # A little slack on top of Discord's window: our clock and theirs do not tick together.
         self.per_s = per_s + margin_s
         self._clock = clock
-        self._channels: dict[int, _Channel[T]] = {}
+        self._channels: dict[Hashable, _Channel[T]] = {}
         self._seq = itertools.count()
         self._closed = False
 
-    def submit(self, channel_id: int, key: str, *, urgent: bool = False) -> asyncio.Future[T | None]:
-        """Queue a write for ``key`` in ``channel_id``; the future resolves with its result."""
+    def submit(self, channel_id: Hashable, key: str, *, urgent: bool = False) -> asyncio.Future[T | None]:
+        """Queue a write for ``key`` in lane ``channel_id`` (a channel, or any other budget such as
+        an interaction's webhook); the future resolves with its result."""
         channel = self._channels.setdefault(channel_id, _Channel())
         priority = URGENT if urgent else NORMAL
         queued = channel.waiting.get(key)
@@ -85,11 +86,11 @@ class WriteScheduler(Generic[T]):
             channel.worker = asyncio.create_task(self._drain(channel_id, channel), name=f"mjbot-writes-{channel_id}")
         return entry.done
 
-    def queued(self, channel_id: int | None = None) -> int:
+    def queued(self, channel_id: Hashable | None = None) -> int:
         channels = self._channels.values() if channel_id is None else [self._channels.get(channel_id, _Channel())]
         return sum(len(channel.waiting) for channel in channels)
 
-    async def _drain(self, channel_id: int, channel: _Channel[T]) -> None:
+    async def _drain(self, channel_id: Hashable, channel: _Channel[T]) -> None:
         while channel.heap:
             await self._wait_for_budget(channel)
             if not channel.heap:  # closed while waiting

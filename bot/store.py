@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN language TEXT;
     ALTER TABLE submissions ADD COLUMN language TEXT;
+    """,
+    # 6: housekeeping. Finished jobs past [storage] keep_days are deleted; their ids stay here so
+    # /show can say "too old" rather than "unknown".
+    """
+    CREATE TABLE pruned (
+        task_id   TEXT PRIMARY KEY,
+        guild_id  INTEGER,
+        pruned_at REAL NOT NULL
+    );
+    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
     """,
 ]
 
@@ -272,6 +284,38 @@ class Store:
             (count,) = await cursor.fetchone()
         return int(count)
 
+    async def count_jobs(self) -> tuple[int, int]:
+        """All jobs, and the unfinished ones."""
+        async with self.db.execute("SELECT COUNT(*), COUNT(*) - COUNT(finished_at) FROM jobs") as cursor:
+            (total, unfinished) = await cursor.fetchone()
+        return int(total), int(unfinished)
+
+    # --- housekeeping --------------------------------------------------------------------------
+
+    async def prune_finished(self, before: float, *, now: float | None = None) -> int:
+        """Delete jobs that finished before ``before``, keeping their ids as tombstones; return how
+        many. Unfinished jobs are never touched, however old."""
+        # Two single statements: another coroutine's commit on this shared connection between them
+        # leaves only a tombstone next to its job for a moment, which no reader minds.
+        try:
+            await self.db.execute(
+                "INSERT OR IGNORE INTO pruned (task_id, guild_id, pruned_at) "
+                "SELECT task_id, guild_id, ? FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
+                (time.time() if now is None else now, before))
+            cursor = await self.db.execute(
+                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (before,))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
+        return cursor.rowcount
+
+    async def pruned_guild(self, task_id: str) -> tuple[bool, int | None]:
+        """Whether ``task_id`` was pruned, and the guild it belonged to."""
+        async with self.db.execute("SELECT guild_id FROM pruned WHERE task_id = ?", (task_id,)) as cursor:
+            row = await cursor.fetchone()
+        return (row is not None), (row[0] if row is not None else None)
+
     async def oldest_unfinished(self) -> Job | None:
         jobs = await self._select("WHERE finished_at IS NULL ORDER BY created_at LIMIT 1")
         return jobs[0] if jobs else None
@@ -308,6 +352,50 @@ class Store:
             job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job
             for job in jobs
         ]
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    jobs: int
+    schema_version: int
+    size_bytes: int
+
+
+def backup_database(source: str | Path, target: str | Path) -> BackupInfo:
+    """Copy the live database at ``source`` to ``target`` with SQLite's online backup: a consistent
+    snapshot even while the bot writes (WAL lets it go on meanwhile). The copy is a single
+    self-contained file, checked before it replaces ``target``; a failed backup leaves ``target``
+    as it was."""
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(f"no database at {str(source)!r} (storage.path)")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ValueError("the backup must go to another file than the database itself")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    # mode=rw: never create an empty database where the admin mistyped a path.
+    live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+    try:
+        copy = sqlite3.connect(partial)
+        try:
+            live.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")  # no -wal file beside the copy
+            (check,) = copy.execute("PRAGMA integrity_check").fetchone()
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"the copy fails its integrity check: {check}")
+            (version,) = copy.execute("PRAGMA user_version").fetchone()
+            has_jobs = copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone()
+            jobs = copy.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] if has_jobs else 0
+        finally:
+            copy.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        live.close()
+    os.replace(partial, target)
+    return BackupInfo(jobs=int(jobs), schema_version=int(version), size_bytes=target.stat().st_size)
 
 
 def _row_of(job: Job) -> dict[str, Any]:

@@ -84,7 +84,11 @@ class RecordingView:
         self._next_id = 900_000_000_000_000_000
         self._changed = asyncio.Condition()
 
-    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None) -> int:
+    def lane(self, job: Job, origin: object | None = None) -> int:
+        return job.channel_id
+
+    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None,
+                   origin: object | None = None) -> int:
         if self.forbidden:
             raise DeliveryForbidden("no send permission", permission="Send Messages")
         if job.message_id in self.gone:

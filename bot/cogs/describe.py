@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.imagine import _, read_reference_image, requester, start_job
+from bot.ui.delivery import InteractionOrigin
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -32,7 +33,7 @@ class DescribeCog(commands.Cog):
     async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
         async def start() -> None:
             picture = await read_reference_image(image, max_mb=self.bot.settings.limits.max_attachment_mb)
-            await self.bot.jobs.describe(picture, requester(interaction))
+            await self.bot.jobs.describe(picture, requester(interaction), origin=InteractionOrigin(interaction))
 
         await start_job(interaction, "/describe", start)
 
@@ -53,7 +54,8 @@ class DescribeCog(commands.Cog):
         async def start() -> None:
             max_mb = self.bot.settings.limits.max_attachment_mb
             images = [await read_reference_image(a, max_mb=max_mb) for a in attachments]
-            await self.bot.jobs.blend(images, dimensions.value if dimensions else "SQUARE", requester(interaction))
+            await self.bot.jobs.blend(images, dimensions.value if dimensions else "SQUARE", requester(interaction),
+                                      origin=InteractionOrigin(interaction))
 
         await start_job(interaction, "/blend", start)
 

@@ -16,6 +16,7 @@ from bot.i18n import error_text, language_for, t
 from bot.models import ImageFile, Job
 from bot.prompt import MAX_PROMPT_LENGTH
 from bot.ui.buttons import DELETE_BUTTON, DESCRIBED_BUTTON, KIND_ACTION, PROMPT_BUTTON, SERVER_BUTTON
+from bot.ui.delivery import InteractionOrigin
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -186,7 +187,8 @@ class ImagineCog(commands.Cog):
             reference = None
             if image:
                 reference = await read_reference_image(image, max_mb=self.bot.settings.limits.max_attachment_mb)
-            await self.bot.jobs.imagine(prompt, requester(interaction), image=reference)
+            await self.bot.jobs.imagine(prompt, requester(interaction), image=reference,
+                                        origin=InteractionOrigin(interaction))
 
         await start_job(interaction, "/imagine", start)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import logging
+import time
+from collections.abc import Hashable
 from datetime import datetime, timezone
 
 import discord
@@ -15,7 +17,8 @@ import discord
 from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.models import Display, ImageFile, Job
-from bot.ui.render import content_prefix, render
+from bot.i18n import t
+from bot.ui.render import Rendered, content_prefix, render
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,34 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's limit for a guild without b
 # Discord error codes that mean the message or channel is not there any more.
 _GONE_CODES = {10003, 10008}
 POSTING_CLOCK_SLACK_S = 60  # our clock and Discord's may differ a little
+INTERACTION_TOKEN_S = 14 * 60  # Discord's interaction tokens last 15 minutes
+UNKNOWN_WEBHOOK = 10015
+
+
+class InteractionOrigin:
+    """The command that started a job. Its message is posted as the command's follow-up and
+    edited through the interaction's own webhook while the token lives (15 minutes; we stop a minute
+    early). That webhook has its own rate limit, so a burst of /imagine in one channel does not
+    queue behind the channel's 5 writes per 5 s, as Midjourney's own bot does. Afterwards (or after
+    a restart) the bot token and the channel take over."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+        self.expires_at = time.monotonic() + INTERACTION_TOKEN_S
+
+    def valid(self) -> bool:
+        return time.monotonic() < self.expires_at
+
+    async def post(self, rendered: Rendered, files: list[discord.File], language: str) -> int:
+        # Answer the "thinking" note first, or the follow-up would replace it (and stay ephemeral).
+        await self.interaction.edit_original_response(content=t("job.started", language))
+        message = await self.interaction.followup.send(
+            content=rendered.content, embeds=rendered.embeds, files=files,
+            view=rendered.view or discord.utils.MISSING, allowed_mentions=rendered.allowed_mentions, wait=True)
+        return message.id
+
+    async def edit(self, message_id: int, edit: dict) -> None:
+        await self.interaction.followup.edit_message(message_id, **edit)
 
 
 class DiscordJobView:
@@ -32,6 +63,20 @@ class DiscordJobView:
         self.language = language  # None: each job in its owner's language
         # With [proxy] api = "change" the server's own buttons cannot be pressed: show ours.
         self.server_buttons_ok = server_buttons_ok
+        self._origins: dict[str, InteractionOrigin] = {}  # jobs whose message a command's webhook posted
+
+    def lane(self, job: Job, origin: object | None = None) -> Hashable:
+        """Writes through a command's webhook have that webhook's budget; all others the channel's."""
+        if self._origin(job, origin) is not None:
+            return ("interaction", job.task_id)
+        return job.channel_id
+
+    def _origin(self, job: Job, origin: object | None = None) -> InteractionOrigin | None:
+        candidate = origin if isinstance(origin, InteractionOrigin) else self._origins.get(job.task_id)
+        if candidate is not None and candidate.valid():
+            return candidate
+        self._origins.pop(job.task_id, None)
+        return None
 
     def language_of(self, job: Job) -> str:
         return self.language or job.language or DEFAULT_LANGUAGE
@@ -40,7 +85,8 @@ class DiscordJobView:
         guild = self.client.get_guild(guild_id) if guild_id else None
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
-    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None) -> int:
+    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None,
+                   origin: object | None = None) -> int:
         channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         if image is not None and len(image.data) > self.upload_limit(job.guild_id):
             log.info("task %s: image of %d bytes is over the upload limit; linking it", job.task_id, len(image.data))
@@ -51,7 +97,12 @@ class DiscordJobView:
                           image_attached=image is not None or keep_attachment,
                           server_buttons_ok=self.server_buttons_ok)
         files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+        hook = self._origin(job, origin)
         try:
+            if job.message_id is None and hook is not None and reply_to is None:
+                message_id = await hook.post(rendered, files, self.language_of(job))
+                self._origins[job.task_id] = hook
+                return message_id
             if job.message_id is None:
                 reference = (discord.MessageReference(message_id=reply_to, channel_id=job.channel_id,
                                                       fail_if_not_exists=False) if reply_to else None)
@@ -65,6 +116,17 @@ class DiscordJobView:
                               allowed_mentions=rendered.allowed_mentions)
             if not keep_attachment:
                 edit["attachments"] = files
+            if hook is not None and job.message_id is not None:
+                try:
+                    await hook.edit(job.message_id, edit)
+                    return job.message_id
+                except discord.NotFound as exc:
+                    if exc.code != UNKNOWN_WEBHOOK:
+                        raise
+                    self._origins.pop(job.task_id, None)  # the token is gone: the bot token takes over
+                    files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+                    if not keep_attachment:
+                        edit["attachments"] = files
             await message.edit(**edit)
             return job.message_id
         except discord.NotFound as exc:

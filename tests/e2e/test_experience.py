@@ -110,7 +110,7 @@ async def test_show_a_job_from_before_a_restart(start_bot, dd: DiscordDouble, si
     assert again.current.attachments[0].data == sim.image_bytes(grid_task)
     assert button_rows(again) == GRID_LABELS
     await dd.click(again.id, custom_id(again, "U4"), user=alice)  # its buttons work
-    upscale = await wait_public(dd, 2)
+    upscale = await wait_public(dd, 3)  # the grid, the grid shown again, the upscale
     up_task = next(t.id for t in sim.tasks.values() if t.action == "UPSCALE")
     assert sim.tasks[up_task].index == 4 and upscale.reply_to == grid.id
 

@@ -12,7 +12,10 @@ DEFERRED_UPDATE = 6
 
 
 def public_messages(dd: DiscordDouble) -> list[MessageRecord]:
-    return [m for m in dd.channel_messages(dd.channel_id) if not m.ephemeral and m.origin == "bot"]
+    """What everyone in the channel sees from the bot: job messages (posted as a command's
+    follow-up, or by the bot itself for replies and after restarts)."""
+    return [m for m in dd.channel_messages(dd.channel_id)
+            if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading]
 
 
 def button_rows(message: MessageRecord) -> list[list[str]]:
