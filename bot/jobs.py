@@ -565,11 +565,14 @@ class JobService:
     async def _track_forever(self) -> None:
         failures = 0
         interval = self.settings.tracking.poll_interval_s
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            delay = interval
+            started = loop.time()
             try:
                 await self.tick()
                 failures = 0
+                # A fixed rate: a result waits at most one interval, however long the tick took.
+                delay = max(0.0, interval - (loop.time() - started))
             except ProxyError as exc:
                 self.events.proxy_answered(exc)
                 failures += 1
@@ -579,6 +582,7 @@ class JobService:
                             len(self._tracked), type(exc).__name__, exc, delay)
             except Exception:
                 log.exception("tracker tick crashed; continuing")
+                delay = interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
