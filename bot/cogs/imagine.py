@@ -44,15 +44,15 @@ def missing_permission(interaction: discord.Interaction) -> str | None:
     perms = interaction.app_permissions
     in_thread = isinstance(interaction.channel, discord.Thread)
     needed = [
-        ("view_channel", "View Channel"),
-        ("send_messages_in_threads" if in_thread else "send_messages", "Send Messages"),
-        ("attach_files", "Attach Files"),
-        ("embed_links", "Embed Links"),
-        ("read_message_history", "Read Message History"),
+        ("view_channel", "view_channel"),
+        ("send_messages_in_threads" if in_thread else "send_messages", "send_messages"),
+        ("attach_files", "attach_files"),
+        ("embed_links", "embed_links"),
+        ("read_message_history", "read_message_history"),
     ]
     for attribute, name in needed:
         if not getattr(perms, attribute):
-            return name
+            return t(f"perm.{name}", interaction_language(interaction))  # as Discord names it there
     return None
 
 

@@ -61,9 +61,9 @@ def content_prefix(job: Job, language: str) -> str:
 def content_for(job: Job, display: Display, language: str) -> str:
     owner = f"<@{job.owner_id}>"
     if job.action is Action.UPSCALE:
-        who = f"{t('job.title.upscale', language, index=job.parent_index)} {owner}"
+        who = t("job.title.upscale", language, index=job.parent_index, owner=owner)
     elif job.action is Action.VARIATION:
-        who = f"{t('job.title.variation', language)} {owner}"
+        who = t("job.title.variation", language, owner=owner)
     else:
         who = owner
     text = content_prefix(job, language) + who
