@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 IDLE_PROBE_S = 60.0  # longest gap without a word from the proxy before the monitor asks it
 MAX_CHECK_S = 5.0
+MAX_POST_ATTEMPTS = 10  # an alert Discord refuses this often (no permission?) is dropped, not retried forever
 
 
 def duration_text(seconds: float) -> str:
@@ -62,6 +63,7 @@ class AlertMonitor(NoEvents):
         self._run_length = 0
         self._run_alerted: str | None = None
         self._outbox: list[str] = []
+        self._post_failures = 0  # of the first alert in the outbox
         self.posted: list[str] = []  # what reached the channel, for /mj status and tests
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -118,10 +120,18 @@ class AlertMonitor(NoEvents):
             try:
                 await self._post(text)
             except Exception as exc:
-                log.warning("posting an alert to channel %s failed (%s: %s); will retry",
-                            self.settings.channel_id, type(exc).__name__, exc)
-                return
+                self._post_failures += 1
+                if self._post_failures < MAX_POST_ATTEMPTS:
+                    log.warning("posting an alert to channel %s failed (%s: %s); will retry",
+                                self.settings.channel_id, type(exc).__name__, exc)
+                    return
+                log.error("posting an alert to channel %s failed %d times (%s: %s); dropped: %s",
+                          self.settings.channel_id, self._post_failures, type(exc).__name__, exc, text)
+                self._outbox.pop(0)
+                self._post_failures = 0
+                continue
             self._outbox.pop(0)
+            self._post_failures = 0
             self.posted.append(text)
             log.info("alert posted to channel %s: %s", self.settings.channel_id, text)
 

@@ -64,7 +64,7 @@ class MjBot(commands.Bot):
         self.proxy.on_request = self.metrics.proxy_request
         self.health = Health(stale_after_s=tracker_stale_after(settings))
         self.alerts: AlertMonitor | None = None
-        observers: list[JobEvents] = [self.metrics, self.health]
+        observers: list[JobEvents] = [self.metrics, self.health, logs.TaskContext()]
         if settings.alerts.channel_id:
             self.alerts = AlertMonitor(settings.alerts, post=self._post_alert, probe=self.proxy.ping,
                                        language=settings.bot.language or DEFAULT_LANGUAGE)
@@ -83,6 +83,8 @@ class MjBot(commands.Bot):
             return
         await self.store.open()
         await self.housekeeper.prune()  # before any member can ask for an old job
+        for job in await self.store.unfinished_jobs():
+            logs.remember(job)  # log lines about resumed tasks name their guild, channel and user
         await self.load_commands()
         if self.settings.discord.sync_commands:
             await self.sync_commands()

@@ -2,7 +2,9 @@
 
 Each line carries the task id, guild, channel and user where the event has them: from the record's
 ``extra`` (``log.info(..., extra={"task_id": ...})``) or, for the bot's usual wording ("task 123 …
-by user 4 in guild 5 channel 6"), read from the message. discord.py's own records come at WARNING
+by user 4 in guild 5 channel 6"), read from the message. A line that names only a task gets the
+rest from what the bot knows of that task (:class:`TaskContext`): text lines end with
+``[guild 5 channel 6 user 4]``, JSON lines have the fields. discord.py's own records come at WARNING
 and above.
 
 Secrets registered with :func:`add_secret` (the Discord token, the proxy secret, the push token) are
@@ -16,7 +18,11 @@ import json
 import logging
 import re
 import sys
+from collections import OrderedDict
 from datetime import datetime, timezone
+
+from bot.events import NoEvents
+from bot.models import Job
 
 MASK = "[secret]"
 MIN_SECRET_LENGTH = 4  # masking a one-letter "secret" everywhere would garble every line
@@ -33,6 +39,8 @@ _QUIET = {"discord": logging.WARNING, "httpx": logging.WARNING, "httpcore": logg
           "aiosqlite": logging.WARNING, "asyncio": logging.WARNING}
 
 _secrets: set[str] = set()
+KNOWN_TASKS = 10_000  # the newest tasks whose guild, channel and user are remembered for log lines
+_tasks: OrderedDict[str, dict[str, int]] = OrderedDict()
 
 
 def add_secret(value: str | None) -> None:
@@ -48,16 +56,43 @@ def redact(text: str) -> str:
     return text
 
 
-def context_of(record: logging.LogRecord, message: str) -> dict[str, object]:
-    """The task id, guild, channel and user an event concerns, where it has them."""
+def remember(job: Job) -> None:
+    """Note where a task lives, so lines naming only the task can say it too."""
+    fields = {"guild_id": job.guild_id, "channel_id": job.channel_id, "user_id": job.owner_id}
+    _tasks[job.task_id] = {name: value for name, value in fields.items() if value is not None}
+    _tasks.move_to_end(job.task_id)
+    while len(_tasks) > KNOWN_TASKS:
+        _tasks.popitem(last=False)
+
+
+class TaskContext(NoEvents):
+    """A jobs-service observer that remembers each job's guild, channel and user for the log."""
+
+    def job_submitted(self, job: Job) -> None:
+        remember(job)
+
+    def job_finished(self, job: Job) -> None:
+        remember(job)
+
+
+def context_of(record: logging.LogRecord, message: str) -> tuple[dict[str, object], set[str]]:
+    """The task id, guild, channel and user an event concerns, where it has them; and which of them
+    the message itself does not say."""
     context: dict[str, object] = {}
+    unsaid: set[str] = set()
     for name in CONTEXT_FIELDS:
         value = getattr(record, name, None)
-        if value is None and (found := _FROM_MESSAGE[name].search(message)):
+        if value is not None:
+            unsaid.add(name)
+        elif found := _FROM_MESSAGE[name].search(message):
             value = found.group(1)
         if value is not None:
             context[name] = int(value) if name != "task_id" and str(value).isdigit() else str(value)
-    return context
+    for name, value in _tasks.get(str(context.get("task_id")), {}).items():
+        if name not in context:
+            context[name] = value
+            unsaid.add(name)
+    return context, unsaid
 
 
 class TextFormatter(logging.Formatter):
@@ -65,7 +100,15 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        line = super().format(record)
+        context, unsaid = context_of(record, record.getMessage())
+        extra = " ".join(f"{name.removesuffix('_id')} {context[name]}"
+                         for name in CONTEXT_FIELDS if name in unsaid)
+        if extra:
+            # After the message's first line: a traceback keeps its own lines below.
+            first, newline, rest = line.partition("\n")
+            line = f"{first} [{extra}]{newline}{rest}"
+        return redact(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,7 +122,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": message,
-            **context_of(record, message),
+            **context_of(record, message)[0],
         }
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
@@ -100,3 +143,4 @@ def setup_logging(format: str = "text", level: str | int = "INFO") -> None:
     root.setLevel(level)
     for name, quiet in _QUIET.items():
         logging.getLogger(name).setLevel(max(quiet, logging.getLogger().level))
+    logging.captureWarnings(True)  # Python's warnings become log lines too (JSON stays JSON)

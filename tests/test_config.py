@@ -29,6 +29,18 @@ def test_example_config_loads_with_documented_defaults():
     assert settings.storage.path == "mjbot.sqlite3"
     assert settings.tracking.poll_interval_s == 3.0
     assert settings.tracking.deadline_s == 900
+    assert settings.discord.sync_commands is True
+    assert settings.storage.keep_days == 30
+    assert settings.logging.format == "text" and settings.logging.level == "INFO"
+    assert settings.http.listen == ""
+    assert settings.alerts.channel_id == 0
+    assert settings.alerts.proxy_down_s == 300
+    assert settings.alerts.failure_run == 5
+    # Every key the settings know is documented in the example.
+    documented = EXAMPLE.read_text(encoding="utf-8")
+    for section, model in settings:
+        for key in type(model).model_fields:
+            assert f"\n{key} = " in documented, f"{section}.{key} is not in config.example.toml"
 
 
 def test_file_values_and_env_overrides(tmp_path, monkeypatch):
@@ -86,3 +98,35 @@ def test_config_path_resolution(monkeypatch):
     assert resolve_config_path("x.toml") == (Path("x.toml"), True)
     monkeypatch.setenv("MJBOT_CONFIG", "/etc/mjbot.toml")
     assert resolve_config_path(None) == (Path("/etc/mjbot.toml"), True)
+
+
+def test_bad_keys_are_named_with_their_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("MJBOT_LOGGING__FORMAT", raising=False)
+    path = write(tmp_path, """# mjbot
+[proxy]
+base_ur = "http://x"
+
+[logging]
+format = "yaml"
+level = "debug"
+[alerts]
+failure_run = "many"
+""")
+    with pytest.raises(ConfigError) as bad:
+        load_settings(path)
+    problems = bad.value.params["problems"]
+    assert "proxy.base_ur (line 3): unknown key" in problems
+    assert any(p.startswith("logging.format (line 6): ") for p in problems)
+    assert any(p.startswith("alerts.failure_run (line 9): ") for p in problems)
+    assert len(problems) == 3  # "debug" is read as DEBUG
+    monkeypatch.setenv("MJBOT_LOGGING__FORMAT", "xml")
+    with pytest.raises(ConfigError) as from_env:
+        load_settings(write(tmp_path, "[logging]\nlevel = 'INFO'\n"))
+    assert "logging.format (from MJBOT_LOGGING__FORMAT)" in str(from_env.value)
+
+
+def test_listen_addresses_must_be_host_and_port(tmp_path):
+    settings = load_settings(write(tmp_path, '[http]\nlisten = "0.0.0.0:8081"\n[notify]\nlisten = "8081"\n'))
+    assert settings.http.listen_address() == ("0.0.0.0", 8081)
+    with pytest.raises(ConfigError, match="notify.listen must be host:port"):
+        settings.notify.listen_address()

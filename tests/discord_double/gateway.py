@@ -62,6 +62,9 @@ class Gateway:
         self.state = state
         self.heartbeat_interval = heartbeat_interval
         self.ack_heartbeats = True  # a test may turn this off to simulate a zombie connection
+        # A test may turn this off to keep a dropped client out (an outage): connection attempts get
+        # HTTP 503 instead of the websocket, and the client keeps retrying with its back-off.
+        self.accepting = True
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
         self._next_connection_id = 0
@@ -126,7 +129,9 @@ class Gateway:
 
     # ---------------------------------------------------------- websocket
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if not self.accepting:
+            return web.Response(status=503, text="gateway unavailable (discord double)")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         self._next_connection_id += 1
