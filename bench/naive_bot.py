@@ -119,11 +119,12 @@ class NaiveBot(commands.Bot):
             if isinstance(task, dict):
                 state = (task.get("status"), task.get("progress"), task.get("imageUrl"))
                 if state != job.last:
-                    job.last = state
                     try:
                         if await self.show(job, message, task):
                             return
+                        job.last = state
                     except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                        # Tried again at the next poll (the state still differs from what is shown).
                         log.warning("task %s: editing its message failed (%s)", job.task_id, exc)
             await asyncio.sleep(self.poll_interval_s)
 

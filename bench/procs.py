@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -60,20 +60,23 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 
 async def stop_all(bots: list[BotProcess]) -> None:
-    """Stop every bot started (SIGTERM, then SIGKILL if it does not exit); never raises."""
+    """Stop every bot started: SIGTERM and a wait, then SIGKILL if it is still there. Runs to the
+    end even when cancelled (Ctrl-C), and re-raises the cancellation afterwards."""
+    cancelled = None
     for bot in bots:
         process = bot.process
         if process is None or process.returncode is not None:
             continue
         try:
             await bot.stop(timeout=15.0)
-        except BaseException:  # noqa: BLE001 - a cleanup path: make sure it is gone and go on
-            if process.returncode is None:
-                try:
-                    process.send_signal(signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                try:
-                    await asyncio.wait_for(process.wait(), 5.0)
-                except BaseException:  # noqa: BLE001
-                    pass
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        except Exception:  # noqa: BLE001 - it did not stop in time: killed below
+            pass
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(process.wait(), 5.0)
+    if cancelled is not None:
+        raise cancelled

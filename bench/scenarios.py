@@ -7,13 +7,14 @@ are the measurement windows of the requests-per-tick row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import cpu_seconds, memory_mb, pid_of
-from bench.world import NAIVE, REAL, PollCounter, World, final_latencies, world
+from bench.world import NAIVE, REAL, JobLatency, PollCounter, final_latencies, world
 
 SETTLE_TIMEOUT_S = 60.0  # bound on any one wait for the bots (a wait that hits it is reported)
 
@@ -25,6 +26,8 @@ class TickResult:
     requests_per_s: float
     tick_period_s: float  # mean time between two polls of the same task
     window_s: float
+    fetches: int  # of the requests counted, how many were /task/{id}/fetch (the rest: list-by-condition)
+    requests: int
     discord_writes: int  # should be 0: nothing changed
 
 
@@ -45,29 +48,32 @@ async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s:
         end, window = len(w.sim.requests), time.monotonic() - started
         counted = PollCounter(w.sim, ids, start=begin).update(stop=end)
         polls = counted.mean_polls
+        whole_run = PollCounter(w.sim, ids).update(stop=end)  # start-up included: enough polls for a period
         return TickResult(tasks=tasks, requests_per_tick=counted.requests / polls if polls else float("nan"),
-                          requests_per_s=counted.requests / window, tick_period_s=counted.mean_period_s,
-                          window_s=window, discord_writes=w.dd.channel_writes())
+                          requests_per_s=counted.requests / window, tick_period_s=whole_run.mean_period_s,
+                          window_s=window, fetches=counted.fetches, requests=counted.requests,
+                          discord_writes=w.dd.channel_writes())
 
 
 @dataclass
 class LatencyResult:
     jobs: int
-    latencies: list[float]
-    not_shown: int  # finished at the proxy, final image not on Discord when the wait ended
+    latencies: list[JobLatency]  # jobs whose final image is on Discord
+    not_shown: list[float]  # jobs whose is not (yet): seconds since the proxy finished them, at the end
     waited_s: float
-    writes: int = 0
+    writes: int = 0  # bot-token message writes in the channel(s): what Discord's 5 per 5 s counts
+    webhook_writes: int = 0  # writes through interaction webhooks (own budget)
     rate_limited: int = 0
     notes: list[str] = field(default_factory=list)
 
 
 async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_channel: bool, push: bool,
-                        poll_interval_s: float, step_s: float, jitter: float, wait_cap_s: float) -> LatencyResult:
+                        poll_interval_s: float, step_s: float, jitter: float, grace_s: float) -> LatencyResult:
     """``jobs`` concurrent /imagine (all sent at once), each in its own channel or all in one; the
     simulator runs them on its clock (``step_s`` per step, jittered per task, seeded). Measures
     proxy final state -> first Discord version with the final image attached, for every job, and
-    the channel's writes and 429s. Waits until every final image is shown, at most ``wait_cap_s``
-    after the last /imagine."""
+    the channel's writes and 429s. Waits until every final image is shown, at most ``grace_s``
+    after the last task finished at the proxy."""
     channels = 1 if one_channel else jobs
     async with world(workdir, name, channels=channels, mode="time", step_s=step_s, jitter=jitter,
                      max_running=jobs, max_queue=jobs) as w:
@@ -78,18 +84,26 @@ async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_c
             await w.dd.slash("imagine", {"prompt": f"{name} job {n}"}, channel=channel)
         sent = time.monotonic()
         notes = []
+        longest = step_s * (1 + jitter) * len(w.sim.timeline)
         try:
-            await w.dd.wait_for(lambda: w.finals_shown() >= jobs, timeout=wait_cap_s,
-                                what=f"{jobs} final images")
+            await w.sim.wait_for(lambda: len(w.sim.tasks) == jobs and all(t.is_finished for t in w.sim.tasks.values()),
+                                 longest + SETTLE_TIMEOUT_S)
         except TimeoutError:
-            notes.append(f"stopped waiting {wait_cap_s:.0f} s after the last /imagine")
-        waited = time.monotonic() - sent
-        latencies, missing = final_latencies(w)
-        unfinished = sum(1 for t in w.sim.tasks.values() if t.finished_at is None)
-        missing += jobs - len(w.sim.tasks) + unfinished  # never submitted or never finished: not shown either
+            notes.append(f"{sum(t.is_finished for t in w.sim.tasks.values())} of {jobs} tasks finished at the proxy")
+        try:
+            await w.dd.wait_for(lambda: w.finals_shown() >= jobs, timeout=grace_s, what=f"{jobs} final images")
+        except TimeoutError:
+            notes.append(f"stopped waiting {grace_s:.0f} s after the last task finished at the proxy")
+        waited, ended = time.monotonic() - sent, time.time()
+        latencies = final_latencies(w)
+        shown = {item.task_id for item in latencies}
+        # Not shown: at least as late as the end of the wait (never submitted or finished: as late as that).
+        missing = [ended - (t.finished_at or ended) for t in w.sim.tasks.values() if t.id not in shown]
+        missing += [0.0] * (jobs - len(w.sim.tasks))
         channel = w.dd.channel_id if one_channel else None
         return LatencyResult(jobs=jobs, latencies=latencies, not_shown=missing, waited_s=waited,
-                             writes=w.dd.channel_writes(channel), rate_limited=w.dd.rate_limit_hits(channel),
+                             writes=w.dd.channel_writes(channel), webhook_writes=w.webhook_writes(),
+                             rate_limited=w.dd.rate_limit_hits(channel),
                              notes=notes)
 
 
@@ -114,20 +128,23 @@ async def cpu_per_updates(workdir: Path, kind: str, *, tasks: int, interval_s: f
     async with world(workdir, f"cpu-{kind}", channels=tasks, mode="manual") as w:
         seeded = await w.seed(tasks, w.dd.channel_ids, kind)
         ids = [s.task_id for s in seeded]
-        await w.start(kind, w.config(poll_interval_s=interval_s), adopt=w.dir / "adopt.jsonl" if kind == NAIVE else None)
+        adopt = w.dir / "adopt.jsonl" if kind == NAIVE else None
+        await w.start(kind, w.config(poll_interval_s=interval_s), adopt=adopt)
         pid = pid_of(w.bots[-1])
         warm = PollCounter(w.sim, ids)
         await w.sim.wait_for(lambda: warm.update().rounds >= 1, SETTLE_TIMEOUT_S)
         writes_before = w.dd.channel_writes()
         cpu_before, started = cpu_seconds(pid), time.monotonic()
         steps = 0
-        while not w.sim.tasks[ids[0]].is_finished:
+        for _ in range(len(w.sim.timeline)):  # bounded: the timeline's steps, then SUCCESS
+            if w.sim.tasks[ids[0]].is_finished:
+                break
             mark = len(w.sim.requests)
             for task_id in ids:
                 w.sim.advance(task_id)
             steps += 1
             seen = PollCounter(w.sim, ids, start=mark)
-            await w.sim.wait_for(lambda: seen.update().rounds >= 1, SETTLE_TIMEOUT_S)
+            await w.sim.wait_for(lambda seen=seen: seen.update().rounds >= 1, SETTLE_TIMEOUT_S)
         await w.dd.wait_for(lambda: w.finals_shown() >= tasks, timeout=SETTLE_TIMEOUT_S, what="every final image")
         cpu = cpu_seconds(pid) - cpu_before
         return CpuResult(tasks=tasks, updates=tasks * steps, cpu_s=cpu, phase_s=time.monotonic() - started,
@@ -165,9 +182,8 @@ async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: i
         rss, peak = memory_mb(pid)
         result = MemoryResult(tasks=tasks, rss_mb=rss, peak_mb=peak, resume_s=counter.round_at[1] - spawned,
                               first_request_s=(counter.first_at or spawned) - spawned, logged_in_s=logged_in)
-        seeded_at = None
         if kind == REAL:
-            with sqlite3.connect(f"file:{w.db_path}?mode=ro", uri=True) as db:
+            with contextlib.closing(sqlite3.connect(f"file:{w.db_path}?mode=ro", uri=True)) as db:
                 seeded_at = db.execute("SELECT MIN(created_at) FROM jobs").fetchone()[0]
                 result.rewritten_at_resume = db.execute(
                     "SELECT COUNT(*) FROM jobs WHERE updated_at > ?", (seeded_at,)).fetchone()[0]

@@ -134,9 +134,17 @@ class World:
             await store.close()
 
     def bot_messages(self, channel_id: int | None = None) -> list[MessageRecord]:
-        """The public messages the bot posted (not the ephemeral acknowledgements)."""
+        """The public job messages of the bot: posted with the bot token or as an interaction's
+        follow-up (``**prompt** - ...``; not the ephemeral acknowledgements)."""
         return [m for m in self.dd.messages.values()
-                if m.origin == "bot" and not m.ephemeral and (channel_id is None or m.channel_id == channel_id)]
+                if m.author_id == self.dd.bot_id and m.origin in ("bot", "interaction") and not m.ephemeral
+                and m.first.content.startswith("**") and (channel_id is None or m.channel_id == channel_id)]
+
+    def webhook_writes(self) -> int:
+        """Message writes through interaction webhooks (follow-ups and their edits, deleting the
+        acknowledgement): not counted against a channel's 5 writes per 5 s."""
+        return sum(1 for r in self.dd.requests
+                   if r.path.startswith("/webhooks/") and r.method in ("POST", "PATCH", "DELETE"))
 
     def finals_shown(self, channel_id: int | None = None) -> int:
         return sum(1 for m in self.bot_messages(channel_id) if m.current.attachments)
@@ -172,7 +180,7 @@ class PollCounter:
 
     ``round_at[k]`` is the wall-clock time (the simulator's ``time.time()`` on arrival) of the
     request that made every task asked about at least ``k`` times; ``requests`` counts the task
-    requests (``list-by-condition`` and ``/task/{id}/fetch``) seen."""
+    requests (``list-by-condition`` and ``/task/{id}/fetch``) seen, ``fetches`` the latter."""
 
     def __init__(self, sim: ProxySim, ids: Iterable[str], *, start: int = 0) -> None:
         self.sim = sim
@@ -181,6 +189,7 @@ class PollCounter:
         self.last_poll: dict[str, float] = {}
         self.index = start
         self.requests = 0
+        self.fetches = 0  # of which /task/{id}/fetch (the rest: list-by-condition)
         self.first_at: float | None = None
         self.round_at: dict[int, float] = {}
         self._at_least: dict[int, int] = {}
@@ -195,6 +204,7 @@ class PollCounter:
             if asked is None:
                 continue
             self.requests += 1
+            self.fetches += not request.path.endswith(_LIST)
             if self.first_at is None:
                 self.first_at = request.time
             for task_id in asked:
@@ -231,23 +241,42 @@ def first_final(message: MessageRecord) -> MessageVersion | None:
     return next((version for version in message.versions if version.attachments), None)
 
 
-def final_latencies(w: World, channel_id: int | None = None) -> tuple[list[float], int]:
-    """Seconds from each task's final state at the proxy (``SimTask.finished_at``) to the double's
-    first version of its message with the final image attached; and how many finished tasks had
-    no such version yet."""
+@dataclass
+class JobLatency:
+    task_id: str
+    total_s: float  # proxy final state -> first Discord version with the final image attached
+    detect_s: float  # proxy final state -> the first poll answer or push that could tell the bot
+    posts_pending: bool  # the bot saw the final while job messages were still waiting to be posted
+
+
+def final_latencies(w: World, channel_id: int | None = None) -> list[JobLatency]:
+    """For every finished task whose final image is on Discord: seconds from its final state at the
+    proxy (``SimTask.finished_at``) to the double's first version of its message with the image
+    attached, split at the moment the bot could first know (the first task request after the
+    final state, or the push of it)."""
     offset = wall_minus_monotonic()
     by_prompt = {task.prompt: task for task in w.sim.tasks.values()}
-    latencies, missing = [], 0
-    shown: set[str] = set()
-    for message in w.bot_messages(channel_id):
-        prompt = message.first.content.split("**")[1] if message.first.content.startswith("**") else None
-        task = by_prompt.get(prompt or "")
+    messages = w.bot_messages(channel_id)
+    last_post = max((m.first.at + offset for m in messages), default=0.0)
+    finished = {t.id: t.finished_at for t in w.sim.tasks.values() if t.finished_at is not None}
+    seen: dict[str, float] = {}
+    for request in w.sim.requests:
+        for task_id in task_ids_asked(request) or ():
+            done = finished.get(task_id)
+            if done is not None and task_id not in seen and request.time >= done:
+                seen[task_id] = request.time
+    for delivery in w.sim.deliveries:
+        if delivery.ok and delivery.status in ("SUCCESS", "FAILURE"):
+            seen[delivery.task_id] = min(seen.get(delivery.task_id, delivery.at), delivery.at)
+    result = []
+    for message in messages:
+        prompt = message.first.content.split("**")[1] if message.first.content.startswith("**") else ""
+        task = by_prompt.get(prompt)
         version = first_final(message)
         if task is None or task.finished_at is None or version is None:
             continue
-        shown.add(task.id)
-        latencies.append(version.at + offset - task.finished_at)
-    for task in w.sim.tasks.values():
-        if task.finished_at is not None and task.id not in shown:
-            missing += 1
-    return latencies, missing
+        shown_at = version.at + offset
+        known_at = seen.get(task.id, shown_at)
+        result.append(JobLatency(task.id, shown_at - task.finished_at, known_at - task.finished_at,
+                                 posts_pending=known_at < last_post))
+    return result

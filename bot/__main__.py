@@ -41,8 +41,11 @@ async def serve(settings: Settings) -> None:
         if stopper in done:
             log.info("shutting down")
             await bot.close()
+            # discord.py may be sleeping before a reconnect (Discord unreachable): don't wait it out.
+            runner.cancel()
         stopper.cancel()
-        await runner  # re-raises a login failure or a crash
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner  # re-raises a login failure or a crash
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:

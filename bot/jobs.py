@@ -602,6 +602,10 @@ class JobService:
                 tasks = await self._poll(ids)
                 self.events.proxy_answered(None)
                 seen = {task.id for task in tasks}
+                for task in tasks:  # fetch new final images now, not after every write before them
+                    job = self._tracked.get(task.id)
+                    if job is not None and task.status is Status.SUCCESS and task.image_url:
+                        self._prefetch_image(job.with_changes(image_url=task.image_url))
                 for task in tasks:
                     if task.id in self._tracked:
                         self._misses.pop(task.id, None)
