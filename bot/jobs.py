@@ -607,9 +607,8 @@ class JobService:
                     if job is not None and task.status is Status.SUCCESS and task.image_url:
                         self._prefetch_image(job.with_changes(image_url=task.image_url))
                 for task in tasks:
-                    if task.id in self._tracked:
-                        self._misses.pop(task.id, None)
-                        await self._apply(self._tracked[task.id], task)
+                    self._misses.pop(task.id, None)
+                await self._apply_all(tasks)
                 missing = [task_id for task_id in ids if task_id not in seen and task_id in self._tracked]
                 if missing:
                     await self._recheck_missing(missing)
@@ -694,15 +693,27 @@ class JobService:
         await self._save(job, status=Status.FAILURE, fail_reason=reason, progress=None)
 
     async def _apply(self, job: Job, task: ProxyTask) -> None:
-        """Record what the proxy says about ``job``; show it if what the message shows changed.
+        """Record what the proxy says about ``job``; show it if what the message shows changed."""
+        await self._apply_all([task])
 
-        Idempotent and order-proof: pushes arrive twice or out of order, and a gateway may answer
-        a poll with stale data, so an update older than what we know changes nothing.
-        """
-        if job.task_id not in self._tracked:  # finished meanwhile (a push and a poll raced)
-            return
+    async def _apply_all(self, tasks: Sequence[ProxyTask]) -> None:
+        """Record what the proxy says about tracked jobs, in one transaction, then show what
+        changed. Idempotent and order-proof: pushes arrive twice or out of order, and a gateway may
+        answer a poll with stale data, so an update older than what we know changes nothing."""
+        saves = []
+        for task in tasks:
+            job = self._tracked.get(task.id)  # None: finished meanwhile (a push and a poll raced)
+            changes = self._changes(job, task) if job is not None else None
+            if changes:
+                saves.append(self._before_save(job, changes))
+        if saves:
+            await self.store.update_jobs([(updated, changes) for _, updated, changes in saves])
+        for job, updated, changes in saves:
+            self._after_save(job, updated, changes)
+
+    def _changes(self, job: Job, task: ProxyTask) -> dict[str, object] | None:
         if progress_rank(task.status, task.progress) < progress_rank(job.status, job.progress):
-            return
+            return None
         changes: dict[str, object] = {}
         status = task.status
         if status is not job.status and status is not Status.UNKNOWN:
@@ -723,10 +734,15 @@ class JobService:
                 changes["fail_reason"] = reason
         if job.queue_ahead and status not in (Status.NOT_START, Status.SUBMITTED, Status.UNKNOWN):
             changes["queue_ahead"] = None
-        if changes:
-            await self._save(job, **changes)
+        return changes
 
     async def _save(self, job: Job, **changes: object) -> None:
+        job, updated, changes = self._before_save(job, changes)
+        await self.store.update_job(updated, changes)
+        self._after_save(job, updated, changes)
+
+    def _before_save(self, job: Job, changes: dict[str, object]) -> tuple[Job, Job, dict[str, object]]:
+        """The job with ``changes``; tracking bookkeeping happens now, before the write awaits."""
         now = self._clock()
         status = changes.get("status", job.status)
         if isinstance(status, Status) and status.finished and job.finished_at is None:
@@ -741,11 +757,13 @@ class JobService:
                      f" ({updated.fail_reason})" if updated.fail_reason else "")
         elif job.task_id in self._tracked:
             self._tracked[job.task_id] = updated
-        old_display = Display.of(job).signature()
-        await self.store.update_job(updated, changes)
+        return job, updated, changes
+
+    def _after_save(self, job: Job, updated: Job, changes: dict[str, object]) -> None:
+        """Once SQLite has it: tell the observers, and show it if what the message shows changed."""
         if "finished_at" in changes:
             self.events.job_finished(updated)
-        if Display.of(updated).signature() != old_display:
+        if Display.of(updated).signature() != Display.of(job).signature():
             self._schedule_delivery(updated)
 
     # --- delivering to the view ----------------------------------------------------------------

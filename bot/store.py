@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -227,16 +227,25 @@ class Store:
         Field-level writes let the tracker and the Discord delivery update one job concurrently
         without either overwriting the other's columns.
         """
-        row = _row_of(job)
-        names = [name for name in dict.fromkeys(fields) if name in _UPDATABLE]
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        names += [n for n in ("display", "updated_at") if n not in names]
-        assignments = ", ".join(f"{name} = ?" for name in names)
-        values = [row[name] for name in names]
-        await self.db.execute(f"UPDATE jobs SET {assignments} WHERE task_id = ?", (*values, job.task_id))
-        await self.db.commit()
+        await self.update_jobs([(job, fields)])
+
+    async def update_jobs(self, updates: Sequence[tuple[Job, Iterable[str]]]) -> None:
+        """Several field-level updates in one transaction (one commit for a whole tick)."""
+        try:
+            for job, fields in updates:
+                fields = list(fields)
+                unknown = set(fields) - _UPDATABLE
+                if unknown:
+                    raise ValueError(f"not updatable: {sorted(unknown)}")
+                row = _row_of(job)
+                names = list(dict.fromkeys(fields)) + [n for n in ("display", "updated_at") if n not in fields]
+                assignments = ", ".join(f"{name} = ?" for name in names)
+                await self.db.execute(f"UPDATE jobs SET {assignments} WHERE task_id = ?",
+                                      (*[row[name] for name in names], job.task_id))
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise
 
     # --- reads ---------------------------------------------------------------------------------
 
