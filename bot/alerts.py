@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.background import BackgroundLoop
 from bot.config import AlertsSettings
 from bot.errors import ProxyError
 from bot.events import NoEvents
@@ -66,7 +67,7 @@ class AlertMonitor(NoEvents):
         self._post_failures = 0  # of the first alert in the outbox
         self.posted: list[str] = []  # what reached the channel, for /mj status and tests
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("mjbot-alerts", self._run)
         down = settings.proxy_down_s
         self._check_s = min(MAX_CHECK_S, down / 4)
         self._probe_idle_s = min(IDLE_PROBE_S, down / 3)
@@ -77,14 +78,10 @@ class AlertMonitor(NoEvents):
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="mjbot-alerts")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

@@ -7,11 +7,11 @@ The app prunes at start-up, then this runs every hour.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from bot.background import BackgroundLoop
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class Housekeeper:
         self.keep_days = keep_days
         self.every_s = every_s
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("mjbot-housekeeping", self._run)
 
     async def prune(self) -> int:
         """Delete finished jobs past the retention now; how many went."""
@@ -41,14 +41,10 @@ class Housekeeper:
 
     def start(self) -> None:
         if self.keep_days:
-            self._task = asyncio.create_task(self._run(), name="mjbot-housekeeping")
+            self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         # The app prunes once at start-up itself (before members can ask for old jobs).
