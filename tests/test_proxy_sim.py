@@ -587,8 +587,9 @@ async def test_time_mode_moves_each_task_on_its_own_clock():
     assert len({t.step_s for t in tasks}) == 3
     for task in tasks:
         times = [at for at, status, _ in task.state_times if status != NOT_START]
-        # Steps come late under load, never early.
-        assert all(b - a >= task.step_s - 0.002 for a, b in zip(times, times[1:]))
+        # Steps come late under load, never early (asyncio may fire a timer up to its clock
+        # resolution early, and the wall clock these times use is not the loop's clock: 5 ms slack).
+        assert all(b - a >= task.step_s - 0.005 for a, b in zip(times, times[1:]))
     # Only two slots: the third starts when the first of the others finishes.
     third_start = next(at for at, status, _ in tasks[2].state_times if status == SUBMITTED)
     assert third_start >= min(tasks[0].finished_at, tasks[1].finished_at)
