@@ -281,42 +281,44 @@ async def test_store_keeps_one_job_per_button(harness, sim):
 
 # --- servers that speak /submit/action ------------------------------------------------------------
 
-async def test_auto_api_learns_that_the_server_has_no_change_endpoint(harness, tmp_path):
+@pytest.fixture
+async def on_trueai(tmp_path):
+    """A service in front of a trueai flavoured simulator: (the simulator, the service, its view)."""
     async with ProxySim(secret="sim-secret-7f3a9c", flavour="trueai") as trueai:
         h = Harness(trueai, tmp_path / "trueai.sqlite3")
         jobs, view = await h.start()
         try:
-            # A grid from before the server listed buttons: only /submit/change could press U1.
-            grid = await jobs.imagine("a fox", who())
-            trueai.succeed(grid.task_id)
-            await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
-            await jobs.store.update_job((await jobs.store.get_job(grid.task_id)).with_changes(buttons=()), ["buttons"])
-            with pytest.raises(ProxyEndpointMissing):
-                await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
-            assert trueai.count("/submit/change") == 1
-            assert await jobs.store.meta_value("proxy_api", lambda: "") == "action"  # remembered
-            with pytest.raises(ProxyEndpointMissing):
-                await jobs.change(grid.task_id, Action.UPSCALE, 2, who())
-            assert trueai.count("/submit/change") == 1  # not asked again
-            assert await jobs.store.submissions(before=float("inf")) == []  # nothing left half-done
+            yield trueai, jobs, view
         finally:
             await h.stop()
 
 
-async def test_own_buttons_are_sent_as_actions_when_the_task_lists_buttons(harness, tmp_path):
-    async with ProxySim(secret="sim-secret-7f3a9c", flavour="trueai") as trueai:
-        h = Harness(trueai, tmp_path / "trueai.sqlite3")
-        jobs, view = await h.start()
-        try:
-            grid = await jobs.imagine("a fox", who())
-            trueai.succeed(grid.task_id)
-            await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
-            stored = await jobs.store.get_job(grid.task_id)
-            assert [b.label or b.emoji for b in stored.buttons][:5] == ["U1", "U2", "U3", "U4", "🔄"]
-            upscale = await jobs.change(grid.task_id, Action.UPSCALE, 3, who())
-            assert "::upsample::3::" in trueai.last_request("/submit/action").json["customId"]
-            assert (upscale.action, upscale.parent_index) == (Action.UPSCALE, 3)
-            with pytest.raises(ButtonAlreadyUsed):  # the same button, pressed as the server's own
-                await jobs.press(grid.task_id, 2, who())
-        finally:
-            await h.stop()
+async def test_auto_api_learns_that_the_server_has_no_change_endpoint(on_trueai):
+    trueai, jobs, view = on_trueai
+    # A grid from before the server listed buttons: only /submit/change could press U1.
+    grid = await jobs.imagine("a fox", who())
+    trueai.succeed(grid.task_id)
+    await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
+    await jobs.store.update_job((await jobs.store.get_job(grid.task_id)).with_changes(buttons=()), ["buttons"])
+    with pytest.raises(ProxyEndpointMissing):
+        await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    assert trueai.count("/submit/change") == 1
+    assert await jobs.store.meta_value("proxy_api", lambda: "") == "action"  # remembered
+    with pytest.raises(ProxyEndpointMissing):
+        await jobs.change(grid.task_id, Action.UPSCALE, 2, who())
+    assert trueai.count("/submit/change") == 1  # not asked again
+    assert await jobs.store.submissions(before=float("inf")) == []  # nothing left half-done
+
+
+async def test_own_buttons_are_sent_as_actions_when_the_task_lists_buttons(on_trueai):
+    trueai, jobs, view = on_trueai
+    grid = await jobs.imagine("a fox", who())
+    trueai.succeed(grid.task_id)
+    await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
+    stored = await jobs.store.get_job(grid.task_id)
+    assert [b.label or b.emoji for b in stored.buttons][:5] == ["U1", "U2", "U3", "U4", "🔄"]
+    upscale = await jobs.change(grid.task_id, Action.UPSCALE, 3, who())
+    assert "::upsample::3::" in trueai.last_request("/submit/action").json["customId"]
+    assert (upscale.action, upscale.parent_index) == (Action.UPSCALE, 3)
+    with pytest.raises(ButtonAlreadyUsed):  # the same button, pressed as the server's own
+        await jobs.press(grid.task_id, 2, who())

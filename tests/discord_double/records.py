@@ -268,8 +268,28 @@ class InteractionRecord:
         return [self._state.messages[i] for i in self.followup_ids]
 
 
+class _RequestRule:
+    """What fault and delay rules share: which requests they take, and how many more."""
+
+    method: str | None
+    path_re: re.Pattern[str] | None
+    times: int
+    hits: list[RequestRecord]
+
+    @property
+    def remaining(self) -> int:
+        return self.times - len(self.hits)
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.remaining <= 0:
+            return False
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path_re is None or self.path_re.search(path) is not None
+
+
 @dataclass
-class FaultRule:
+class FaultRule(_RequestRule):
     """An injected failure: the next ``times`` matching requests get ``status``."""
 
     status: int
@@ -281,20 +301,9 @@ class FaultRule:
     body: dict[str, Any] | None = None  # overrides the default error body
     hits: list[RequestRecord] = field(default_factory=list, repr=False)
 
-    @property
-    def remaining(self) -> int:
-        return self.times - len(self.hits)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path_re is None or self.path_re.search(path) is not None
-
 
 @dataclass
-class DelayRule:
+class DelayRule(_RequestRule):
     """An injected slow answer: the next ``times`` matching requests are processed at once
     (and recorded: a message is created...) but answered only ``seconds`` later."""
 
@@ -303,17 +312,6 @@ class DelayRule:
     path_re: re.Pattern[str] | None = None  # searched (re.search) in the API-relative path
     times: int = 1
     hits: list[RequestRecord] = field(default_factory=list, repr=False)
-
-    @property
-    def remaining(self) -> int:
-        return self.times - len(self.hits)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path_re is None or self.path_re.search(path) is not None
 
 
 class WriteEvent(NamedTuple):
