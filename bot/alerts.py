@@ -11,12 +11,11 @@ The monitor posts through a callable the app gives it, so it knows nothing of Di
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.background import BackgroundLoop
+from bot.background import BackgroundLoop, wait_event
 from bot.config import AlertsSettings
 from bot.errors import ProxyError
 from bot.events import NoEvents
@@ -85,8 +84,7 @@ class AlertMonitor(NoEvents):
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._check_s)
+            await wait_event(self._wake, self._check_s)
             self._wake.clear()
             try:
                 await self.check()

@@ -7,6 +7,21 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for ``event`` at most ``timeout`` seconds; True if it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it swallows a cancellation that arrives as the
+    event is set (gh-86296), so a loop cancelled at that instant runs on and its stop() hangs.
+    ``asyncio.timeout`` lets the cancellation through.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 class BackgroundLoop:
     def __init__(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         self._name, self._run = name, run

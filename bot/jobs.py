@@ -41,6 +41,7 @@ from bot.errors import (
     UserInputError,
 )
 from bot.access import AccessPolicy, Requester
+from bot.background import wait_event
 from bot.events import JobEvents, NoEvents
 from bot.models import (
     BUTTON_MARK,
@@ -583,8 +584,7 @@ class JobService:
             except Exception:
                 log.exception("tracker tick crashed; continuing")
                 delay = interval
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            await wait_event(self._stopping, delay)
 
     async def tick(self) -> None:
         """One pass over every unfinished job: ask the proxy, store changes, show them."""

@@ -63,6 +63,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.background import wait_event
+
 __all__ = [
     "CANCEL",
     "DEFAULT_TIMELINE",
@@ -1306,10 +1308,7 @@ class ProxySim:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError(f"condition not met within {timeout} s")
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(0.05, remaining))
-            except TimeoutError:
-                pass
+            await wait_event(self._changed, min(0.05, remaining))
 
     # ---- internals: task life cycle ------------------------------------
 
@@ -1428,10 +1427,7 @@ class ProxySim:
             if self._wake.is_set():
                 continue  # those steps may have freed slots
             delay = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, delay)
 
     # ---- internals: notifyHook deliveries --------------------------------
 
@@ -1875,12 +1871,7 @@ class ProxySim:
 
     async def _delay(self, seconds: float) -> bool:
         """Sleep; True if the server started shutting down meanwhile."""
-        closing = self._closing
-        try:
-            await asyncio.wait_for(closing.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._closing, seconds)
 
     def _failure_response(self, failure: _ScriptedFailure, path: str) -> web.Response:
         kind = failure.kind

@@ -11,7 +11,6 @@ routes with a loud 404.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+
+from bot.background import wait_event
 
 from .records import (
     LOADING,
@@ -157,8 +158,7 @@ class RestApi:
                     rule.hits.append(record)
                     record.delay = rule
                     await self.state.notify()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.closing.wait(), rule.seconds)
+                    await wait_event(self.closing, rule.seconds)
                     break
         return response
 
