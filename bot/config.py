@@ -62,6 +62,10 @@ class ProxySettings(_Section):
     # trueai's speed modes: "" = the account's default, or "fast" / "relax" / "turbo"
     # (requests go to /mj-<mode>/mj/...).
     mode: Literal["", "fast", "relax", "turbo"] = ""
+    # Hosts the bot downloads task images from ("cdn.discordapp.com", "*.midjourney.com"). Empty:
+    # any public host. Private and loopback addresses are refused unless listed here, or the
+    # proxy's own host.
+    media_hosts: list[str] = Field(default_factory=list)
 
     @property
     def api_base_url(self) -> str:

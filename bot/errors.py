@@ -55,9 +55,23 @@ class ProxyBadResponse(ProxyError):
 
 
 class ProxyEndpointMissing(ProxyError):
-    """The server has no such endpoint (404/405): an older or different server."""
+    """The server has no such endpoint (404/405, or new-api's web page on HTTP 200)."""
 
     key = "proxy.unsupported"
+
+
+class ProxyActionNotAllowed(ProxyError):
+    """The proxy's key may not use this action's model (new-api: 403 "无权访问模型 mj_blend"). A
+    permission of the key, not wrong credentials: the member is told the server can't do it."""
+
+    key = "proxy.action_not_allowed"  # params: model (may be "")
+
+
+class SubmitUnconfirmed(ProxyTimeout):
+    """A submit whose answer never came: the proxy may have taken it. The bot looks for it a while
+    (the member is told how long), then lets the member try again."""
+
+    key = "submit.unconfirmed"  # params: minutes
 
 
 class SubmitRefused(ProxyError):
@@ -81,6 +95,12 @@ class SubmitRefused(ProxyError):
         self.code = code
         self.description = description
         self.properties = properties or {}
+        if type(self) is SubmitRefused and description:
+            # A refusal without a code we know (trueai's {"success": false, "message": ...}): the
+            # server's own words are the reason the member must see.
+            self.key = "submit.refused_reason"
+            self.params["reason"] = description
+            self.detail = None
 
 
 class ParentNotFound(SubmitRefused):
@@ -222,3 +242,9 @@ class ButtonBusy(UserInputError):
 
 class ButtonUnsupported(UserInputError):
     key = "button.unsupported"
+
+
+class VideoUnsupported(UserInputError):
+    """A video button or task: the bot does not show videos yet."""
+
+    key = "video.unsupported"

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from bot.errors import MjBotError
+from bot.text import MAX_CONTENT, clip, clip_words
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,15 @@ def error_text(error: MjBotError, language: str = DEFAULT_LANGUAGE) -> str:
     key = error.key
     if key == "submit.banned" and not error.params.get("banned_word"):
         key = "submit.banned_unknown"
-    text = t(key, language, **error.params)
+    # Parameters can be the proxy's words (a banned word, a reason): bounded like the detail, and
+    # the whole answer within Discord's limit, or the member would be left with "thinking…".
+    params = {name: clip_words(value, MAX_PARAM) if isinstance(value, str) else value
+              for name, value in error.params.items()}
+    text = t(key, language, **params)
     if error.detail:
-        text += "\n" + t("error.detail", language, detail=_short(error.detail))
-    return text
+        text += "\n" + t("error.detail", language, detail=clip_words(error.detail, MAX_DETAIL))
+    return clip(text, MAX_CONTENT)
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+MAX_PARAM = 200  # characters of one parameter of an error message (a banned word, a reason)
+MAX_DETAIL = 300  # characters of the server's words shown under an error

@@ -23,6 +23,7 @@ from bot.errors import (
     ImageTooLarge,
     InvalidSubmit,
     ParentNotFound,
+    ProxyActionNotAllowed,
     ProxyAuthFailed,
     ProxyBadResponse,
     ProxyEndpointMissing,
@@ -35,6 +36,7 @@ from bot.errors import (
     QuotaExhausted,
     SubmitRefused,
 )
+from bot.media_guard import MediaGuard
 from bot.models import Action, ProxyTask, SubmitAccepted
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ _REFUSALS: dict[int, type[SubmitRefused]] = {
 }
 _BODY_SNIPPET = 200
 _QUEUE_FULL = re.compile(r"队列已满|queue.*full", re.IGNORECASE)
+# The queue position in a description: novicezk "排队中，前面还有3个任务", and English variants.
+_QUEUE_AHEAD = re.compile(r"前面还有\s*(\d+)|(\d+)\s+(?:tasks?|jobs?)\s+ahead", re.IGNORECASE)
+# new-api's 403 for a key that may not use a model: "该令牌无权访问模型 mj_blend" (or English).
+_MODEL_DENIED = re.compile(r"(?:无权访问模型|not allowed to (?:use|access) (?:the )?model)\s*:?\s*(\S*)",
+                           re.IGNORECASE)
 
 
 def _snippet(text: str) -> str:
@@ -66,6 +73,7 @@ class ProxyClient:
         # carry the secret.
         self._auth = self._auth_headers()
         self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
+        self._media = MediaGuard(settings.base_url, settings.media_hosts)
         timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0))
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url,
@@ -143,22 +151,22 @@ class ProxyClient:
         data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
         if not isinstance(data, dict) or "code" not in data:
             raise ProxyBadResponse(f"POST {path}: answer without a code", detail=_snippet(str(data)))
+        # trueai's refusals say "message" ({"success": false, "code": -1, "message": "并发数已达上限"}).
+        description = str(data.get("description") or data.get("message") or "").strip()
         try:
             code = int(data["code"])
         except (TypeError, ValueError):
-            raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=_snippet(str(data))) from None
-        description = str(data.get("description") or "").strip()
+            if not description:
+                raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=_snippet(str(data))) from None
+            # new-api's relay errors may carry a word for a code; the description is the reason.
+            raise SubmitRefused(str(data["code"]), description) from None  # type: ignore[arg-type]
         properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
         result = data.get("result")
-        if code in _ACCEPTED_CODES and result not in (None, ""):
-            queue_ahead = None
-            if code == 22:
-                try:
-                    queue_ahead = int(properties.get("numberOfQueues"))
-                except (TypeError, ValueError):
-                    queue_ahead = None
+        if code in _ACCEPTED_CODES and result not in (None, "") and data.get("success") is not False:
             # 21 is "exists" on novicezk but "waiting for a modal" on trueai: the task's status says.
-            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead, code=code)
+            # new-api turns 22 into 1 but keeps the position, so it is read whatever the code.
+            return SubmitAccepted(task_id=str(result), queue_ahead=_queue_ahead(properties, description),
+                                  code=code)
         refusal = _REFUSALS.get(code, SubmitRefused)
         if code == 9 and _QUEUE_FULL.search(description):
             refusal = QueueFull  # trueai says 9 for a full queue
@@ -235,14 +243,18 @@ class ProxyClient:
     async def download_image(self, url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
         """Fetch a task's image (the proxy gave us the URL). Returns bytes and content type.
 
-        Capped at ``max_bytes`` so a hostile or broken server cannot exhaust memory.
+        Capped at ``max_bytes`` so a hostile or broken server cannot exhaust memory, and only from
+        addresses :class:`MediaGuard` allows (raises its ``MediaRefused`` otherwise).
         """
+        await self._media.check(url)
         # CDN and gateway links are fetched as given; the secret goes only to the proxy's origin.
         target = httpx.URL(url)
         same_origin = (target.scheme, target.host, target.port) == (
             self._origin.scheme, self._origin.host, self._origin.port)
         try:
             async with self._http.stream("GET", url, headers=self._auth if same_origin else None) as response:
+                if not self._media.allow_peer_of_listed(target.host):
+                    self._media.check_peer(_peer_address(response))
                 if response.status_code != 200:
                     raise ProxyBadResponse(f"GET image: HTTP {response.status_code}")
                 declared = response.headers.get("content-length")
@@ -292,8 +304,17 @@ class ProxyClient:
 
         status = response.status_code
         text = response.text
+        if status == 403:
+            denied = _MODEL_DENIED.search(_error_message(text) or "")
+            if denied:
+                model = denied.group(1).strip("'\"。.")
+                raise ProxyActionNotAllowed(f"{what}: the proxy key may not use model {model or '?'}",
+                                            detail=_error_message(text), model=model)
         if status in (401, 403):
             raise ProxyAuthFailed(f"{what}: HTTP {status}", detail=_error_message(text))
+        if status == 200 and _is_web_page(response):
+            # new-api answers any route it does not relay with its web UI (router/web-router.go).
+            raise ProxyEndpointMissing(f"{what}: the server answered with a web page, not the API")
         if status == 429:
             raise ProxyRateLimited(f"{what}: HTTP 429", detail=_error_message(text))
         if status in (404, 405) and not _looks_like_api_json(text):
@@ -327,6 +348,28 @@ class ProxyClient:
 
 def _add_optional(body: dict[str, Any], **fields: str | None) -> None:
     body.update({name: value for name, value in fields.items() if value})
+
+
+def _peer_address(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    address = stream.get_extra_info("server_addr") if stream is not None else None
+    return str(address[0]) if address else None
+
+
+def _queue_ahead(properties: dict[str, Any], description: str) -> int | None:
+    """How many jobs wait ahead of a new task: ``properties.numberOfQueues``, else the description."""
+    try:
+        return max(0, int(properties.get("numberOfQueues")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        match = _QUEUE_AHEAD.search(description)
+        return int(match.group(1) or match.group(2)) if match else None
+
+
+def _is_web_page(response: httpx.Response) -> bool:
+    if "html" in response.headers.get("content-type", "").lower():
+        return True
+    start = response.text.lstrip()[:15].lower()
+    return start.startswith(("<!doctype", "<html"))
 
 
 def _looks_like_api_json(text: str) -> bool:
