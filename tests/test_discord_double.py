@@ -31,7 +31,14 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.discord_double import DiscordDouble, InteractionRecord, MessageRecord, WriteEvent
+from tests.discord_double import (
+    DiscordDouble,
+    InteractionRecord,
+    MessageRecord,
+    WriteEvent,
+    driver,
+    is_unicode_emoji,
+)
 
 # The smallest valid PNG: enough to check bytes survive the round trip.
 PNG = (
@@ -621,3 +628,454 @@ async def test_delay_next_holds_the_answer_of_a_recorded_message(dd: DiscordDoub
     edited = await (await channel.send("to edit")).edit(content="edited late")
     assert time.monotonic() - started >= 0.3
     assert dd.messages[edited.id].content == "edited late"
+
+
+# ------------------------------------------- Discord's payload rules (400 / 50035)
+#
+# Every rule: one payload just within Discord's limit (accepted) and one just over (refused
+# 400 Invalid Form Body, nothing stored or changed), sent over HTTP to every endpoint that
+# creates or edits a message.  The bot is not involved: the tests answer interactions
+# themselves, with a raw HTTP client, so the double sees exactly the payload under test.
+
+
+def button(custom_id: str | None = "probe:b", **extra) -> dict:
+    component = {"type": 2, "style": 1, "label": "B", **extra}
+    if custom_id is not None:
+        component["custom_id"] = custom_id
+    return component
+
+
+def row(*components: dict) -> dict:
+    return {"type": 1, "components": list(components)}
+
+
+def buttons(n: int, prefix: str = "probe") -> list[dict]:
+    return [button(f"{prefix}:{i}") for i in range(n)]
+
+
+def select(custom_id: str = "probe:s", **extra) -> dict:
+    return {"type": 3, "custom_id": custom_id, "options": [{"label": "One", "value": "1"}], **extra}
+
+
+def embed(**fields) -> dict:
+    return {"type": "rich", **fields}
+
+
+# (rule, payload within the limit, payload just over it, {path: code} of the refusal)
+MESSAGE_RULES = [
+    ("content 2000", {"content": "x" * 2000}, {"content": "x" * 2001}, {"content": "BASE_TYPE_MAX_LENGTH"}),
+    (
+        "button label 80",
+        {"components": [row(button(label="L" * 80))]},
+        {"components": [row(button(label="L" * 81))]},
+        {"components.0.components.0.label": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "button custom_id 100",
+        {"components": [row(button("c" * 100))]},
+        {"components": [row(button("c" * 101))]},
+        {"components.0.components.0.custom_id": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "button custom_id not empty",
+        {"components": [row(button("c"))]},
+        {"components": [row(button(""))]},
+        {"components.0.components.0.custom_id": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "button custom_id required unless a link",
+        {"components": [row(button(None, style=5, url="https://example.com"))]},
+        {"components": [row(button(None))]},
+        {"components.0.components.0.custom_id": "BUTTON_COMPONENT_CUSTOM_ID_REQUIRED"},
+    ),
+    (
+        "select custom_id 100",
+        {"components": [row(select("s" * 100))]},
+        {"components": [row(select("s" * 101))]},
+        {"components.0.components.0.custom_id": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "custom_ids unique",
+        {"components": [row(button("a"), button("b"))]},
+        {"components": [row(button("a"), button("a"))]},
+        {"components.0.components.1.custom_id": "COMPONENT_CUSTOM_ID_DUPLICATED"},
+    ),
+    (
+        "5 action rows",
+        {"components": [row(button(f"r{i}")) for i in range(5)]},
+        {"components": [row(button(f"r{i}")) for i in range(6)]},
+        {"components": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "5 buttons in a row",
+        {"components": [row(*buttons(5))]},
+        {"components": [row(*buttons(6))]},
+        {"components.0.components": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "no empty row",
+        {"content": "c", "components": [row(button())]},
+        {"content": "c", "components": [row()]},
+        {"components.0.components": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "a select fills its row",
+        {"components": [row(select()), row(button())]},
+        {"components": [row(select(), button())]},
+        {"components.0.components": "COMPONENT_LAYOUT_WIDTH_EXCEEDED"},
+    ),
+    (
+        "button emoji: a name that is no Unicode emoji",
+        {"components": [row(button(emoji={"name": "🔄"}), button("probe:c", emoji={"name": "1️⃣"}))]},
+        {"components": [row(button(emoji={"name": "upscale_1"}))]},
+        {"components.0.components.0.emoji.name": "BUTTON_COMPONENT_INVALID_EMOJI"},
+    ),
+    (
+        "button emoji: an empty name",
+        {"components": [row(button(emoji={"id": "123456789012345678", "name": "upscale_1"}))]},
+        {"components": [row(button(emoji={"name": ""}))]},
+        {"components.0.components.0.emoji.name": "BUTTON_COMPONENT_INVALID_EMOJI"},
+    ),
+    (
+        "select option emoji",
+        {"components": [row(select(options=[{"label": "A", "value": "a", "emoji": {"name": "✏️", "id": None}}]))]},
+        {"components": [row(select(options=[{"label": "A", "value": "a", "emoji": {"name": "pencil", "id": None}}]))]},
+        {"components.0.components.0.options.0.emoji.name": "BUTTON_COMPONENT_INVALID_EMOJI"},
+    ),
+    (
+        "embed title 256",
+        {"embeds": [embed(title="t" * 256)]},
+        {"embeds": [embed(title="t" * 257)]},
+        {"embeds.0.title": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "embed description 4096",
+        {"embeds": [embed(description="d" * 4096)]},
+        {"embeds": [embed(description="d" * 4097)]},
+        {"embeds.0.description": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "10 embeds",
+        {"embeds": [embed(title=f"e{i}") for i in range(10)]},
+        {"embeds": [embed(title=f"e{i}") for i in range(11)]},
+        {"embeds": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "embeds' text 6000 in all",
+        {"embeds": [embed(description="d" * 4000), embed(title="t" * 200, description="d" * 1800)]},
+        {"embeds": [embed(description="d" * 4000), embed(title="t" * 200, description="d" * 1801)]},
+        {"embeds": "MAX_EMBED_SIZE_EXCEEDED"},
+    ),
+]
+
+
+class Endpoint:
+    """One way to create or edit a message over HTTP, prepared on a fresh double."""
+
+    def __init__(self, dd: DiscordDouble, session: aiohttp.ClientSession) -> None:
+        self.dd, self.session = dd, session
+        self.prefix = ""  # what Discord puts before the paths in "errors": "data." for callbacks
+
+    async def prepare(self) -> None: ...
+
+    async def send(self, payload: dict) -> aiohttp.ClientResponse: ...
+
+    async def request(self, method: str, path: str, json_body: dict) -> tuple[int, dict | None]:
+        async with self.session.request(method, f"/api/v10{path}", json=json_body) as response:
+            body = await response.json() if response.content_type == "application/json" else None
+            return response.status, body
+
+    async def post_message(self, payload: dict) -> dict:
+        status, body = await self.request("POST", f"/channels/{self.dd.channel_id}/messages", payload)
+        assert status == 200, body
+        return body
+
+    def interaction(self, name: str = "probe") -> InteractionRecord:
+        return driver.slash_interaction(
+            self.dd.state, name, {}, {}, user_id=self.dd.member_id, channel_id=self.dd.channel_id,
+            locale="en-US", app_permissions=None,
+        )
+
+    async def callback(self, interaction: InteractionRecord, body: dict) -> tuple[int, dict | None]:
+        return await self.request("POST", f"/interactions/{interaction.id}/{interaction.token}/callback", body)
+
+    def webhook(self, interaction: InteractionRecord) -> str:
+        return f"/webhooks/{self.dd.application_id}/{interaction.token}"
+
+
+class ChannelPost(Endpoint):
+    async def send(self, payload):
+        return await self.request("POST", f"/channels/{self.dd.channel_id}/messages", payload)
+
+
+class ChannelPatch(Endpoint):
+    async def prepare(self):
+        self.message_id = (await self.post_message({"content": "base"}))["id"]
+
+    async def send(self, payload):
+        return await self.request("PATCH", f"/channels/{self.dd.channel_id}/messages/{self.message_id}", payload)
+
+
+class CallbackMessage(Endpoint):
+    """Interaction callback type 4; a refused callback leaves the interaction unanswered."""
+
+    async def prepare(self):
+        self.prefix = "data."
+        self.slash = self.interaction()
+
+    async def send(self, payload):
+        return await self.callback(self.slash, {"type": 4, "data": payload})
+
+
+class CallbackUpdate(Endpoint):
+    """Interaction callback type 7 on a button click: edits the clicked message."""
+
+    async def prepare(self):
+        self.prefix = "data."
+        posted = await self.post_message({"content": "base", "components": [row(button("probe:click"))]})
+        self.click = driver.component_interaction(
+            self.dd.state, self.dd.messages[int(posted["id"])], "probe:click", None,
+            user_id=self.dd.member_id, locale="en-US", app_permissions=None,
+        )
+
+    async def send(self, payload):
+        return await self.callback(self.click, {"type": 7, "data": payload})
+
+
+class FollowupPost(Endpoint):
+    async def prepare(self):
+        self.slash = self.interaction()
+        assert (await self.callback(self.slash, {"type": 4, "data": {"content": "base"}}))[0] == 204
+
+    async def send(self, payload):
+        return await self.request("POST", f"{self.webhook(self.slash)}?wait=true", payload)
+
+
+class WebhookPatchOriginal(FollowupPost):
+    async def send(self, payload):
+        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/@original", payload)
+
+
+class WebhookPatchFollowup(FollowupPost):
+    async def prepare(self):
+        await super().prepare()
+        status, body = await self.request("POST", f"{self.webhook(self.slash)}?wait=true", {"content": "follow"})
+        assert status == 200
+        self.message_id = body["id"]
+
+    async def send(self, payload):
+        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/{self.message_id}", payload)
+
+
+ENDPOINTS = [ChannelPost, ChannelPatch, CallbackMessage, CallbackUpdate, FollowupPost, WebhookPatchOriginal,
+             WebhookPatchFollowup]
+
+PROBE_COMMAND = {"name": "probe", "description": "answered by the test itself", "type": 1}
+
+
+@pytest.fixture
+async def raw(dd: DiscordDouble) -> AsyncIterator[aiohttp.ClientSession]:
+    """A bot-token HTTP client, with /probe registered so the test can make interactions."""
+    async with raw_session(dd) as session:
+        path = f"/api/v10/applications/{dd.application_id}/guilds/{dd.guild_id}/commands"
+        async with session.put(path, json=[PROBE_COMMAND]) as response:
+            assert response.status == 200
+        yield session
+
+
+def world(dd: DiscordDouble) -> tuple:
+    """Everything a refused request must leave as it was."""
+    return (
+        {m.id: (len(m.versions), m.deleted) for m in dd.messages.values()},
+        {i.id: len(i.callbacks) for i in dd.interactions.values()},
+        len(dd.state.files),
+    )
+
+
+def assert_refused(dd: DiscordDouble, status: int, body: dict | None, expected: dict[str, str], prefix: str) -> None:
+    assert status == 400, body
+    assert body["code"] == 50035 and body["message"] == "Invalid Form Body"
+    expected = {prefix + path: code for path, code in expected.items()}
+    refusal = dd.refusals[-1]
+    assert refusal.status == 400 and refusal.refused and refusal.error == body and refusal.error_code == 50035
+    assert refusal.form_error_codes == expected
+    # The nested shape: errors -> path parts -> {"_errors": [{"code", "message"}]}.
+    for path, code in expected.items():
+        node = body["errors"]
+        for part in path.split("."):
+            node = node[part]
+        assert [e["code"] for e in node["_errors"]] == [code] and node["_errors"][0]["message"]
+
+
+@double(channel_write_limit=None)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.__name__)
+@pytest.mark.parametrize(("rule", "within", "over", "expected"), MESSAGE_RULES, ids=[r[0] for r in MESSAGE_RULES])
+async def test_message_rules(dd: DiscordDouble, raw, endpoint, rule, within, over, expected) -> None:
+    target = endpoint(dd, raw)
+    await target.prepare()
+    before = world(dd)
+
+    status, body = await target.send(over)
+    assert_refused(dd, status, body, expected, target.prefix)
+    assert world(dd) == before, "a refused request changed something"
+    assert len(dd.refusals) == 1
+
+    # Refused is not answered: the very same target accepts the payload within the limit.
+    status, body = await target.send(within)
+    assert status in (200, 204), body
+    assert world(dd) != before and len(dd.refusals) == 1
+
+
+# (rule, modal within the limit, modal just over it, {path: code} under "data")
+def text_input(**extra) -> dict:
+    return {"type": 4, "custom_id": "probe:q", "style": 1, "label": "Question", **extra}
+
+
+def modal(*rows: dict, **extra) -> dict:
+    return {"custom_id": "probe:modal", "title": "Ask", "components": list(rows) or [row(text_input())], **extra}
+
+
+MODAL_RULES = [
+    ("title 45", modal(title="t" * 45), modal(title="t" * 46), {"title": "BASE_TYPE_MAX_LENGTH"}),
+    ("custom_id 100", modal(custom_id="m" * 100), modal(custom_id="m" * 101), {"custom_id": "BASE_TYPE_BAD_LENGTH"}),
+    ("custom_id not empty", modal(custom_id="m"), modal(custom_id=""), {"custom_id": "BASE_TYPE_BAD_LENGTH"}),
+    (
+        "text input label 45",
+        modal(row(text_input(label="l" * 45))),
+        modal(row(text_input(label="l" * 46))),
+        {"components.0.components.0.label": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "text input custom_id 100",
+        modal(row(text_input(custom_id="i" * 100))),
+        modal(row(text_input(custom_id="i" * 101))),
+        {"components.0.components.0.custom_id": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "prefilled value up to max_length",
+        modal(row(text_input(max_length=10, value="v" * 10))),
+        modal(row(text_input(max_length=10, value="v" * 11))),
+        {"components.0.components.0.value": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "prefilled value up to 4000",
+        modal(row(text_input(value="v" * 4000))),
+        modal(row(text_input(value="v" * 4001))),
+        {"components.0.components.0.value": "BASE_TYPE_MAX_LENGTH"},
+    ),
+    (
+        "5 rows",
+        modal(*(row(text_input(custom_id=f"q{i}")) for i in range(5))),
+        modal(*(row(text_input(custom_id=f"q{i}")) for i in range(6))),
+        {"components": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    ("at least 1 row", modal(row(text_input())), {**modal(), "components": []}, {"components": "BASE_TYPE_BAD_LENGTH"}),
+]
+
+
+@pytest.mark.parametrize(("rule", "within", "over", "expected"), MODAL_RULES, ids=[r[0] for r in MODAL_RULES])
+async def test_modal_rules(dd: DiscordDouble, raw, rule, within, over, expected) -> None:
+    target = Endpoint(dd, raw)
+    slash = target.interaction()
+    status, body = await target.callback(slash, {"type": 9, "data": over})
+    assert_refused(dd, status, body, expected, "data.")
+    assert slash.callbacks == [] and slash.modal is None  # not acknowledged: the bot may still answer
+
+    status, body = await target.callback(slash, {"type": 9, "data": within})
+    assert status == 204, body
+    assert slash.response_type == 9 and slash.modal == within and len(dd.refusals) == 1
+
+
+@double(channel_write_limit=None)
+async def test_every_invalid_field_is_reported_at_once(dd: DiscordDouble, raw) -> None:
+    payload = {
+        "content": "x" * 2001,
+        "components": [row(button(label="L" * 81, emoji={"name": "upscale_1"}), button("probe:b2", emoji={"name": "🪄"}))],
+        "embeds": [embed(title="t" * 257)],
+    }
+    status, body = await Endpoint(dd, raw).request("POST", f"/channels/{dd.channel_id}/messages", payload)
+    assert status == 400
+    assert body == {
+        "message": "Invalid Form Body",
+        "code": 50035,
+        "errors": {
+            "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]},
+            "embeds": {"0": {"title": {"_errors": [
+                {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 256 or fewer in length."}]}}},
+            "components": {"0": {"components": {"0": {
+                "label": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 80 or fewer in length."}]},
+                "emoji": {"name": {"_errors": [{"code": "BUTTON_COMPONENT_INVALID_EMOJI", "message": "Invalid emoji"}]}},
+            }}}},
+        },
+    }  # fmt: skip
+    (refusal,) = dd.refusals
+    assert [tuple(e) for e in refusal.form_errors] == [
+        ("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length."),
+        ("embeds.0.title", "BASE_TYPE_MAX_LENGTH", "Must be 256 or fewer in length."),
+        ("components.0.components.0.label", "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length."),
+        ("components.0.components.0.emoji.name", "BUTTON_COMPONENT_INVALID_EMOJI", "Invalid emoji"),
+    ]
+    assert dd.refused_requests("POST", r"/messages$") == [refusal]
+    assert dd.refused_requests(code=50035) == dd.refused_requests(code="BUTTON_COMPONENT_INVALID_EMOJI") == [refusal]
+    assert dd.refused_requests(code="COMPONENT_CUSTOM_ID_DUPLICATED") == [] and dd.channel_messages() == []
+    assert dd.state.files == {}
+
+
+@double(channel_write_limit=None)
+async def test_refused_multipart_stores_no_file(dd: DiscordDouble, raw) -> None:
+    form = aiohttp.FormData()
+    form.add_field("payload_json", json.dumps({"content": "x" * 2001, "attachments": [{"id": 0, "filename": "a.png"}]}))
+    form.add_field("files[0]", PNG, filename="a.png", content_type="image/png")
+    async with raw.post(f"/api/v10/channels/{dd.channel_id}/messages", data=form) as response:
+        assert response.status == 400
+    assert dd.state.files == {} and dd.messages == {}
+    assert dd.refusals[0].files[0].data == PNG  # the refused request is still recorded whole
+
+
+async def test_discord_py_raises_http_exception_400_50035(dd: DiscordDouble, bot: EchoBot) -> None:
+    """discord.py does not retry a 400: it raises HTTPException with Discord's code and the fields."""
+    channel = bot.get_channel(dd.channel_id)
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send("x" * 2001)
+    assert refused.value.status == 400 and refused.value.code == 50035
+    assert "In content: Must be 2000 or fewer in length." in refused.value.text
+    assert dd.channel_messages() == []
+
+    message = await channel.send("kept")
+    view = discord.ui.View()
+    view.add_item(discord.ui.Button(label="U1", emoji="upscale_1", custom_id="probe:u1"))
+    with pytest.raises(discord.HTTPException) as refused:
+        await message.edit(content="changed", view=view)
+    assert refused.value.status == 400 and refused.value.code == 50035
+    assert "components.0.components.0.emoji.name: Invalid emoji" in refused.value.text
+    record = dd.messages[message.id]
+    assert len(record.versions) == 1 and record.content == "kept"
+    assert [(r.method, r.status) for r in dd.refusals] == [("POST", 400), ("PATCH", 400)]
+
+    view = discord.ui.View()
+    view.add_item(discord.ui.Button(label="U1", emoji="🔄", custom_id="probe:u1"))
+    await message.edit(content="changed", view=view)
+    assert record.content == "changed" and record.current.buttons[0]["emoji"]["name"] == "🔄"
+
+
+async def test_injected_faults_are_not_refusals(dd: DiscordDouble, raw) -> None:
+    dd.fail_next(method="POST", status=400, body={"message": "custom", "code": 50035, "errors": {}})
+    async with raw.post(f"/api/v10/channels/{dd.channel_id}/messages", json={"content": "x"}) as response:
+        assert response.status == 400
+    assert dd.refusals == [] and dd.requests[-1].error == {"message": "custom", "code": 50035, "errors": {}}
+
+
+VALID_EMOJI = ["🔄", "⬅️", "🪄", "🔍", "1️⃣", "1⃣", "#️⃣", "❌", "✏️", "🎬", "✅", "☑️", "⭐", "▶️", "↩️", "©️", "™️",
+               "👍🏽", "🇫🇷", "🏳️‍🌈", "👨🏽‍💻", "❤️‍🔥", "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"]
+INVALID_EMOJI = ["upscale_1", "", " ", "x", "1", "#", "_", ":x:", "🔄🔄", "🔄 ", " 🔄", "x❌", "\ufe0f", "\u200d",
+                 "🔄\u200d", "\u200d🔄", "🇫", "🏻", "1\ufe0f", "^", "`", "🔄_1"]
+
+
+@pytest.mark.parametrize("name", VALID_EMOJI)
+def test_unicode_emoji_accepted(name: str) -> None:
+    assert is_unicode_emoji(name)
+
+
+@pytest.mark.parametrize("name", INVALID_EMOJI)
+def test_not_unicode_emoji_refused(name: str) -> None:
+    assert not is_unicode_emoji(name)

@@ -4,6 +4,8 @@ See ``DiscordDouble`` (server.py) for the test-facing API and records.py for
 what the double records.
 """
 
+from .emoji import is_unicode_emoji
+from .errors import ApiError, FormError, flatten_form_errors
 from .records import (
     AttachmentRecord,
     CallbackRecord,
@@ -24,11 +26,13 @@ __all__ = [
     "ALL_TEXT_PERMISSIONS",
     "DEFAULT_TOKEN",
     "DISCORD_CHANNEL_WRITE_LIMIT",
+    "ApiError",
     "AttachmentRecord",
     "CallbackRecord",
     "DelayRule",
     "DiscordDouble",
     "FaultRule",
+    "FormError",
     "GatewayFrame",
     "InteractionRecord",
     "MessageRecord",
@@ -36,4 +40,6 @@ __all__ = [
     "RequestRecord",
     "UploadedFile",
     "WriteEvent",
+    "flatten_form_errors",
+    "is_unicode_emoji",
 ]

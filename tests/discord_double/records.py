@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .errors import FormError, flatten_form_errors
+
 if TYPE_CHECKING:
     from .state import State
 
@@ -53,10 +55,34 @@ class RequestRecord:
     write_channel_id: int | None = None
     rate_limited: bool = False  # answered 429 by the channel write rate limit (not by an injected fault)
     delay: DelayRule | None = field(default=None, repr=False)  # the rule that held its answer back, if any
+    # The JSON error body the double answered with (its own rules or an injected fault), if any.
+    error: dict[str, Any] | None = None
+    # Refused by one of Discord's rules with 400 (Invalid Form Body 50035, empty message...);
+    # such requests changed nothing.  Injected faults are not refusals.
+    refused: bool = False
 
     @property
     def authorization(self) -> str | None:
         return self.headers.get("Authorization")
+
+    @property
+    def error_code(self) -> int | None:
+        """Discord's JSON error code of the answer (50035 Invalid Form Body...), if it was an error."""
+        return None if self.error is None else self.error.get("code")
+
+    @property
+    def form_errors(self) -> list[FormError]:
+        """The invalid fields of a 50035 answer: ``FormError(path, code, message)``, path dotted
+        as in "data.components.0.components.1.emoji.name"."""
+        return flatten_form_errors((self.error or {}).get("errors"))
+
+    @property
+    def form_error_codes(self) -> dict[str, str]:
+        """``{path: code}`` of ``form_errors`` (the first code of each path)."""
+        codes: dict[str, str] = {}
+        for error in self.form_errors:
+            codes.setdefault(error.path, error.code)
+        return codes
 
 
 @dataclass(frozen=True)

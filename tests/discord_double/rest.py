@@ -23,6 +23,7 @@ from aiohttp import BodyPartReader, web
 
 from bot.background import wait_event
 
+from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .records import (
     LOADING,
     CallbackRecord,
@@ -33,8 +34,8 @@ from .records import (
     UploadedFile,
     snapshot,
 )
-from .ratelimit import RATE_LIMITED_BODY_MESSAGE
-from .state import ApiError, State, invalid_form, unknown_message
+from .state import IS_COMPONENTS_V2, ApiError, State, invalid_form, unknown_message
+from .validation import validate_message, validate_modal
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class RestApi:
         try:
             response, handled = await self._answer(record)
         except ApiError as error:
-            response = error_response(error)
+            response = self._refuse(record, error)
         except Exception as error:
             # A bug in the double: answer 400 so discord.py raises at once, instead of a 500
             # that it would retry (and sleep on) five times.
@@ -201,7 +202,10 @@ class RestApi:
             if rule.matches(record.method, record.path):
                 rule.hits.append(record)
                 record.fault = rule
-                return self._fault_response(rule), False
+                response = self._fault_response(rule)
+                if response.status != 429:
+                    record.error = json.loads(response.body)  # type: ignore[arg-type]
+                return response, False
 
         allowed: list[str] = []
         for route in self.routes:
@@ -230,7 +234,7 @@ class RestApi:
             try:
                 response = await route.handler(record, **match.groupdict())
             except ApiError as error:
-                response = error_response(error)
+                response = self._refuse(record, error)
             # Every counted answer carries the bucket's state, errors included, as on Discord.
             response.headers.update(limit_headers)
             return response, True
@@ -242,6 +246,14 @@ class RestApi:
         return json_response(
             {"message": f"404: Not Found (discord double has no {record.method} {record.path})", "code": 0}, 404
         ), False
+
+    def _refuse(self, record: RequestRecord, error: ApiError) -> web.Response:
+        """Answer one of Discord's errors; a 400 is a refusal, recorded in ``state.refusals``."""
+        record.error = error.body()
+        if error.status == 400:
+            record.refused = True
+            self.state.refusals.append(record)
+        return error_response(error)
 
     @staticmethod
     def _fault_response(rule: FaultRule) -> web.Response:
@@ -515,17 +527,33 @@ class RestApi:
                 "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Callback type {callback_type} is not valid here"
             )
 
-        interaction.callbacks.append(CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic()))
-        message: MessageRecord | None = None
+        # A refused callback does not acknowledge the interaction: the bot may answer again.
         if callback_type == 4:
-            message = await self._respond_with_message(interaction, data, req.files)
-        elif callback_type == 5:
-            # The "is thinking..." placeholder; its ephemerality is fixed here.
-            message = await self._respond_with_message(interaction, {"flags": data.get("flags", 0)}, [], LOADING)
+            validate_message(data, prefix=("data",))
         elif callback_type == 7:
-            message = await state.edit_message(self._source_message(interaction), data, req.files, via="interaction")
-        elif callback_type == 6:
-            message = self._source_message(interaction)
+            source = state.messages.get(interaction.source_message_id or 0)
+            v2 = source is not None and bool(source.current.flags & IS_COMPONENTS_V2)
+            validate_message(data, prefix=("data",), components_v2=v2)
+        elif callback_type == 9:
+            validate_modal(data, prefix=("data",))
+
+        callback = CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic())
+        interaction.callbacks.append(callback)
+        message: MessageRecord | None = None
+        try:
+            if callback_type == 4:
+                message = await self._respond_with_message(interaction, data, req.files)
+            elif callback_type == 5:
+                # The "is thinking..." placeholder; its ephemerality is fixed here.
+                message = await self._respond_with_message(interaction, {"flags": data.get("flags", 0)}, [], LOADING)
+            elif callback_type == 7:
+                source_message = self._source_message(interaction)
+                message = await state.edit_message(source_message, data, req.files, via="interaction")
+            elif callback_type == 6:
+                message = self._source_message(interaction)
+        except ApiError:
+            interaction.callbacks.remove(callback)  # e.g. an empty message: nothing was answered
+            raise
         await state.notify()
 
         if req.query.get("with_response") not in ("1", "true", "True"):

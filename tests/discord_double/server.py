@@ -251,6 +251,34 @@ class DiscordDouble:
         """
         return self.state.rate_limited
 
+    @property
+    def refusals(self) -> list[RequestRecord]:
+        """Every request the double refused with 400 by one of Discord's rules, in order.
+
+        Mostly 50035 Invalid Form Body (content over 2000, a bad emoji, too many rows...: see
+        validation.py), also 50006 empty message, 40060 already acknowledged...  Each record has
+        ``status`` 400, ``error`` (the JSON body sent), ``error_code`` and ``form_errors``
+        (``FormError(path, code, message)``).  A refused request changed nothing.  Injected
+        faults (``fail_next``) are not refusals.
+        """
+        return self.state.refusals
+
+    def refused_requests(
+        self, method: str | None = None, path_re: str | None = None, *, code: str | int | None = None
+    ) -> list[RequestRecord]:
+        """``refusals`` filtered by method, path (re.search) and error ``code``: Discord's JSON code
+        (50035) or a form error code name ("BASE_TYPE_MAX_LENGTH", "BUTTON_COMPONENT_INVALID_EMOJI")."""
+        return [
+            r
+            for r in self.state.refusals
+            if (method is None or r.method == method.upper())
+            and (path_re is None or re.search(path_re, r.path))
+            and (
+                code is None
+                or (r.error_code == code if isinstance(code, int) else any(e.code == code for e in r.form_errors))
+            )
+        ]
+
     def rate_limit_hits(self, channel_id: int | None = None) -> int:
         """How many 429s the write rate limit sent for ``channel_id`` (None: all channels)."""
         return sum(1 for r in self.state.rate_limited if channel_id is None or r.write_channel_id == channel_id)

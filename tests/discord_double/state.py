@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from .errors import ApiError, invalid_form
+from .ratelimit import ChannelWriteLimiter
 from .records import (
     EPHEMERAL,
     LOADING,
@@ -34,7 +36,7 @@ from .records import (
     UploadedFile,
     snapshot,
 )
-from .ratelimit import ChannelWriteLimiter
+from .validation import validate_message
 
 DISCORD_EPOCH_MS = 1420070400000
 
@@ -89,33 +91,10 @@ IS_COMPONENTS_V2 = 1 << 15
 SENDABLE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
 EDITABLE_FLAGS = SUPPRESS_EMBEDS | IS_COMPONENTS_V2
 
-MAX_CONTENT_LENGTH = 2000
-MAX_EMBEDS = 10
-
-
-class ApiError(Exception):
-    """A Discord-style error answer: HTTP status plus JSON ``{"message", "code"}``."""
-
-    def __init__(self, status: int, code: int, message: str, errors: dict[str, Any] | None = None):
-        super().__init__(f"{status} {code} {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = errors
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message, "code": self.code}
-        if self.errors:
-            body["errors"] = self.errors
-        return body
 
 
 def unknown_message() -> ApiError:
     return ApiError(404, 10008, "Unknown Message")
-
-
-def invalid_form(field_name: str, code: str, message: str) -> ApiError:
-    return ApiError(400, 50035, "Invalid Form Body", {field_name: {"_errors": [{"code": code, "message": message}]}})
 
 
 def iso(ts: datetime.datetime) -> str:
@@ -240,6 +219,7 @@ class State:
             ChannelWriteLimiter(*channel_write_limit) if channel_write_limit is not None else None
         )
         self.rate_limited: list[RequestRecord] = []  # requests the write rate limit answered 429
+        self.refusals: list[RequestRecord] = []  # requests refused 400 by Discord's rules (invalid payloads...)
         self.gateway_connections: list[GatewayConnection] = []
         self.gateway_log: list[GatewayFrame] = []
 
@@ -572,10 +552,7 @@ class State:
 
     @staticmethod
     def _validate(version: MessageVersion) -> None:
-        if len(version.content) > MAX_CONTENT_LENGTH:
-            raise invalid_form("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT_LENGTH} or fewer in length.")
-        if len(version.embeds) > MAX_EMBEDS:
-            raise invalid_form("embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length.")
+        """What is left to check once the payload passed ``validate_message``: the result is not empty."""
         if not (version.content or version.embeds or version.attachments or version.components or version.loading):
             raise ApiError(400, 50006, "Cannot send an empty message")
 
@@ -606,6 +583,8 @@ class State:
         extra_flags: int = 0,
     ) -> MessageRecord:
         self.channel(channel_id)  # 404 for unknown channels
+        # Refused before anything is stored (no attachment either), as on Discord.
+        validate_message(payload)
         flags = int(payload.get("flags") or 0) & (SENDABLE_FLAGS | (EPHEMERAL if interaction else 0))
         attachments = self._attachments(payload, files, channel_id)
         reference = self._reference(payload, channel_id)
@@ -651,6 +630,7 @@ class State:
         if message.deleted:
             raise unknown_message()
         old = message.current
+        validate_message(payload, components_v2=bool(old.flags & IS_COMPONENTS_V2))
         attachments = old.attachments
         if files or "attachments" in payload:
             attachments = self._attachments(payload, files, message.channel_id, old.attachments)
