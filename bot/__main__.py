@@ -13,18 +13,165 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import random
 import signal
+import socket
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 from bot import logs
 from bot.config import Settings, host_port, load_settings, resolve_config_path
 from bot.errors import ConfigError
 
+if TYPE_CHECKING:
+    from discord.ext import commands
+
 log = logging.getLogger("bot")
 
 
-async def serve(settings: Settings) -> None:
+# While Discord cannot be reached at start-up (no network yet, DNS, a refused or timed out connection,
+# TLS, Discord answering 5xx) the login is retried: RETRY_FIRST_S, doubling up to RETRY_MAX_S, each
+# wait shortened by up to a quarter at random so a fleet restarted together does not retry in step.
+# RETRY_MAX_S can be lowered with MJBOT_DISCORD_RETRY_MAX_S (the tests do).
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
+RETRY_MAX_ENV = "MJBOT_DISCORD_RETRY_MAX_S"
+
+TOKEN_REFUSED = ("Discord refused the bot token: check [discord] token (or MJBOT_DISCORD__TOKEN); "
+                 "if it was reset, copy the new one from the Developer Portal (Bot → Reset Token)")
+# discord.Intents flag → its switch in the Developer Portal (Bot → Privileged Gateway Intents).
+PRIVILEGED_INTENTS = {"members": "Server Members Intent", "presences": "Presence Intent",
+                      "message_content": "Message Content Intent"}
+
+
+class StartupFailed(Exception):
+    """What retrying cannot fix; the message is the one line to log."""
+
+
+def retry_max_s() -> float:
+    raw = os.environ.get(RETRY_MAX_ENV, "").strip()
+    try:
+        value = float(raw) if raw else RETRY_MAX_S
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        log.warning("%s=%r is not a positive number of seconds; using %g", RETRY_MAX_ENV, raw, RETRY_MAX_S)
+        return RETRY_MAX_S
+    return value
+
+
+def retry_delay(failures: int, cap: float) -> float:
+    """The wait after the ``failures``-th failed attempt in a row (1, 2, ...)."""
+    nominal = min(cap, RETRY_FIRST_S * 2 ** min(failures - 1, 32))
+    return nominal * random.uniform(0.75, 1.0)
+
+
+def why_unreachable(exc: BaseException) -> str | None:
+    """Why Discord could not be reached, briefly, when waiting may fix it; None otherwise."""
+    import ssl
+
+    import aiohttp
+    import discord
+
+    if isinstance(exc, discord.DiscordServerError):
+        return f"Discord answered {exc.status}"
+    if isinstance(exc, discord.HTTPException):
+        return None  # a 4xx: Discord was reached and said no
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        cause, where = exc.os_error, f"{exc.host}:{exc.port}"
+        if isinstance(exc, aiohttp.ClientConnectorDNSError) or isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed for {exc.host}"
+        if isinstance(exc, aiohttp.ClientSSLError) or isinstance(cause, ssl.SSLError):
+            detail = getattr(cause, "reason", None) or getattr(cause, "verify_message", None)
+            return f"TLS error with {where}" + (f" ({detail})" if detail else "")
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(cause, TimeoutError):
+            return f"timed out connecting to {where}"
+        return f"cannot connect to {where} ({cause.strerror or type(cause).__name__})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, TimeoutError):  # asyncio's and aiohttp's timeouts alike
+        return "timed out"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the connection was closed before Discord answered"
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return f"network error ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    return None
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:.0f}" if delay >= 10 else f"{delay:.1f}".removesuffix(".0")
+
+
+async def log_in(bot: commands.Bot, token: str) -> None:
+    """``bot.login(token)``, retried with back-off while Discord cannot be reached.
+
+    Only failures before ``setup_hook`` are retried: discord.py's ``login()`` calls it last, once
+    ``/users/@me`` and the application have been fetched (``bot.application`` is set just before), so
+    a retried login never runs it twice. A failure inside ``setup_hook`` is not retried here.
+    """
+    import discord
+
+    cap = retry_max_s()
+    failures = 0
+    while True:
+        try:
+            await bot.login(token)
+        except discord.LoginFailure:
+            raise StartupFailed(TOKEN_REFUSED) from None
+        except Exception as exc:
+            why = why_unreachable(exc)
+            if bot.application is not None:
+                if why is None:
+                    raise  # setup_hook failed: a bug or a local problem, with its traceback
+                raise StartupFailed(f"cannot reach Discord while starting up: {why}") from exc
+            if why is None:
+                if isinstance(exc, discord.HTTPException):  # e.g. a 404: api_base is not Discord's API
+                    detail = " ".join((exc.text or "no detail").split())[:200]
+                    raise StartupFailed(f"Discord answered HTTP {exc.status} to the login ({detail}): "
+                                        "check [discord] api_base") from None
+                raise
+            failures += 1
+            delay = retry_delay(failures, cap)
+            log.warning("cannot reach Discord: %s; retrying in %s s", why, _seconds(delay))
+        else:
+            if failures:
+                log.info("logged in to Discord after %d failed attempt%s", failures, "s" * (failures > 1))
+            return
+        # Each login opens a new HTTP session (static_login) on the client's connector: close this
+        # one, and with it the connector, and let the next login make both afresh (nothing leaks).
+        # (MjBot passes no connector= of its own; discord.py makes one when it has none.)
+        await bot.http.close()
+        bot.http.connector = discord.utils.MISSING
+        await asyncio.sleep(delay)
+
+
+async def start(bot: commands.Bot, token: str) -> None:
+    """``bot.start(token)``: the login retried while Discord is unreachable, then the gateway (which
+    discord.py reconnects by itself)."""
+    import discord
+
+    await log_in(bot, token)
+    try:
+        await bot.connect(reconnect=True)
+    except discord.PrivilegedIntentsRequired:
+        wanted = [name for flag, name in PRIVILEGED_INTENTS.items() if getattr(bot.intents, flag)]
+        which = ", ".join(wanted) if wanted else "the privileged intents it asks for"
+        raise StartupFailed(
+            f"Discord refused the gateway connection: the bot asks for privileged intents that are not "
+            f"enabled for it: enable {which} in the Developer Portal (your application → Bot → "
+            "Privileged Gateway Intents)") from None
+    except discord.ConnectionClosed as exc:
+        if exc.code == 4004:  # Authentication failed
+            raise StartupFailed(TOKEN_REFUSED) from None
+        raise
+
+
+async def serve(settings: Settings) -> int:
+    """Run the bot until SIGTERM/SIGINT (0) or a failure retrying cannot fix (logged, 1)."""
     from bot.app import MjBot
 
     bot = MjBot(settings)
@@ -34,18 +181,23 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):  # Windows
             loop.add_signal_handler(signum, stopping.set)
 
-    async with bot:
-        runner = asyncio.create_task(bot.start(settings.discord.token.get_secret_value()))
-        stopper = asyncio.create_task(stopping.wait())
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stopper in done:
-            log.info("shutting down")
-            await bot.close()
-            # discord.py may be sleeping before a reconnect (Discord unreachable): don't wait it out.
-            runner.cancel()
-        stopper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner  # re-raises a login failure or a crash
+    try:
+        async with bot:
+            runner = asyncio.create_task(start(bot, settings.discord.token.get_secret_value()))
+            stopper = asyncio.create_task(stopping.wait())
+            done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                log.info("shutting down")
+                await bot.close()
+                # Waiting to retry the login, or discord.py sleeping before a reconnect: don't wait it out.
+                runner.cancel()
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner  # re-raises a failure to start or a crash
+    except StartupFailed as exc:  # logged once the bot is closed: the last line says why it stopped
+        log.error("%s", exc)
+        return 1
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -73,16 +225,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings is None or not _need_token(settings):
         return 2
     logs.setup_logging(settings.logging.format, settings.logging.level)
-    import discord
-
     try:
-        asyncio.run(serve(settings))
-    except discord.LoginFailure:
-        log.error("Discord rejected the token (discord.token): check it in the Developer Portal.")
-        return 1
+        return asyncio.run(serve(settings))
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
