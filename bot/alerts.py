@@ -17,15 +17,17 @@ from collections.abc import Awaitable, Callable
 
 from bot.background import BackgroundLoop, wait_event
 from bot.config import AlertsSettings
-from bot.errors import ProxyError
+from bot.errors import ProxyActionNotAllowed, ProxyError
 from bot.events import NoEvents
 from bot.i18n import t
 from bot.models import Job, Status, parse_local_reason
+from bot.text import MAX_CONTENT, clip, clip_words
 
 log = logging.getLogger(__name__)
 
 IDLE_PROBE_S = 60.0  # longest gap without a word from the proxy before the monitor asks it
 MAX_CHECK_S = 5.0
+MAX_ALERT_REASON = 500  # characters of a failReason quoted in an alert
 MAX_POST_ATTEMPTS = 10  # an alert Discord refuses this often (no permission?) is dropped, not retried forever
 
 
@@ -40,8 +42,7 @@ def duration_text(seconds: float) -> str:
 def _problem_text(error: ProxyError, limit: int = 300) -> str:
     """What failed, for admins: the request and the error (never a secret: no layer puts one in an
     error), and the server's words."""
-    text = " ".join((f"{error}" + (f" ({error.detail})" if error.detail else "")).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip_words(f"{error}" + (f" ({error.detail})" if error.detail else ""), limit)
 
 
 class AlertMonitor(NoEvents):
@@ -63,6 +64,7 @@ class AlertMonitor(NoEvents):
         self._run_length = 0
         self._run_alerted: str | None = None
         self._outbox: list[str] = []
+        self._denied_models: set[str] = set()  # models the admins were told the key may not use
         self._post_failures = 0  # of the first alert in the outbox
         self.posted: list[str] = []  # what reached the channel, for /mj status and tests
         self._wake = asyncio.Event()
@@ -131,8 +133,19 @@ class AlertMonitor(NoEvents):
             log.info("alert posted to channel %s: %s", self.settings.channel_id, text)
 
     def _queue(self, key: str, **params: object) -> None:
-        self._outbox.append(t(key, self.language, **params))
+        # Bounded: an alert Discord refuses for its length would be retried, then dropped.
+        self._outbox.append(clip(t(key, self.language, **params), MAX_CONTENT))
         self._wake.set()
+
+    # --- what the proxy's key may do -----------------------------------------------------------
+
+    def submit_refused(self, error: ProxyError) -> None:
+        """A key that may not use a model is an admin's setting to change: say so once per model."""
+        if isinstance(error, ProxyActionNotAllowed):
+            model = str(error.params.get("model") or "?")
+            if model not in self._denied_models:
+                self._denied_models.add(model)
+                self._queue("alert.model_denied", model=clip_words(model, 100))
 
     # --- the proxy -----------------------------------------------------------------------------
 
@@ -179,4 +192,4 @@ class AlertMonitor(NoEvents):
     def _reason_text(self, reason: str) -> str:
         local = parse_local_reason(reason)
         text = t(local[0], self.language, **local[1]) if local else reason
-        return " ".join(text.split()) or t("status.failed_no_reason", self.language)
+        return clip_words(text, MAX_ALERT_REASON) or t("status.failed_no_reason", self.language)

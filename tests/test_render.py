@@ -147,3 +147,29 @@ def test_waiting_for_a_prompt_offers_the_pencil():
     r = rendered(job(status=Status.MODAL))
     assert r.content.endswith("(Waiting for a prompt: press ✏️)")
     assert r.view.children[0].item.custom_id == "mj:p:0:1320098173412546"
+
+
+# --- what Discord refuses, bounded or replaced before it is sent ------------------------------------
+
+def test_only_emoji_discord_takes_reach_a_button():
+    from bot.ui.emoji import button_emoji, is_unicode_emoji
+
+    for emoji in ("🔄", "⬅️", "🪄", "🔍", "1️⃣", "❌", "✏️", "👍🏽", "🇺🇸", "👨‍👩‍👧", "ℹ️"):
+        assert is_unicode_emoji(emoji), emoji
+    for name in ("upscale_1", "", "a", "1", "🔄🔄", "🇫", "<:mj:123>", "_"):
+        assert not is_unicode_emoji(name), name
+    assert button_emoji("upscale_1") == "⬆️"  # trueai's custom emoji name: a stand-in the bot picks
+    assert button_emoji("") is None and button_emoji("video_1") is None
+
+
+def test_server_buttons_keep_their_label_and_lose_an_emoji_discord_refuses():
+    from bot.models import TaskButton
+    from bot.ui.buttons import server_buttons
+
+    buttons = (TaskButton("MJ::JOB::upsample_v7_2x_subtle::1::h::SOLO", "Upscale (Subtle)", "upscale_1"),
+               TaskButton("MJ::JOB::animate_high::1::h::SOLO", "Animate (High motion)", ""),
+               TaskButton("MJ::JOB::x::1::h", "L" * 300, "nope"))
+    items = [item.item for item in server_buttons("123", buttons).children]  # the DynamicItems' buttons
+    assert [str(item.emoji) if item.emoji else None for item in items] == ["⬆️", None, None]
+    assert items[0].label == "Upscale (Subtle)" and items[1].label == "Animate (High motion)"
+    assert len(items[2].label) == 80 and items[2].label.endswith("…")

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.cogs.imagine import _, interaction_language, report_failure, requester
 from bot.i18n import error_text, t
 from bot.models import message_link
+from bot.text import MAX_CONTENT, clip
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -54,7 +55,7 @@ class AdminCog(commands.Cog):
                            age=_age(time.time() - oldest.created_at),
                            link=message_link(oldest.guild_id, oldest.channel_id, oldest.message_id)
                            if oldest.message_id else ""))
-        await interaction.edit_original_response(content="\n".join(lines))
+        await interaction.edit_original_response(content=clip("\n".join(lines), MAX_CONTENT))
 
 
 async def setup(bot: MjBot) -> None:

@@ -15,6 +15,7 @@ from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, JobNotFo
 from bot.i18n import error_text, language_for, t
 from bot.models import ImageFile, Job
 from bot.prompt import MAX_PROMPT_LENGTH
+from bot.text import clip
 from bot.ui.buttons import DELETE_BUTTON, DESCRIBED_BUTTON, KIND_ACTION, PROMPT_BUTTON, SERVER_BUTTON
 from bot.ui.delivery import InteractionOrigin
 
@@ -115,7 +116,7 @@ class PromptModal(discord.ui.Modal):
                  submit: Callable[[discord.Interaction, str], Awaitable[object]], what: str) -> None:
         super().__init__(title=t("modal.title", language)[:45], timeout=15 * 60)
         self.prompt = discord.ui.TextInput(label=t("modal.prompt", language)[:45], style=discord.TextStyle.paragraph,
-                                           default=(prefill or "")[:MAX_PROMPT_LENGTH] or None,
+                                           default=clip(prefill or "", MAX_PROMPT_LENGTH) or None,
                                            max_length=MAX_PROMPT_LENGTH)
         self.add_item(self.prompt)
         self._submit, self._what = submit, what

@@ -18,6 +18,8 @@ import discord
 
 from bot.errors import ButtonInvalid
 from bot.models import BUTTON_MARK, DESCRIBE_MARKS, Action, TaskButton
+from bot.text import MAX_LABEL, clip
+from bot.ui.emoji import button_emoji
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -64,8 +66,11 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_T
 
     @classmethod
     def server(cls, position: int, button: TaskButton, task_id: str, *, used: bool = False) -> JobButton:
-        label = button.label if button.label or button.emoji else "·"
-        return cls(SERVER_BUTTON, position, task_id, label=label, emoji=button.emoji,
+        # The server's text goes to Discord bounded, and only an emoji Discord takes (trueai sends
+        # "upscale_1"): one refused part would make Discord refuse the whole message.
+        emoji = button_emoji(button.emoji)
+        label = clip(button.label.strip(), MAX_LABEL) or (None if emoji else "·")
+        return cls(SERVER_BUTTON, position, task_id, label=label, emoji=emoji,
                    style=_style(used, button.style), row=position // MAX_ROW_WIDTH)
 
     @classmethod

@@ -7,9 +7,6 @@ Midjourney's custom emoji, without its id) and ``""``, so every server emoji pas
 
 from __future__ import annotations
 
-import unicodedata
-
-_JOINERS = {"\u200d", "\ufe0f", "\ufe0e", "\u20e3"}  # zero-width joiner, variation selectors, keycap
 _KEYCAP_BASES = set("0123456789#*")
 # Blocks whose symbols Discord renders as emoji (pictographs, dingbats, arrows, regional indicators).
 _EMOJI_RANGES = (
@@ -27,21 +24,29 @@ def _is_emoji_char(char: str) -> bool:
     return any(low <= code <= high for low, high in _EMOJI_RANGES)
 
 
+def _is_modifier(char: str) -> bool:
+    # Variation selectors, keycap, skin tones, tag characters: they change the emoji before them.
+    code = ord(char)
+    return char in ("\ufe0f", "\ufe0e", "\u20e3") or 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F
+
+
+def _is_single(part: str) -> bool:
+    """One emoji: a symbol and its modifiers, or a flag (two regional indicators)."""
+    bases = [char for char in part if not _is_modifier(char)]
+    if not bases or not all(_is_emoji_char(char) for char in bases):
+        return False
+    if all(0x1F1E6 <= ord(char) <= 0x1F1FF for char in bases):
+        return len(bases) == 2
+    return len(bases) == 1 and bases[0] == part[0]
+
+
 def is_unicode_emoji(text: str) -> bool:
-    """True for a Unicode emoji (with its selectors, joiners, skin tones, or as a keycap)."""
+    """True for one Unicode emoji (with selectors, skin tone, ZWJ sequence, keycap or flag)."""
     if not text or len(text) > 16:
         return False
-    chars = list(text)
-    if chars[0] in _KEYCAP_BASES:  # 1️⃣: a digit only as the base of a keycap sequence
-        return chars[1:] in (["\ufe0f", "\u20e3"], ["\u20e3"])
-    has_symbol = False
-    for char in chars:
-        if char in _JOINERS:
-            continue
-        if not _is_emoji_char(char) or unicodedata.category(char) not in ("So", "Sk", "Sm", "Cf", "Mn"):
-            return False
-        has_symbol = True
-    return has_symbol
+    if text[0] in _KEYCAP_BASES:  # 1️⃣: a digit only as the base of a keycap sequence
+        return text[1:] in ("\ufe0f\u20e3", "\u20e3")
+    return all(_is_single(part) for part in text.split("\u200d"))
 
 
 def button_emoji(name: str) -> str | None:

@@ -8,10 +8,12 @@ import discord
 
 from bot.i18n import t
 from bot.models import DESCRIBE_MARKS, Action, Display, Job, Phase, describe_prompts, parse_local_reason
+from bot.text import MAX_CONTENT, clip, clip_words
 from bot.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
 
-MAX_CONTENT = 2000
 MAX_PROMPT_SHOWN = 1500
+MAX_EMBED_URL = 2048
+MAX_REASON_SHOWN = 300  # a failReason is the proxy's text, of any length
 
 
 @dataclass
@@ -34,7 +36,8 @@ def status_text(display: Display, language: str) -> str | None:
         return t("status.needs_prompt", language)
     if display.phase is Phase.FAILED:
         if display.fail_reason:
-            return t("status.failed", language, reason=reason_text(display.fail_reason, language))
+            return t("status.failed", language,
+                     reason=clip_words(reason_text(display.fail_reason, language), MAX_REASON_SHOWN))
         return t("status.failed_no_reason", language)
     return None
 
@@ -53,9 +56,7 @@ def content_prefix(job: Job, language: str) -> str:
         title = t("job.title.blend", language)
     else:
         title = discord.utils.escape_markdown(job.prompt)
-    if len(title) > MAX_PROMPT_SHOWN:
-        title = title[: MAX_PROMPT_SHOWN - 1] + "…"
-    return f"**{title}** - "
+    return f"**{clip(title, MAX_PROMPT_SHOWN)}** - "
 
 
 def content_for(job: Job, display: Display, language: str) -> str:
@@ -72,13 +73,13 @@ def content_for(job: Job, display: Display, language: str) -> str:
         text += f" ({status})"
     if job.prompt_en and job.action is not Action.DESCRIBE and _differs(job.prompt_en, job.prompt):
         # The proxy translated the prompt (a Chinese one, say): show what Midjourney got.
-        text += "\n" + t("job.translated", language, prompt=discord.utils.escape_markdown(_short(job.prompt_en)))
+        text += "\n" + t("job.translated", language, prompt=discord.utils.escape_markdown(clip_words(job.prompt_en, 600)))
     if job.action is Action.DESCRIBE and display.phase is Phase.DONE:
         prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
-        lines = [f"{mark} {discord.utils.escape_markdown(_short(prompt, 400))}"
+        lines = [f"{mark} {discord.utils.escape_markdown(clip_words(prompt, 400))}"
                  for mark, prompt in zip(DESCRIBE_MARKS, prompts)]
         text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
-    return text[:MAX_CONTENT]
+    return clip(text, MAX_CONTENT)
 
 
 def render(job: Job, display: Display, *, language: str, image_attached: bool,
@@ -87,7 +88,8 @@ def render(job: Job, display: Display, *, language: str, image_attached: bool,
     (too large for the channel, or not downloadable) it is linked in an embed instead.
     ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action)."""
     embeds: list[discord.Embed] = []
-    if display.image_url and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached)):
+    # A link longer than Discord takes in an embed is left out rather than have the edit refused.
+    if display.image_url and len(display.image_url) <= MAX_EMBED_URL and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached)):
         embed = discord.Embed()
         embed.set_image(url=display.image_url)
         if display.phase is Phase.DONE:
@@ -118,7 +120,3 @@ def render(job: Job, display: Display, *, language: str, image_attached: bool,
 def _differs(translated: str, original: str) -> bool:
     return " ".join(translated.split()).casefold() != " ".join(original.split()).casefold()
 
-
-def _short(text: str, limit: int = 600) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
