@@ -37,8 +37,10 @@ from bot.errors import (
     ProxyEndpointMissing,
     ProxyError,
     ProxyTimeout,
+    SubmitUnconfirmed,
     TooManyRunning,
     UserInputError,
+    VideoUnsupported,
 )
 from bot.access import AccessPolicy, Requester
 from bot.background import wait_event
@@ -56,6 +58,7 @@ from bot.models import (
     SubmitAccepted,
     TaskButton,
     describe_prompts,
+    image_identity,
     local_reason,
     message_link,
 )
@@ -77,7 +80,9 @@ API_STYLE_KEY = "proxy_api"  # tasks that get pushes are polled this many times 
 # Discord's limit on message writes in one channel: about 5 per 5 s.
 DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
 RECOVERY_GRACE_S = 10.0  # beyond the proxy timeout, before a pending submission counts as cut off
-SUBMISSION_GIVE_UP_S = 3600.0  # a submission the proxy does not list after this was never accepted
+# A submission whose answer was lost is looked for this long; then it counts as never accepted, so
+# the member can try again (they are told this bound when the answer is lost).
+SUBMISSION_GIVE_UP_S = 600.0
 SHUTDOWN_GRACE_S = 10.0
 MAX_DELIVERY_ATTEMPTS = 20  # one per tick; Discord trouble lasting longer than that is not passing
 
@@ -150,6 +155,8 @@ class JobService:
         self._delivery_failures: dict[str, int] = {}
         self.notify_hook: str | None = None  # set when the push receiver runs
         self._pushed: set[str] = set()  # tasks the proxy pushes updates for: polled less often
+        self._push_signals: set[str] = set()  # pushed tasks waiting for their confirming request
+        self._confirming: asyncio.Task[None] | None = None
         self._last_polled: dict[str, float] = {}
         self._list_supported = True
         self._learned_api: str | None = None  # "change"/"action" once learned (kept in SQLite)
@@ -189,6 +196,10 @@ class JobService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tracker
             self._tracker = None
+        if self._confirming is not None:
+            self._confirming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._confirming
         # Let Discord writes under way finish: cancelling a send half-way could post a message
         # whose id never reaches SQLite, and the next start would post it again. Queued ones are
         # repaired at the next start (their display differs from what was shown).
@@ -329,7 +340,8 @@ class JobService:
         # On a task that lists buttons this is one of them: record which, so it shows as used.
         return await self._submit_child(
             parent, who, action=action, index=index, button=position, what=what, submit=submit,
-            done=await self.store.child_job(parent_task_id, action, index))
+            done=await (self.store.child_of_button(parent_task_id, position) if position is not None
+                        else self.store.child_job(parent_task_id, action, index)))
 
     async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
         """One of the server's own buttons on a task (trueai, new-api): /submit/action with its
@@ -340,13 +352,15 @@ class JobService:
         button = parent.buttons[position]
         if button.needs_mask:
             raise ButtonUnsupported(f"{button.custom_id} needs a mask")
+        if button.makes_video:
+            raise VideoUnsupported(f"{button.custom_id} makes a video")
         action, index = button.change()
         if action is Action.REROLL:
             index = 0
         what = f"button {position} ({button.label or button.emoji or button.custom_id[:40]}) of {parent_task_id}"
         # U1-U4, V1-V4 and 🔄 are the same buttons whether pressed as ours or as the server's.
         done = await self.store.child_of_button(parent_task_id, position)
-        if done is None and index is not None:
+        if done is None and index is not None and button.is_plain_change:
             done = await self.store.child_job(parent_task_id, action, index)
 
         async def submit(nonce: str) -> SubmitAccepted:
@@ -390,7 +404,9 @@ class JobService:
         if done is not None:
             raise ButtonAlreadyUsed(f"{what} is task {done.task_id}",
                                     link=message_link(done.guild_id, done.channel_id, done.message_id))
-        key = (parent.task_id, action.value, index) if index is not None else (parent.task_id, BUTTON_MARK, button)
+        # A server button is itself (Upscale Subtle and Creative share UPSCALE 1); a button of our own
+        # on a task without server buttons is its action and index.
+        key = (parent.task_id, BUTTON_MARK, button) if button is not None else (parent.task_id, action.value, index)
         if key in self._pressing:
             raise ButtonBusy(f"{what} is being submitted")
         if prompt is not None:
@@ -477,9 +493,9 @@ class JobService:
         submission. A timeout may hide an accepted task: keep it, and recovery will look for it."""
         try:
             return await submit
-        except ProxyTimeout:
+        except ProxyTimeout as exc:
             self._recovering = True
-            raise
+            raise SubmitUnconfirmed(str(exc), minutes=round(SUBMISSION_GIVE_UP_S / 60)) from exc
         except BaseException as exc:
             if isinstance(exc, ProxyError):
                 self.events.submit_refused(exc)
@@ -535,6 +551,10 @@ class JobService:
             tasks = {}
             log.warning("the proxy cannot list its tasks; %d interrupted submissions cannot be checked",
                         len(pending))
+        except ProxyError:
+            # Not for ever: past the bound a submission is given up even while the list fails.
+            await self._give_up_submissions([s for s in pending if now - s.created_at > SUBMISSION_GIVE_UP_S])
+            raise
         for submission in pending:
             task = tasks.get(submission.nonce)
             if task is not None and await self.store.get_job(task.id) is not None:
@@ -556,10 +576,15 @@ class JobService:
                 if submission.parent_task_id:
                     await self._refresh_used_buttons(submission.parent_task_id)
             elif not tasks or now - submission.created_at > SUBMISSION_GIVE_UP_S:
-                log.warning("submission %s (%s by user %s in channel %s) is not known to the proxy; "
-                            "it was never accepted", submission.nonce, submission.action,
-                            submission.owner_id, submission.channel_id)
-                await self.store.delete_submission(submission.nonce)
+                await self._give_up_submissions([submission])
+
+    async def _give_up_submissions(self, submissions: Sequence[Submission]) -> None:
+        """The proxy cannot confirm these: count them as never accepted, which frees their button."""
+        for submission in submissions:
+            log.warning("submission %s (%s by user %s in channel %s) could not be confirmed by the proxy; "
+                        "counting it as never accepted", submission.nonce, submission.action,
+                        submission.owner_id, submission.channel_id)
+            await self.store.delete_submission(submission.nonce)
 
     # --- tracking ------------------------------------------------------------------------------
 
@@ -602,12 +627,7 @@ class JobService:
                 tasks = await self._poll(ids)
                 self.events.proxy_answered(None)
                 seen = {task.id for task in tasks}
-                for task in tasks:  # fetch new final images now, not after every write before them
-                    job = self._tracked.get(task.id)
-                    if job is not None and task.status is Status.SUCCESS and task.image_url:
-                        self._prefetch_image(job.with_changes(image_url=task.image_url))
-                for task in tasks:
-                    self._misses.pop(task.id, None)
+                self._answered(tasks)
                 await self._apply_all(tasks)
                 missing = [task_id for task_id in ids if task_id not in seen and task_id in self._tracked]
                 if missing:
@@ -630,14 +650,45 @@ class JobService:
             self._last_polled[task_id] = now
         return due
 
-    async def apply_push(self, task: ProxyTask) -> None:
-        """A task change the proxy pushed to us."""
-        job = self._tracked.get(task.id)
-        if job is None:
-            log.debug("push for task %s, which is not tracked (finished or not ours): ignored", task.id)
+    def signal_push(self, task_id: str) -> None:
+        """The proxy pushed a change of ``task_id``: look now. A push is only a signal, because
+        anyone who can call the proxy can read the push URL from a task's ``properties.notifyHook``
+        and forge one; the state shown comes from an authenticated request. Pushes arriving
+        together are confirmed with one request."""
+        if task_id not in self._tracked:
+            log.debug("push for task %s, which is not tracked (finished or not ours): ignored", task_id)
             return
-        self._pushed.add(task.id)
-        await self._apply(job, task)
+        self._push_signals.add(task_id)
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.create_task(self._confirm_pushes(), name="mjbot-push-confirm")
+
+    async def _confirm_pushes(self) -> None:
+        while self._push_signals:
+            await asyncio.sleep(0)  # deliveries already arrived join this batch
+            ids, self._push_signals = [i for i in self._push_signals if i in self._tracked], set()
+            if not ids:
+                continue
+            try:
+                tasks = await self._poll(ids)
+            except ProxyError as exc:  # the tracker's next poll will see the change
+                log.warning("confirming pushes of %d tasks failed (%s: %s); polling will catch up",
+                            len(ids), type(exc).__name__, exc)
+                continue
+            now = self._clock()
+            for task in tasks:
+                self._pushed.add(task.id)
+                self._last_polled[task.id] = now
+            self._answered(tasks)
+            await self._apply_all(tasks)
+
+    def _answered(self, tasks: Sequence[ProxyTask]) -> None:
+        """The proxy answered for these tasks: they are not missing, and a finished one's image is
+        fetched now, not after every write queued before its message."""
+        for task in tasks:
+            self._misses.pop(task.id, None)
+            job = self._tracked.get(task.id)
+            if job is not None and task.status is Status.SUCCESS and task.image_url and not task.is_video:
+                self._prefetch_image(job.with_changes(image_url=task.image_url))
 
     async def wait_ticks(self, count: int = 1, timeout: float = 10.0) -> None:
         """Wait until ``count`` more ticks have finished (for tests and tools)."""
@@ -720,7 +771,11 @@ class JobService:
             changes["status"] = status
         if task.progress != job.progress:
             changes["progress"] = task.progress
-        if task.image_url != job.image_url and (task.image_url or status.finished):
+        if status is Status.SUCCESS and task.is_video:
+            # Showing videos is not built yet: end the job clearly rather than attach an .mp4 as .png.
+            status, changes["status"] = Status.FAILURE, Status.FAILURE
+            task = task.model_copy(update={"fail_reason": local_reason("video"), "image_url": None})
+        if (task.image_url or status.finished) and image_identity(task.image_url) != image_identity(job.image_url):
             changes["image_url"] = task.image_url
         if task.prompt_en and task.prompt_en != job.prompt_en:
             changes["prompt_en"] = task.prompt_en
@@ -734,6 +789,8 @@ class JobService:
                 changes["fail_reason"] = reason
         if job.queue_ahead and status not in (Status.NOT_START, Status.SUBMITTED, Status.UNKNOWN):
             changes["queue_ahead"] = None
+        if changes and task.image_url and task.image_url != job.image_url:
+            changes["image_url"] = task.image_url  # with any other change, the freshest link
         return changes
 
     async def _save(self, job: Job, **changes: object) -> None:
@@ -900,7 +957,7 @@ def _button_for(buttons: Sequence[TaskButton], action: Action, index: int | None
     """The position of the server's button that does ``action``/``index`` (U2 → upsample::2)."""
     for position, button in enumerate(buttons):
         kind, number = button.change()
-        if kind is action and (action is Action.REROLL or number == index):
+        if button.is_plain_change and kind is action and (action is Action.REROLL or number == index):
             return position
     return None
 

@@ -6,6 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -45,10 +46,28 @@ class TaskButton:
         """Vary (Region) needs a painted mask, which a Discord modal cannot collect."""
         return self.custom_id.startswith("MJ::Inpaint::")
 
+    @property
+    def _kind(self) -> str:
+        """``upsample`` of ``MJ::JOB::upsample::2::…``, ``Outpaint`` of ``MJ::Outpaint::50::1::…``."""
+        parts = self.custom_id.split("::")
+        return parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
+
+    @property
+    def is_plain_change(self) -> bool:
+        """U1-U4, V1-V4 or 🔄: the buttons the bot also draws itself. Upscale (Subtle) is not one:
+        it shares UPSCALE 1 with U1 but is a button of its own."""
+        return self._kind in ("upsample", "variation", "reroll")
+
+    @property
+    def makes_video(self) -> bool:
+        """Animate, a video batch's U1-U4, Extend: the result is a video."""
+        kind = self._kind.lower()
+        return kind.startswith("animate") or kind.startswith("video") or "extend" in kind
+
     def change(self) -> tuple[Action, int | None]:
         """What pressing it does, as far as its customId tells (``MJ::JOB::upsample::2::…``)."""
         parts = self.custom_id.split("::")
-        kind = parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
+        kind = self._kind
         index = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
         if kind == "upsample" or kind.startswith("upsample_"):
             return Action.UPSCALE, index
@@ -118,11 +137,19 @@ class ProxyTask(BaseModel):
     finish_time: int | None = Field(default=None, alias="finishTime")
     properties: dict[str, Any] = Field(default_factory=dict)
     buttons: tuple[TaskButton, ...] = ()
+    content_type: str | None = Field(default=None, alias="contentType")  # trueai: "video/mp4" for videos
 
     @property
     def final_prompt(self) -> str | None:
         value = self.properties.get("finalPrompt")
         return value if isinstance(value, str) and value.strip() else None
+
+    @property
+    def is_video(self) -> bool:
+        """A video result (trueai's VIDEO task: ``imageUrl`` is the .mp4), which the bot can't show yet."""
+        return ((self.action or "").upper().startswith("VIDEO")
+                or (self.content_type or "").lower().startswith("video/")
+                or urlsplit(self.image_url or "").path.lower().endswith((".mp4", ".webm", ".mov")))
 
     @field_validator("buttons", mode="before")
     @classmethod
@@ -278,6 +305,17 @@ def parse_local_reason(reason: str | None) -> tuple[str, dict[str, str]] | None:
     name, _, query = reason[len(LOCAL_REASON_PREFIX):].partition("?")
     params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
     return f"fail.{name}", params
+
+
+def image_identity(url: str | None) -> str | None:
+    """What an image URL points at, without new-api's ``?rand=`` that changes on every read: two
+    reads of an unchanged preview compare equal, so they cost no Discord edit."""
+    if not url or "rand=" not in url:
+        return url
+    parts = urlsplit(url)
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+                       if key != "rand"])
+    return urlunsplit(parts._replace(query=query))
 
 
 def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:

@@ -1,8 +1,9 @@
 """The push receiver: the proxy POSTs each task change to ``<public_url>/<token>``.
 
-The token is this install's secret (kept in SQLite), so only a proxy we gave it to can push. A
-delivery is applied like a poll result: written to SQLite first, idempotent, and order-proof
-(duplicates and late arrivals change nothing), because the servers send both.
+The token is this install's secret (kept in SQLite), but the proxy shows it to anyone who can call
+it (``properties.notifyHook`` of every task), so a push proves nothing: it only tells the jobs
+service to ask the proxy now, with the bot's credentials. What that request answers is applied like
+a poll: written to SQLite first, idempotent and order-proof.
 """
 
 from __future__ import annotations
@@ -81,5 +82,7 @@ class NotifyReceiver:
             log.warning("push from %s is not a task: refused", request.remote)
             return web.Response(status=400, text="not a task")
         self.received += 1
-        await self.jobs.apply_push(task)
+        # Only the id is taken: the token is readable by anyone who can call the proxy (it is in
+        # every task's properties.notifyHook), so the task's state is confirmed with the proxy.
+        self.jobs.signal_push(task.id)
         return web.Response(text="ok")

@@ -112,6 +112,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
     """,
+    # 7: a server button is known by its position (its customId) alone. trueai's Upscale (Subtle) and
+    # (Creative) both make UPSCALE 1, so one job per (action, index) applies only to jobs made
+    # without a server button.
+    """
+    DROP INDEX jobs_one_per_button;
+    CREATE UNIQUE INDEX jobs_one_per_button ON jobs (parent_task_id, action, parent_index)
+        WHERE parent_task_id IS NOT NULL AND parent_button IS NULL;
+    DROP INDEX submissions_one_per_button;
+    CREATE UNIQUE INDEX submissions_one_per_button ON submissions (parent_task_id, action, parent_index)
+        WHERE parent_task_id IS NOT NULL AND parent_button IS NULL;
+    """,
 ]
 
 _COLUMNS = (
@@ -270,8 +281,9 @@ class Store:
         return jobs[0] if jobs else None
 
     async def child_job(self, parent_task_id: str, action: Action, index: int) -> Job | None:
-        jobs = await self._select("WHERE parent_task_id = ? AND action = ? AND parent_index = ?",
-                                  (parent_task_id, action.value, index))
+        """The job our own U/V/🔄 made on a task without server buttons (those are known by position)."""
+        jobs = await self._select("WHERE parent_task_id = ? AND action = ? AND parent_index = ? "
+                                  "AND parent_button IS NULL", (parent_task_id, action.value, index))
         return jobs[0] if jobs else None
 
     async def jobs_of(self, owner_id: int, guild_id: int | None, *, limit: int, offset: int = 0) -> list[Job]:

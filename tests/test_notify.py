@@ -66,7 +66,8 @@ async def test_submits_carry_the_hook_and_pushes_are_applied(pushed: Pushed, sim
     await pushed.view.wait_for(lambda: pushed.view.last(job.task_id).display.progress == "80%")
     sim.succeed(job.task_id)
     await pushed.view.wait_for(lambda: pushed.view.last(job.task_id).display.phase is Phase.DONE)
-    assert sim.count("/task/list-by-condition") - polls <= 1  # the pushes did the work
+    # The pushes did the work: one confirming request per push (4), at most one safety poll.
+    assert sim.count("/task/list-by-condition") - polls <= 5
     assert pushed.receiver.received >= 5
 
 
@@ -140,3 +141,36 @@ async def test_late_progress_does_not_move_a_job_backwards(pushed: Pushed, sim: 
     await sim.wait_deliveries()
     assert [s.display.progress for s in pushed.view.of(job.task_id)] == [None, "80%"]
     assert (await pushed.jobs.store.get_job(job.task_id)).progress == "80%"
+
+
+async def test_a_forged_push_with_the_real_token_changes_nothing(pushed: Pushed, sim: ProxySim):
+    """The push URL, token included, is in every task's properties.notifyHook, which anyone who can
+    call the proxy can read: a push is confirmed with the proxy before anything is shown."""
+    job = await pushed.jobs.imagine("a fox", MEMBER)
+    await sim.wait_deliveries()
+    confirmations = sim.count("/task/list-by-condition")
+    forged = sim.tasks[job.task_id].to_json() | {
+        "status": "SUCCESS", "progress": "100%", "imageUrl": "https://evil.example/anything.png"}
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(pushed.receiver.hook_url, json=forged)
+    assert answer.status_code == 200  # taken as a signal...
+    await sim.wait_for(lambda: sim.count("/task/list-by-condition") > confirmations)  # ...and checked
+    await pushed.jobs.wait_ticks(1)
+    stored = await pushed.jobs.store.get_job(job.task_id)
+    assert stored.status is Status.SUBMITTED and stored.image_url is None
+    assert all(s.display.phase is not Phase.DONE for s in pushed.view.of(job.task_id))
+
+
+async def test_pushes_arriving_together_are_confirmed_with_one_request(pushed: Pushed, sim: ProxySim):
+    jobs = [await pushed.jobs.imagine(f"fox {n}", MEMBER) for n in range(sim.max_running)]
+    await sim.wait_deliveries()
+    before = sim.count("/task/list-by-condition")
+    # The first confirmation is slow: pushes arriving meanwhile wait for one request together.
+    sim.fail_next("/task/list-by-condition", "delay:0.3")
+    for job in jobs:
+        sim.advance(job.task_id)
+    await sim.wait_deliveries()
+    await pushed.view.wait_for(lambda: all(pushed.view.last(j.task_id).display.progress == "10%" for j in jobs))
+    confirmations = [r for r in sim.requests if r.path.endswith("/task/list-by-condition")][before:]
+    assert len(confirmations) < len(jobs)  # batched, not one per push
+    assert max(len(r.json["ids"]) for r in confirmations) > 1

@@ -1,0 +1,169 @@
+"""The jobs service against what the real servers send (the simulator's trueai and new-api flavours
+follow their source; see ../shared/docs/mj-proxy-contract.md, "What the servers really send")."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import ButtonAlreadyUsed, ButtonBusy, SubmitUnconfirmed, VideoUnsupported
+from bot.i18n import error_text
+from bot.jobs import SUBMISSION_GIVE_UP_S
+from bot.models import Action, Phase, Status
+from tests.proxy_sim import ProxySim
+from tests.test_proxy_shapes import INDEX_HTML
+from tests.test_rules import Harness, grid_of, harness, who  # noqa: F401 (harness is a fixture)
+
+
+@pytest.fixture
+async def served(tmp_path):
+    """A service in front of a simulator of the given flavour: (simulator, service, view)."""
+    made = []
+
+    async def make(flavour: str, **options):
+        secret = "sim-secret-7f3a9c"
+        sim = ProxySim(secret=secret, flavour=flavour, **options)
+        await sim.start()
+        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3")
+        if flavour == "newapi":
+            h.settings.proxy.auth = "bearer"
+        elif flavour == "trueai":
+            h.settings.proxy.auth = "authorization"
+        made.append((sim, h))
+        jobs, view = await h.start()
+        return sim, jobs, view
+
+    yield make
+    for sim, h in made:
+        await h.stop()
+        await sim.stop()
+
+
+async def upscale_of(sim: ProxySim, jobs, view):
+    grid = await grid_of(jobs, view, sim)
+    upscale = await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    sim.succeed(upscale.task_id)
+    await view.wait_for(lambda: (s := view.last(upscale.task_id)) and s.display.phase is Phase.DONE)
+    return await jobs.store.get_job(upscale.task_id)
+
+
+def position_of(job, label: str) -> int:
+    return next(n for n, b in enumerate(job.buttons) if b.label == label)
+
+
+# --- trueai ---------------------------------------------------------------------------------------
+
+
+async def test_buttons_that_share_an_action_and_index_each_submit_once(served):
+    """trueai Models/CustomComponentModel.cs: Upscale (Subtle) and (Creative) both upscale image 1."""
+    sim, jobs, view = await served("trueai")
+    upscale = await upscale_of(sim, jobs, view)
+    subtle, creative = position_of(upscale, "Upscale (Subtle)"), position_of(upscale, "Upscale (Creative)")
+    first = await jobs.press(upscale.task_id, subtle, who())
+    second = await jobs.press(upscale.task_id, creative, who())  # not "already used"
+    assert first.task_id != second.task_id
+    strong, soft = position_of(upscale, "Vary (Strong)"), position_of(upscale, "Vary (Subtle)")
+    await jobs.press(upscale.task_id, strong, who())
+    await jobs.press(upscale.task_id, soft, who())
+    for position in (subtle, creative, strong, soft):  # and each of them exactly once
+        with pytest.raises(ButtonAlreadyUsed):
+            await jobs.press(upscale.task_id, position, who())
+    assert sim.count("/submit/action") == 1 + 4  # the U1, then the four presses
+    refreshed = await jobs.store.get_job(upscale.task_id)
+    assert {("button", p) for p in (subtle, creative, strong, soft)} <= refreshed.used_buttons
+
+
+async def test_animate_is_refused_before_the_proxy_hears_of_it(served):
+    """trueai: Animate makes a VIDEO task; showing videos is not built yet."""
+    sim, jobs, view = await served("trueai")
+    upscale = await upscale_of(sim, jobs, view)
+    animate = next(n for n, b in enumerate(upscale.buttons) if "animate" in b.custom_id)
+    before = sim.count("/submit/action")
+    with pytest.raises(VideoUnsupported) as caught:
+        await jobs.press(upscale.task_id, animate, who())
+    assert "not supported" in error_text(caught.value) and sim.count("/submit/action") == before
+
+
+async def test_a_video_task_fails_cleanly_instead_of_posting_an_mp4_as_png(served):
+    """trueai Models/TaskInfo.cs: a VIDEO task's imageUrl is the .mp4 (contentType video/mp4)."""
+    sim, jobs, view = await served("trueai")
+    upscale = await upscale_of(sim, jobs, view)
+    animate = next(b for b in upscale.buttons if "animate" in b.custom_id)
+    # Made elsewhere (the proxy's own UI, another bot) and then tracked: the bot follows it.
+    accepted = await jobs.proxy.submit_action(upscale.task_id, animate.custom_id)
+    job = jobs._new_job(accepted.task_id, jobs._submission(Action.ACTION, "", who(), 200, parent=upscale))
+    await jobs._accept(job.with_changes(nonce=None, parent_button=None, parent_task_id=None))
+    sim.succeed(accepted.task_id)
+    await view.wait_for(lambda: (s := view.last(accepted.task_id)) and s.display.phase is Phase.FAILED)
+    stored = await jobs.store.get_job(accepted.task_id)
+    assert stored.status is Status.FAILURE and "video" in stored.fail_reason
+    assert all(s.image is None for s in view.of(accepted.task_id))  # nothing attached as .png
+
+
+async def test_a_refusal_on_http_200_shows_the_servers_reason(served):
+    """trueai CustomLogicExceptionFilterAttribute.cs: {"success": false, "code": -1, "message": ...}."""
+    sim, jobs, view = await served("trueai")
+    upscale = await upscale_of(sim, jobs, view)
+    sim.fail_next("/submit/action", "logic", description="并发数已达上限")
+    with pytest.raises(Exception) as caught:
+        await jobs.press(upscale.task_id, position_of(upscale, "Vary (Strong)"), who())
+    assert "并发数已达上限" in error_text(caught.value)
+    await jobs.press(upscale.task_id, position_of(upscale, "Vary (Strong)"), who())  # free again
+
+
+# --- new-api --------------------------------------------------------------------------------------
+
+
+async def test_one_edit_per_change_although_the_preview_url_changes_on_every_read(served):
+    """new-api relay/relay-mj.go: /mj/image/{id}?rand=<ns> on every read until SUCCESS."""
+    sim, jobs, view = await served("newapi")
+    job = await jobs.imagine("a fox", who())
+    sim.advance(job.task_id)
+    sim.gateway_poll()
+    await view.wait_for(lambda: (s := view.last(job.task_id)) and s.display.phase is Phase.RUNNING)
+    edits = len(view.of(job.task_id))
+    await jobs.wait_ticks(5)  # five more polls of an unchanged task, each with a new ?rand=
+    assert len(view.of(job.task_id)) == edits
+
+
+async def test_queue_position_shows_although_new_api_says_code_1(served):
+    """new-api relay/relay-mj.go: 22 becomes 1; properties.numberOfQueues keeps the position."""
+    sim, jobs, view = await served("newapi", max_running=1)
+    await jobs.imagine("runs", who())
+    await jobs.imagine("waits first", who())
+    queued = await jobs.imagine("waits second", who())
+    assert queued.queue_ahead == 1
+    await view.wait_for(lambda: (s := view.last(queued.task_id)) and s.display.phase is Phase.QUEUED)
+
+
+async def test_a_submission_new_api_cannot_confirm_ends_and_frees_its_button(harness, sim):
+    """new-api router/web-router.go: GET /mj/task/list is its web page, so a lost answer cannot be
+    looked up; the submission ends, the member was told when, and the button works again."""
+    h, jobs, view = await harness()
+    grid = await grid_of(jobs, view, sim)
+    sim.fail_next("/task/list", "status:200", body=INDEX_HTML, content_type="text/html", times=None)
+    sim.fail_next("/submit/change", "delay:2.5")  # past the client's 2 s timeout
+    with pytest.raises(SubmitUnconfirmed) as caught:
+        await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    assert "10 min" in error_text(caught.value)
+    with pytest.raises(ButtonBusy):  # still being looked for
+        await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    h.now += 60
+    await jobs.wait_ticks(2)
+    assert await jobs.store.submissions(before=float("inf")) == []
+    again = await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    assert again.parent_task_id == grid.task_id
+
+
+async def test_a_submission_is_given_up_when_the_list_keeps_failing(harness, sim):
+    h, jobs, view = await harness()
+    grid = await grid_of(jobs, view, sim)
+    sim.fail_next("/task/list", "html502", times=None)
+    sim.fail_next("/submit/change", "delay:2.5")
+    with pytest.raises(SubmitUnconfirmed):
+        await jobs.change(grid.task_id, Action.VARIATION, 2, who())
+    h.now += 60
+    await jobs.wait_ticks(2)
+    assert len(await jobs.store.submissions(before=float("inf"))) == 1  # still looked for
+    h.now += SUBMISSION_GIVE_UP_S
+    await jobs.wait_ticks(2)
+    assert await jobs.store.submissions(before=float("inf")) == []
