@@ -8,11 +8,27 @@ connections). It speaks one of three dialects described in
 - ``"novicezk"`` (the default): novicezk/midjourney-proxy v2.x.
 - ``"trueai"``: trueai-org/midjourney-proxy: raw ``Authorization`` secret, no
   ``/submit/change``, ``buttons`` and ``/submit/action`` / ``/submit/modal``,
-  status MODAL and CANCEL, ``/mj-relax/mj/...`` style speed prefixes.
-- ``"newapi"``: the Calcium-Ion/new-api gateway in front of an ``upstream``
-  (``"novicezk"`` or ``"trueai"``): Bearer keys, codes 21/22 turned into 1, its own
-  400 errors, and a stale copy of each task refreshed only by its own poll
+  status MODAL and CANCEL, ``/mj-relax/mj/...`` style speed prefixes. Upscales carry
+  the real button set (Upscale (Subtle/Creative) with ``"emoji": "upscale_1"``, Vary
+  (Subtle/Strong/Region), zoom, pans, Animate (High/Low motion), reroll), chosen by the
+  prompt's ``--v``/``--niji`` version (v7 when it names none). Animate and
+  ``/submit/video`` make VIDEO tasks whose ``imageUrl`` is an ``.mp4`` the sim serves
+  (with ``videoUrl``, ``videoUrls``, ``contentType: "video/mp4"``, U1-U4
+  ``video_virtual_upscale`` buttons). Limits answer trueai's LogicException body
+  (HTTP 200 ``{"success": false, "code": -1, "message": ..., "timestamp": ...}``):
+  ``fail_next(path, kind="logic", description=...)`` or ``user_core_size`` /
+  ``user_queue_size``.
+- ``"newapi"``: the QuantumNous (formerly Calcium-Ion) new-api gateway in front of an
+  ``upstream`` (``"novicezk"`` or ``"trueai"``): Bearer keys, "code":22 turned into 1
+  (21 too, except Custom Zoom / Vary (Region)), its own 400 errors, customIds it cannot
+  convert (animate, video_virtual_upscale, PicReader, BOOKMARK) refused with 400 and
+  models a key may not use with 403 (``denied_models``), the web UI's index.html (200)
+  for every path it has no route for, ``?rand=<ns>`` on the preview URL at every read
+  until SUCCESS, and a stale copy of each task refreshed only by its own poll
   (``gateway_poll()``, or every ``gateway_poll_s`` in poll and time modes).
+
+Every fact above is taken from the servers' source; the comment next to each behaviour
+names the file (docs/mj-proxy-contract.md, "What the servers really send").
 
 Tests drive it deterministically, without sleeping::
 
@@ -70,16 +86,19 @@ __all__ = [
     "DEFAULT_TIMELINE",
     "FAILURE",
     "FLAVOURS",
-    "Delivery",
     "IN_PROGRESS",
     "MODAL",
+    "NEWAPI_INDEX_HTML",
     "NOT_START",
     "SUBMITTED",
     "SUCCESS",
+    "UPSCALE_EMOJI",
+    "Delivery",
     "ProxySim",
     "RecordedRequest",
     "SimTask",
     "Step",
+    "mp4_bytes",
     "png_bytes",
 ]
 
@@ -201,6 +220,10 @@ class SimTask:
     bot_type: str = "MID_JOURNEY"
     custom_id: str | None = None  # the button an action task was made from
     job_hash: str | None = None  # the <hash> in its buttons' customIds
+    video: bool = False  # its result is an .mp4 (VIDEO, or one upscaled video of a batch)
+    batch_size: int = 4  # VIDEO: how many videos the batch holds (1, 2 or 4)
+    content_type: str | None = None  # trueai: "image/png" / "video/mp4" once SUCCESS
+    mask: bool = False  # trueai Vary (Region): a maskBase64 came with /submit/modal
 
     @property
     def is_modal(self) -> bool:
@@ -304,7 +327,7 @@ class _ScriptedFailure:
     content_type: str | None
 
 
-_FAILURE_KINDS = ("http500_spring", "html502", "empty200", "malformed", "unauthorized")
+_FAILURE_KINDS = ("http500_spring", "html502", "empty200", "malformed", "unauthorized", "logic")
 _FAILURE_PREFIXES = ("status:", "delay:", "code:")
 
 # Descriptions novicezk uses for each submit code, for fail_next("code:N").
@@ -365,6 +388,31 @@ def _spring_error(status: int, path: str) -> web.Response:
     )
 
 
+def _dotnet_ticks() -> str:
+    """DateTime.Now.Ticks as a string (trueai's Result.Timestamp): 100 ns steps since 0001-01-01."""
+    return str(time.time_ns() // 100 + 621_355_968_000_000_000)
+
+
+def _logic_error(message: str) -> web.Response:
+    """trueai's answer when a LogicException escapes a controller: HTTP 200 and Result.Fail(message),
+    i.e. success false, code -1, message, timestamp; no data field, no SubmitResultVO code
+    (Filters/CustomLogicExceptionFilterAttribute.cs, Models/Result.cs)."""
+    return _json_response({"success": False, "code": -1, "message": message, "timestamp": _dotnet_ticks()})
+
+
+def mp4_bytes(seed: str, size: int = 320) -> bytes:
+    """A few hundred bytes that start like an MP4 (an ``ftyp`` box, then ``mdat``): not playable,
+    but what a client sniffing the type of a video link sees first."""
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 0x200) + b"isommp41"
+    payload = b""
+    counter = 0
+    while len(payload) < max(0, size - len(ftyp) - 8):
+        payload += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    payload = payload[: max(0, size - len(ftyp) - 8)]
+    return ftyp + struct.pack(">I", 8 + len(payload)) + b"mdat" + payload
+
+
 def _is_data_url(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -385,6 +433,18 @@ def _description(action: str, prompt: str, parent_id: str | None, index: int | N
     if action not in CHANGE_ACTIONS and index is None:  # trueai's zoom, pan, ...
         return f"/up {parent_id} {action}"
     return f"/up {parent_id} " + ("R" if action == "REROLL" else f"{action[0]}{index}")
+
+
+_WINDOW_WAIT = "Waiting for window confirm"  # trueai's code 21 text (Services/TaskService.cs SubmitAction)
+_BATCH_SIZE = re.compile(r"--bs\s+(\d+)", re.IGNORECASE)
+
+
+def _video_batch_size(prompt: str | None) -> int:
+    """TaskInfo.GetVideoBatchSize (Models/TaskInfo.cs): ``--bs N`` (1-4) in the prompt, else 4."""
+    match = _BATCH_SIZE.search(prompt or "")
+    if match and 1 <= int(match.group(1)) <= 4:
+        return int(match.group(1))
+    return 4
 
 
 def _parse_index(value: Any) -> int | None:
@@ -460,28 +520,162 @@ def _grid_buttons(job_hash: str) -> list[dict[str, Any]]:
 
 
 _PANS = (("left", "⬅️"), ("right", "➡️"), ("up", "⬆️"), ("down", "⬇️"))
+_VARY_EMOJI = "\U0001fa84"  # 🪄, CustomComponentModel.GetEmojiFromCodePoint(0x1FA84)
+_FILM_EMOJI = "🎞️"  # Animate / Extend buttons
+_REROLL_EMOJI = "🔄"
+# trueai's upscale buttons carry the *name* of Midjourney's custom Discord emoji, not a
+# Unicode emoji (Models/CustomComponentModel.cs CreateUpscaleButtons; Discord accounts keep
+# btn.Emoji.Name, Services/DiscordWebSocketService.cs).
+UPSCALE_EMOJI = "upscale_1"
+DEFAULT_VERSION = "v 7"  # the sim's default model version when a prompt names none (see _version)
+_VERSION_FLAG = re.compile(r"--(v|version|niji)\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
-def _upscale_buttons(job_hash: str) -> list[dict[str, Any]]:
-    """Vary, zoom out, custom zoom and the four pans: what Midjourney puts under an upscale."""
+def _version(prompt: str | None, bot_type: str = "MID_JOURNEY") -> str:
+    """``"v 7"``, ``"v 6.1"``, ``"niji 6"``: the model version a prompt asks for, in the form
+    trueai's TaskInfo.GetVersion returns (Models/TaskInfo.cs). trueai's own default is v 8.1,
+    whose upscales have no upscale/zoom/pan buttons; the sim assumes v 7 so a plain prompt
+    gets the full set (write ``--v 8`` in the prompt for the v8 set)."""
+    match = None
+    for match in _VERSION_FLAG.finditer(prompt or ""):
+        pass  # the last flag wins, as in Midjourney
+    niji = bot_type == "NIJI_JOURNEY"
+    if match is None:
+        return "niji 7" if niji else DEFAULT_VERSION
+    flag, number = match.group(1).lower(), match.group(2)
+    return f"{'niji' if niji or flag == 'niji' else 'v'} {number}"
+
+
+def _version_number(version: str) -> float:
+    try:
+        return float(version.split(" ")[-1])
+    except ValueError:
+        return 0.0
+
+
+def _hd_upscale_buttons(job_hash: str, version: str) -> list[dict[str, Any]]:
+    """Upscale (Subtle) / (Creative), as CustomComponentModel.CreateUpscaleButtons makes them
+    (Models/CustomComponentModel.cs): the customId names the model version."""
+    if version.startswith("v 8"):
+        return []  # v8 dropped the upscale buttons
+    if version.startswith(("v 7", "niji 7")):
+        kinds, labels = ("v7_2x_subtle", "v7_2x_creative"), ("Upscale (Subtle)", "Upscale (Creative)")
+    elif version.startswith("v 6.1"):
+        kinds, labels = ("v6r1_2x_subtle", "v6r1_2x_creative"), ("Upscale (Subtle)", "Upscale (Creative)")
+    elif version.startswith(("v 6", "niji 6")):
+        kinds, labels = ("v6_2x_subtle", "v6_2x_creative"), ("Upscale (Subtle)", "Upscale (Creative)")
+    elif version.startswith(("v 5", "niji 5")):
+        kinds, labels = ("v5_2x", "v5_4x"), ("Upscale (2x)", "Upscale (4x)")
+    elif _version_number(version) < 5:
+        return []
+    else:
+        number = version.split(" ")[-1]
+        kinds = (f"v{number}_2x_subtle", f"v{number}_2x_creative")
+        labels = ("Upscale (Subtle)", "Upscale (Creative)")
     return [
-        _button(f"MJ::JOB::high_variation::1::{job_hash}::SOLO", "Vary (Strong)", "🪄"),
-        _button(f"MJ::JOB::low_variation::1::{job_hash}::SOLO", "Vary (Subtle)", "🪄"),
-        _button(f"MJ::Outpaint::50::1::{job_hash}::SOLO", "Zoom Out 2x", "🔍"),
-        _button(f"MJ::Outpaint::75::1::{job_hash}::SOLO", "Zoom Out 1.5x", "🔍"),
-        _button(f"MJ::CustomZoom::{job_hash}", "Custom Zoom", "🔍"),
-        *(_button(f"MJ::JOB::pan_{side}::1::{job_hash}::SOLO", emoji=emoji) for side, emoji in _PANS),
+        _button(f"MJ::JOB::upsample_{kind}::1::{job_hash}::SOLO", label, UPSCALE_EMOJI)
+        for kind, label in zip(kinds, labels, strict=True)
     ]
 
 
+def _vary_buttons(job_hash: str, version: str) -> list[dict[str, Any]]:
+    """Vary (Subtle), Vary (Strong), and Vary (Region) from v5 on (CreateVaryButtons)."""
+    buttons = [
+        _button(f"MJ::JOB::low_variation::1::{job_hash}::SOLO", "Vary (Subtle)", _VARY_EMOJI),
+        _button(f"MJ::JOB::high_variation::1::{job_hash}::SOLO", "Vary (Strong)", _VARY_EMOJI),
+    ]
+    if _version_number(version) >= 5:
+        buttons.append(_button(f"MJ::Inpaint::1::{job_hash}::SOLO", "Vary (Region)", "🖌️"))
+    return buttons
+
+
+def _zoom_buttons(job_hash: str, version: str) -> list[dict[str, Any]]:
+    """Zoom Out 2x / 1.5x and Custom Zoom, for 5 <= version < 8 (CreateZoomButtons)."""
+    if not 5 <= _version_number(version) < 8:
+        return []
+    return [
+        _button(f"MJ::Outpaint::50::1::{job_hash}::SOLO", "Zoom Out 2x", "🔍"),
+        _button(f"MJ::Outpaint::75::1::{job_hash}::SOLO", "Zoom Out 1.5x", "🔍"),
+        # CreateZoomButtons writes "MJ::CustomZoom::1::<hash>"; Discord's own button (and
+        # Resources/ApiParams/upscale_buttons.json) is "MJ::CustomZoom::<hash>": both are accepted.
+        _button(f"MJ::CustomZoom::1::{job_hash}", "Custom Zoom", "🔍"),
+    ]
+
+
+def _pan_buttons(job_hash: str, version: str) -> list[dict[str, Any]]:
+    if not 5 <= _version_number(version) < 8:
+        return []
+    return [_button(f"MJ::JOB::pan_{side}::1::{job_hash}::SOLO", emoji=emoji) for side, emoji in _PANS]
+
+
+def _animate_buttons(job_hash: str) -> list[dict[str, Any]]:
+    """CustomComponentModel.CreateAnimateButtons: make a video of this image."""
+    return [
+        _button(f"MJ::JOB::animate_high::1::{job_hash}::SOLO", "Animate (High motion)", _FILM_EMOJI),
+        _button(f"MJ::JOB::animate_low::1::{job_hash}::SOLO", "Animate (Low motion)", _FILM_EMOJI),
+    ]
+
+
+def _reroll_button(job_hash: str) -> dict[str, Any]:
+    return _button(f"MJ::JOB::reroll::0::{job_hash}::SOLO", emoji=_REROLL_EMOJI)
+
+
+def _upscale_buttons(job_hash: str, version: str = DEFAULT_VERSION, video: bool = True) -> list[dict[str, Any]]:
+    """What trueai puts under an upscale (U1-U4), in TaskInfo.OnUpscaleButtons' order
+    (Models/TaskInfo.cs): Upscale (Subtle/Creative), Vary (Subtle/Strong/Region), Zoom Out
+    2x/1.5x, Custom Zoom, the four pans, Animate (High/Low motion) when video is enabled
+    (Setting.EnableVideo), and reroll."""
+    return [
+        *_hd_upscale_buttons(job_hash, version),
+        *_vary_buttons(job_hash, version),
+        *_zoom_buttons(job_hash, version),
+        *_pan_buttons(job_hash, version),
+        *(_animate_buttons(job_hash) if video else []),
+        _reroll_button(job_hash),
+    ]
+
+
+def _upscale_hd_buttons(job_hash: str, version: str = DEFAULT_VERSION) -> list[dict[str, Any]]:
+    """Under an Upscale (Subtle/Creative) result, action UPSCALE_HD: TaskInfo.OnUpscale2xButtons
+    (Models/TaskInfo.cs): vary, zoom, animate (always) and reroll; no upscale, no pan."""
+    return [
+        *_vary_buttons(job_hash, version),
+        *_zoom_buttons(job_hash, version),
+        *_animate_buttons(job_hash),
+        _reroll_button(job_hash),
+    ]
+
+
+def _video_buttons(job_hash: str, count: int = 4) -> list[dict[str, Any]]:
+    """Under a VIDEO batch: U1-U<count> (video_virtual_upscale, emoji "") and reroll
+    (TaskInfo.SetVideoUpscaleButtons, Models/TaskInfo.cs)."""
+    return [
+        *(_button(f"MJ::JOB::video_virtual_upscale::{n}::{job_hash}", f"U{n}", "") for n in range(1, count + 1)),
+        _reroll_button(job_hash),
+    ]
+
+
+def _video_extend_buttons(job_hash: str) -> list[dict[str, Any]]:
+    """Under one upscaled video: Extend (High/Low motion) (TaskInfo.SetVideoExtendButtons)."""
+    return [
+        _button(f"MJ::JOB::animate_high_extend::1::{job_hash}", "Extend (High motion)", _FILM_EMOJI),
+        _button(f"MJ::JOB::animate_low_extend::1::{job_hash}", "Extend (Low motion)", _FILM_EMOJI),
+    ]
+
+
+# customId -> task action, as trueai's SubmitController.Action reads them (Controllers/SubmitController.cs).
 _CUSTOM_ID_ACTIONS = (
     (re.compile(r"MJ::JOB::upsample::([1-4])::.+"), "UPSCALE"),
+    (re.compile(r"MJ::JOB::video_virtual_upscale::([1-4])::.+"), "UPSCALE"),  # one video of a batch
+    (re.compile(r"MJ::JOB::upsample_[0-9a-z_]+::1::.+"), "UPSCALE_HD"),  # Upscale (Subtle/Creative/2x/4x)
     (re.compile(r"MJ::JOB::variation::([1-4])::.+"), "VARIATION"),
     (re.compile(r"MJ::JOB::(?:high|low)_variation::1::.+"), "VARIATION"),
     (re.compile(r"MJ::JOB::reroll::0::.+"), "REROLL"),
     (re.compile(r"MJ::Outpaint::\d+::1::.+"), "ZOOM"),
     (re.compile(r"MJ::CustomZoom::.+"), "ZOOM"),
+    (re.compile(r"MJ::Inpaint::1::.+"), "VARIATION"),  # Vary (Region): waits for a mask
     (re.compile(r"MJ::JOB::pan_(?:left|right|up|down)::1::.+"), "PAN"),
+    (re.compile(r"MJ::JOB::animate_(?:high|low)(?:_extend)?::1::.+"), "VIDEO"),
 )
 
 
@@ -544,7 +738,13 @@ class _Flavour:
         return _spring_error(400, request.path)  # Spring cannot read the JSON
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
-        return task.to_json()
+        data = task.to_json()
+        # newTask stores the submit's notifyHook, or the server's global one, in the Task's
+        # properties, and every read (fetch, list, list-by-condition) shows it: novicezk
+        # controller/SubmitController.java newTask; trueai Controllers/SubmitController.cs NewTask.
+        if data["properties"]["notifyHook"] is None and self.sim is not None:
+            data["properties"]["notifyHook"] = self.sim.notify_hook
+        return data
 
     def on_save(self, task: SimTask) -> None:
         """Called on every save of a task, before it is stamped and pushed."""
@@ -572,7 +772,9 @@ class _TrueaiFlavour(_Flavour):
 
     name = "trueai"
     prefixes = (API_PREFIX, *SPEED_PREFIXES)
-    endpoints = frozenset({"imagine", "action", "modal", "describe", "blend", "fetch", "list-by-condition", "list"})
+    endpoints = frozenset(
+        {"imagine", "action", "modal", "describe", "blend", "video", "fetch", "list-by-condition", "list"}
+    )
     queue_full = (9, "队列已满，请稍后尝试")
     fails_banned_later = True
 
@@ -598,7 +800,7 @@ class _TrueaiFlavour(_Flavour):
         return _problem(400, {"$": ["The JSON value could not be converted."]})
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
-        data = task.to_json()
+        data = super().task_json(task)
         data.update(
             buttons=[dict(button) for button in task.buttons],
             parentId=task.parent_id,
@@ -606,24 +808,50 @@ class _TrueaiFlavour(_Flavour):
             mode=task.mode,
             botType=task.bot_type,
             customId=task.custom_id,
+            contentType=task.content_type,
+            videoUrl=None,
+            videoUrls=None,
+            imageUrls=None,
         )
+        if task.video and task.status == SUCCESS:
+            # Models/TaskInfo.cs (SuccessAsync): a VIDEO task's imageUrl IS the .mp4; videoUrl
+            # repeats it and videoUrls / imageUrls list each video of the batch with a thumbnail.
+            sim = self.sim
+            data["videoUrl"] = task.image_url
+            if task.action == "VIDEO":
+                items = [{"url": sim.video_url(task.id, i), "thumbnail": sim.thumbnail_url(task.id, i)}
+                         for i in range(task.batch_size)]
+            else:  # one upscaled video
+                items = [{"url": task.image_url, "thumbnail": sim.thumbnail_url(task.id, 0)}]
+            data["videoUrls"] = items
+            data["imageUrls"] = [dict(item) for item in items]
         return data
 
     def on_save(self, task: SimTask) -> None:
         if task.status != SUCCESS:
             task.buttons = []  # none while running, waiting, failed or cancelled
+            task.content_type = None
             return
         sim = self.sim
         if task.seed is None:
             task.seed = str(sim._ids_rng.randrange(10**8, 2**32))
         if task.job_hash is None:
             task.job_hash = sim._job_hash()
-        if task.action == "UPSCALE":
-            task.buttons = _upscale_buttons(task.job_hash)
+        version = _version(task.final_prompt or task.prompt, task.bot_type)
+        if task.action == "UPSCALE" and task.video:
+            task.buttons = _video_extend_buttons(task.job_hash)  # one video of a batch
+        elif task.action == "UPSCALE":
+            task.buttons = _upscale_buttons(task.job_hash, version, sim.video)
+        elif task.action == "UPSCALE_HD":
+            task.buttons = _upscale_hd_buttons(task.job_hash, version)
+        elif task.action == "VIDEO":
+            task.buttons = _video_buttons(task.job_hash, task.batch_size)
         elif task.action in GRID_ACTIONS:
             task.buttons = _grid_buttons(task.job_hash)
         else:
             task.buttons = []
+        # The Discord attachment's content type (DiscordWebSocketService.cs sets ContentType).
+        task.content_type = "video/mp4" if task.video else "image/png"
 
 
 def _newapi_key(headers: dict[str, str]) -> str:
@@ -636,7 +864,9 @@ class _NewApiFlavour(_Flavour):
     """Calcium-Ion/new-api (Go): a gateway relaying /mj to ``upstream``, with its own task copies."""
 
     name = "newapi"
-    endpoints = frozenset({"imagine", "change", "action", "modal", "describe", "blend", "fetch", "list-by-condition"})
+    endpoints = frozenset(
+        {"imagine", "change", "action", "modal", "describe", "blend", "video", "fetch", "list-by-condition"}
+    )
 
     def __init__(self, sim: ProxySim, upstream: _Flavour) -> None:
         super().__init__(sim)
@@ -681,10 +911,39 @@ class _NewApiFlavour(_Flavour):
         return self.upstream.task_json(task)
 
     def view(self, task_id: str) -> dict[str, Any] | None:
-        return self.sim.gateway_tasks.get(task_id)  # its own copy, as of its last poll
+        """Its own copy, as of its last poll. While the task is not SUCCESS its imageUrl gets
+        ``?rand=<UnixNano>`` anew on every read (relay/mjproxy_handler.go coverMidjourneyTaskDto,
+        formerly relay/relay-mj.go), so the URL differs on each fetch and list."""
+        copy = self.sim.gateway_tasks.get(task_id)
+        if copy is None:
+            return None
+        view = dict(copy)
+        if view["imageUrl"] and view["status"] != SUCCESS:
+            view["imageUrl"] += f"?rand={self.sim._rand_ns()}"
+        return view
 
     def after_read(self, task_ids: Iterable[str]) -> None:
         pass  # the upstream is read by new-api's own poll, not by the bot's fetch
+
+    def openai_error(self, status: int, message: str) -> web.Response:
+        """middleware/utils.go abortWithOpenAiMessage: the gateway's own refusals before relaying."""
+        return _json_response(
+            {"error": {"message": f"{message} (request id: {_newapi_request_id()})", "type": "new_api_error", "code": ""}},
+            status=status,
+        )
+
+    def _model(self, kind: str, body: dict) -> tuple[str, str | None]:
+        """The model new-api bills a submit as, and its normal action (middleware/distributor.go
+        getModelRequest -> service/midjourney.go GetMjRequestModel / CoverPlusActionToNormalAction);
+        raises _NewApiReject for a customId it cannot convert."""
+        if kind == "action":
+            action = _newapi_action(body.get("customId"))
+        elif kind == "change":
+            action = str(body.get("action") or "")
+        else:
+            action = {"imagine": "IMAGINE", "describe": "DESCRIBE", "blend": "BLEND", "modal": "MODAL",
+                      "video": "VIDEO"}[kind]
+        return "mj_" + action.lower(), action  # CovertMjpActionToModelName
 
     def _refusal(self, kind: str, body: dict) -> str | None:
         """What new-api checks itself before relaying (its own, possibly stale, copies)."""
@@ -695,14 +954,13 @@ class _NewApiFlavour(_Flavour):
             return None  # the upstream checks the images
         task_id = body.get("taskId")
         if not task_id:
-            return "task_id_is_required"
+            # relay/mjproxy_handler.go: /submit/video without a taskId is relayed as it is.
+            return None if kind == "video" else "task_id_is_required"
         if kind == "change":
             if not body.get("action"):
                 return "action_is_required"
             if not body.get("index"):
                 return "index_is_required"  # even for REROLL
-        if kind == "action" and not body.get("customId"):
-            return "custom_id_is_required"
         copy = self.sim.gateway_tasks.get(str(task_id))
         if copy is None:
             return "task_not_found"
@@ -712,7 +970,16 @@ class _NewApiFlavour(_Flavour):
 
     async def submit(self, kind: str, request: web.Request, body: dict) -> web.Response:
         sim = self.sim
-        if kind in ("action", "modal") and self.upstream.name == "novicezk":
+        # middleware/distributor.go runs first: a customId it cannot turn into an action (animate,
+        # video_virtual_upscale, PicReader, BOOKMARK, ...) is a 400 before anything is relayed,
+        # and so is a model the key may not use (403).
+        try:
+            model, action = self._model(kind, body)
+        except _NewApiReject as reject:
+            return self.openai_error(400, f"无效的请求，{reject.description}")  # distributor.invalid_request
+        if model in sim.denied_models:
+            return self.openai_error(403, f"该令牌无权访问模型 {model}")  # distributor.token_model_forbidden
+        if kind in ("action", "modal", "video") and self.upstream.name == "novicezk":
             # Relayed to a server without that route: its 404 comes back as it was.
             return _spring_error(404, f"{API_PREFIX}/submit/{kind}")
         refusal = self._refusal(kind, body)
@@ -725,12 +992,73 @@ class _NewApiFlavour(_Flavour):
             relayed.pop("notifyHook", None)  # new-api drops it unless its admin allows hooks
         outcome = sim._run_submit(kind, relayed, None)
         if isinstance(outcome, web.Response):
-            return outcome
+            return outcome  # relayed as it came (e.g. trueai's LogicException body, HTTP 200)
         if outcome.code in (1, 21, 22) and isinstance(outcome.result, str):
             sim._gateway_track(outcome.result)
-        # new-api rewrites "code":22 and "code":21 to "code":1 in the body it relays.
-        code = 1 if outcome.code in (21, 22) else outcome.code
+        # relay/mjproxy_handler.go (formerly relay/relay-mj.go) rewrites "code":22 to "code":1
+        # always, and "code":21 to "code":1 except for INPAINT and CUSTOM_ZOOM (those wait for
+        # /submit/modal); description and properties (numberOfQueues) are relayed unchanged.
+        code = outcome.code
+        if code == 22 or (code == 21 and action not in ("INPAINT", "CUSTOM_ZOOM")):
+            code = 1
         return self.upstream.submit_result(code, outcome.description, outcome.result, outcome.properties)
+
+
+class _NewApiReject(Exception):
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def _newapi_action(custom_id: Any) -> str:
+    """service/midjourney.go CoverPlusActionToNormalAction: the action new-api reads from a
+    customId (the 2nd or, after "JOB", the 3rd "::" part); anything else is refused."""
+    if not isinstance(custom_id, str) or not custom_id:
+        raise _NewApiReject("custom_id_is_required")
+    parts = custom_id.split("::")
+    if len(parts) < 3:
+        raise _NewApiReject(f"unknown_action:{custom_id}")  # Go would index out of range
+    action = parts[2] if parts[1] == "JOB" else parts[1]  # "Job" (PicReader) is not "JOB"
+    if not action:
+        raise _NewApiReject("unknown_action")
+    if "upsample" in action:  # U1-U4 and Upscale (Subtle/Creative) alike
+        if len(parts) < 4 or not parts[3].lstrip("-").isdigit():
+            raise _NewApiReject("index_parse_failed")
+        return "UPSCALE"
+    if "variation" in action:
+        if action == "variation":
+            if len(parts) < 4 or not parts[3].lstrip("-").isdigit():
+                raise _NewApiReject("index_parse_failed")
+            return "VARIATION"
+        return {"low_variation": "LOW_VARIATION", "high_variation": "HIGH_VARIATION"}.get(action, "")
+    if "pan" in action:
+        return "PAN"
+    if "reroll" in action:
+        return "REROLL"
+    known = {"Outpaint": "ZOOM", "CustomZoom": "CUSTOM_ZOOM", "Inpaint": "INPAINT"}
+    if action in known:
+        return known[action]
+    raise _NewApiReject(f"unknown_action:{custom_id}")
+
+
+def _newapi_request_id() -> str:
+    """common.NewRequestId's shape: time string, nanoseconds, 8 random characters."""
+    now = time.time_ns()
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return time.strftime("%Y%m%d%H%M%S") + str(now % 10**9) + "".join(random.choice(alphabet) for _ in range(8))
+
+
+# router/web-router.go: every path no route claims gets the web UI's index.html with HTTP 200
+# (except /v1, /api and /assets). A stand-in for the built dashboard page.
+NEWAPI_INDEX_HTML = (
+    '<!doctype html><html lang="zh"><head><meta charset="UTF-8" />'
+    '<link rel="icon" href="/logo.png" /><meta name="viewport" content="width=device-width, initial-scale=1.0" />'
+    '<meta name="description" content="OpenAI 接口聚合管理，支持多种渠道包括 Azure，可用于二次分发管理 key，仅单可执行文件，已打包好 Docker 镜像，一键部署，开箱即用" />'
+    "<title>New API</title>"
+    '<script type="module" crossorigin src="/assets/index.js"></script>'
+    '<link rel="stylesheet" crossorigin href="/assets/index.css"></head>'
+    '<body><noscript>You need to enable JavaScript to run this app.</noscript><div id="root"></div></body></html>'
+)
 
 
 _FLAVOURS: dict[str, type[_Flavour]] = {"novicezk": _Flavour, "trueai": _TrueaiFlavour, "newapi": _NewApiFlavour}
@@ -788,6 +1116,8 @@ def _render(task_id: str, kind: str, n: int = 0, pad_to: int | None = None) -> b
 
 
 _IMAGE_NAME = re.compile(r"(\d+)(?:-preview-(\d+))?\.png")
+_THUMBNAIL_NAME = re.compile(r"(\d+)_([0-3])\.png")
+_VIDEO_NAME = re.compile(r"(\d+)(?:_([0-3]))?\.mp4")
 
 
 # --------------------------------------------------------------------------
@@ -805,8 +1135,12 @@ class ProxySim:
     that some customIds pass Discord's 100 characters), ``remix`` (trueai: every action
     but an upscale waits for /submit/modal, like an account in Remix mode),
     ``gateway_poll_s`` (new-api: seconds between its polls of the upstream in poll and
-    time modes; None: only gateway_poll()) and ``gateway_notify`` (new-api passes the
-    notifyHook of a submit on to the upstream; off, as by default in new-api).
+    time modes; None: only gateway_poll()), ``gateway_notify`` (new-api passes the
+    notifyHook of a submit on to the upstream; off, as by default in new-api),
+    ``video`` (trueai's Setting.EnableVideo: Animate buttons and /submit/video; on),
+    ``user_core_size`` / ``user_queue_size`` (trueai: the user's limits; a submit past
+    them is refused with a LogicException body) and ``denied_models`` (new-api: model
+    names such as "mj_blend" the key may not use: 403).
     """
 
     def __init__(
@@ -833,11 +1167,17 @@ class ProxySim:
         remix: bool = False,
         gateway_poll_s: float | None = 1.0,
         gateway_notify: bool = False,
+        video: bool = True,
+        user_core_size: int | None = None,
+        user_queue_size: int | None = None,
+        denied_models: Iterable[str] = (),
     ) -> None:
         if flavour == "new-api":
             flavour = "newapi"
         if flavour not in _FLAVOURS:
             raise ValueError(f"unsupported flavour {flavour!r} (have: {', '.join(_FLAVOURS)})")
+        if denied_models and flavour != "newapi":
+            raise ValueError("denied_models is for flavour='newapi' only")
         if flavour == "newapi":
             upstream = upstream or "novicezk"
             if upstream not in UPSTREAMS:
@@ -881,6 +1221,17 @@ class ProxySim:
         self.gateway_poll_s = gateway_poll_s
         self.gateway_notify = gateway_notify
         self.quota_exhausted = False  # new-api: refuse every submit with quota_not_enough
+        # trueai: Setting.EnableVideo (Animate buttons under upscales, /submit/video).
+        self.video = video
+        # trueai: the user's CoreSize / QueueSize (Controllers/SubmitController.cs NewTask): with
+        # that many tasks IN_PROGRESS (resp. NOT_START or SUBMITTED) a new submit is refused with
+        # a LogicException ("并发数已达上限" / "队列数已达上限"); None = no limit.
+        self.user_core_size = user_core_size
+        self.user_queue_size = user_queue_size
+        # new-api: models the key may not use (mj_imagine, mj_blend, mj_upscale, ...): 403.
+        self.denied_models = set(denied_models)
+        self._last_rand = 0
+        self._videos: set[str] = set()  # ids whose final result is an .mp4
 
         # new-api: its copy of each task (the Task JSON it serves), refreshed only by its polls.
         self.gateway_tasks: dict[str, dict[str, Any]] = {}
@@ -1002,6 +1353,7 @@ class ProxySim:
             "modal": ("POST", "/submit/modal", self._submit),
             "describe": ("POST", "/submit/describe", self._submit),
             "blend": ("POST", "/submit/blend", self._submit),
+            "video": ("POST", "/submit/video", self._submit),
             "fetch": ("GET", "/task/{id}/fetch", self._fetch),
             "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
             "list": ("GET", "/task/list", self._list_all),
@@ -1203,10 +1555,16 @@ class ProxySim:
         every request. Kinds: http500_spring, html502, empty200, malformed,
         unauthorized, ``status:<N>`` (``body``/``content_type`` optional),
         ``delay:<seconds>`` (then answer normally), ``code:<N>`` (a submit result
-        with ``description``/``properties``/``result``). Scripted answers come before
-        the auth check and the request has no other effect (except for delay).
+        with ``description``/``properties``/``result``), ``logic`` (trueai, or new-api in
+        front of it: HTTP 200 ``{"success": false, "code": -1, "message": description,
+        "timestamp": "<.NET ticks>"}``, description defaulting to "并发数已达上限", as
+        Filters/CustomLogicExceptionFilterAttribute.cs answers a LogicException on
+        /submit/action, /modal, /describe, /blend). Scripted answers come before the auth
+        check and the request has no other effect (except for delay).
         """
         _check_kind(kind)
+        if kind == "logic" and (self.upstream or self.flavour) != "trueai":
+            raise ValueError("kind='logic' is trueai's answer (flavour='trueai', or newapi over trueai)")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for always")
         self._failures.append(
@@ -1272,7 +1630,22 @@ class ProxySim:
         return None
 
     def final_url(self, task_id: str) -> str:
+        """The result's URL: ``<id>.png``, or ``<id>.mp4`` for a video (trueai's VIDEO imageUrl)."""
+        if task_id in self._videos:
+            return self.video_url(task_id)
         return f"{self.base_url}/image/{task_id}.png"
+
+    def video_url(self, task_id: str, i: int | None = None) -> str:
+        """A video the sim serves: the task's own (``<id>.mp4``), or video ``i`` (0-3) of a batch."""
+        return f"{self.base_url}/image/{task_id}.mp4" if i is None else f"{self.base_url}/image/{task_id}_{i}.mp4"
+
+    def thumbnail_url(self, task_id: str, i: int = 0) -> str:
+        return f"{self.base_url}/image/{task_id}_{i}.png"
+
+    def video_bytes(self, task_id: str, i: int | None = None) -> bytes:
+        if task_id not in self._actions:
+            raise KeyError(task_id)
+        return mp4_bytes(f"{task_id}:{'' if i is None else i}")
 
     def client_image_url(self, task_id: str) -> str:
         """The final image URL the bot is given: final_url(), or new-api's ``<base>/image/<id>``."""
@@ -1285,7 +1658,7 @@ class ProxySim:
 
     def image_bytes(self, task_id: str) -> bytes:
         """The bytes served at the task's final image URL (grid, or one image for UPSCALE)."""
-        kind = "upscale" if self._actions[task_id] == "UPSCALE" else "grid"
+        kind = "upscale" if self._actions[task_id] in ("UPSCALE", "UPSCALE_HD") else "grid"
         return _render(task_id, kind, pad_to=self.final_image_size)
 
     def preview_bytes(self, task_id: str, n: int = 1) -> bytes:
@@ -1348,6 +1721,8 @@ class ProxySim:
             task.step_s = self.step_s
         self.tasks[task.id] = task
         self._actions[task.id] = task.action
+        if task.video:
+            self._videos.add(task.id)
 
     def _apply(self, task: SimTask, step: Step) -> None:
         task.status, task.progress = step.status, step.progress
@@ -1539,21 +1914,26 @@ class ProxySim:
             return self._do_describe(body, speed)
         if kind == "blend":
             return self._do_blend(body, speed)
+        if kind == "video":
+            return self._do_video(body, speed)
         return self._do_modal(body)
 
-    def _do_describe(self, body: dict, speed: str | None) -> _Outcome:
+    def _do_describe(self, body: dict, speed: str | None) -> _Outcome | web.Response:
         """/submit/describe: four prompts for one image, numbered 1️⃣-4️⃣ and separated by blank
         lines in ``properties.finalPrompt`` (and ``prompt``), as Midjourney writes them."""
         image = body.get("base64")
         if not _is_data_url(image):
             return _Outcome(4, "base64格式错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)  # NewTask's LogicException: Describe has no try
         prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
         task = self._new_task(action="DESCRIBE", prompt=prompts, prompt_en=prompts, description="/describe",
                               state=body.get("state"), notify_hook=body.get("notifyHook") or None,
                               mode=speed or "FAST")
         return self._admit(task)
 
-    def _do_blend(self, body: dict, speed: str | None) -> _Outcome:
+    def _do_blend(self, body: dict, speed: str | None) -> _Outcome | web.Response:
         """/submit/blend: 2 to 5 images, and a shape."""
         images = body.get("base64Array")
         if not isinstance(images, list) or not 2 <= len(images) <= 5:
@@ -1563,6 +1943,9 @@ class ProxySim:
         dimensions = body.get("dimensions") or "SQUARE"
         if dimensions not in ("PORTRAIT", "SQUARE", "LANDSCAPE"):
             return _Outcome(4, "dimensions参数错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)  # NewTask's LogicException: Blend has no try
         task = self._new_task(action="BLEND", prompt="", prompt_en="", description=f"/blend {len(images)} {dimensions}",
                               state=body.get("state"), notify_hook=body.get("notifyHook") or None,
                               mode=speed or "FAST")
@@ -1630,6 +2013,9 @@ class ProxySim:
             images.append(body["base64"])
         if not all(_is_data_url(image) for image in images):
             return _Outcome(4, "base64格式错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _Outcome(4, limit)  # Imagine catches the LogicException: a code 4 SubmitResultVO
         task = self._new_task(
             action="IMAGINE",
             prompt=prompt,
@@ -1700,8 +2086,9 @@ class ProxySim:
             return _Outcome(4, "关联任务状态错误")
         return self._do_action({**body, "customId": custom_id}, None)
 
-    def _do_action(self, body: dict, speed: str | None) -> _Outcome:
-        """trueai's /submit/action: press one of the task's buttons."""
+    def _do_action(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """trueai's /submit/action: press one of the task's buttons (Controllers/SubmitController.cs
+        Action, Services/TaskService.cs SubmitAction)."""
         task_id, custom_id = body.get("taskId"), body.get("customId")
         if not task_id or not str(task_id).strip() or not isinstance(custom_id, str) or not custom_id.strip():
             return _Outcome(4, "参数错误")
@@ -1711,13 +2098,29 @@ class ProxySim:
         parsed = _action_of(custom_id)
         if parsed is None or not any(b["customId"] == custom_id for b in parent.buttons):
             return _Outcome(4, "无效的customId")
+        limit = self._limit_refusal()
+        if limit is not None:  # NewTask's LogicException: no try around it in Action
+            return _logic_error(limit)
         action, index = parsed
+        video = False
+        batch_size = 4
+        if custom_id.startswith("MJ::JOB::reroll::"):
+            # SubmitController.Action: rerolling an upscale submits the prompt again (IMAGINE); a
+            # video, an HD upscale keep their action. (The sim keeps REROLL for grids, as before.)
+            action = {"UPSCALE": "IMAGINE", "VIDEO": "VIDEO", "UPSCALE_HD": "UPSCALE_HD"}.get(parent.action, action)
+            video = action == "VIDEO"
+        if action == "VIDEO":
+            video = True
+            batch_size = _video_batch_size(parent.final_prompt or parent.prompt)  # TaskInfo.GetVideoBatchSize
+        elif custom_id.startswith("MJ::JOB::video_virtual_upscale::"):
+            video = True  # one video of the batch, action UPSCALE, an .mp4 (TaskService.cs)
+        inpaint = custom_id.startswith("MJ::Inpaint::")
         task = self._new_task(
             action=action,
-            prompt=parent.prompt,
-            prompt_en=parent.prompt_en,
+            prompt="" if inpaint else parent.prompt,  # Vary (Region) clears the prompt
+            prompt_en="" if inpaint else parent.prompt_en,
             description=_description(action, parent.prompt, parent.id, index),
-            final_prompt=parent.final_prompt,
+            final_prompt="" if inpaint else parent.final_prompt,
             state=body.get("state"),
             notify_hook=body.get("notifyHook") or None,
             parent_id=parent.id,
@@ -1725,18 +2128,24 @@ class ProxySim:
             mode=speed or parent.mode,
             bot_type=parent.bot_type,
             custom_id=custom_id,
+            video=video,
+            batch_size=batch_size,
         )
-        # Custom Zoom always asks for a prompt; in Remix mode every action but an upscale does.
-        remix = self.remix and action != "UPSCALE"
-        if custom_id.startswith("MJ::CustomZoom::") or remix:
+        # Custom Zoom and Vary (Region) always wait for /submit/modal (a prompt; a mask for the
+        # region), answering 21 with remix true (TaskService.cs SubmitAction); in Remix mode
+        # every action but an upscale does too.
+        remix = self.remix and action not in ("UPSCALE", "UPSCALE_HD")
+        if custom_id.startswith("MJ::CustomZoom::") or inpaint or remix:
             self._register(task)
             task.status = MODAL
+            if custom_id.startswith("MJ::CustomZoom::"):
+                task.description = _WINDOW_WAIT
             self._save(task)
             return _Outcome(
                 21,
-                "窗口等待",
+                _WINDOW_WAIT,
                 task.id,
-                {"finalPrompt": parent.final_prompt, "remix": remix, "discordInstanceId": DISCORD_INSTANCE_ID},
+                {"finalPrompt": task.prompt_en, "remix": True, "discordInstanceId": DISCORD_INSTANCE_ID},
             )
         return self._admit(task)
 
@@ -1751,9 +2160,82 @@ class ProxySim:
         if not task.is_modal:
             return _Outcome(4, "任务状态错误")
         prompt = body.get("prompt")
-        if isinstance(prompt, str) and prompt.strip():
-            task.prompt = task.prompt_en = task.final_prompt = prompt.strip()
+        if not isinstance(prompt, str) or not prompt.strip():
+            # Controllers/SubmitController.cs Modal: no prompt -> the parent's (else the task's own).
+            parent = self.tasks.get(task.parent_id or "")
+            prompt = (parent.prompt or parent.final_prompt) if parent is not None else task.prompt
+        if not prompt or not prompt.strip():
+            return _Outcome(4, "prompt不能为空")
+        task.prompt = task.prompt_en = task.final_prompt = prompt.strip()
+        if task.custom_id and task.custom_id.startswith("MJ::Inpaint::"):
+            task.mask = _is_data_url(body.get("maskBase64"))
+            if not task.mask:
+                # DiscordService.cs InpaintAsync posts the job without a mask; Discord refuses it,
+                # and the task fails with "提交失败".
+                task.timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason="提交失败"))
         return self._admit(task)
+
+    def _do_video(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """trueai's /submit/video (Controllers/SubmitController.cs Video, Dto/SubmitVideoDTO.cs):
+        prompt, image / endImage (URL or data URL), motion low|high, loop, batchSize 1|2|4, or
+        action "extend" + taskId + index (0-3) to extend a video of a batch."""
+        if not self.video:
+            return _Outcome(4, "视频功能未启用")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return _Outcome(4, "Prompt 不能为空")
+        for key in ("image", "endImage"):
+            value = body.get(key)
+            if value and not (isinstance(value, str) and (value.startswith("http") or _is_data_url(value))):
+                return _Outcome(4, "base64格式错误")
+        parent = None
+        task_id = body.get("taskId")
+        if task_id:
+            if body.get("action") != "extend":
+                return _Outcome(4, "任务类型错误")
+            parent = self.tasks.get(str(task_id))
+            if parent is None:
+                return _Outcome(3, "关联任务不存在或已失效")
+            if parent.status != SUCCESS:
+                return _Outcome(4, "关联任务状态错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)
+        batch_size = body.get("batchSize")
+        if batch_size not in (1, 2, 4):
+            batch_size = 4
+        motion = str(body.get("motion") or "low").lower()
+        prompt = prompt.strip()
+        task = self._new_task(
+            action="VIDEO",
+            prompt=prompt,
+            prompt_en=prompt,
+            description=f"/video {prompt}",
+            final_prompt=f"{prompt} --motion {motion} --video 1" + (" --loop" if body.get("loop") else ""),
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent.id if parent is not None else None,
+            mode=speed or (parent.mode if parent is not None else "FAST"),
+            video=True,
+            batch_size=batch_size,
+        )
+        return self._admit(task)
+
+    def _limit_refusal(self) -> str | None:
+        """trueai NewTask's user limits (Controllers/SubmitController.cs): the LogicException text."""
+        if self._upstream.name != "trueai":
+            return None
+        if self.user_core_size:
+            running = sum(1 for task_id in self._running if self.tasks[task_id].status == IN_PROGRESS)
+            if running >= self.user_core_size:
+                return "并发数已达上限"
+        if self.user_queue_size:
+            waiting = len(self._queued_ids) + sum(
+                1 for task_id in self._running if self.tasks[task_id].status == SUBMITTED
+            )
+            if waiting >= self.user_queue_size:
+                return "队列数已达上限"
+        return None
 
     def _job_hash(self) -> str:
         """The <hash> of a task's buttons: a uuid (36 characters), or 80 with long_custom_ids."""
@@ -1782,6 +2264,8 @@ class ProxySim:
             "startTime": 0,
             "finishTime": 0,
             "imageUrl": "",
+            "videoUrl": "",
+            "videoUrls": None,
             "status": "",
             "progress": "0%",
             "failReason": "",
@@ -1808,11 +2292,20 @@ class ProxySim:
             }
         if upstream.get("buttons") is not None:
             copy["buttons"] = [dict(button) for button in upstream["buttons"]]
+        if upstream.get("videoUrl"):
+            copy["videoUrl"] = upstream["videoUrl"]
+        if upstream.get("videoUrls"):
+            copy["videoUrls"] = [{"url": item["url"]} for item in upstream["videoUrls"]]  # dto.ImgUrls
         raw = upstream.get("imageUrl") or ""
         self._gateway_images[task.id] = raw
         copy["imageUrl"] = f"{self.base_url}/image/{task.id}" if raw else ""
         if copy["failReason"] or copy["status"] == FAILURE:
             copy["progress"] = "100%"  # and it is never polled again
+
+    def _rand_ns(self) -> int:
+        """time.Now().UnixNano(), made strictly increasing so two reads never share one."""
+        self._last_rand = max(time.time_ns(), self._last_rand + 1)
+        return self._last_rand
 
     async def _run_gateway(self) -> None:
         while True:
@@ -1848,6 +2341,17 @@ class ProxySim:
             if await self._delay(float(failure.kind.split(":", 1)[1])):
                 return web.Response(status=503)  # shutting down: the client is gone anyway
 
+        # new-api: a path no route claims (or a wrong method) reaches gin's NoRoute, which answers
+        # the web UI's index.html with 200 and no key check (router/web-router.go).
+        if (
+            self.flavour == "newapi"
+            and request.match_info.http_exception is not None
+            and not request.path.startswith(("/v1", "/api", "/assets"))
+        ):
+            return web.Response(
+                status=200, text=NEWAPI_INDEX_HTML, content_type="text/html", charset="utf-8",
+                headers={"Cache-Control": "no-cache"},
+            )
         # Images stand in for CDN links, which need no secret.
         if not request.path.startswith(API_PREFIX + "/image/"):
             if not self._flavour.authorized(record.headers, self.secret):
@@ -1887,6 +2391,8 @@ class ProxySim:
             return web.Response(status=200, text='{"code":1,', content_type="application/json")
         if kind == "unauthorized":
             return self._flavour.unauthorized()
+        if kind == "logic":  # trueai (also relayed as is by new-api in front of it)
+            return _logic_error(failure.description or "并发数已达上限")
         number = int(kind.split(":", 1)[1])
         if kind.startswith("code:"):
             description = failure.description or _CODE_DESCRIPTIONS.get(number, "失败")
@@ -1947,18 +2453,33 @@ class ProxySim:
         name = request.match_info["name"]
         if self.flavour == "newapi" and name.isdigit():
             return self._gateway_image(name)
-        data = self._image_for(name)
-        if data is None:
+        found = self._media_for(name)
+        if found is None:
             return web.Response(status=404, text="Not Found")
-        return web.Response(body=data, content_type="image/png")
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type)
 
     def _image_for(self, name: str) -> bytes | None:
-        """The bytes of ``<id>.png`` or ``<id>-preview-<n>.png``; None if no such image."""
+        """The bytes of ``<id>.png``, ``<id>-preview-<n>.png`` (or any served media); None if none."""
+        found = self._media_for(name)
+        return None if found is None else found[0]
+
+    def _media_for(self, name: str) -> tuple[bytes, str] | None:
+        """(bytes, content type) of an image, a video thumbnail ``<id>_<i>.png`` or a video
+        ``<id>.mp4`` / ``<id>_<i>.mp4``; None if the sim never made that task."""
         match = _IMAGE_NAME.fullmatch(name)
-        if match is None or match.group(1) not in self._actions:
-            return None
-        task_id, preview = match.group(1), match.group(2)
-        return self.preview_bytes(task_id, int(preview)) if preview else self.image_bytes(task_id)
+        if match is not None and match.group(1) in self._actions:
+            task_id, preview = match.group(1), match.group(2)
+            data = self.preview_bytes(task_id, int(preview)) if preview else self.image_bytes(task_id)
+            return data, "image/png"
+        match = _THUMBNAIL_NAME.fullmatch(name)
+        if match is not None and match.group(1) in self._actions:
+            return _render(match.group(1), "preview", 100 + int(match.group(2))), "image/png"
+        match = _VIDEO_NAME.fullmatch(name)
+        if match is not None and match.group(1) in self._videos:
+            index = match.group(2)
+            return self.video_bytes(match.group(1), None if index is None else int(index)), "video/mp4"
+        return None
 
     def _gateway_image(self, task_id: str) -> web.Response:
         """new-api's /mj/image/{id}: relays the upstream image its copy points at (no auth)."""
@@ -1968,10 +2489,11 @@ class ProxySim:
         if not raw:
             return _json_response({"error": "image_url_not_found"}, status=404)
         prefix = self.base_url + "/image/"
-        data = self._image_for(raw[len(prefix):]) if raw.startswith(prefix) else None
-        if data is None:
+        found = self._media_for(raw[len(prefix):]) if raw.startswith(prefix) else None
+        if found is None:
             return _json_response({"error": f"fetch image failed: {raw}"}, status=502)
-        return web.Response(body=data, content_type="image/png")
+        data, content_type = found  # new-api relays the upstream's Content-Type (an .mp4 too)
+        return web.Response(body=data, content_type=content_type)
 
 
 def _at_least_one(n: int) -> int:
@@ -2023,6 +2545,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--secret", default=None, help="require this secret (in the flavour's auth header)")
     parser.add_argument("--long-custom-ids", action="store_true", help="trueai: customIds over 100 characters")
     parser.add_argument("--remix", action="store_true", help="trueai: actions wait for /submit/modal")
+    parser.add_argument("--no-video", action="store_true", help="trueai: video off (no Animate, no /submit/video)")
+    parser.add_argument("--user-core-size", type=int, default=None, help="trueai: IN_PROGRESS tasks allowed")
+    parser.add_argument("--user-queue-size", type=int, default=None, help="trueai: waiting tasks allowed")
+    parser.add_argument("--denied-model", action="append", default=[], help="newapi: model the key may not use")
     parser.add_argument("--gateway-poll-s", type=float, default=1.0, help="newapi: seconds between its polls")
     parser.add_argument("--mode", choices=MODES, default="time")
     parser.add_argument("--step-s", type=float, default=1.0, help="seconds per step in time mode")
@@ -2043,6 +2569,10 @@ def main(argv: list[str] | None = None) -> None:
             upstream=args.upstream,
             long_custom_ids=args.long_custom_ids,
             remix=args.remix,
+            video=not args.no_video,
+            user_core_size=args.user_core_size,
+            user_queue_size=args.user_queue_size,
+            denied_models=args.denied_model,
             gateway_poll_s=args.gateway_poll_s,
             host=args.host,
             port=args.port,

@@ -736,16 +736,36 @@ GRID_BUTTONS = [
     ("", "🔄", "MJ::JOB::reroll::0::{h}::SOLO"),
     *((f"V{n}", "", f"MJ::JOB::variation::{n}::{{h}}") for n in range(1, 5)),
 ]
+# trueai's buttons under an upscale of a v7 prompt: Models/TaskInfo.cs OnUpscaleButtons, built by
+# Models/CustomComponentModel.cs (CreateUpscaleButtons, CreateVaryButtons, CreateZoomButtons,
+# CreatePanButtons, CreateAnimateButtons, CreateRerollButtons), in that order.
 UPSCALE_BUTTONS = [
-    ("Vary (Strong)", "🪄", "MJ::JOB::high_variation::1::{h}::SOLO"),
+    ("Upscale (Subtle)", "upscale_1", "MJ::JOB::upsample_v7_2x_subtle::1::{h}::SOLO"),
+    ("Upscale (Creative)", "upscale_1", "MJ::JOB::upsample_v7_2x_creative::1::{h}::SOLO"),
     ("Vary (Subtle)", "🪄", "MJ::JOB::low_variation::1::{h}::SOLO"),
+    ("Vary (Strong)", "🪄", "MJ::JOB::high_variation::1::{h}::SOLO"),
+    ("Vary (Region)", "🖌️", "MJ::Inpaint::1::{h}::SOLO"),
     ("Zoom Out 2x", "🔍", "MJ::Outpaint::50::1::{h}::SOLO"),
     ("Zoom Out 1.5x", "🔍", "MJ::Outpaint::75::1::{h}::SOLO"),
-    ("Custom Zoom", "🔍", "MJ::CustomZoom::{h}"),
+    ("Custom Zoom", "🔍", "MJ::CustomZoom::1::{h}"),
     ("", "⬅️", "MJ::JOB::pan_left::1::{h}::SOLO"),
     ("", "➡️", "MJ::JOB::pan_right::1::{h}::SOLO"),
     ("", "⬆️", "MJ::JOB::pan_up::1::{h}::SOLO"),
     ("", "⬇️", "MJ::JOB::pan_down::1::{h}::SOLO"),
+    ("Animate (High motion)", "🎞️", "MJ::JOB::animate_high::1::{h}::SOLO"),
+    ("Animate (Low motion)", "🎞️", "MJ::JOB::animate_low::1::{h}::SOLO"),
+    ("", "🔄", "MJ::JOB::reroll::0::{h}::SOLO"),
+]
+# Under an Upscale (Subtle/Creative) result, action UPSCALE_HD: TaskInfo.OnUpscale2xButtons.
+UPSCALE_HD_BUTTONS = [UPSCALE_BUTTONS[i] for i in (2, 3, 4, 5, 6, 7, 12, 13, 14)]
+# Under a VIDEO batch: TaskInfo.SetVideoUpscaleButtons; under one upscaled video: SetVideoExtendButtons.
+VIDEO_BUTTONS = [
+    *((f"U{n}", "", f"MJ::JOB::video_virtual_upscale::{n}::{{h}}") for n in range(1, 5)),
+    ("", "🔄", "MJ::JOB::reroll::0::{h}::SOLO"),
+]
+VIDEO_EXTEND_BUTTONS = [
+    ("Extend (High motion)", "🎞️", "MJ::JOB::animate_high_extend::1::{h}"),
+    ("Extend (Low motion)", "🎞️", "MJ::JOB::animate_low_extend::1::{h}"),
 ]
 
 
@@ -855,9 +875,11 @@ async def test_trueai_action_refusals():
 async def test_trueai_custom_zoom_waits_for_the_modal():
     async with served("trueai") as (sim, client):
         upscale_id = succeeded(sim, "a red fox", "UPSCALE")
-        custom_zoom = f"MJ::CustomZoom::{sim.tasks[upscale_id].job_hash}"
+        custom_zoom = f"MJ::CustomZoom::1::{sim.tasks[upscale_id].job_hash}"
         answer = (await action(client, upscale_id, custom_zoom)).json()
-        assert (answer["code"], answer["description"]) == (21, "窗口等待")
+        # Services/TaskService.cs SubmitAction: code 21 (EXISTED), "Waiting for window confirm", remix true.
+        assert (answer["code"], answer["description"]) == (21, "Waiting for window confirm")
+        assert answer["properties"]["remix"] is True
         assert answer["properties"]["finalPrompt"] == "a red fox"
         task_id = answer["result"]
         waiting = await fetch(client, task_id)
@@ -987,7 +1009,8 @@ async def test_newapi_shows_a_stale_copy_until_its_own_poll():
         preview = await fetch(client, task_id)
         assert (preview["status"], preview["progress"]) == (IN_PROGRESS, "10%")
         image_url = f"{sim.base_url}/image/{task_id}"
-        assert preview["imageUrl"] == image_url == sim.client_image_url(task_id)
+        assert image_url == sim.client_image_url(task_id)
+        assert preview["imageUrl"].startswith(image_url + "?rand=")  # until SUCCESS
         async with httpx.AsyncClient() as anonymous:  # served without a key
             assert (await anonymous.get(image_url)).content == sim.preview_bytes(task_id, 1)
 
@@ -1003,7 +1026,8 @@ async def test_newapi_shows_a_stale_copy_until_its_own_poll():
         assert sim.gateway_poll() == []  # at "100%": never read again
         listed = (await client.post("/task/list-by-condition", json={"ids": [task_id, "404"]})).json()
         assert listed == [done]
-        assert (await client.get("/task/list")).json()["error"]["type"] == "invalid_request_error"
+        listed_all = await client.get("/task/list")  # no such route: the web UI's index.html
+        assert listed_all.status_code == 200 and listed_all.headers["content-type"].startswith("text/html")
 
 
 async def test_newapi_failure_is_100_percent():
@@ -1052,12 +1076,13 @@ async def test_newapi_change_needs_an_index_and_its_own_copy_at_success():
         unknown = await client.post("/submit/change", json={**change, "taskId": "1234567890123456"})
         assert unknown.json() == newapi_error("task_not_found")
 
-        for path in ("/submit/action", "/submit/modal"):  # novicezk behind it has no such route
-            response = await client.post(path, json={"taskId": parent_id, "customId": "x", "prompt": "x"})
+        body = {"taskId": parent_id, "customId": "MJ::JOB::upsample::1::x", "prompt": "x", "action": "extend"}
+        for path in ("/submit/action", "/submit/modal", "/submit/video"):  # novicezk has no such route
+            response = await client.post(path, json=body)
             assert response.status_code == 404 and response.json()["path"] == f"/mj{path}"
 
 
-async def test_newapi_over_trueai_custom_zoom_answers_1_then_modal():
+async def test_newapi_over_trueai_custom_zoom_keeps_21_then_modal():
     async with served("newapi", upstream="trueai") as (sim, client):
         grid_id = (await imagine(client, "a red fox"))["result"]
         sim.succeed(grid_id)
@@ -1074,7 +1099,8 @@ async def test_newapi_over_trueai_custom_zoom_answers_1_then_modal():
         custom_zoom = next(b["customId"] for b in buttons if b["label"] == "Custom Zoom")
 
         answer = (await action(client, upscale["result"], custom_zoom)).json()
-        assert (answer["code"], answer["description"]) == (1, "窗口等待")  # 21 rewritten to 1
+        # relay/mjproxy_handler.go: 21 is rewritten to 1 except for CUSTOM_ZOOM and INPAINT.
+        assert (answer["code"], answer["description"]) == (21, "Waiting for window confirm")
         zoom_id = answer["result"]
         assert sim.tasks[zoom_id].status == MODAL
         assert (await fetch(client, zoom_id))["status"] == ""
@@ -1155,3 +1181,360 @@ async def test_describe_and_blend(flavour):
             assert blended["code"] == 1
             assert sim.tasks[blended["result"]].action == "BLEND"
             assert sim.tasks[blended["result"]].blend_dimensions == "PORTRAIT"
+
+
+# --------------------------------------------------------------------------
+# What the real servers send (docs/mj-proxy-contract.md, last section), each test naming
+# the server source file it mirrors.
+
+HOOK = "http://127.0.0.1:9/hook?token=s3cret"  # nothing listens: pushes are lost, harmlessly
+
+
+def buttons_by_label(task: dict) -> dict[str, str]:
+    return {b["label"] or b["emoji"]: b["customId"] for b in task["buttons"]}
+
+
+async def upscaled(sim: ProxySim, client: httpx.AsyncClient, prompt: str = "a red fox") -> dict:
+    """A finished upscale, as the client sees it (for new-api: after its poll)."""
+    task_id = succeeded(sim, prompt, "UPSCALE")
+    if sim.flavour == "newapi":
+        sim.gateway_poll()
+    return await fetch(client, task_id)
+
+
+async def test_trueai_upscale_buttons_follow_CustomComponentModel_cs_by_version():
+    """Models/CustomComponentModel.cs CreateUpscaleButtons / CreateVaryButtons / CreateZoomButtons /
+    CreatePanButtons and Models/TaskInfo.cs OnUpscaleButtons: the set depends on the version."""
+    async with served("trueai") as (sim, client):
+        task = await upscaled(sim, client)
+        assert task["buttons"] == expected_buttons(UPSCALE_BUTTONS, sim.tasks[task["id"]].job_hash)
+        assert [b["emoji"] for b in task["buttons"][:2]] == ["upscale_1", "upscale_1"]  # not Unicode
+        expected = {
+            "a fox --v 6.1": ("upsample_v6r1_2x_subtle", "Upscale (Subtle)"),
+            "a fox --v 6": ("upsample_v6_2x_subtle", "Upscale (Subtle)"),
+            "a fox --niji 6": ("upsample_v6_2x_subtle", "Upscale (Subtle)"),
+            "a fox --v 5.2": ("upsample_v5_2x", "Upscale (2x)"),
+        }
+        for prompt, (kind, label) in expected.items():
+            first = (await upscaled(sim, client, prompt))["buttons"][0]
+            assert first["customId"].startswith(f"MJ::JOB::{kind}::1::") and first["label"] == label
+            assert first["emoji"] == "upscale_1"
+        v8 = buttons_by_label(await upscaled(sim, client, "a fox --v 8"))
+        assert set(v8) == {"Vary (Subtle)", "Vary (Strong)", "Vary (Region)", "Animate (High motion)",
+                           "Animate (Low motion)", "🔄"}  # v8: no upscale, zoom or pan
+    async with served("trueai", video=False) as (sim, client):  # Setting.EnableVideo off
+        labels = buttons_by_label(await upscaled(sim, client))
+        assert "Animate (High motion)" not in labels and "Upscale (Creative)" in labels
+
+
+async def test_trueai_upscale_subtle_and_creative_make_upscale_hd_SubmitController_cs():
+    """Controllers/SubmitController.cs Action: MJ::JOB::upsample_* is UPSCALE_HD; its result carries
+    TaskInfo.OnUpscale2xButtons (Models/TaskInfo.cs)."""
+    async with served("trueai") as (sim, client):
+        parent = await upscaled(sim, client)
+        for label in ("Upscale (Subtle)", "Upscale (Creative)"):
+            custom_id = buttons_by_label(parent)[label]
+            answer = (await action(client, parent["id"], custom_id)).json()
+            assert answer["code"] == 1
+            sim.succeed(answer["result"])
+            hd = await fetch(client, answer["result"])
+            assert (hd["action"], hd["status"], hd["customId"], hd["contentType"]) == (
+                "UPSCALE_HD", SUCCESS, custom_id, "image/png")
+            assert hd["buttons"] == expected_buttons(UPSCALE_HD_BUTTONS, sim.tasks[hd["id"]].job_hash)
+            image = (await client.get(hd["imageUrl"])).content
+            assert assert_valid_png(image) and image == sim.image_bytes(hd["id"])
+        reroll = (await action(client, parent["id"], buttons_by_label(parent)["🔄"])).json()
+        assert sim.tasks[reroll["result"]].action == "IMAGINE"  # rerolling an upscale imagines again
+
+
+async def test_trueai_vary_region_waits_for_a_mask_TaskService_cs():
+    """Services/TaskService.cs SubmitAction: MJ::Inpaint:: answers 21 "Waiting for window confirm" and
+    waits (MODAL, prompt cleared); Controllers/SubmitController.cs Modal falls back to the parent's
+    prompt; without maskBase64 Discord refuses the job (Services/DiscordService.cs InpaintAsync)."""
+    async with served("trueai") as (sim, client):
+        parent = await upscaled(sim, client, "a red fox")
+        region = buttons_by_label(parent)["Vary (Region)"]
+        answers = [(await action(client, parent["id"], region)).json() for _ in range(2)]
+        for answer in answers:
+            assert (answer["code"], answer["description"]) == (21, "Waiting for window confirm")
+            assert answer["properties"]["remix"] is True and answer["properties"]["finalPrompt"] == ""
+            waiting = await fetch(client, answer["result"])
+            assert (waiting["status"], waiting["action"], waiting["prompt"]) == (MODAL, "VARIATION", "")
+
+        no_mask = (await client.post("/submit/modal", json={"taskId": answers[0]["result"]})).json()
+        assert no_mask["code"] == 1
+        sim.advance(no_mask["result"])
+        failed = await fetch(client, no_mask["result"])
+        assert (failed["status"], failed["failReason"], failed["prompt"]) == (FAILURE, "提交失败", "a red fox")
+
+        with_mask = {"taskId": answers[1]["result"], "prompt": "a blue fox", "maskBase64": DATA_URL}
+        assert (await client.post("/submit/modal", json=with_mask)).json()["code"] == 1
+        sim.succeed(answers[1]["result"])
+        done = await fetch(client, answers[1]["result"])
+        assert (done["status"], done["prompt"]) == (SUCCESS, "a blue fox")
+        assert done["buttons"] == expected_buttons(GRID_BUTTONS, sim.tasks[done["id"]].job_hash)
+
+
+async def test_trueai_animate_makes_a_video_task_TaskInfo_cs():
+    """Controllers/SubmitController.cs Action (MJ::JOB::animate_* -> VIDEO, video_virtual_upscale ->
+    UPSCALE) and Models/TaskInfo.cs (imageUrl is the .mp4; videoUrl, videoUrls, contentType;
+    SetVideoUpscaleButtons, SetVideoExtendButtons)."""
+    async with served("trueai") as (sim, client):
+        parent = await upscaled(sim, client, "a red fox --bs 2")
+        answer = (await action(client, parent["id"], buttons_by_label(parent)["Animate (High motion)"])).json()
+        assert answer["code"] == 1
+        video_id = answer["result"]
+        running = await fetch(client, video_id)
+        assert (running["action"], running["status"], running["videoUrl"], running["contentType"]) == (
+            "VIDEO", SUBMITTED, None, None)
+        sim.succeed(video_id)
+        video = await fetch(client, video_id)
+        assert video["imageUrl"] == sim.video_url(video_id) and video["imageUrl"].endswith(".mp4")
+        assert (video["videoUrl"], video["contentType"]) == (video["imageUrl"], "video/mp4")
+        assert video["videoUrls"] == [{"url": sim.video_url(video_id, i), "thumbnail": sim.thumbnail_url(video_id, i)}
+                                      for i in range(2)]  # --bs 2
+        job_hash = sim.tasks[video_id].job_hash
+        assert video["buttons"] == expected_buttons(VIDEO_BUTTONS[:2] + VIDEO_BUTTONS[4:], job_hash)
+        assert all(b["emoji"] == "" for b in video["buttons"][:2])
+        async with httpx.AsyncClient() as anonymous:  # served like a CDN link
+            mp4 = await anonymous.get(video["imageUrl"])
+            assert mp4.headers["content-type"] == "video/mp4" and mp4.content[4:8] == b"ftyp"
+            assert 200 <= len(mp4.content) <= 1000 and mp4.content == sim.video_bytes(video_id)
+            second = await anonymous.get(video["videoUrls"][1]["url"])
+            assert second.content[4:8] == b"ftyp" and second.content != mp4.content
+            assert_valid_png((await anonymous.get(video["videoUrls"][1]["thumbnail"])).content)
+            assert (await anonymous.get(sim.video_url(parent["id"]))).status_code == 404  # no video there
+
+        one = (await action(client, video_id, f"MJ::JOB::video_virtual_upscale::2::{job_hash}")).json()
+        assert (sim.tasks[one["result"]].action, sim.tasks[one["result"]].index) == ("UPSCALE", 2)
+        sim.succeed(one["result"])
+        upscaled_video = await fetch(client, one["result"])
+        assert upscaled_video["imageUrl"].endswith(".mp4") and upscaled_video["contentType"] == "video/mp4"
+        assert upscaled_video["buttons"] == expected_buttons(VIDEO_EXTEND_BUTTONS, sim.tasks[one["result"]].job_hash)
+        extend = (await action(client, one["result"], upscaled_video["buttons"][1]["customId"])).json()
+        assert sim.tasks[extend["result"]].action == "VIDEO"
+        reroll = (await action(client, video_id, video["buttons"][-1]["customId"])).json()
+        assert sim.tasks[reroll["result"]].action == "VIDEO"  # a video rerolls into a video
+
+
+async def test_trueai_submit_video_SubmitVideoDTO_cs():
+    """Controllers/SubmitController.cs Video and Dto/SubmitVideoDTO.cs: prompt, image, motion,
+    batchSize, or action "extend" + taskId + index."""
+    async with served("trueai") as (sim, client):
+        body = {"prompt": "a fox runs", "image": DATA_URL, "motion": "high", "batchSize": 2, "state": "g:1"}
+        submitted = (await client.post("/submit/video", json=body)).json()
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        sim.succeed(task_id)
+        video = await fetch(client, task_id)
+        assert (video["action"], video["description"], video["state"]) == ("VIDEO", "/video a fox runs", "g:1")
+        assert len(video["videoUrls"]) == 2 and [b["label"] for b in video["buttons"]] == ["U1", "U2", ""]
+
+        extend = {"prompt": "keeps running", "action": "extend", "taskId": task_id, "index": 0}
+        extended = (await client.post("/submit/video", json=extend)).json()
+        assert extended["code"] == 1 and sim.tasks[extended["result"]].parent_id == task_id
+        refusals = [
+            ({"image": DATA_URL}, 200, 4, "Prompt 不能为空"),
+            ({"prompt": "x", "image": "not an image"}, 200, 4, "base64格式错误"),
+            ({"prompt": "x", "taskId": task_id}, 200, 4, "任务类型错误"),
+            ({"prompt": "x", "taskId": "1234567890123456", "action": "extend"}, 404, 3, "关联任务不存在或已失效"),
+        ]
+        for refused, status, code, description in refusals:
+            response = await client.post("/submit/video", json=refused)
+            assert (response.status_code, response.json()["code"], response.json()["description"]) == (
+                status, code, description)
+    async with served("trueai", video=False) as (sim, client):
+        off = (await client.post("/submit/video", json={"prompt": "x", "image": DATA_URL})).json()
+        assert (off["code"], off["description"]) == (4, "视频功能未启用")
+        assert "Animate (High motion)" not in buttons_by_label(await upscaled(sim, client))
+
+
+async def test_trueai_logic_exception_body_CustomLogicExceptionFilterAttribute_cs():
+    """Filters/CustomLogicExceptionFilterAttribute.cs + Models/Result.cs: a LogicException on
+    /submit/action, /modal, /describe, /blend is HTTP 200 {success, code -1, message, timestamp}."""
+    async with served("trueai") as (sim, client):
+        parent_id = succeeded(sim)
+        custom_id = sim.tasks[parent_id].buttons[0]["customId"]
+        sim.fail_next("/submit/action", kind="logic", description="并发数已达上限")
+        response = await action(client, parent_id, custom_id)
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"success", "code", "message", "timestamp"}  # no data, no description
+        assert (body["success"], body["code"], body["message"]) == (False, -1, "并发数已达上限")
+        assert isinstance(body["timestamp"], str) and int(body["timestamp"]) > 638_000_000_000_000_000  # .NET ticks
+        assert len(sim.tasks) == 1  # nothing was made
+        for path, payload in (("/submit/modal", {"taskId": parent_id}), ("/submit/describe", {"base64": DATA_URL}),
+                              ("/submit/blend", {"base64Array": [DATA_URL] * 2})):
+            sim.fail_next(path, kind="logic", description="账号已被临时封锁，请勿使用违规词作图")
+            refused = (await client.post(path, json=payload)).json()
+            assert refused["message"] == "账号已被临时封锁，请勿使用违规词作图" and refused["code"] == -1
+        sim.fail_next("/submit/describe", kind="logic")
+        assert (await client.post("/submit/describe", json={"base64": DATA_URL})).json()["message"] == "并发数已达上限"
+    async with served("newapi", upstream="trueai") as (sim, client):  # relayed as it came
+        sim.fail_next("/submit/describe", kind="logic", description="队列数已达上限")
+        response = await client.post("/submit/describe", json={"base64": DATA_URL})
+        assert response.status_code == 200 and response.json()["message"] == "队列数已达上限"
+    for options in ({"flavour": "novicezk"}, {"flavour": "newapi"}):
+        with pytest.raises(ValueError):
+            ProxySim(**options).fail_next("/submit/action", kind="logic")
+
+
+async def test_trueai_user_limits_refuse_with_a_logic_exception_SubmitController_cs():
+    """Controllers/SubmitController.cs NewTask: the user's CoreSize counts IN_PROGRESS tasks, QueueSize
+    NOT_START + SUBMITTED; Imagine catches the LogicException (code 4), the others do not."""
+    async with served("trueai", user_core_size=1) as (sim, client):
+        parent_id = succeeded(sim)
+        running = sim.add_task("busy")
+        assert (await client.post("/submit/describe", json={"base64": DATA_URL})).json()["code"] == 1  # SUBMITTED
+        sim.advance(running.id)  # IN_PROGRESS: the one slot is taken
+        refused = (await client.post("/submit/describe", json={"base64": DATA_URL})).json()
+        assert (refused["success"], refused["code"], refused["message"]) == (False, -1, "并发数已达上限")
+        assert (await action(client, parent_id, sim.tasks[parent_id].buttons[0]["customId"])).json()["code"] == -1
+        imagine_refused = await imagine(client)
+        assert (imagine_refused["code"], imagine_refused["description"]) == (4, "并发数已达上限")
+        sim.succeed(running.id)
+        assert (await imagine(client))["code"] == 1
+    async with served("trueai", user_queue_size=1) as (sim, client):
+        sim.add_task("waiting")  # SUBMITTED
+        refused = (await client.post("/submit/blend", json={"base64Array": [DATA_URL] * 2})).json()
+        assert refused["message"] == "队列数已达上限"
+
+
+@pytest.mark.parametrize("flavour", ["novicezk", "trueai"])
+async def test_notify_hook_is_echoed_in_properties_SubmitController(flavour):
+    """novicezk controller/SubmitController.java newTask and trueai Controllers/SubmitController.cs
+    NewTask store the request's notifyHook (else the global one) in properties.notifyHook; every
+    read shows it: fetch, list-by-condition, list."""
+    async with served(flavour, notify_hook="http://127.0.0.1:9/global") as (sim, client):
+        own = (await imagine(client, notifyHook=HOOK))["result"]
+        default = (await imagine(client))["result"]
+        expected = {own: HOOK, default: "http://127.0.0.1:9/global"}
+        for task_id, hook in expected.items():
+            assert (await fetch(client, task_id))["properties"]["notifyHook"] == hook
+        listed = (await client.post("/task/list-by-condition", json={"ids": list(expected)})).json()
+        assert {t["id"]: t["properties"]["notifyHook"] for t in listed} == expected
+        all_tasks = (await client.get("/task/list")).json()
+        assert {t["id"]: t["properties"]["notifyHook"] for t in all_tasks} == expected
+        await sim.wait_deliveries()
+
+
+@pytest.mark.parametrize("upstream", ["novicezk", "trueai"])
+async def test_newapi_unknown_routes_answer_index_html_web_router_go(upstream):
+    """router/web-router.go: gin's NoRoute answers the web UI's index.html with 200, no key needed."""
+    async with served("newapi", upstream=upstream) as (sim, client):
+        async with httpx.AsyncClient(base_url=sim.base_url) as anonymous:
+            for method, path in (("GET", "/task/list"), ("GET", "/task/queue"), ("POST", "/submit/simple-x"),
+                                 ("GET", "/submit/imagine"), ("GET", "/nothing/here")):
+                for each in (client, anonymous):
+                    response = await each.request(method, path)
+                    assert response.status_code == 200, (method, path)
+                    assert response.headers["content-type"] == "text/html; charset=utf-8"
+                    assert '<div id="root"></div>' in response.text and response.text.startswith("<!doctype html>")
+        assert (await client.get(f"http://127.0.0.1:{sim.port}/v1/models/x")).status_code == 404
+
+
+async def test_newapi_rewrites_22_and_21_to_1_but_keeps_the_queue_relay_mjproxy_handler_go():
+    """relay/mjproxy_handler.go (formerly relay/relay-mj.go): "code":22 -> 1 and "code":21 -> 1 except
+    for CUSTOM_ZOOM and INPAINT; description and properties.numberOfQueues are relayed unchanged."""
+    async with served("newapi", upstream="trueai", max_running=1, remix=True) as (sim, client):
+        first = await imagine(client, "p1")
+        queued = await imagine(client, "p2")
+        assert (first["code"], queued["code"]) == (1, 1)
+        assert (queued["description"], queued["properties"]["numberOfQueues"]) == ("排队中，前面还有0个任务", 0)
+        assert sim.tasks[queued["result"]].status == NOT_START
+        sim.succeed(first["result"])
+        sim.start_queued()
+        upscale = await upscaled(sim, client, "a fox")
+        upscale_id, buttons = upscale["id"], buttons_by_label(upscale)
+        remixed = (await action(client, upscale_id, buttons["Vary (Strong)"])).json()
+        assert (remixed["code"], remixed["description"]) == (1, "Waiting for window confirm")  # 21 -> 1
+        region = (await action(client, upscale_id, buttons["Vary (Region)"])).json()
+        assert (region["code"], sim.tasks[region["result"]].status) == (21, MODAL)  # INPAINT keeps 21
+
+
+async def test_newapi_preview_url_changes_on_every_read_relay_mjproxy_handler_go():
+    """relay/mjproxy_handler.go coverMidjourneyTaskDto: imageUrl is /mj/image/{id}?rand=<UnixNano>
+    on every read while status is not SUCCESS; the image is still served there."""
+    async with served("newapi") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        sim.advance(task_id)
+        sim.gateway_poll()
+        urls = [(await fetch(client, task_id))["imageUrl"] for _ in range(3)]
+        urls += [t["imageUrl"] for t in (await client.post("/task/list-by-condition", json={"ids": [task_id]})).json()]
+        assert len(set(urls)) == 4
+        base = f"{sim.base_url}/image/{task_id}?rand="
+        assert all(url.startswith(base) and url[len(base):].isdigit() for url in urls)
+        async with httpx.AsyncClient() as anonymous:
+            assert (await anonymous.get(urls[-1])).content == sim.preview_bytes(task_id, 1)
+        sim.succeed(task_id)
+        sim.gateway_poll()
+        assert {(await fetch(client, task_id))["imageUrl"] for _ in range(2)} == {sim.client_image_url(task_id)}
+
+
+async def test_newapi_refuses_customids_it_cannot_convert_service_midjourney_go():
+    """service/midjourney.go CoverPlusActionToNormalAction, called by middleware/distributor.go before
+    relaying: animate, video_virtual_upscale, PicReader, BOOKMARK are a 400 "无效的请求，unknown_action:..."
+    (i18n/locales/zh-CN.yaml distributor.invalid_request) in middleware/utils.go's error object."""
+    async with served("newapi", upstream="trueai") as (sim, client):
+        parent = await upscaled(sim, client)
+        job_hash = sim.tasks[parent["id"]].job_hash
+        for custom_id in (
+            f"MJ::JOB::animate_high::1::{job_hash}::SOLO",
+            f"MJ::JOB::animate_low_extend::1::{job_hash}",
+            f"MJ::JOB::video_virtual_upscale::1::{job_hash}",
+            "MJ::Job::PicReader::1",
+            f"MJ::BOOKMARK::{job_hash}",
+        ):
+            response = await action(client, parent["id"], custom_id)
+            assert response.status_code == 400
+            error = response.json()["error"]
+            assert (error["type"], error["code"]) == ("new_api_error", "")
+            assert error["message"].startswith(f"无效的请求，unknown_action:{custom_id} (request id: ")
+        missing = (await client.post("/submit/action", json={"taskId": parent["id"]})).json()
+        assert missing["error"]["message"].startswith("无效的请求，custom_id_is_required")
+        subtle = (await action(client, parent["id"], buttons_by_label(parent)["Upscale (Subtle)"])).json()
+        assert subtle["code"] == 1 and sim.tasks[subtle["result"]].action == "UPSCALE_HD"  # billed mj_upscale
+
+
+async def test_newapi_denied_models_answer_403_distributor_go():
+    """middleware/distributor.go: a key whose model limits lack the model (mj_ + lower(action),
+    service/midjourney.go CovertMjpActionToModelName) gets 403 "该令牌无权访问模型 <model>"."""
+    async with served("newapi", upstream="trueai", denied_models={"mj_blend", "mj_upscale", "mj_video"}) as (sim, client):
+        blend = await client.post("/submit/blend", json={"base64Array": [DATA_URL] * 2})
+        assert blend.status_code == 403
+        error = blend.json()["error"]
+        assert error["message"].startswith("该令牌无权访问模型 mj_blend (request id: ")
+        assert (error["type"], error["code"]) == ("new_api_error", "")
+        grid_id = (await imagine(client))["result"]  # mj_imagine is allowed
+        sim.succeed(grid_id)
+        sim.gateway_poll()
+        upscale = await action(client, grid_id, sim.tasks[grid_id].buttons[0]["customId"])
+        assert upscale.json()["error"]["message"].startswith("该令牌无权访问模型 mj_upscale ")
+        change = await client.post("/submit/change", json={"taskId": grid_id, "action": "UPSCALE", "index": 1})
+        assert change.status_code == 403
+        assert (await client.post("/submit/video", json={"prompt": "x"})).status_code == 403
+        variation = await action(client, grid_id, sim.tasks[grid_id].buttons[5]["customId"])
+        assert variation.json()["code"] == 1  # mj_variation is allowed
+    with pytest.raises(ValueError):
+        ProxySim(flavour="trueai", denied_models={"mj_blend"})
+
+
+async def test_newapi_relays_submit_video_to_trueai_relay_router_go():
+    """router/relay-router.go relays /mj/submit/video; relay/mjproxy_handler.go copies videoUrl /
+    videoUrls (dto/midjourney.go ImgUrls: url only) and serves the .mp4 at /mj/image/{id}."""
+    async with served("newapi", upstream="trueai") as (sim, client):
+        submitted = (await client.post("/submit/video", json={"prompt": "a fox", "image": DATA_URL})).json()
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        assert sim.tasks[task_id].action == "VIDEO"
+        sim.succeed(task_id)
+        sim.gateway_poll()
+        video = await fetch(client, task_id)
+        assert (video["action"], video["status"], video["imageUrl"]) == ("VIDEO", SUCCESS, sim.client_image_url(task_id))
+        assert video["videoUrl"] == sim.video_url(task_id)
+        assert video["videoUrls"] == [{"url": sim.video_url(task_id, i)} for i in range(4)]
+        async with httpx.AsyncClient() as anonymous:
+            relayed = await anonymous.get(video["imageUrl"])
+        assert relayed.headers["content-type"] == "video/mp4" and relayed.content == sim.video_bytes(task_id)
+        extend = {"prompt": "x", "action": "extend", "taskId": "1234567890123456", "index": 0}
+        assert (await client.post("/submit/video", json=extend)).json() == newapi_error("task_not_found")
