@@ -333,6 +333,10 @@ class ProxyClient:
             # Submit errors come with the API's body on any status (trueai 404, new-api 400).
             if accept_error_bodies and isinstance(data, dict) and "code" in data:
                 return data
+            if accept_error_bodies and status == 400 and isinstance(data, dict) and isinstance(data.get("error"), dict):
+                # new-api refuses before relaying, e.g. a customId it cannot convert
+                # (middleware/distributor.go: {"error": {"message": "无效的请求，unknown_action:…"}}).
+                return {"code": data["error"].get("code") or "", "description": _error_message(text)}
             if empty_ok and status in (400, 404):  # new-api: 400 task_no_found
                 return None
             raise ProxyBadResponse(f"{what}: HTTP {status}", detail=_error_message(text))

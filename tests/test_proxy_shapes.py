@@ -49,6 +49,16 @@ async def test_trueai_logic_refusal_on_http_200_shows_the_servers_words(sim: Pro
     assert "并发数已达上限" in error_text(caught.value, "zh-CN")
 
 
+async def test_new_api_refusal_before_relaying_is_a_refusal_in_its_words(sim: ProxySim, proxy: ProxyClient):
+    """new-api middleware/distributor.go: a customId it cannot convert is refused as an error object."""
+    body = {"error": {"message": "无效的请求，unknown_action:MJ::JOB::animate_high::1::abc::SOLO (request id: 2025)",
+                      "type": "new_api_error", "code": ""}}
+    sim.fail_next("/submit/action", "status:400", body=body)
+    with pytest.raises(SubmitRefused) as caught:
+        await proxy.submit_action("1", "MJ::JOB::animate_high::1::abc::SOLO")
+    assert "unknown_action" in error_text(caught.value) and "could not read" not in error_text(caught.value)
+
+
 async def test_new_api_relay_error_with_a_word_for_a_code_is_a_refusal(sim: ProxySim, proxy: ProxyClient):
     """new-api relay/relay-mj.go: an error object on HTTP 400 whose code may not be a number."""
     body = {"description": "unsupported customId: MJ::JOB::animate_high::1::abc::SOLO",

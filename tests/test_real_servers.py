@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import ButtonAlreadyUsed, ButtonBusy, SubmitUnconfirmed, VideoUnsupported
+from bot.errors import ButtonAlreadyUsed, ButtonBusy, SubmitRefused, SubmitUnconfirmed, VideoUnsupported
 from bot.i18n import error_text
 from bot.jobs import SUBMISSION_GIVE_UP_S
 from bot.models import Action, Phase, Status
@@ -167,3 +167,16 @@ async def test_a_submission_is_given_up_when_the_list_keeps_failing(harness, sim
     h.now += SUBMISSION_GIVE_UP_S
     await jobs.wait_ticks(2)
     assert await jobs.store.submissions(before=float("inf")) == []
+
+
+async def test_a_custom_id_new_api_cannot_convert_is_refused_in_its_words(served):
+    """new-api middleware/distributor.go: video_virtual_upscale, PicReader, BOOKMARK are refused
+    with an error object before relaying: a refusal in the server's words, not an unreadable answer."""
+    sim, jobs, view = await served("newapi", upstream="trueai")
+    grid = await jobs.imagine("a fox", who())
+    sim.succeed(grid.task_id)
+    sim.gateway_poll()
+    await view.wait_for(lambda: (s := view.last(grid.task_id)) and s.display.phase is Phase.DONE)
+    with pytest.raises(SubmitRefused) as caught:
+        await jobs.proxy.submit_action(grid.task_id, "MJ::BOOKMARK::abc")
+    assert "unknown_action" in error_text(caught.value)
