@@ -16,6 +16,7 @@ from tests.e2e.test_controls import answer_to
 from tests.e2e.test_experience import PNG_TYPE, picture
 from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
 from tests.e2e.test_operations import alerts, eventually, free_port
+from tests.e2e.test_trueai import upscaled
 from tests.proxy_sim import ProxySim
 
 
@@ -31,15 +32,6 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[ProxySim]:
 
 async def ephemeral_answer(dd: DiscordDouble, interaction) -> str:
     return await answer_to(dd, interaction)
-
-
-async def upscaled(dd: DiscordDouble, sim: ProxySim):
-    _, grid = await imagine_grid(dd, sim, "a lighthouse")
-    await dd.click(grid.id, custom_id(grid, "U1"))
-    upscale = await wait_public(dd, 2)
-    up_task = next(t.id for t in sim.tasks.values() if t.action == "UPSCALE")
-    sim.succeed(up_task)
-    return up_task, await wait_final(dd, upscale)
 
 
 async def test_trueai_upscale_with_custom_emoji_reaches_discord(bot, dd: DiscordDouble, sim: ProxySim):
