@@ -5,6 +5,10 @@ Writes are queued per channel and run one at a time within that budget, so the b
 keeps one entry, and the write reads the job's latest state only when it runs, so progress updates
 coalesce into one edit. Urgent writes (new messages, final states) go before progress edits, and
 each channel has its own queue, so a busy channel never delays another.
+
+Progress edits are best-effort; the final is what the member waits for. So progress never spends
+the last ``reserve`` writes of a window: they stay free for an urgent write, which then goes out at
+once instead of waiting for the window to reopen.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from bot.background import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ class _Channel(Generic[T]):
         self.recent: deque[float] = deque()  # when the last writes were made
         self.worker: asyncio.Task[None] | None = None
         self.writing = False  # a write is under way (as opposed to waiting for budget)
+        self.wake = asyncio.Event()  # a write was queued: an urgent one may use the reserve now
 
 
 class WriteScheduler(Generic[T]):
@@ -56,10 +63,13 @@ class WriteScheduler(Generic[T]):
         limit: int = 5,
         per_s: float = 5.0,
         margin_s: float = 0.25,
+        reserve: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._run = run
         self.limit = limit
+        # Writes of each window kept for urgent ones; progress always keeps at least one.
+        self.reserve = max(0, min(reserve, limit - 1))
         # A little slack on top of Discord's window: our clock and theirs do not tick together.
         self.per_s = per_s + margin_s
         self._clock = clock
@@ -82,6 +92,7 @@ class WriteScheduler(Generic[T]):
             entry = _Entry(priority, next(self._seq), key, asyncio.get_running_loop().create_future())
         channel.waiting[key] = entry
         heapq.heappush(channel.heap, entry)
+        channel.wake.set()
         if not self._closed and (channel.worker is None or channel.worker.done()):
             channel.worker = asyncio.create_task(self._drain(channel_id, channel), name=f"mjbot-writes-{channel_id}")
         return entry.done
@@ -115,13 +126,24 @@ class WriteScheduler(Generic[T]):
                 entry.done.set_result(result)
 
     async def _wait_for_budget(self, channel: _Channel[T]) -> None:
+        """Until the write at the head of the queue may go: any write while the window has room
+        beyond the reserve, an urgent one also into the reserve."""
         while True:
+            channel.wake.clear()
             now = self._clock()
             while channel.recent and now - channel.recent[0] >= self.per_s:
                 channel.recent.popleft()
-            if len(channel.recent) < self.limit:
+            while channel.heap and channel.heap[0].cancelled:
+                heapq.heappop(channel.heap)
+            if not channel.heap:
                 return
-            await asyncio.sleep(self.per_s - (now - channel.recent[0]))
+            allowed = self.limit if channel.heap[0].priority == URGENT else self.limit - self.reserve
+            if len(channel.recent) < allowed:
+                return
+            # The window frees enough room when the write that overfills it leaves; an urgent write
+            # queued meanwhile may not need to wait that long.
+            frees_at = channel.recent[len(channel.recent) - allowed] + self.per_s
+            await wait_event(channel.wake, max(0.0, frees_at - now))
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Stop: let writes under way finish (within ``grace_s``), drop the ones still queued."""

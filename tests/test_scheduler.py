@@ -108,3 +108,27 @@ async def test_a_crashing_write_fails_its_future_and_the_queue_goes_on():
     await good
     assert calls == ["bad", "good"]
     await scheduler.close()
+
+
+async def test_progress_never_spends_the_last_write_of_a_window():
+    """A final that arrives after a burst of progress goes out at once, not when the window reopens."""
+    writes = Writes()
+    scheduler = WriteScheduler(writes.run, limit=3, per_s=30.0, margin_s=0.0, reserve=1)
+    progress = [scheduler.submit(1, f"progress{n}") for n in range(4)]
+    await writes.wait_count(2)  # two of the three writes of the window go to progress
+    final = scheduler.submit(1, "final", urgent=True)
+    await asyncio.wait_for(final, 1.0)  # the reserved third write: no 30 s wait
+    assert writes.keys() == ["progress0", "progress1", "final"]
+    assert not any(f.done() for f in progress[2:])  # the rest waits for the window
+    await scheduler.close()
+
+
+async def test_a_final_is_written_before_the_progress_edits_waiting_in_its_lane():
+    writes = Writes()
+    scheduler = WriteScheduler(writes.run, limit=2, per_s=0.3, margin_s=0.0, reserve=1)
+    progress = [scheduler.submit(1, f"progress{n}") for n in range(4)]
+    await writes.wait_count(1)
+    final = scheduler.submit(1, "final", urgent=True)
+    await asyncio.gather(final, *progress)
+    assert writes.keys()[:2] == ["progress0", "final"]
+    await scheduler.close()
