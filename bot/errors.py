@@ -40,6 +40,12 @@ class ProxyTimeout(ProxyError):
     key = "proxy.timeout"
 
 
+class ProxyBusy(ProxyError):
+    """The bot's own connections to the proxy were all in use for too long: nothing was sent."""
+
+    key = "proxy.busy"
+
+
 class ProxyAuthFailed(ProxyError):
     key = "proxy.auth"
 

@@ -153,6 +153,8 @@ class JobService:
         self._images: dict[str, asyncio.Task[ImageFile | None]] = {}  # final images being fetched
         self._origins: dict[str, object] = {}  # the front end's handle for a job's first message
         self._delivery_failures: dict[str, int] = {}
+        # One write at a time per job (see _write): its lock, and how many writes hold or await it.
+        self._job_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.notify_hook: str | None = None  # set when the push receiver runs
         self._pushed: set[str] = set()  # tasks the proxy pushes updates for: polled less often
         self._push_signals: set[str] = set()  # pushed tasks waiting for their confirming request
@@ -842,7 +844,24 @@ class JobService:
             self._schedule_delivery(job)
 
     async def _write(self, task_id: str) -> tuple[DeliveryError | None, bool]:
-        """One scheduled write: (the delivery problem if any, whether Discord was written to)."""
+        """One scheduled write: (the delivery problem if any, whether Discord was written to).
+
+        One at a time per job, whatever lane it was queued in: a write that starts while the job's
+        first post is unanswered would not know the message and post a second one (or edit through
+        a route that does not own it), and two edits racing could leave the older state shown."""
+        lock, users = self._job_locks.get(task_id) or (asyncio.Lock(), 0)
+        self._job_locks[task_id] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._write_now(task_id)
+        finally:
+            lock, users = self._job_locks[task_id]
+            if users == 1:
+                del self._job_locks[task_id]
+            else:
+                self._job_locks[task_id] = (lock, users - 1)
+
+    async def _write_now(self, task_id: str) -> tuple[DeliveryError | None, bool]:
         assert self.view is not None, "start() the service with a view first"
         job = await self.store.get_job(task_id)
         if job is None or job.message_gone:

@@ -100,9 +100,13 @@ class DiscordJobView:
         hook = self._origin(job, origin)
         try:
             if job.message_id is None and hook is not None and reply_to is None:
-                message_id = await hook.post(rendered, files, self.language_of(job))
+                # Known before the post is answered: an update meanwhile goes to this lane, after it.
                 self._origins[job.task_id] = hook
-                return message_id
+                try:
+                    return await hook.post(rendered, files, self.language_of(job))
+                except BaseException:
+                    self._origins.pop(job.task_id, None)
+                    raise
             if job.message_id is None:
                 reference = (discord.MessageReference(message_id=reply_to, channel_id=job.channel_id,
                                                       fail_if_not_exists=False) if reply_to else None)
