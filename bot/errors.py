@@ -23,6 +23,12 @@ class ConfigError(MjBotError):
     key = "error.config"
 
 
+class BotRestarting(MjBotError):
+    """The bot is stopping: a member's request that arrives now is not started."""
+
+    key = "bot.restarting"
+
+
 # --- the proxy -----------------------------------------------------------------------------------
 
 

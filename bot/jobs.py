@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import sqlite3
@@ -22,6 +23,7 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.errors import (
+    BotRestarting,
     ButtonAlreadyUsed,
     ButtonBusy,
     ButtonInvalid,
@@ -116,6 +118,18 @@ class JobView(Protocol):
         ...
 
 
+def _member_request(method):  # type: ignore[no-untyped-def]
+    """A member's request (a command, a click): refused once the service stops, and waited for by
+    stop(), so it never meets a closed database or a closed connection half-way."""
+
+    @functools.wraps(method)
+    async def guarded(self: JobService, *args: object, **kwargs: object) -> object:
+        async with self.member_request(method.__name__):
+            return await method(self, *args, **kwargs)
+
+    return guarded
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
     proxy_problem: ProxyError | None
@@ -168,6 +182,10 @@ class JobService:
         self._started_at = clock()
         self._tracker: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._closing = False  # stop() began: members' requests are refused
+        self._requests = 0  # members' requests under way
+        self._requests_idle = asyncio.Event()
+        self._requests_idle.set()
         self._ticked = asyncio.Condition()
         self.ticks = 0
 
@@ -176,6 +194,7 @@ class JobService:
     async def start(self, view: JobView) -> None:
         """Resume from SQLite: track unfinished jobs again and repair messages left stale."""
         self.view = view
+        self._closing = False
         self._started_at = self._clock()
         self._recovering = True
         for job in await self.store.unfinished_jobs():
@@ -189,6 +208,10 @@ class JobService:
         self._tracker = asyncio.create_task(self._track_forever(), name="mjbot-tracker")
 
     async def stop(self) -> None:
+        # Requests of members under way finish first (within the grace), new ones are refused.
+        self._closing = True
+        if not await wait_event(self._requests_idle, SHUTDOWN_GRACE_S):
+            log.warning("stopping with %d member requests still under way", self._requests)
         self._stopping.set()
         if self._tracker is not None:
             # Let a tick under way finish its writes; the loop ends as soon as it sees _stopping.
@@ -210,10 +233,26 @@ class JobService:
             fetch.cancel()
         await asyncio.gather(*self._images.values(), return_exceptions=True)
 
+    @contextlib.asynccontextmanager
+    async def member_request(self, what: str) -> AsyncIterator[None]:
+        """Hold the service open for a member's request, from the click to the answer on Discord:
+        stop() waits for it, and once stopping began a new one raises :class:`BotRestarting`."""
+        if self._closing:
+            raise BotRestarting(f"{what} while stopping")
+        self._requests += 1
+        self._requests_idle.clear()
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._requests_idle.set()
+
     @property
     def tracked_ids(self) -> list[str]:
         return list(self._tracked)
 
+    @_member_request
     async def status(self) -> ServiceStatus:
         """For admins: is the proxy reachable, how many jobs run and wait, which is oldest."""
         unfinished = await self.store.unfinished_jobs()
@@ -228,6 +267,7 @@ class JobService:
 
     # --- submitting ----------------------------------------------------------------------------
 
+    @_member_request
     async def imagine(self, prompt: str, who: Requester, *, image: ImageFile | None = None,
                       origin: object | None = None) -> Job:
         """Submit an imagine and post its message.
@@ -242,12 +282,14 @@ class JobService:
         return await self._submit_new(Action.IMAGINE, prompt, who, lambda nonce: self.proxy.submit_imagine(
             prompt, images, state=nonce, notify_hook=self.notify_hook), origin=origin)
 
+    @_member_request
     async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
         """Four prompts for an image; the message offers 1️⃣-4️⃣ to imagine one of them."""
         self.policy.check_start(who)
         return await self._submit_new(Action.DESCRIBE, "", who, lambda nonce: self.proxy.submit_describe(
             image.as_data_url(), state=nonce, notify_hook=self.notify_hook), origin=origin)
 
+    @_member_request
     async def blend(self, images: Sequence[ImageFile], dimensions: str, who: Requester, *,
                     origin: object | None = None) -> Job:
         """Blend 2-5 images into a grid (``dimensions``: PORTRAIT, SQUARE or LANDSCAPE)."""
@@ -258,6 +300,7 @@ class JobService:
         return await self._submit_new(Action.BLEND, "", who, lambda nonce: self.proxy.submit_blend(
             urls, dimensions, state=nonce, notify_hook=self.notify_hook), origin=origin)
 
+    @_member_request
     async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:
         """1️⃣-4️⃣ under a /describe answer: an /imagine of that prompt, for whoever presses."""
         job = await self.store.get_job(task_id)
@@ -282,11 +325,21 @@ class JobService:
 
     # --- a member's jobs ---------------------------------------------------------------------------
 
+    @_member_request
+    async def get_job(self, task_id: str) -> Job | None:
+        return await self.store.get_job(task_id)
+
+    @_member_request
+    async def job_for_message(self, message_id: int) -> Job | None:
+        return await self.store.job_for_message(message_id)
+
+    @_member_request
     async def recent_jobs(self, who: Requester, *, page: int, per_page: int) -> tuple[list[Job], bool]:
         """The member's jobs in this guild, newest first; and whether there are more."""
         jobs = await self.store.jobs_of(who.user_id, who.guild_id, limit=per_page + 1, offset=page * per_page)
         return jobs[:per_page], len(jobs) > per_page
 
+    @_member_request
     async def job_to_show(self, task_id: str, who: Requester) -> Job:
         """A job a member may post again: their own (any, for admins), from this guild, finished."""
         job = await self.store.get_job(task_id.strip())
@@ -300,6 +353,7 @@ class JobService:
             raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
         return job
 
+    @_member_request
     async def forget_message(self, task_id: str, who: Requester) -> Job:
         """❌: the owner (or an admin) deletes a job's message; it is never edited again."""
         job = await self.store.get_job(task_id)
@@ -311,6 +365,7 @@ class JobService:
         log.info("task %s: message %s deleted by user %s", task_id, job.message_id, who.user_id)
         return job
 
+    @_member_request
     async def change(self, parent_task_id: str, action: Action, index: int | None, who: Requester) -> Job:
         """The bot's own U/V/🔄 buttons: upscale, vary or reroll a finished grid, as a new job that
         replies to it. Sent as /submit/change, or as /submit/action with the matching server button
@@ -345,6 +400,7 @@ class JobService:
             done=await (self.store.child_of_button(parent_task_id, position) if position is not None
                         else self.store.child_job(parent_task_id, action, index)))
 
+    @_member_request
     async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
         """One of the server's own buttons on a task (trueai, new-api): /submit/action with its
         customId. ``prompt`` answers a button that needs one (Custom Zoom) via /submit/modal."""
@@ -377,6 +433,7 @@ class JobService:
             parent, who, action=action, index=index, button=position, what=what, submit=submit,
             done=done, prompt=prompt)
 
+    @_member_request
     async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
         """A job waiting in MODAL (a Remix-mode account, or new-api hiding the 21) gets its prompt."""
         job = await self._pressable(task_id, who, need_grid=False, finished=False)

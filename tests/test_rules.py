@@ -10,6 +10,7 @@ import pytest
 
 from bot.access import Requester
 from bot.errors import (
+    BotRestarting,
     BadParameter,
     BannedWord,
     ButtonAlreadyUsed,
@@ -322,3 +323,20 @@ async def test_own_buttons_are_sent_as_actions_when_the_task_lists_buttons(on_tr
     assert (upscale.action, upscale.parent_index) == (Action.UPSCALE, 3)
     with pytest.raises(ButtonAlreadyUsed):  # the same button, pressed as the server's own
         await jobs.press(grid.task_id, 2, who())
+
+
+# --- stopping -------------------------------------------------------------------------------------
+
+async def test_a_press_under_way_finishes_before_the_service_stops(harness, sim):
+    """SIGTERM during a click: the click completes (its job stored and posted) before the database
+    closes, and a click after that is told the bot is restarting."""
+    h, jobs, view = await harness()
+    grid = await grid_of(jobs, view, sim)
+    sim.fail_next("/submit/change", "delay:0.5")
+    press = asyncio.create_task(jobs.change(grid.task_id, Action.UPSCALE, 1, who()))
+    await sim.wait_for(lambda: sim.count("/submit/change") == 1)
+    await h.stop()  # the service, then the proxy client and the database
+    child = await press
+    assert child.parent_task_id == grid.task_id and child.message_id is not None
+    with pytest.raises(BotRestarting):
+        await jobs.change(grid.task_id, Action.UPSCALE, 2, who())

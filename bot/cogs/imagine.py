@@ -11,7 +11,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import Requester
-from bot.errors import DeliveryError, DeliveryForbidden, ImageTooLarge, JobNotFound, MjBotError, NotAnImage
+from bot.errors import (
+    BotRestarting,
+    DeliveryError,
+    DeliveryForbidden,
+    ImageTooLarge,
+    JobNotFound,
+    MjBotError,
+    NotAnImage,
+)
 from bot.i18n import error_text, language_for, t
 from bot.models import ImageFile, Job
 from bot.prompt import MAX_PROMPT_LENGTH
@@ -21,6 +29,7 @@ from bot.ui.delivery import InteractionOrigin
 
 if TYPE_CHECKING:
     from bot.app import MjBot
+    from bot.jobs import JobService
 
 log = logging.getLogger(__name__)
 
@@ -134,32 +143,49 @@ async def press_button(interaction: discord.Interaction[MjBot], kind: str, index
     jobs = interaction.client.jobs
     who = requester(interaction)
     what = f"button {kind}{index} of task {task_id}"
+    await answered(interaction, what, lambda: _press(interaction, jobs, who, kind, index, task_id, what))
+
+
+async def answered(interaction: discord.Interaction[MjBot], what: str, work: Callable[[], Awaitable[object]]) -> None:
+    """Run a member's request so that it is answered whatever happens: every failure becomes an
+    ephemeral message (nothing escapes as "This interaction failed"), and a stop of the bot waits
+    for the request, answer included, or tells the member the bot is restarting."""
     try:
-        if kind == PROMPT_BUTTON:
-            job = await jobs.store.get_job(task_id)
-            await _ask_prompt(interaction, job, what, lambda i, prompt: jobs.give_prompt(task_id, prompt, requester(i)))
-            return
-        if kind == SERVER_BUTTON:
-            job = await jobs.store.get_job(task_id)
-            if job is not None and index < len(job.buttons) and job.buttons[index].needs_prompt:
-                # A modal must be the first answer to the click, so ask before submitting.
-                await _ask_prompt(interaction, job, what,
-                                  lambda i, prompt: jobs.press(task_id, index, requester(i), prompt=prompt))
-                return
-            await interaction.response.defer()
-            await jobs.press(task_id, index, who)
+        async with interaction.client.jobs.member_request(what):
+            try:
+                await work()
+            except Exception as exc:
+                await report_failure(interaction, exc, what=what)
+    except BotRestarting as exc:
+        await report_failure(interaction, exc, what=what)
+
+
+async def _press(interaction: discord.Interaction[MjBot], jobs: JobService, who: Requester, kind: str, index: int,
+                 task_id: str, what: str) -> None:
+    """What a click does, by the kind of button (the new job's message appears as a reply)."""
+    if kind == PROMPT_BUTTON:
+        job = await jobs.get_job(task_id)
+        await _ask_prompt(interaction, job, what, lambda i, prompt: jobs.give_prompt(task_id, prompt, requester(i)))
+        return
+    if kind == SERVER_BUTTON:
+        job = await jobs.get_job(task_id)
+        if job is not None and index < len(job.buttons) and job.buttons[index].needs_prompt:
+            # A modal must be the first answer to the click, so ask before submitting.
+            await _ask_prompt(interaction, job, what,
+                              lambda i, prompt: jobs.press(task_id, index, requester(i), prompt=prompt))
             return
         await interaction.response.defer()
-        if kind == DESCRIBED_BUTTON:
-            await jobs.imagine_described(task_id, index, who)
-            return
-        if kind == DELETE_BUTTON:
-            await jobs.forget_message(task_id, who)
-            await interaction.delete_original_response()  # the message the ❌ is on
-            return
-        await jobs.change(task_id, KIND_ACTION[kind], index, who)
-    except Exception as exc:  # every failure gets an answer; nothing escapes as "interaction failed"
-        await report_failure(interaction, exc, what=what)
+        await jobs.press(task_id, index, who)
+        return
+    await interaction.response.defer()
+    if kind == DESCRIBED_BUTTON:
+        await jobs.imagine_described(task_id, index, who)
+        return
+    if kind == DELETE_BUTTON:
+        await jobs.forget_message(task_id, who)
+        await interaction.delete_original_response()  # the message the ❌ is on
+        return
+    await jobs.change(task_id, KIND_ACTION[kind], index, who)
 
 
 async def _ask_prompt(interaction: discord.Interaction, job: Job | None, what: str,
@@ -199,18 +225,18 @@ async def start_job(interaction: discord.Interaction, what: str, start: Callable
     proxy may take longer), check the bot can post here, start the job (which posts its public
     message), then remove the ephemeral "thinking" note; any failure becomes that note's text."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    try:
+
+    async def work() -> None:
         permission = missing_permission(interaction)
         if permission:
             raise DeliveryForbidden(f"missing {permission}", permission=permission)
         await start()
-    except Exception as exc:
-        await report_failure(interaction, exc, what=what)
-        return
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException:
-        log.debug("could not delete the acknowledgement of %s", what, exc_info=True)
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("could not delete the acknowledgement of %s", what, exc_info=True)
+
+    await answered(interaction, what, work)  # type: ignore[arg-type]
 
 
 async def setup(bot: MjBot) -> None:

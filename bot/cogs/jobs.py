@@ -132,7 +132,7 @@ class JobsCog(commands.Cog):
         if str(payload.emoji) != DELETE_EMOJI or payload.guild_id is None or \
                 (self.bot.user is not None and payload.user_id == self.bot.user.id):
             return
-        job = await self.bot.jobs.store.job_for_message(payload.message_id)
+        job = await self.bot.jobs.job_for_message(payload.message_id)
         if job is None or job.message_gone or not job.finished:
             return
         roles = getattr(payload.member, "roles", ())

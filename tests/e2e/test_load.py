@@ -7,7 +7,7 @@ import os
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
 from tests.e2e.harness import BotProcess, write_config
-from tests.e2e.test_imagine_flow import public_messages, wait_final, wait_public
+from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
 from tests.proxy_sim import ProxySim
 
 
@@ -87,3 +87,17 @@ def jobs_messages(dd: DiscordDouble):
     return [m for channel in dd.channel_ids for m in dd.channel_messages(channel)
             if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading
             and m.content.startswith("**load job")]
+
+
+async def test_sigterm_during_a_click_answers_it_before_the_bot_stops(start_bot, dd: DiscordDouble, sim: ProxySim):
+    """Stopping under load: the click under way is submitted and its message posted before the
+    database closes; it does not crash with "Cannot operate on a closed database"."""
+    bot = await start_bot()
+    _, grid = await imagine_grid(dd, sim, "a fox at closing time")
+    sim.fail_next("/submit/change", "delay:1.0")
+    await dd.click(grid.id, custom_id(grid, "U1"))
+    await sim.wait_for(lambda: sim.count("/submit/change") == 1)
+    assert await bot.stop() == 0
+    log = bot.log_text()
+    assert "closed database" not in log and "Traceback" not in log
+    assert len(public_messages(dd)) == 2  # the upscale's message, posted before the bot stopped
