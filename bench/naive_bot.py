@@ -24,6 +24,9 @@ JSON object per line::
 
 ``status``/``progress``/``image_url`` are what the message shows already (so adopting does not
 edit every message once); ``owner_id`` is optional.
+
+For the benchmark's loop-lag row only, it measures its event loop as the real bot does
+(``bot.metrics.LoopLag``) and serves that alone at ``/metrics`` on ``[http] listen`` when set.
 """
 
 from __future__ import annotations
@@ -42,11 +45,14 @@ from typing import Any
 
 import aiohttp
 import discord
+from aiohttp import web
 from discord import app_commands
 from discord.ext import commands
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from bot.app import point_discord_at
 from bot.config import Settings, load_settings
+from bot.metrics import LoopLag
 
 log = logging.getLogger("naive")
 
@@ -83,8 +89,26 @@ class NaiveBot(commands.Bot):
         self.session: aiohttp.ClientSession | None = None
         self.pollers: set[asyncio.Task[None]] = set()
         self._adopt = adopt
+        # Measurement for the benchmark (not part of the naive way): the loop's lag at /metrics.
+        self.registry = CollectorRegistry()
+        self.loop_lag = LoopLag(self.registry)
+        self._metrics_runner: web.AppRunner | None = None
+
+    async def _serve_metrics(self) -> None:
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        self._metrics_runner = web.AppRunner(app, access_log=None)
+        await self._metrics_runner.setup()
+        host, port = self.settings.http.listen_address()
+        await web.TCPSite(self._metrics_runner, host, port).start()
 
     async def setup_hook(self) -> None:
+        self.loop_lag.start()
+        if self.settings.http.listen:
+            await self._serve_metrics()
         self.session = aiohttp.ClientSession(headers=self.proxy_headers,
                                              timeout=aiohttp.ClientTimeout(total=self.settings.proxy.timeout_s))
         self.tree.add_command(imagine)
@@ -152,6 +176,9 @@ class NaiveBot(commands.Bot):
         await super().close()
         if self.session is not None:
             await self.session.close()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+        await self.loop_lag.stop()
 
 
 @app_commands.command(name="imagine", description="Create images from a prompt")

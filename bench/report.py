@@ -81,10 +81,15 @@ def machine_lines(total_s: float, command: str, commit_at_start: str = "") -> li
     code = f", code at commit {commit}" if commit else ""
     if commit and current_commit() not in ("", commit):
         code += f" (HEAD was {current_commit()} by the end of the run)"
+    try:
+        load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+        load = f" Load average (1 / 5 / 15 min) at the end: {load} (anything else running shares the cores)."
+    except OSError:
+        load = ""
     return [
         f"Date: {date}{code}. Machine: {cores} cores (nproc), {model}, Python {platform.python_version()}, "
         f"discord.py {discord.__version__}.",
-        f"Command: `{command}`. Total run time: {total_s:.0f} s.",
+        f"Command: `{command}`. Total run time: {total_s:.0f} s.{load}",
     ]
 
 

@@ -4,8 +4,13 @@ Every scenario gets fresh servers (the proxy simulator and the Discord double, i
 127.0.0.1) and a fresh database, and runs the real bot (``python -m bot run``) or the naive one
 (``python -m bench.naive_bot``) as a child process. The table is printed and, for a full run,
 written as Markdown to ``bench/results.md``. Every child process is stopped at the end, also on
-errors and Ctrl-C. The default run takes about 4 minutes on a 2-core machine; ``--quick`` is a
-smoke run (small sizes, well under a minute) whose figures are not comparable with the goals.
+errors and Ctrl-C. The default run takes about 4.5 minutes on a 2-core machine; ``--quick`` is a
+smoke run (small sizes, under a minute) whose figures are not comparable with the goals.
+
+Rows of issue 12: final latency with progress in one channel and push; interaction acks (``/imagine``
+and button presses) under a burst while thousands of tasks are tracked and pushes arrive; CPU per
+1,000 updates against the naive bot; and each scenario's event-loop lag, read from the bots'
+``/metrics`` (``mjbot_event_loop_lag_seconds``; the config sets ``[http] listen``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.report import Row, Table, count, current_commit, machine_lines, seconds, spread, verdict
+from bench.report import (
+    Row,
+    Table,
+    count,
+    current_commit,
+    machine_lines,
+    nearest_rank,
+    seconds,
+    spread,
+    verdict,
+)
 from bench.world import LABELS, NAIVE, REAL
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -46,22 +61,42 @@ class Profile:
     cpu_interval_s: float
     memory_tasks: int
     memory_channels: int
+    # Final latency with progress in one channel, push (issue 12, item 1)
+    push_one_jobs: int
+    push_one_step_s: float
+    push_one_naive_poll_s: float
+    push_one_naive_grace_s: float  # the naive bot's finals wait behind its posts: bounded
+    # Interaction acks under a burst (issue 12, item 2)
+    burst_tracked: int
+    burst_channels: int
+    burst_commands: int
+    burst_s: float
+    burst_presses: int
+    burst_churn_per_s: float
     jitter: float = 0.5
 
 
 FULL = Profile("full", tick_sizes=(10, 100, 1000), tick_interval_s=0.5, tick_window=6,
                latency_jobs=40, latency_step_s=1.0, poll_interval_s=3.0,
                one_channel_jobs=50, one_channel_step_s=6.0, one_channel_grace_s=60.0,
-               cpu_tasks=250, cpu_interval_s=0.5, memory_tasks=10_000, memory_channels=100)
+               cpu_tasks=250, cpu_interval_s=0.5, memory_tasks=10_000, memory_channels=100,
+               push_one_jobs=50, push_one_step_s=1.0, push_one_naive_poll_s=1.0, push_one_naive_grace_s=20.0,
+               burst_tracked=10_000, burst_channels=20, burst_commands=200, burst_s=2.0, burst_presses=50,
+               burst_churn_per_s=200.0)
 QUICK = Profile("quick", tick_sizes=(10, 100), tick_interval_s=0.5, tick_window=2,
                 latency_jobs=6, latency_step_s=0.3, poll_interval_s=1.0,
                 one_channel_jobs=4, one_channel_step_s=0.3, one_channel_grace_s=15.0,
-                cpu_tasks=25, cpu_interval_s=0.5, memory_tasks=500, memory_channels=10)
+                cpu_tasks=25, cpu_interval_s=0.5, memory_tasks=500, memory_channels=10,
+                push_one_jobs=4, push_one_step_s=0.3, push_one_naive_poll_s=1.0, push_one_naive_grace_s=1.0,
+                burst_tracked=200, burst_channels=4, burst_commands=12, burst_s=0.5, burst_presses=3,
+                burst_churn_per_s=40.0)
 
 RSS_GOAL_MB = 150.0
 RESUME_GOAL_S = 2.0
 PUSH_P50_GOAL_S = 0.100
+PUSH_MAX_GOAL_S = 0.500
 ONE_CHANNEL_GOAL_S = 5.0
+ACK_P99_GOAL_S = 0.300
 
 
 class Runner:
@@ -119,6 +154,24 @@ async def measure(profile: Profile, workdir: Path) -> Runner:
                           workdir, kind, name=f"one-channel-{kind}", jobs=p.one_channel_jobs, one_channel=True,
                           push=False, poll_interval_s=p.poll_interval_s, step_s=p.one_channel_step_s,
                           jitter=p.jitter, grace_s=p.one_channel_grace_s)))
+    for kind in kinds:
+        push = kind == REAL
+        steps.append((f"pushone:{kind}", f"{p.push_one_jobs} jobs in one channel, progress every "
+                      f"{p.push_one_step_s:g} s, {LABELS[kind]}, " + ("push" if push else
+                                                                      f"polling {p.push_one_naive_poll_s:g} s"),
+                      lambda kind=kind, push=push: scenarios.final_latency(
+                          workdir, kind, name=f"push-one-channel-{kind}", jobs=p.push_one_jobs, one_channel=True,
+                          push=push, poll_interval_s=p.poll_interval_s if push else p.push_one_naive_poll_s,
+                          step_s=p.push_one_step_s, jitter=p.jitter,
+                          grace_s=30.0 if push else p.push_one_naive_grace_s)))
+    for kind in kinds:
+        steps.append((f"burst:{kind}", f"interaction burst, {LABELS[kind]}: {p.burst_commands} /imagine"
+                      + (f" + {p.burst_presses} presses" if kind == REAL else "")
+                      + f" in {p.burst_s:g} s, {p.burst_tracked:,} tracked",
+                      lambda kind=kind: scenarios.interaction_burst(
+                          workdir, kind, tracked=p.burst_tracked, channels=p.burst_channels,
+                          commands=p.burst_commands, burst_s=p.burst_s, presses=p.burst_presses,
+                          poll_interval_s=p.poll_interval_s, churn_per_s=p.burst_churn_per_s)))
     for kind in kinds:
         steps.append((f"cpu:{kind}", f"CPU per task update, {LABELS[kind]}, {p.cpu_tasks * 4:,} updates",
                       lambda kind=kind: scenarios.cpu_per_updates(
@@ -229,11 +282,101 @@ def build_table(profile: Profile, r: Runner, total_s: float, command: str, commi
             text += "".join(f" ({note})" for note in v.notes)
         notes.append(text)
 
+    # 3b. final latency with progress in one channel, push (issue 12, item 1)
+    jobs = p.push_one_jobs
+    po_real, po_naive = r.get(f"pushone:{REAL}"), r.get(f"pushone:{NAIVE}")
+    rows.append(Row(f"{jobs} jobs in one channel, progress every {p.push_one_step_s:g} s: final state -> final "
+                    f"image, p50 / p95 / max (this bot push, naive polling {p.push_one_naive_poll_s:g} s)",
+                    r.cell(f"pushone:{REAL}", lat), r.cell(f"pushone:{NAIVE}", lat),
+                    f"p50 < {PUSH_P50_GOAL_S * 1000:.0f} ms, max < {PUSH_MAX_GOAL_S * 1000:.0f} ms",
+                    verdict(not po_real.not_shown and _median([j.total_s for j in po_real.latencies])
+                            < PUSH_P50_GOAL_S and max(j.total_s for j in po_real.latencies) < PUSH_MAX_GOAL_S)
+                    + star if po_real and po_real.latencies else "—"))
+    rows.append(Row(f"{jobs} jobs in one channel, progress every {p.push_one_step_s:g} s: 429s received",
+                    r.cell(f"pushone:{REAL}", hits), r.cell(f"pushone:{NAIVE}", hits), "0",
+                    verdict(po_real.rate_limited == 0) + star if po_real else "—"))
+    if po_real or po_naive:
+        text = (f"One channel with push: {jobs} /imagine at once in one channel; tasks take "
+                f"{len(scenarios_timeline())} steps of {p.push_one_step_s:g} s ±{p.jitter:.0%} (seeded), each a "
+                f"progress change; this bot with push on (and its default {p.poll_interval_s:g} s poll behind it), "
+                f"the naive bot polling every {p.push_one_naive_poll_s:g} s (it has no push); waited until every "
+                f"final image was shown, at most 30 s (this bot) / {p.push_one_naive_grace_s:g} s (naive) after the "
+                f"last task finished at the proxy.")
+        for label, v in ((LABELS[REAL], po_real), (LABELS[NAIVE], po_naive)):
+            if v is not None:
+                text += f" {label.capitalize()}: {_one_channel_detail(v)}."
+                text += "".join(f" ({note})" for note in v.notes)
+        notes.append(text)
+
+    # 3c. interaction acks under a burst (issue 12, item 2)
+    b_real, b_naive = r.get(f"burst:{REAL}"), r.get(f"burst:{NAIVE}")
+
+    def acks(values: str, never: str) -> Callable[[scenarios.AckResult], str]:
+        def render(v: scenarios.AckResult) -> str:
+            answered, missing = getattr(v, values), getattr(v, never)
+            return _p50_p99_max(answered) + (f" ({missing} never)" if missing else "")
+        return render
+
+    def late(values: str, never: str) -> Callable[[scenarios.AckResult], str]:
+        def render(v: scenarios.AckResult) -> str:
+            answered, missing = getattr(v, values), getattr(v, never)
+            return f"{scenarios.AckResult.late(answered, 0)} (never: {missing})"
+        return render
+
+    def ack_met(v: scenarios.AckResult | None, values: str, never: str) -> str:
+        if v is None or not getattr(v, values):
+            return "—"
+        answered, missing = getattr(v, values), getattr(v, never)
+        return verdict(missing == 0 and nearest_rank(answered, 0.99) < ACK_P99_GOAL_S
+                       and scenarios.AckResult.late(answered, 0) == 0) + star
+
+    burst = (f"{p.burst_commands} /imagine + {p.burst_presses} presses in {p.burst_s:g} s over "
+             f"{p.burst_channels} channels, {p.burst_tracked:,} tracked")
+    rows.append(Row(f"Ack of /imagine, p50 / p99 / max ({burst})",
+                    r.cell(f"burst:{REAL}", acks("command_acks", "command_never")),
+                    r.cell(f"burst:{NAIVE}", acks("command_acks", "command_never")),
+                    f"every one acked, p99 < {ACK_P99_GOAL_S * 1000:.0f} ms",
+                    ack_met(b_real, "command_acks", "command_never")))
+    rows.append(Row(f"/imagine not acked within {scenarios.ACK_BOUND_S:g} s",
+                    r.cell(f"burst:{REAL}", late("command_acks", "command_never")),
+                    r.cell(f"burst:{NAIVE}", late("command_acks", "command_never")), "0",
+                    verdict(scenarios.AckResult.late(b_real.command_acks, b_real.command_never) == 0) + star
+                    if b_real else "—"))
+    rows.append(Row("Ack of a button press (U1 on a finished grid), p50 / p99 / max (same burst)",
+                    r.cell(f"burst:{REAL}", acks("press_acks", "press_never")), "— (no buttons)",
+                    f"every one acked, p99 < {ACK_P99_GOAL_S * 1000:.0f} ms",
+                    ack_met(b_real, "press_acks", "press_never")))
+    rows.append(Row(f"Button presses not acked within {scenarios.ACK_BOUND_S:g} s",
+                    r.cell(f"burst:{REAL}", late("press_acks", "press_never")), "— (no buttons)", "0",
+                    verdict(scenarios.AckResult.late(b_real.press_acks, b_real.press_never) == 0) + star
+                    if b_real else "—"))
+    if b_real or b_naive:
+        text = (f"Interaction burst: {p.burst_tracked:,} unfinished tasks in {p.burst_channels} channels (resumed "
+                f"from SQLite; adopted by the naive bot), every one polled once before the burst; then, while the "
+                f"simulator moves {p.burst_churn_per_s:g} of them a step per second (up to 80%; each change a push "
+                f"to this bot, which has push on; the naive bot polls every {p.poll_interval_s:g} s), "
+                f"{p.burst_commands} /imagine and {p.burst_presses} presses of U1 on {p.burst_presses} grids "
+                f"finished and shown before the burst arrive evenly over {p.burst_s:g} s, round-robin over the "
+                f"channels (the naive bot has no buttons: /imagine only). Ack = the double's dispatch of "
+                f"INTERACTION_CREATE on the gateway -> arrival of the bot's first callback (defer or answer); "
+                f"\"never\": no callback {scenarios.ACK_WAIT_S:g} s after the burst. p99 is nearest rank.")
+        for label, v in ((LABELS[REAL], b_real), (LABELS[NAIVE], b_naive)):
+            if v is None:
+                continue
+            text += (f" {label.capitalize()}: the burst took {v.burst_s:.2f} s to send, {v.advances:,} task steps "
+                     f"meanwhile" + (f", {v.pushes:,} pushes delivered" if v.pushes else "") +
+                     f"; the benchmark process's own loop (the double and the simulator) lagged up to "
+                     f"{v.bench_lag_s * 1000:.0f} ms, which the ack figures include.")
+            text += "".join(f" ({note})" for note in v.notes)
+        notes.append(text)
+
     # 4. CPU and memory
     cpu_real, cpu_naive = r.get(f"cpu:{REAL}"), r.get(f"cpu:{NAIVE}")
     rows.append(Row("CPU seconds of the bot per 1,000 task updates",
                     r.cell(f"cpu:{REAL}", lambda v: f"{v.per_thousand:.2f} s"),
-                    r.cell(f"cpu:{NAIVE}", lambda v: f"{v.per_thousand:.2f} s")))
+                    r.cell(f"cpu:{NAIVE}", lambda v: f"{v.per_thousand:.2f} s"), "≤ naive",
+                    verdict(cpu_real.per_thousand <= cpu_naive.per_thousand) + star
+                    if cpu_real and cpu_naive else "—"))
     if cpu_real and cpu_naive:
         notes.append(
             f"CPU: {p.cpu_tasks} unfinished tasks, one per channel, each moved 10% -> 40% -> 80% -> SUCCESS "
@@ -265,9 +408,50 @@ def build_table(profile: Profile, r: Runner, total_s: float, command: str, commi
         notes.append(f"RSS: VmRSS once every task had been polled twice (the first round fully processed); peak "
                      f"(VmHWM) this bot {mem_real.peak_mb:.0f} MB, naive {mem_naive.peak_mb:.0f} MB (one coroutine per "
                      f"task, adopted with --adopt: it has no database).")
+    # 5. event-loop lag, in each scenario (issue 12, item 4)
+    def lag(v: Any) -> str:
+        return v.loop_lag.text() if getattr(v, "loop_lag", None) is not None else "—"
+
+    def lag_pair(key_a: str, key_b: str, names: tuple[str, str]) -> str:
+        parts = [f"{name} {r.cell(key, lag)}" for key, name in ((key_a, names[0]), (key_b, names[1]))]
+        return ", ".join(parts)
+
+    lag_rows = [
+        (f"requests per tick, {biggest:,} tasks", r.cell(f"ticks:{REAL}:{biggest}", lag),
+         r.cell(f"ticks:{NAIVE}:{biggest}", lag)),
+        (f"final-state latency, {p.latency_jobs} channels",
+         lag_pair(f"latency:{REAL}:push", f"latency:{REAL}:polling", ("push", "polling")),
+         r.cell(f"latency:{NAIVE}:polling", lag)),
+        (f"{p.one_channel_jobs} jobs in one channel, polling", r.cell(f"one:{REAL}", lag), r.cell(f"one:{NAIVE}", lag)),
+        (f"{p.push_one_jobs} jobs in one channel, progress every {p.push_one_step_s:g} s",
+         r.cell(f"pushone:{REAL}", lag), r.cell(f"pushone:{NAIVE}", lag)),
+        ("interaction burst (the burst only)", r.cell(f"burst:{REAL}", lag), r.cell(f"burst:{NAIVE}", lag)),
+        (f"CPU per update, {p.cpu_tasks * 4:,} updates", r.cell(f"cpu:{REAL}", lag), r.cell(f"cpu:{NAIVE}", lag)),
+        (f"resume and RSS, {p.memory_tasks:,} tasks", r.cell(f"memory:{REAL}", lag), r.cell(f"memory:{NAIVE}", lag)),
+    ]
+    for what, real_cell, naive_cell in lag_rows:
+        rows.append(Row(f"Event-loop lag (worst delay of a 10 ms timer): {what}", real_cell, naive_cell,
+                        "reported (no target)"))
+    notes.append(
+        "Event-loop lag: each bot runs a 10 ms timer on its event loop and records how late it fires "
+        "(this bot: `mjbot_event_loop_lag_seconds` and `mjbot_event_loop_lag_max_seconds` on /metrics, served at "
+        "`[http] listen`; the naive bot: the same code, bench/naive_bot.py, for the benchmark only). Read from "
+        "/metrics once the bot had logged in to the double and again at the end of the measurement (the burst: "
+        "just before and after the burst). A plain figure is the exact worst of that phase (the worst since start "
+        "grew in it); \"≤\" is an upper bound, the lesser of the worst before the phase and the upper edge of the "
+        "highest histogram bucket the phase used (1, 2, 5, 10, 20, 50, 100, 200, 500 ms...).")
     if r.errors:
         notes += [f"Error in {key}: {message}" for key, message in r.errors.items()]
     return table
+
+
+def _p50_p99_max(values: list[float]) -> str:
+    if not values:
+        return "—"
+    figures = [nearest_rank(values, 0.5), nearest_rank(values, 0.99), max(values)]
+    if figures[-1] < 1.0:
+        return " / ".join(f"{v * 1000:.0f}" for v in figures) + " ms"
+    return " / ".join(f"{v:.2f}" for v in figures) + " s"
 
 
 def scenarios_timeline() -> tuple:

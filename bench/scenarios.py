@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import cpu_seconds, memory_mb, pid_of
-from bench.world import NAIVE, REAL, JobLatency, PollCounter, final_latencies, world
+from bench.world import (
+    NAIVE,
+    REAL,
+    JobLatency,
+    LocalLag,
+    LoopLag,
+    PollCounter,
+    final_latencies,
+    world,
+)
 
 SETTLE_TIMEOUT_S = 60.0  # bound on any one wait for the bots (a wait that hits it is reported)
 
@@ -29,6 +38,7 @@ class TickResult:
     fetches: int  # of the requests counted, how many were /task/{id}/fetch (the rest: list-by-condition)
     requests: int
     discord_writes: int  # should be 0: nothing changed
+    loop_lag: LoopLag | None = None
 
 
 async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s: float,
@@ -52,7 +62,7 @@ async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s:
         return TickResult(tasks=tasks, requests_per_tick=counted.requests / polls if polls else float("nan"),
                           requests_per_s=counted.requests / window, tick_period_s=whole_run.mean_period_s,
                           window_s=window, fetches=counted.fetches, requests=counted.requests,
-                          discord_writes=w.dd.channel_writes())
+                          discord_writes=w.dd.channel_writes(), loop_lag=await w.loop_lag())
 
 
 @dataclass
@@ -65,6 +75,7 @@ class LatencyResult:
     webhook_writes: int = 0  # writes through interaction webhooks (own budget)
     rate_limited: int = 0
     notes: list[str] = field(default_factory=list)
+    loop_lag: LoopLag | None = None
 
 
 async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_channel: bool, push: bool,
@@ -104,7 +115,7 @@ async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_c
         return LatencyResult(jobs=jobs, latencies=latencies, not_shown=missing, waited_s=waited,
                              writes=w.dd.channel_writes(channel), webhook_writes=w.webhook_writes(),
                              rate_limited=w.dd.rate_limit_hits(channel),
-                             notes=notes)
+                             notes=notes, loop_lag=await w.loop_lag())
 
 
 @dataclass
@@ -114,6 +125,7 @@ class CpuResult:
     cpu_s: float
     phase_s: float
     discord_writes: int
+    loop_lag: LoopLag | None = None
 
     @property
     def per_thousand(self) -> float:
@@ -148,7 +160,7 @@ async def cpu_per_updates(workdir: Path, kind: str, *, tasks: int, interval_s: f
         await w.dd.wait_for(lambda: w.finals_shown() >= tasks, timeout=SETTLE_TIMEOUT_S, what="every final image")
         cpu = cpu_seconds(pid) - cpu_before
         return CpuResult(tasks=tasks, updates=tasks * steps, cpu_s=cpu, phase_s=time.monotonic() - started,
-                         discord_writes=w.dd.channel_writes() - writes_before)
+                         discord_writes=w.dd.channel_writes() - writes_before, loop_lag=await w.loop_lag())
 
 
 @dataclass
@@ -160,6 +172,7 @@ class MemoryResult:
     first_request_s: float | None  # process start -> first task request
     logged_in_s: float  # process start -> logged in to the double (gateway IDENTIFY)
     rewritten_at_resume: int | None = None  # seeded jobs the first tick wrote to SQLite (should be 0)
+    loop_lag: LoopLag | None = None
 
 
 async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: int,
@@ -189,4 +202,140 @@ async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: i
                     "SELECT COUNT(*) FROM jobs WHERE updated_at > ?", (seeded_at,)).fetchone()[0]
         if kind == NAIVE:
             result.resume_s = None
+        result.loop_lag = await w.loop_lag()
         return result
+
+
+ACK_BOUND_S = 3.0  # Discord fails an interaction not answered within 3 s
+ACK_WAIT_S = 15.0  # after the last interaction: how long unanswered ones are waited for ("never" after that)
+
+
+@dataclass
+class AckResult:
+    tracked: int
+    channels: int
+    burst_s: float  # how long sending the burst took
+    command_acks: list[float]  # seconds from dispatch to the first callback, per /imagine answered
+    command_never: int  # /imagine never answered (within ACK_WAIT_S after the burst)
+    press_acks: list[float]
+    press_never: int
+    presses_wanted: int
+    advances: int  # seeded tasks moved during the burst window
+    pushes: int  # push deliveries the simulator made meanwhile (this bot only)
+    bench_lag_s: float  # the benchmark process's own worst loop lag during the burst
+    loop_lag: LoopLag | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def late(acks: list[float], never: int, bound_s: float = ACK_BOUND_S) -> int:
+        return sum(1 for a in acks if a > bound_s) + never
+
+
+async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels: int, commands: int,
+                            burst_s: float, presses: int, poll_interval_s: float,
+                            churn_per_s: float) -> AckResult:
+    """``tracked`` unfinished tasks (resumed from SQLite, or adopted by the naive bot) spread over
+    ``channels`` channels, push on for this bot; while the simulator keeps moving them
+    (``churn_per_s`` steps a second, each a push to this bot), ``commands`` /imagine and
+    ``presses`` button presses arrive evenly over ``burst_s`` seconds, round-robin over the
+    channels. The presses are U1 on finished grids (tasks finished and shown before the burst;
+    the naive bot has no buttons, so none for it). Ack = the double's dispatch of
+    INTERACTION_CREATE -> arrival of the bot's first callback."""
+    sim_size = tracked + commands + presses + 100
+    async with world(workdir, f"burst-{kind}", channels=channels, mode="manual",
+                     max_running=sim_size, max_queue=sim_size) as w:
+        seeded = await w.seed(tracked, w.dd.channel_ids, kind)
+        ids = [s.task_id for s in seeded]
+        config = w.config(poll_interval_s=poll_interval_s, push=kind == REAL)
+        await w.start(kind, config, adopt=w.dir / "adopt.jsonl" if kind == NAIVE else None)
+        w.sim.notify_hook = w.notify_hook  # the seeded tasks push to this bot too (None: no push)
+        warm = PollCounter(w.sim, ids)
+        await w.sim.wait_for(lambda: warm.update().rounds >= 1, SETTLE_TIMEOUT_S)
+        notes: list[str] = []
+
+        # Finished grids to press U1 on: tasks finished at the proxy and shown with their buttons.
+        grids: list[tuple[int, str]] = []
+        if kind == REAL and presses:
+            finished = seeded[:presses]
+            for item in finished:
+                w.sim.succeed(item.task_id)
+
+            def u1_buttons() -> list[tuple[int, str]]:
+                found = []
+                for item in finished:
+                    message = w.dd.messages.get(item.message_id)
+                    button = next((c for c in message.current.custom_ids if c.startswith("mj:u:1:")), None) \
+                        if message and message.current.attachments else None
+                    if button:
+                        found.append((item.message_id, button))
+                return found
+
+            await w.dd.wait_for(lambda: len(u1_buttons()) == len(finished), timeout=SETTLE_TIMEOUT_S,
+                                what="the finished grids with their buttons")
+            grids = u1_buttons()
+        moving = ids[len(grids):] if grids else ids
+
+        # Keep the tracked tasks moving: one step each, round-robin, paced (load, not a wait).
+        advances = 0
+        deliveries_before = len(w.sim.deliveries)
+
+        async def churn() -> None:
+            nonlocal advances
+            batch_s = 0.05
+            per_batch = max(1, round(churn_per_s * batch_s))
+            loop = asyncio.get_running_loop()
+            next_at = loop.time()
+            while True:
+                for _ in range(per_batch):
+                    task = w.sim.tasks[moving[advances % len(moving)]]
+                    # Up to 80%: the seeded tasks stay unfinished (finals are the latency rows' business).
+                    if task.step + 2 < len(task.timeline):
+                        w.sim.advance(task.id)
+                    advances += 1
+                next_at += batch_s
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+        mark = await w.scrape_lag()
+        churner = asyncio.create_task(churn(), name="bench-churn")
+        try:
+            if kind == REAL:  # pushes arriving before the burst starts
+                await w.sim.wait_for(lambda: len(w.sim.deliveries) > deliveries_before, SETTLE_TIMEOUT_S)
+            slots: list[tuple[str, int]] = [("imagine", n) for n in range(commands)]
+            if grids:  # presses spread evenly among the commands
+                every = (commands + len(grids)) / len(grids)
+                for n in range(len(grids)):
+                    slots.insert(min(len(slots), round(n * every)), ("press", n))
+            sent_commands, sent_presses = [], []
+            async with LocalLag() as bench_lag:
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                for i, (what, n) in enumerate(slots):
+                    await asyncio.sleep(max(0.0, started + i * burst_s / len(slots) - loop.time()))  # pacing
+                    if what == "imagine":
+                        channel = w.dd.channel_ids[n % channels]
+                        sent_commands.append(await w.dd.slash("imagine", {"prompt": f"burst job {n}"},
+                                                              channel=channel))
+                    else:
+                        message_id, button = grids[n]
+                        sent_presses.append(await w.dd.click(message_id, button))
+                sent_s = loop.time() - started
+                everything = sent_commands + sent_presses
+                try:
+                    await w.dd.wait_for(lambda: all(i.acked_at is not None for i in everything),
+                                        timeout=ACK_WAIT_S, what="every interaction answered")
+                except TimeoutError:
+                    notes.append(f"stopped waiting {ACK_WAIT_S:g} s after the burst")
+        finally:
+            churner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await churner
+        lag = await w.loop_lag(mark)
+        pushes = len(w.sim.deliveries) - deliveries_before
+        return AckResult(
+            tracked=tracked, channels=channels, burst_s=sent_s,
+            command_acks=[i.ack_s for i in sent_commands if i.ack_s is not None],
+            command_never=sum(1 for i in sent_commands if i.ack_s is None),
+            press_acks=[i.ack_s for i in sent_presses if i.ack_s is not None],
+            press_never=sum(1 for i in sent_presses if i.ack_s is None),
+            presses_wanted=presses, advances=advances, pushes=pushes, bench_lag_s=bench_lag.worst_s,
+            loop_lag=lag, notes=notes)

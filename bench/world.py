@@ -3,10 +3,13 @@ it, and the bookkeeping the measurements share (seeding tasks, counting polls, r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import re
+import secrets
 import socket
 import statistics
 import time
@@ -15,14 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.procs import NaiveProcess, stop_all
 from bot.models import Action, Display, Job, Status
+from bot.notify import TOKEN_KEY
 from bot.store import Store
 from tests.discord_double import DiscordDouble
 from tests.discord_double.records import MessageRecord, MessageVersion
 from tests.e2e.harness import BotProcess, write_config
 from tests.proxy_sim import ProxySim, RecordedRequest
-
-from bench.procs import NaiveProcess, stop_all
 
 SECRET = "bench-proxy-secret"
 SEED = 20_241_121  # the simulator's jitter: the same task timings on every run
@@ -58,32 +64,122 @@ class Seeded:
     prompt: str
 
 
+@dataclass(frozen=True)
+class LagSample:
+    """One reading of a bot's ``/metrics``: its event-loop lag so far."""
+
+    worst_s: float  # mjbot_event_loop_lag_max_seconds: the worst since the process started
+    buckets: dict[float, float]  # cumulative histogram: upper bound -> timers that late or less
+    count: float
+
+
+@dataclass(frozen=True)
+class LoopLag:
+    """The worst delay of the bot's 10 ms timer within one phase of a scenario. ``exact``: the
+    worst since start grew during the phase, so ``worst_s`` is the phase's own worst; otherwise
+    ``worst_s`` is an upper bound (the lesser of the worst before the phase and the bound of the
+    histogram's highest bucket used during it)."""
+
+    worst_s: float
+    exact: bool
+    timers: int  # 10 ms timers that fired in the phase
+    over_50ms: int  # of which, late by more than 50 ms
+    since_start_s: float
+
+    def text(self) -> str:
+        figure = f"{self.worst_s * 1000:.0f} ms" if self.worst_s < 1 else f"{self.worst_s:.2f} s"
+        return figure if self.exact else f"≤ {figure}"
+
+
 @dataclass
 class World:
     dir: Path
     dd: DiscordDouble
     sim: ProxySim
     bots: list[BotProcess] = field(default_factory=list)
+    http_port: int | None = None  # where the bot serves /metrics ([http] listen)
+    notify_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    notify_url: str | None = None  # the push receiver's public URL (push on)
+    lag_start: LagSample | None = None  # /metrics read once the bot had logged in
 
     @property
     def db_path(self) -> Path:
         return self.dir / "mjbot.sqlite3"
 
+    @property
+    def notify_hook(self) -> str | None:
+        """This bot's push URL with its token (known before it starts: ``start`` stores the token
+        in SQLite), for tasks the simulator holds without a hook of their own."""
+        return f"{self.notify_url}/{self.notify_token}" if self.notify_url else None
+
     def config(self, *, poll_interval_s: float, push: bool = False) -> Path:
-        extra = ""
+        self.http_port = free_port()
+        extra = f'[http]\nlisten = "127.0.0.1:{self.http_port}"\n'
         if push:
             port = free_port()
-            extra = f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}/mj/notify"\n'
+            self.notify_url = f"http://127.0.0.1:{port}/mj/notify"
+            extra += f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "{self.notify_url}"\n'
         return write_config(self.dir / "config.toml", self.dd, self.sim, self.db_path, secret=SECRET,
                             poll_interval_s=poll_interval_s, extra=extra)
 
     async def start(self, kind: str, config: Path, *, adopt: Path | None = None) -> BotProcess:
-        """Start this bot or the naive one; returns once it has logged in to the double."""
+        """Start this bot or the naive one; returns once it has logged in to the double (and its
+        /metrics has been read once: the start of the loop-lag phase)."""
+        if kind == REAL and self.notify_url:
+            store = Store(self.db_path)
+            await store.open()
+            try:
+                await store.set_meta(TOKEN_KEY, self.notify_token)
+            finally:
+                await store.close()
         log_path = self.dir / ("bot.log" if kind == REAL else "naive.log")
         bot = BotProcess(config, log_path) if kind == REAL else NaiveProcess(config, log_path, adopt)
         self.bots.append(bot)
         await bot.start(self.dd)
+        self.lag_start = await self.scrape_lag()
         return bot
+
+    async def scrape_lag(self) -> LagSample | None:
+        """The bot's loop lag so far, from its /metrics; None when it serves none."""
+        if self.http_port is None:
+            return None
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        text = ""
+        for attempt in range(20):  # the server may come up just after the gateway login
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                    async with session.get(url) as response:
+                        text = await response.text()
+                break
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1 * (attempt + 1))  # bounded retry of a connection refused
+        worst, count, buckets = None, 0.0, {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "mjbot_event_loop_lag_max_seconds":
+                    worst = sample.value
+                elif sample.name == "mjbot_event_loop_lag_seconds_bucket":
+                    buckets[float(sample.labels["le"])] = sample.value
+                elif sample.name == "mjbot_event_loop_lag_seconds_count":
+                    count = sample.value
+        if worst is None:
+            return None
+        return LagSample(worst, buckets, count)
+
+    async def loop_lag(self, since: LagSample | None = None) -> LoopLag | None:
+        """The bot's worst loop lag from ``since`` (default: its login) to now."""
+        start = since or self.lag_start
+        end = await self.scrape_lag()
+        if start is None or end is None:
+            return None
+        delta = {bound: end.buckets.get(bound, 0) - start.buckets.get(bound, 0) for bound in end.buckets}
+        timers = end.count - start.count
+        over_50ms = timers - delta.get(0.05, timers)
+        if end.worst_s > start.worst_s:
+            return LoopLag(end.worst_s, True, int(timers), int(over_50ms), end.worst_s)
+        below = [bound for bound, n in sorted(delta.items()) if n >= timers]  # every timer of the phase
+        bound = below[0] if below else math.inf
+        return LoopLag(min(bound, start.worst_s), False, int(timers), int(over_50ms), end.worst_s)
 
     async def seed(self, count: int, channel_ids: list[int], kind: str) -> list[Seeded]:
         """``count`` unfinished tasks (SUBMITTED 0%, held still: the simulator is in manual mode),
@@ -280,3 +376,30 @@ def final_latencies(w: World, channel_id: int | None = None) -> list[JobLatency]
         result.append(JobLatency(task.id, shown_at - task.finished_at, known_at - task.finished_at,
                                  posts_pending=known_at < last_post))
     return result
+
+
+class LocalLag:
+    """The benchmark process's own loop lag, the same 10 ms timer as the bots': the double and the
+    simulator run in this process, so their timestamps are late by as much as it is busy."""
+
+    def __init__(self, interval_s: float = 0.010) -> None:
+        self.interval_s = interval_s
+        self.worst_s = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.worst_s = max(self.worst_s, loop.time() - started - self.interval_s)
+
+    async def __aenter__(self) -> LocalLag:
+        self._task = asyncio.create_task(self._run(), name="bench-loop-lag")
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -81,6 +81,7 @@ class MjBot(commands.Bot):
         if self.commands_only:
             await self.load_commands()
             return
+        self.metrics.loop_lag.start()  # mjbot_event_loop_lag_seconds on /metrics
         await self.store.open()
         await self.housekeeper.prune()  # before any member can ask for an old job
         for job in await self.store.unfinished_jobs():
@@ -147,6 +148,7 @@ class MjBot(commands.Bot):
         await super().close()
         await self.proxy.aclose()
         await self.store.close()
+        await self.metrics.loop_lag.stop()
 
     async def _post_alert(self, text: str) -> None:
         channel = self.get_partial_messageable(self.settings.alerts.channel_id)

@@ -7,13 +7,22 @@ small fixed sets (actions, codes, endpoints with ids taken out): never a task id
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from types import SimpleNamespace
 
 import aiohttp
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
+from bot.background import BackgroundLoop
 from bot.errors import ProxyError, SubmitRefused
 from bot.events import NoEvents
 from bot.models import Action, Job, Status
@@ -21,6 +30,9 @@ from bot.models import Action, Job, Status
 # Proxy answers take from milliseconds (a list) to the full timeout (a submit with images).
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _TASK_PATH = re.compile(r"/task/[^/]+/fetch")
+# How late a 10 ms timer fires: well under a millisecond on an idle loop; tens of ms is a blocking call.
+_LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)
+LOOP_LAG_INTERVAL_S = 0.010
 
 
 def error_kind(error: ProxyError) -> str:
@@ -31,6 +43,42 @@ def error_kind(error: ProxyError) -> str:
 def endpoint_of(path: str) -> str:
     """A request path as a label: task ids are replaced so the label set stays small."""
     return _TASK_PATH.sub("/task/{id}/fetch", path.split("?", 1)[0])
+
+
+class LoopLag:
+    """The event loop's health: a background task sleeps ``interval_s`` over and over and records
+    how late it woke (``mjbot_event_loop_lag_seconds``, a histogram, and
+    ``mjbot_event_loop_lag_max_seconds``, the worst since start). Anything that blocks the loop
+    (a slow synchronous call) delays this timer as much as it delays every interaction and push."""
+
+    def __init__(self, registry: CollectorRegistry, *, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.histogram = Histogram("mjbot_event_loop_lag_seconds",
+                                   f"How late a {interval_s * 1000:g} ms timer on the event loop fired",
+                                   buckets=_LAG_BUCKETS, registry=registry)
+        self.max_gauge = Gauge("mjbot_event_loop_lag_max_seconds",
+                               "The worst event-loop timer delay since start", registry=registry)
+        self.worst = 0.0
+        self._loop = BackgroundLoop("mjbot-loop-lag", self._run)
+
+    def observe(self, lag: float) -> None:
+        self.histogram.observe(lag)
+        if lag > self.worst:
+            self.worst = lag
+            self.max_gauge.set(lag)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(self.interval_s)
+            self.observe(max(0.0, loop.time() - started - self.interval_s))
 
 
 class Metrics(NoEvents):
@@ -64,6 +112,7 @@ class Metrics(NoEvents):
                                             ["method"], registry=registry)
         self.gateway_connected = Gauge("mjbot_gateway_connected", "1 while the Discord gateway is connected",
                                        registry=registry)
+        self.loop_lag = LoopLag(registry)  # started by the bot (setup_hook), stopped in close()
         # Start every action at 0 so rates and dashboards work before the first job of each kind.
         for action in Action:
             for counter in (self.jobs_submitted, self.jobs_finished, self.jobs_failed):

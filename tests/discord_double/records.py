@@ -253,6 +253,10 @@ class InteractionRecord:
     # type 4/5, else (components) the message the component is on.
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    # For ack latency (time.monotonic()): when the double handed INTERACTION_CREATE to the gateway
+    # (None: never sent), and when the request of the bot's first accepted callback arrived.
+    sent_at: float | None = None
+    acked_at: float | None = None
     _state: State | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -262,6 +266,14 @@ class InteractionRecord:
     @property
     def acknowledged(self) -> bool:
         return bool(self.callbacks)
+
+    @property
+    def ack_s(self) -> float | None:
+        """Seconds from the INTERACTION_CREATE dispatch to the arrival of the bot's first accepted
+        callback (whatever its type: 4, 5, 6, 7, 9...); None while unanswered."""
+        if self.sent_at is None or self.acked_at is None:
+            return None
+        return self.acked_at - self.sent_at
 
     @property
     def response_type(self) -> int | None:

@@ -539,6 +539,7 @@ class RestApi:
 
         callback = CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic())
         interaction.callbacks.append(callback)
+        interaction.acked_at = req.at
         message: MessageRecord | None = None
         try:
             if callback_type == 4:
@@ -553,6 +554,7 @@ class RestApi:
                 message = self._source_message(interaction)
         except ApiError:
             interaction.callbacks.remove(callback)  # e.g. an empty message: nothing was answered
+            interaction.acked_at = None
             raise
         await state.notify()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -437,6 +438,7 @@ class DiscordDouble:
             raise RuntimeError("no gateway session: is the client logged in?")
         await self.state.notify()
         # A dropped session buffers the event; the client gets it on RESUME.
+        interaction.sent_at = time.monotonic()
         await self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
 
     async def send_user_message(
