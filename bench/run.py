@@ -73,6 +73,11 @@ class Profile:
     burst_s: float
     burst_presses: int
     burst_churn_per_s: float
+    # Correct under load (issue 12, item 5): /imagine sent over a few seconds, pushes twice
+    load_jobs: int = 2000
+    load_send_s: float = 15.0
+    load_channels: int = 20
+    load_settle_s: float = 60.0
     jitter: float = 0.5
 
 
@@ -89,7 +94,7 @@ QUICK = Profile("quick", tick_sizes=(10, 100), tick_interval_s=0.5, tick_window=
                 cpu_tasks=25, cpu_interval_s=0.5, memory_tasks=500, memory_channels=10,
                 push_one_jobs=4, push_one_step_s=0.3, push_one_naive_poll_s=1.0, push_one_naive_grace_s=1.0,
                 burst_tracked=200, burst_channels=4, burst_commands=12, burst_s=0.5, burst_presses=3,
-                burst_churn_per_s=40.0)
+                burst_churn_per_s=40.0, load_jobs=30, load_send_s=0.5, load_channels=4, load_settle_s=8.0)
 
 RSS_GOAL_MB = 150.0
 RESUME_GOAL_S = 2.0
@@ -172,6 +177,13 @@ async def measure(profile: Profile, workdir: Path) -> Runner:
                           workdir, kind, tracked=p.burst_tracked, channels=p.burst_channels,
                           commands=p.burst_commands, burst_s=p.burst_s, presses=p.burst_presses,
                           poll_interval_s=p.poll_interval_s, churn_per_s=p.burst_churn_per_s)))
+    for kind in kinds:
+        steps.append((f"load:{kind}", f"correct under load, {LABELS[kind]}: {p.load_jobs:,} /imagine in "
+                      f"{p.load_send_s:g} s over {p.load_channels} channels",
+                      lambda kind=kind: scenarios.load_correctness(
+                          workdir, kind, jobs=p.load_jobs, channels=p.load_channels, send_s=p.load_send_s,
+                          step_s=1.0, poll_interval_s=1.0,
+                          settle_s=p.load_settle_s if kind == REAL else p.load_settle_s / 2)))
     for kind in kinds:
         steps.append((f"cpu:{kind}", f"CPU per task update, {LABELS[kind]}, {p.cpu_tasks * 4:,} updates",
                       lambda kind=kind: scenarios.cpu_per_updates(
@@ -368,6 +380,30 @@ def build_table(profile: Profile, r: Runner, total_s: float, command: str, commi
                      f"; the benchmark process's own loop (the double and the simulator) lagged up to "
                      f"{v.bench_lag_s * 1000:.0f} ms, which the ack figures include.")
             text += "".join(f" ({note})" for note in v.notes)
+        notes.append(text)
+
+    # 3d. correct under load (issue 12, item 5)
+    load_real, load_naive = r.get(f"load:{REAL}"), r.get(f"load:{NAIVE}")
+
+    def faults(v: scenarios.LoadResult) -> str:
+        return f"{v.duplicates} / {v.given_up} / {v.stale}"
+
+    rows.append(Row(f"{p.load_jobs:,} /imagine in {p.load_send_s:g} s over {p.load_channels} channels: "
+                    f"jobs with 2 messages / messages given up / stale at the end",
+                    r.cell(f"load:{REAL}", faults), r.cell(f"load:{NAIVE}", faults), "0 / 0 / 0",
+                    verdict(load_real.duplicates == load_real.given_up == load_real.stale == 0) + star
+                    if load_real else "—"))
+    if load_real:
+        text = (f"Load: {p.load_jobs:,} /imagine sent evenly over {p.load_send_s:g} s, round-robin over "
+                f"{p.load_channels} channels and two members; the simulator runs every task on its clock (1 s per "
+                f"step ±{p.jitter:.0%}); push on for this bot with every delivery sent twice, polling every 1 s "
+                f"for both. Counted once every task had finished at the proxy and every final image was shown, "
+                f"or {p.load_settle_s:g} s later: jobs with more than one public message, messages the bot gave "
+                f"up (\"no more updates\" in its log), messages not showing the final image.")
+        for label, v in ((LABELS[REAL], load_real), (LABELS[NAIVE], load_naive)):
+            if v is not None:
+                text += (f" {label.capitalize()}: {v.submitted:,} tasks submitted, counted after {v.waited_s:.0f} s"
+                         + "".join(f" ({note})" for note in v.notes) + ".")
         notes.append(text)
 
     # 4. CPU and memory

@@ -339,3 +339,58 @@ async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels:
             press_never=sum(1 for i in sent_presses if i.ack_s is None),
             presses_wanted=presses, advances=advances, pushes=pushes, bench_lag_s=bench_lag.worst_s,
             loop_lag=lag, notes=notes)
+
+
+@dataclass
+class LoadResult:
+    jobs: int
+    submitted: int  # tasks the proxy received
+    duplicates: int  # jobs with more than one public message
+    given_up: int  # messages the bot stopped updating ("no more updates to its message")
+    stale: int  # messages not showing their task's final image once everything settled
+    waited_s: float
+    notes: list[str] = field(default_factory=list)
+
+
+async def load_correctness(workdir: Path, kind: str, *, jobs: int, channels: int, send_s: float,
+                           step_s: float, poll_interval_s: float, settle_s: float) -> LoadResult:
+    """Correct under load, not only fast: ``jobs`` /imagine sent evenly over ``send_s`` seconds,
+    round-robin over ``channels`` channels and two members, push on for this bot and every push
+    delivered twice, tasks moving on the simulator's clock. Once every task finished (or
+    ``settle_s`` after the last one did), count jobs with more than one public message, messages
+    given up, and messages not showing their final image."""
+    async with world(workdir, f"load-{kind}", channels=channels, mode="time", step_s=step_s, jitter=0.5,
+                     max_running=jobs, max_queue=jobs) as w:
+        config = w.config(poll_interval_s=poll_interval_s, push=kind == REAL)
+        bot = await w.start(kind, config)
+        w.sim.duplicate_next_deliveries(jobs * 5)
+        started = time.monotonic()
+        for n in range(jobs):
+            due = started + send_s * n / jobs
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())  # the sending pace, not a synchronisation
+            await w.dd.slash("imagine", {"prompt": f"load job {n}"}, user=w.dd.members[n % 2],
+                             channel=w.dd.channel_ids[n % channels])
+        notes: list[str] = []
+        try:
+            await w.sim.wait_for(lambda: len(w.sim.tasks) >= jobs and all(t.is_finished for t in w.sim.tasks.values()),
+                                 SETTLE_TIMEOUT_S + step_s * 8)
+        except TimeoutError:
+            notes.append(f"{sum(t.is_finished for t in w.sim.tasks.values())} of {len(w.sim.tasks)} tasks "
+                         f"finished at the proxy")
+        try:
+            await w.dd.wait_for(lambda: w.finals_shown() >= len(w.sim.tasks), timeout=settle_s,
+                                what="every final image")
+        except TimeoutError:
+            notes.append(f"stopped waiting {settle_s:.0f} s after the tasks finished")
+        counts: dict[str, int] = {}
+        latest: dict[str, bool] = {}
+        for message in w.bot_messages():
+            prompt = message.first.content.split("**")[1]
+            counts[prompt] = counts.get(prompt, 0) + 1
+            latest[prompt] = latest.get(prompt, False) or bool(message.current.attachments)
+        return LoadResult(jobs=jobs, submitted=len(w.sim.tasks),
+                          duplicates=sum(1 for c in counts.values() if c > 1),
+                          given_up=bot.log_text().count("no more updates to its message"),
+                          stale=sum(1 for shown in latest.values() if not shown) + (len(w.sim.tasks) - len(counts)),
+                          waited_s=time.monotonic() - started, notes=notes)

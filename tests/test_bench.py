@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(300)  # the whole quick benchmark: about a minute, more on a busy machine
 def test_quick_benchmark_runs_and_prints_the_table():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
     result = subprocess.run([sys.executable, "-m", "bench.run", "--quick"], cwd=ROOT, env=env,
@@ -18,7 +21,8 @@ def test_quick_benchmark_runs_and_prints_the_table():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for row in ("Proxy requests per tick", "429s received", "RSS with", "this bot", "naive",
                 "progress every", "Ack of /imagine", "Ack of a button press", "not acked within 3 s",
-                "CPU seconds of the bot per 1,000 task updates", "Event-loop lag"):
+                "CPU seconds of the bot per 1,000 task updates", "Event-loop lag",
+                "jobs with 2 messages / messages given up / stale"):
         assert row in result.stdout, row
 
 
