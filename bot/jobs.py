@@ -682,15 +682,18 @@ class JobService:
                                 type(exc).__name__, exc)
             await self._expire_overdue()
             ids = self._due_for_poll()
-            if ids:
-                tasks = await self._poll(ids)
+            seen: set[str] = set()
+            # A batch at a time, each applied before the next is asked for: the loop is never held
+            # for more than one batch's work, however many jobs are tracked.
+            for start in range(0, len(ids), LIST_BATCH_SIZE):
+                tasks = await self._poll(ids[start:start + LIST_BATCH_SIZE])
                 self.events.proxy_answered(None)
-                seen = {task.id for task in tasks}
+                seen.update(task.id for task in tasks)
                 self._answered(tasks)
                 await self._apply_all(tasks)
-                missing = [task_id for task_id in ids if task_id not in seen and task_id in self._tracked]
-                if missing:
-                    await self._recheck_missing(missing)
+            missing = [task_id for task_id in ids if task_id not in seen and task_id in self._tracked]
+            if missing:
+                await self._recheck_missing(missing)
             self._retry_failed_deliveries()
         finally:
             self.events.tracker_ticked(time.perf_counter() - started, len(self._tracked))
