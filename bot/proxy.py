@@ -7,13 +7,17 @@ sees it, so the layers above handle one hierarchy and never an httpx type.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import aiohttp
 import httpx
 from pydantic import ValidationError
 
@@ -26,6 +30,7 @@ from bot.errors import (
     ProxyActionNotAllowed,
     ProxyAuthFailed,
     ProxyBadResponse,
+    ProxyBusy,
     ProxyEndpointMissing,
     ProxyError,
     ProxyRateLimited,
@@ -51,12 +56,31 @@ _REFUSALS: dict[int, type[SubmitRefused]] = {
     24: BannedPrompt,
 }
 _BODY_SNIPPET = 200
+POOL_WAIT_S = 60.0  # how long a request may wait for one of the pool's connections
 _QUEUE_FULL = re.compile(r"队列已满|queue.*full", re.IGNORECASE)
 # The queue position in a description: novicezk "排队中，前面还有3个任务", and English variants.
 _QUEUE_AHEAD = re.compile(r"前面还有\s*(\d+)|(\d+)\s+(?:tasks?|jobs?)\s+ahead", re.IGNORECASE)
 # new-api's 403 for a key that may not use a model: "该令牌无权访问模型 mj_blend" (or English).
 _MODEL_DENIED = re.compile(r"(?:无权访问模型|not allowed to (?:use|access) (?:the )?model)\s*:?\s*(\S*)",
                            re.IGNORECASE)
+
+
+# Image downloads at once (connections of the download session); the others wait their turn.
+DOWNLOAD_CONCURRENCY = 8
+IMAGE_CHUNK = 64 * 1024
+
+
+def _remember_sniffio_is_missing() -> None:
+    """httpcore runs ``import sniffio`` for every lock and event it makes, several per request;
+    without sniffio installed (anyio 4 no longer needs it) each is a failed import that searches
+    every ``sys.path`` entry again, about 45 µs, 2,000 times per 1,000 task updates. A ``None`` in
+    ``sys.modules`` is Python's own "not importable" mark: the import fails at once, as it would
+    anyway. Nothing changes when sniffio is installed."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+_remember_sniffio_is_missing()
 
 
 def _snippet(text: str) -> str:
@@ -74,7 +98,10 @@ class ProxyClient:
         self._auth = self._auth_headers()
         self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
         self._media = MediaGuard(settings.base_url, settings.media_hosts)
-        timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0))
+        # Waiting for a free connection is not the proxy being slow: a burst of submits queues here
+        # for longer than one request may take.
+        timeout = httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0),
+                                pool=max(POOL_WAIT_S, settings.timeout_s))
         self._http = httpx.AsyncClient(
             base_url=settings.api_base_url,
             timeout=timeout,
@@ -82,6 +109,12 @@ class ProxyClient:
             transport=transport,
             follow_redirects=False,
         )
+        # Images come through aiohttp (which discord.py brings): a download through httpx cost
+        # about 1 ms of CPU against aiohttp's 0.2-0.3 ms, and a burst of finished tasks queued in
+        # httpx's pool cost more again (the queue is walked, every idle connection's socket
+        # polled, each time a request ends). Made on first use, inside the running loop.
+        self._images: aiohttp.ClientSession | None = None
+        self._image_proxies: dict[str, tuple[str, aiohttp.BasicAuth | None]] = {}
         # Told of every API request: (path, seconds, the error or None). For metrics.
         self.on_request: Callable[[str, float, ProxyError | None], None] | None = None
 
@@ -100,6 +133,29 @@ class ProxyClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._images is not None:
+            await self._images.close()
+            self._images = None
+
+    def _image_session(self) -> aiohttp.ClientSession:
+        if self._images is None or self._images.closed:
+            timeout_s = self._settings.timeout_s
+            self._images = aiohttp.ClientSession(
+                # Per step, like httpx's: connecting, then each read of the body.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s),
+                connector=aiohttp.TCPConnector(limit=DOWNLOAD_CONCURRENCY),
+            )
+            self._image_proxies = _environment_proxies()
+        return self._images
+
+    def _image_proxy(self, target: httpx.URL) -> dict[str, Any]:
+        """``proxy``/``proxy_auth`` for a download when HTTP(S)_PROXY says so (NO_PROXY honoured),
+        as httpx's ``trust_env`` did. Read once with the session: aiohttp's own ``trust_env``
+        looks them (and ~/.netrc) up again in a worker thread for every request."""
+        found = self._image_proxies.get(target.scheme)
+        if found is None or urllib.request.proxy_bypass(target.host):
+            return {}
+        return {"proxy": found[0], "proxy_auth": found[1]}
 
     # --- submits -------------------------------------------------------------------------------
 
@@ -252,23 +308,27 @@ class ProxyClient:
         same_origin = (target.scheme, target.host, target.port) == (
             self._origin.scheme, self._origin.host, self._origin.port)
         try:
-            async with self._http.stream("GET", url, headers=self._auth if same_origin else None) as response:
+            session = self._image_session()
+            async with session.get(url, headers=self._auth if same_origin else None, allow_redirects=False,
+                                   **self._image_proxy(target)) as response:
                 if not self._media.allow_peer_of_listed(target.host):
-                    self._media.check_peer(_peer_address(response))
-                if response.status_code != 200:
-                    raise ProxyBadResponse(f"GET image: HTTP {response.status_code}")
+                    self._media.check_peer(_image_peer(response))
+                if response.status != 200:
+                    raise ProxyBadResponse(f"GET image: HTTP {response.status}")
                 declared = response.headers.get("content-length")
                 if declared and declared.isdigit() and int(declared) > max_bytes:
                     raise ImageTooLarge(f"image is {declared} bytes, cap {max_bytes}")
                 chunks, size = [], 0
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.content.iter_chunked(IMAGE_CHUNK):
                     size += len(chunk)
                     if size > max_bytes:
                         raise ImageTooLarge(f"image over the cap of {max_bytes} bytes")
                     chunks.append(chunk)
                 return b"".join(chunks), response.headers.get("content-type")
-        except httpx.HTTPError as exc:
-            raise self._transport_error("GET image", exc) from None
+        except TimeoutError:
+            raise ProxyTimeout("GET image: timed out") from None
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot use
+            raise ProxyUnreachable(f"GET image: {type(exc).__name__}") from None
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -344,6 +404,9 @@ class ProxyClient:
 
     @staticmethod
     def _transport_error(what: str, exc: httpx.HTTPError) -> ProxyError:
+        if isinstance(exc, httpx.PoolTimeout):
+            # Never sent: nothing for the proxy to have taken, so not a timeout to recover from.
+            return ProxyBusy(f"{what}: no free connection to the proxy within {POOL_WAIT_S:g} s")
         if isinstance(exc, httpx.TimeoutException):
             return ProxyTimeout(f"{what}: timed out ({type(exc).__name__})")
         # Connection refused, reset, DNS, protocol errors: the server is not there for us.
@@ -354,9 +417,25 @@ def _add_optional(body: dict[str, Any], **fields: str | None) -> None:
     body.update({name: value for name, value in fields.items() if value})
 
 
-def _peer_address(response: httpx.Response) -> str | None:
-    stream = response.extensions.get("network_stream")
-    address = stream.get_extra_info("server_addr") if stream is not None else None
+def _environment_proxies() -> dict[str, tuple[str, aiohttp.BasicAuth | None]]:
+    """The http/https proxies of the environment, each without its credentials and with them."""
+    proxies = {}
+    for scheme, address in urllib.request.getproxies().items():
+        if scheme not in ("http", "https"):
+            continue
+        url = httpx.URL(address)
+        auth = (aiohttp.BasicAuth(url.username, url.password or "")
+                if url.username else None)
+        proxies[scheme] = (str(url.copy_with(username=None, password=None)), auth)
+    return proxies
+
+
+def _image_peer(response: aiohttp.ClientResponse) -> str | None:
+    """The address an image response came from (None once aiohttp has let the connection go,
+    which it does at once for an empty body)."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    address = transport.get_extra_info("peername") if transport is not None else None
     return str(address[0]) if address else None
 
 
