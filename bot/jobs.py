@@ -882,17 +882,19 @@ class JobService:
         """Once SQLite has it: tell the observers, and show it if what the message shows changed."""
         if "finished_at" in changes:
             self.events.job_finished(updated)
-        if Display.of(updated).signature() != Display.of(job).signature():
-            self._schedule_delivery(updated)
+        shown = Display.of(updated)
+        if shown != Display.of(job):  # what the message shows changed
+            self._schedule_delivery(updated, shown)
 
     # --- delivering to the view ----------------------------------------------------------------
 
-    def _schedule_delivery(self, job: Job) -> asyncio.Future[DeliveryError | None]:
+    def _schedule_delivery(self, job: Job, display: Display | None = None) -> asyncio.Future[DeliveryError | None]:
         """Bring the job's message up to date, within its channel's write budget. A job already
         waiting is queued once: the write reads the latest state when its turn comes, so only that
         state is sent. New messages and final states go first."""
-        urgent = job.message_id is None or Display.of(job).phase in (Phase.DONE, Phase.FAILED)
-        if urgent and Display.of(job).phase is Phase.DONE:
+        phase = (display or Display.of(job)).phase
+        urgent = job.message_id is None or phase in (Phase.DONE, Phase.FAILED)
+        if phase is Phase.DONE:
             self._prefetch_image(job)
         lane = self.view.lane(job, self._origins.get(job.task_id)) if self.view is not None else job.channel_id
         return self._writes.submit(lane, job.task_id, urgent=urgent)
