@@ -20,6 +20,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.errors import ConfigError
 from bot.models import BUTTON_MARK, Action, Display, Job, Status, Submission, TaskButton
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ class Store:
     async def _migrate(self) -> None:
         async with self.db.execute("PRAGMA user_version") as cursor:
             (version,) = await cursor.fetchone()
+        if version > len(MIGRATIONS):
+            # Written by a newer mjbot: this code would misread it, and could damage it by writing.
+            await self.close()
+            raise ConfigError(f"the database {self.path} has schema version {version}, newer than this "
+                              f"mjbot knows ({len(MIGRATIONS)}): run the newer mjbot, or restore a backup "
+                              f"made by this version")
         for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
             log.info("migrating database %s to version %d", self.path, target)
             # executescript commits first; the version bump lands in the same script.

@@ -89,3 +89,45 @@ async def test_used_buttons_come_from_child_jobs(tmp_path):
     assert loaded.used_buttons == {("UPSCALE", 2), ("VARIATION", 3)}
     assert [j.task_id for j in await store.child_jobs("10")] == ["11", "12", "13"]
     await store.close()
+
+
+async def test_a_database_newer_than_the_code_is_refused(tmp_path):
+    import pytest
+
+    from bot.errors import ConfigError
+
+    path = tmp_path / "jobs.sqlite3"
+    await (await open_store(path)).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(ConfigError, match="newer than this mjbot knows"):
+        await open_store(path)
+    with sqlite3.connect(path) as raw:  # left as it was
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
+
+
+async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
+    """One transaction at a time on the shared connection: the rollback after an expected
+    IntegrityError (one submit per button) must not take another coroutine's update with it."""
+    import asyncio
+
+    from bot.models import Submission
+
+    path = tmp_path / "jobs.sqlite3"
+    store = await open_store(path)
+    job, other = make_job(), make_job("1320098173412547")
+    await store.insert_job(job)
+    await store.insert_job(other)
+    pending = Submission("mjbot:a", "UPSCALE", "p", 42, 9, 7, job.task_id, 1, 1000.0)
+    await store.insert_submission(pending)
+    clash = Submission("mjbot:b", "UPSCALE", "p", 42, 9, 7, job.task_id, 1, 1001.0)  # same button
+    # A tick's update of two jobs, and a refused press, at the same moment.
+    results = await asyncio.gather(
+        store.update_jobs([(j.with_changes(progress="55%"), ["progress"]) for j in (job, other)]),
+        store.insert_submission(clash),
+        return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], sqlite3.IntegrityError)
+    await store.close()
+    reopened = await open_store(path)  # what is on disk, not in any cache
+    assert [(await reopened.get_job(j.task_id)).progress for j in (job, other)] == ["55%", "55%"]
+    await reopened.close()
