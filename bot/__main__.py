@@ -208,8 +208,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     except ConfigError as exc:
         print(f"mjbot: {exc}", file=sys.stderr)
         return None
-    logs.add_secret(settings.discord.token.get_secret_value())
-    logs.add_secret(settings.proxy.secret.get_secret_value())
+    logs.add_settings_secrets(settings)
     return settings
 
 
@@ -241,8 +240,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(Check("config", False, str(exc)).line())
         return 1
-    logs.add_secret(settings.discord.token.get_secret_value())
-    logs.add_secret(settings.proxy.secret.get_secret_value())
+    logs.add_settings_secrets(settings)
     source = f"{path} and the environment" if path.is_file() else "the environment (no config file)"
     print(Check("config", True, f"{source}: valid").line(), flush=True)
 

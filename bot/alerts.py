@@ -21,7 +21,7 @@ from bot.errors import ProxyActionNotAllowed, ProxyError
 from bot.events import NoEvents
 from bot.i18n import t
 from bot.models import Job, Status, parse_local_reason
-from bot.text import MAX_CONTENT, clip, clip_words
+from bot.text import MAX_CONTENT, clip, clip_words, duration_text
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,6 @@ IDLE_PROBE_S = 60.0  # longest gap without a word from the proxy before the moni
 MAX_CHECK_S = 5.0
 MAX_ALERT_REASON = 500  # characters of a failReason quoted in an alert
 MAX_POST_ATTEMPTS = 10  # an alert Discord refuses this often (no permission?) is dropped, not retried forever
-
-
-def duration_text(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _problem_text(error: ProxyError, limit: int = 300) -> str:

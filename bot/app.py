@@ -43,8 +43,7 @@ class MjBot(commands.Bot):
     def __init__(self, settings: Settings, *, commands_only: bool = False, **options: object) -> None:
         """``commands_only``: log in and declare the commands, nothing else (``mjbot sync-commands``)."""
         point_discord_at(settings.discord)
-        logs.add_secret(settings.discord.token.get_secret_value())
-        logs.add_secret(settings.proxy.secret.get_secret_value())
+        logs.add_settings_secrets(settings)
         # The bot never joins voice; the "voice will NOT be supported" warnings would only alarm.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         self.metrics = Metrics()

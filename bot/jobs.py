@@ -68,6 +68,7 @@ from bot.prompt import check_prompt
 from bot.proxy import ProxyClient
 from bot.scheduler import WriteScheduler
 from bot.store import Store
+from bot.text import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -800,7 +801,7 @@ class JobService:
         for job in list(self._tracked.values()):
             if now - job.created_at > deadline:
                 log.warning("task %s: not finished after %ss; marking it failed", job.task_id, deadline)
-                await self._finish_locally(job, local_reason("deadline", duration=_duration(deadline)))
+                await self._finish_locally(job, local_reason("deadline", duration=duration_text(deadline)))
 
     async def _finish_locally(self, job: Job, reason: str) -> None:
         await self._save(job, status=Status.FAILURE, fail_reason=reason, progress=None)
@@ -1041,10 +1042,6 @@ def _button_for(buttons: Sequence[TaskButton], action: Action, index: int | None
         if button.is_plain_change and kind is action and (action is Action.REROLL or number == index):
             return position
     return None
-
-
-def _duration(seconds: float) -> str:
-    return f"{round(seconds)} s" if seconds < 120 else f"{round(seconds / 60)} min"
 
 
 def _image_filename(job: Job, content_type: str | None) -> str:

@@ -20,9 +20,13 @@ import re
 import sys
 from collections import OrderedDict
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from bot.events import NoEvents
 from bot.models import Job
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 MASK = "[secret]"
 MIN_SECRET_LENGTH = 4  # masking a one-letter "secret" everywhere would garble every line
@@ -47,6 +51,12 @@ def add_secret(value: str | None) -> None:
     """Mask ``value`` wherever it would appear in a log line."""
     if value and len(value) >= MIN_SECRET_LENGTH:
         _secrets.add(value)
+
+
+def add_settings_secrets(settings: Settings) -> None:
+    """Mask the configuration's secrets (the Discord token, the proxy secret) in every log line."""
+    for secret in (settings.discord.token, settings.proxy.secret):
+        add_secret(secret.get_secret_value())
 
 
 def redact(text: str) -> str:

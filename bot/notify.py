@@ -62,9 +62,7 @@ class NotifyReceiver:
         host, port = self.settings.listen_address()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        self.port = self._runner.addresses[0][1] if self._runner.addresses else port
         log.info("push receiver listening on %s:%s for %s/…", host, self.port, self.settings.public_url)
 
     async def stop(self) -> None:

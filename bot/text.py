@@ -24,3 +24,12 @@ def clip(text: str, limit: int) -> str:
 def clip_words(text: str, limit: int) -> str:
     """Like :func:`clip`, with runs of whitespace (newlines from the server) made single spaces."""
     return clip(" ".join(str(text).split()), limit)
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``15 min``, ``2 h 1 min``: how long something took or has lasted, for people."""
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"

@@ -22,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import logs
 from bot.access import Requester
-from bot.alerts import AlertMonitor, duration_text
+from bot.alerts import AlertMonitor
+from bot.text import duration_text
 from bot.checks import check_notify
 from bot.config import AlertsSettings, NotifySettings, Settings
 from bot.errors import BannedPrompt, JobNotFound, JobTooOld, ProxyAuthFailed, ProxyUnreachable

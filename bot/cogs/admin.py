@@ -12,16 +12,10 @@ from discord.ext import commands
 from bot.cogs.imagine import _, interaction_language, report_failure, requester
 from bot.i18n import error_text, t
 from bot.models import message_link
-from bot.text import MAX_CONTENT, clip
+from bot.text import MAX_CONTENT, clip, duration_text
 
 if TYPE_CHECKING:
     from bot.app import MjBot
-
-
-def _age(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
 
 
 class AdminCog(commands.Cog):
@@ -52,7 +46,7 @@ class AdminCog(commands.Cog):
             lines.append(t("admin.status.none", language))
         else:
             lines.append(t("admin.status.oldest", language, task_id=oldest.task_id, status=oldest.status.value or "?",
-                           age=_age(time.time() - oldest.created_at),
+                           age=duration_text(time.time() - oldest.created_at),
                            link=message_link(oldest.guild_id, oldest.channel_id, oldest.message_id)
                            if oldest.message_id else ""))
         await interaction.edit_original_response(content=clip("\n".join(lines), MAX_CONTENT))
