@@ -1,0 +1,104 @@
+"""A scriptable stand-in for a Midjourney Proxy server, for mjbot's tests.
+
+The simulator is a real aiohttp server on 127.0.0.1, so the bot's own HTTP
+client is exercised end to end (auth header, JSON parsing, timeouts, refused
+connections). It speaks one of three dialects described in the contract doc shared with the
+project (``shared/docs/mj-proxy-contract.md`` beside the repository), chosen by
+``ProxySim(flavour=...)``:
+
+- ``"novicezk"`` (the default): novicezk/midjourney-proxy v2.x.
+- ``"trueai"``: trueai-org/midjourney-proxy: raw ``Authorization`` secret, no
+  ``/submit/change``, ``buttons`` and ``/submit/action`` / ``/submit/modal``,
+  status MODAL and CANCEL, ``/mj-relax/mj/...`` style speed prefixes. Upscales carry
+  the real button set (Upscale (Subtle/Creative) with ``"emoji": "upscale_1"``, Vary
+  (Subtle/Strong/Region), zoom, pans, Animate (High/Low motion), reroll), chosen by the
+  prompt's ``--v``/``--niji`` version (v7 when it names none). Animate and
+  ``/submit/video`` make VIDEO tasks whose ``imageUrl`` is an ``.mp4`` the sim serves
+  (with ``videoUrl``, ``videoUrls``, ``contentType: "video/mp4"``, U1-U4
+  ``video_virtual_upscale`` buttons). Limits answer trueai's LogicException body
+  (HTTP 200 ``{"success": false, "code": -1, "message": ..., "timestamp": ...}``):
+  ``fail_next(path, kind="logic", description=...)`` or ``user_core_size`` /
+  ``user_queue_size``.
+- ``"newapi"``: the QuantumNous (formerly Calcium-Ion) new-api gateway in front of an
+  ``upstream`` (``"novicezk"`` or ``"trueai"``): Bearer keys, "code":22 turned into 1
+  (21 too, except Custom Zoom / Vary (Region)), its own 400 errors, customIds it cannot
+  convert (animate, video_virtual_upscale, PicReader, BOOKMARK) refused with 400 and
+  models a key may not use with 403 (``denied_models``), the web UI's index.html (200)
+  for every path it has no route for, ``?rand=<ns>`` on the preview URL at every read
+  until SUCCESS, and a stale copy of each task refreshed only by its own poll
+  (``gateway_poll()``, or every ``gateway_poll_s`` in poll and time modes).
+
+Every fact above is taken from the servers' source; the comment next to each behaviour
+names the file (the contract doc shared with the project, shared/docs/mj-proxy-contract.md
+beside the repository: "What the servers really send").
+
+Tests drive it deterministically, without sleeping::
+
+    async with ProxySim(secret="s3cret") as sim:
+        ...                              # the bot submits /imagine
+        task_id = next(iter(sim.tasks))
+        sim.advance(task_id)             # SUBMITTED -> IN_PROGRESS 10%
+        sim.succeed(task_id)             # SUCCESS with the final image
+        await sim.wait_for(lambda: sim.count("/image/" + task_id + ".png"))
+
+``sim.tasks`` always holds the server's own tasks (for new-api: the upstream's);
+new-api's copies, as the bot sees them, are in ``sim.gateway_tasks``.
+
+With a ``notifyHook`` (per task in the submit body, or ``ProxySim(notify_hook=url)``)
+the sim POSTs the Task JSON on every change, as the real servers do; ``deliveries``
+records each attempt, and drop / duplicate / reorder script the ways pushes go wrong::
+
+    sim.drop_next_deliveries(1)         # the next push is lost
+    sim.succeed(task_id)
+    await sim.wait_deliveries()         # nothing in flight any more
+
+Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``
+(``--flavour trueai``, ``--flavour newapi --upstream trueai``).
+
+The package, module by module: timeline.py (Step, timelines, constants), tasks.py (SimTask and
+the records), wire.py (answer bodies and checks), buttons.py (trueai's buttons), flavours.py
+(novicezk / trueai / new-api), images.py (PNG and MP4 bytes), server.py (ProxySim), with its
+parts in submits.py, delivery.py, failures.py, gateway.py, handlers.py and media.py;
+__main__.py is the command line.
+"""
+
+from .buttons import UPSCALE_EMOJI
+from .flavours import NEWAPI_INDEX_HTML
+from .images import mp4_bytes, png_bytes
+from .server import ProxySim
+from .tasks import Delivery, RecordedRequest, SimTask
+from .timeline import (
+    CANCEL,
+    DEFAULT_TIMELINE,
+    DESCRIBED,
+    FAILURE,
+    FLAVOURS,
+    IN_PROGRESS,
+    MODAL,
+    NOT_START,
+    SUBMITTED,
+    SUCCESS,
+    Step,
+)
+
+__all__ = [
+    "CANCEL",
+    "DEFAULT_TIMELINE",
+    "DESCRIBED",
+    "FAILURE",
+    "FLAVOURS",
+    "IN_PROGRESS",
+    "MODAL",
+    "NEWAPI_INDEX_HTML",
+    "NOT_START",
+    "SUBMITTED",
+    "SUCCESS",
+    "UPSCALE_EMOJI",
+    "Delivery",
+    "ProxySim",
+    "RecordedRequest",
+    "SimTask",
+    "Step",
+    "mp4_bytes",
+    "png_bytes",
+]

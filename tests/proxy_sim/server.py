@@ -1,0 +1,585 @@
+"""``ProxySim``: construction, lifecycle, scripting of task state, inspection, the task life
+cycle and time mode. Submits, deliveries, failures, new-api's copies, HTTP handlers and media
+are mixins from the modules beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.background import wait_event
+
+from .delivery import _DeliveryMixin, _Push, _PushFault
+from .failures import _FailureMixin, _ScriptedFailure
+from .flavours import _FLAVOURS, _Flavour, _NewApiFlavour
+from .gateway import _GatewayMixin
+from .handlers import _HttpMixin
+from .media import _MediaMixin
+from .submits import _SubmitMixin
+from .tasks import Delivery, RecordedRequest, SimTask, _description, _new_task_id, _now_ms
+from .timeline import (
+    API_PREFIX,
+    CANCEL,
+    DEFAULT_TIMELINE,
+    FAILURE,
+    MODAL,
+    MODES,
+    NOT_START,
+    SPEED_PREFIXES,
+    SUCCESS,
+    TERMINAL_STATUSES,
+    UPSTREAMS,
+    Step,
+    _as_timeline,
+)
+
+_UNSET: Any = object()
+
+
+class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _HttpMixin, _MediaMixin):
+    """An in-process Midjourney Proxy (novicezk, trueai or new-api) that tests can script.
+
+    Options for the other flavours: ``upstream`` (new-api only: "novicezk" or "trueai",
+    the server behind it), ``long_custom_ids`` (trueai buttons: a job hash long enough
+    that some customIds pass Discord's 100 characters), ``remix`` (trueai: every action
+    but an upscale waits for /submit/modal, like an account in Remix mode),
+    ``gateway_poll_s`` (new-api: seconds between its polls of the upstream in poll and
+    time modes; None: only gateway_poll()), ``gateway_notify`` (new-api passes the
+    notifyHook of a submit on to the upstream; off, as by default in new-api),
+    ``video`` (trueai's Setting.EnableVideo: Animate buttons and /submit/video; on),
+    ``user_core_size`` / ``user_queue_size`` (trueai: the user's limits; a submit past
+    them is refused with a LogicException body) and ``denied_models`` (new-api: model
+    names such as "mj_blend" the key may not use: 403).
+    """
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        *,
+        flavour: str = "novicezk",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mode: str = "manual",
+        step_s: float = 1.0,
+        timeline: Iterable[Step | tuple] = DEFAULT_TIMELINE,
+        previews: bool = True,
+        max_running: int = 3,
+        max_queue: int = 10,
+        banned_words: Iterable[str] = (),
+        final_image_size: int | None = None,
+        notify_hook: str | None = None,
+        notify_timeout_s: float = 5.0,
+        jitter: float = 0.0,
+        seed: int | None = None,
+        upstream: str | None = None,
+        long_custom_ids: bool = False,
+        remix: bool = False,
+        gateway_poll_s: float | None = 1.0,
+        gateway_notify: bool = False,
+        video: bool = True,
+        user_core_size: int | None = None,
+        user_queue_size: int | None = None,
+        denied_models: Iterable[str] = (),
+    ) -> None:
+        if flavour == "new-api":
+            flavour = "newapi"
+        if flavour not in _FLAVOURS:
+            raise ValueError(f"unsupported flavour {flavour!r} (have: {', '.join(_FLAVOURS)})")
+        if denied_models and flavour != "newapi":
+            raise ValueError("denied_models is for flavour='newapi' only")
+        if flavour == "newapi":
+            upstream = upstream or "novicezk"
+            if upstream not in UPSTREAMS:
+                raise ValueError(f"new-api relays to one of {UPSTREAMS}, not {upstream!r}")
+        elif upstream is not None:
+            raise ValueError("upstream is for flavour='newapi' only")
+        if gateway_poll_s is not None and gateway_poll_s <= 0:
+            raise ValueError("gateway_poll_s must be positive (or None: only gateway_poll())")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "time" and step_s <= 0:
+            raise ValueError("step_s must be positive in time mode")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1): a step can neither vanish nor go back in time")
+        self.secret = secret
+        self.flavour = flavour
+        self.upstream = upstream  # new-api only: the server it relays to
+        # The flavour answering HTTP, and the one whose tasks the sim holds (they differ for new-api).
+        if flavour == "newapi":
+            self._upstream: _Flavour = _FLAVOURS[upstream](self)
+            self._flavour: _Flavour = _NewApiFlavour(self, self._upstream)
+        else:
+            self._flavour = self._upstream = _FLAVOURS[flavour](self)
+        self.host = host
+        self.port = port  # 0 until started: then the port actually bound
+        self.mode = mode
+        self.step_s = step_s
+        self.timeline = _as_timeline(timeline)
+        self.previews = previews
+        self.max_running = max_running
+        self.max_queue = max_queue
+        self.banned_words = list(banned_words)
+        self.final_image_size = final_image_size
+        self.notify_hook = notify_hook  # novicezk's global mj.notify-hook: for tasks without one
+        self.notify_timeout_s = notify_timeout_s
+        self.jitter = jitter
+        self._rng = random.Random(seed)
+        self._ids_rng = random.Random(seed)  # trueai job hashes and seeds, apart from the jitter's
+        self.long_custom_ids = long_custom_ids
+        self.remix = remix
+        self.gateway_poll_s = gateway_poll_s
+        self.gateway_notify = gateway_notify
+        self.quota_exhausted = False  # new-api: refuse every submit with quota_not_enough
+        # trueai: Setting.EnableVideo (Animate buttons under upscales, /submit/video).
+        self.video = video
+        # trueai: the user's CoreSize / QueueSize (Controllers/SubmitController.cs NewTask): with
+        # that many tasks IN_PROGRESS (resp. NOT_START or SUBMITTED) a new submit is refused with
+        # a LogicException ("并发数已达上限" / "队列数已达上限"); None = no limit.
+        self.user_core_size = user_core_size
+        self.user_queue_size = user_queue_size
+        # new-api: models the key may not use (mj_imagine, mj_blend, mj_upscale, ...): 403.
+        self.denied_models = set(denied_models)
+        self._last_rand = 0
+        self._videos: set[str] = set()  # ids whose final result is an .mp4
+
+        # new-api: its copy of each task (the Task JSON it serves), refreshed only by its polls.
+        self.gateway_tasks: dict[str, dict[str, Any]] = {}
+        self.gateway_polls = 0  # polls done so far
+        self._gateway_images: dict[str, str] = {}  # task id -> the upstream imageUrl it relays
+        self._gateway_clock: asyncio.Task | None = None
+
+        self.tasks: dict[str, SimTask] = {}  # insertion order = submit order = queue order
+        self.requests: list[RecordedRequest] = []
+        self.deliveries: list[Delivery] = []  # every notifyHook attempt, in the order made
+
+        # Ids by state, kept up to date on every save, so admitting, ticking and polling
+        # stay O(1) per task with thousands held (a dict is an ordered set: queue order).
+        self._running: set[str] = set()
+        self._queued_ids: dict[str, None] = {}
+
+        # Time mode: each running task is due for its next step at its own time.
+        self._due: list[tuple[float, int, str]] = []  # heap of (loop time, tie-break, id)
+        self._scheduled: set[str] = set()  # ids in the heap, so a task is in it once
+        self._due_seq = 0
+        self._wake = asyncio.Event()  # a save happened: a slot may be free, a step due earlier
+
+        # notifyHook deliveries. A lane is a queue sent in order by one worker: one lane
+        # per task keeps each task's pushes in order while tasks go out side by side.
+        self._session: aiohttp.ClientSession | None = None
+        self._lanes: dict[Any, deque[_Push]] = {}
+        self._workers: set[asyncio.Task] = set()
+        self._in_flight = 0  # pushes in lanes, including those being sent
+        self._held: list[_Push] = []  # saved while paused or reordering
+        self._paused = False
+        self._reorder = False
+        self._drops: list[_PushFault] = []
+        self._duplicates: list[_PushFault] = []
+
+        self._next_timelines: list[tuple[Step, ...]] = []
+        self._failures: list[_ScriptedFailure] = []
+        self._actions: dict[str, str] = {}  # every id ever created -> action; outlives forget()
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task | None = None
+        self._started = False
+        # Set while the server shuts down, so delayed answers give up at once.
+        self._closing = asyncio.Event()
+        # Replaced on every change; wait_for() sleeps on the current one. An Event is
+        # used rather than a Condition because the test-facing mutators are synchronous.
+        self._changed = asyncio.Event()
+
+    # ---- lifecycle ------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/mj``: what the bot is configured with."""
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
+
+    def speed_url(self, speed: str) -> str:
+        """trueai's base URL for a speed: ``speed_url("relax")`` is ``http://127.0.0.1:<port>/mj-relax/mj``."""
+        prefix = f"/mj-{speed.lower()}/mj"
+        if prefix not in SPEED_PREFIXES:
+            raise ValueError(f"unknown speed {speed!r}: fast, relax or turbo")
+        return f"http://{self.host}:{self.port}{prefix}"
+
+    @property
+    def is_down(self) -> bool:
+        return self._started and self._runner is None
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("the simulator is already started")
+        await self._listen()
+        self._started = True
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.notify_timeout_s))
+        if self.mode == "time":
+            self._ticker = asyncio.create_task(self._run_clock(), name="proxy-sim-clock")
+        if self.flavour == "newapi" and self.mode != "manual" and self.gateway_poll_s:
+            self._gateway_clock = asyncio.create_task(self._run_gateway(), name="proxy-sim-gateway")
+
+    async def stop(self) -> None:
+        """Stop the clock, give up deliveries not yet made (recorded as "cancelled"), close."""
+        for clock in (self._ticker, self._gateway_clock):
+            if clock is not None:
+                clock.cancel()
+                try:
+                    await clock
+                except asyncio.CancelledError:
+                    pass
+        self._ticker = self._gateway_clock = None
+        await self._stop_deliveries()
+        await self._close()
+        self._started = False
+
+    async def __aenter__(self) -> ProxySim:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def set_down(self, down: bool) -> None:
+        """Take the server off the network (connections refused) or bring it back.
+
+        Going down closes the listening socket and open keep-alive connections, like
+        a crashed or restarting server; tasks are kept, and in time mode they keep
+        moving. Coming back listens on the same port.
+        """
+        if not self._started:
+            raise RuntimeError("start the simulator first")
+        if down and self._runner is not None:
+            await self._close()
+        elif not down and self._runner is None:
+            await self._listen()
+        self._notify()
+
+    async def _listen(self) -> None:
+        self._closing = asyncio.Event()
+        app = web.Application(middlewares=[self._middleware])
+        routes = {
+            "imagine": ("POST", "/submit/imagine", self._submit),
+            "change": ("POST", "/submit/change", self._submit),
+            "action": ("POST", "/submit/action", self._submit),
+            "modal": ("POST", "/submit/modal", self._submit),
+            "describe": ("POST", "/submit/describe", self._submit),
+            "blend": ("POST", "/submit/blend", self._submit),
+            "video": ("POST", "/submit/video", self._submit),
+            "fetch": ("GET", "/task/{id}/fetch", self._fetch),
+            "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
+            "list": ("GET", "/task/list", self._list_all),
+        }
+        for prefix in self._flavour.prefixes:
+            for name, (method, path, handler) in routes.items():
+                if name in self._flavour.endpoints:
+                    add = app.router.add_get if method == "GET" else app.router.add_post
+                    add(prefix + path, handler)
+        app.router.add_get(API_PREFIX + "/image/{name}", self._image)
+        # A short shutdown timeout keeps test teardown fast when a client is mid-request.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = runner.addresses[0][1]
+        self._runner = runner
+
+    async def _close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self._closing.set()
+            await runner.cleanup()
+
+    # ---- scripting: task state -----------------------------------------
+
+    def next_timeline(self, steps: Iterable[Step | tuple]) -> None:
+        """Use this timeline for the next task created (calls queue up, one per task)."""
+        self._next_timelines.append(_as_timeline(steps))
+
+    def advance(self, task_id: str) -> SimTask:
+        """Move a task one step along its timeline.
+
+        A queued (NOT_START) task starts even if every slot is busy: the test decides.
+        A finished task, one at the end of its timeline, or one waiting for /submit/modal
+        (trueai's MODAL) stays where it is.
+        """
+        task = self.tasks[task_id]
+        if not task.is_finished and not task.is_modal and task.step + 1 < len(task.timeline):
+            task.step += 1
+            self._apply(task, task.timeline[task.step])
+        return task
+
+    def tick(self) -> None:
+        """Advance every unfinished task one step, all together (time mode moves each
+        task on its own clock instead).
+
+        Queued tasks start only when a slot is free, oldest first.
+        """
+        for task in list(self.tasks.values()):
+            self._auto_advance(task)
+
+    def start_queued(self) -> list[str]:
+        """Start queued tasks, oldest first, while a running slot is free."""
+        started = []
+        # Takes from the head of the queue, so a clock wake-up with no free slot is O(1).
+        while self._queued_ids and len(self._running) < self.max_running:
+            task_id = next(iter(self._queued_ids))
+            self.advance(task_id)
+            if task_id in self._queued_ids:  # its timeline keeps it waiting: do not spin
+                break
+            started.append(task_id)
+        return started
+
+    def set_state(
+        self,
+        task_id: str,
+        *,
+        status: str = _UNSET,
+        progress: str | None = _UNSET,
+        image_url: str | None = _UNSET,
+        fail_reason: str | None = _UNSET,
+    ) -> SimTask:
+        """Overwrite fields of a task (times follow the status); its timeline position is kept."""
+        task = self.tasks[task_id]
+        if status is not _UNSET:
+            task.status = status
+        if progress is not _UNSET:
+            task.progress = progress
+        if image_url is not _UNSET:
+            task.image_url = image_url
+        if fail_reason is not _UNSET:
+            task.fail_reason = fail_reason
+        self._save(task)
+        return task
+
+    def succeed(self, task_id: str) -> SimTask:
+        """Finish a task now: SUCCESS, "100%", and its final image."""
+        task = self.tasks[task_id]
+        task.status, task.progress = SUCCESS, "100%"
+        task.image_url = self.final_url(task_id)
+        self._save(task)
+        return task
+
+    def fail(self, task_id: str, reason: str = "任务失败") -> SimTask:
+        """Fail a task now, as novicezk does: FAILURE, progress "", failReason."""
+        task = self.tasks[task_id]
+        task.status, task.progress, task.fail_reason = FAILURE, "", reason
+        self._save(task)
+        return task
+
+    def cancel(self, task_id: str, reason: str = "任务已取消") -> SimTask:
+        """Cancel a task now, as trueai can: CANCEL (terminal), failReason, progress kept."""
+        task = self.tasks[task_id]
+        task.status, task.fail_reason = CANCEL, reason
+        self._save(task)
+        return task
+
+    def forget(self, task_id: str) -> None:
+        """Drop a task, as a server restart with an in-memory store does: unknown from now on.
+
+        Its images stay downloadable (they stand in for CDN links). For new-api this
+        is the upstream forgetting it: new-api's copy stays, frozen.
+        """
+        self.tasks.pop(task_id, None)
+        self._running.discard(task_id)
+        self._queued_ids.pop(task_id, None)
+        self._notify()
+
+    def add_task(
+        self,
+        prompt: str = "a cat",
+        *,
+        action: str = "IMAGINE",
+        parent_id: str | None = None,
+        index: int | None = None,
+        state: str | None = None,
+        notify_hook: str | None = None,
+        timeline: Iterable[Step | tuple] | None = None,
+        started: bool = True,
+    ) -> SimTask:
+        """Create a task directly (no HTTP, no queue limits), e.g. one the bot knew before a restart.
+
+        For new-api the task is the upstream's, and new-api holds a copy of it too.
+        """
+        task = self._new_task(
+            action=action,
+            prompt=prompt,
+            prompt_en=prompt,
+            description=_description(action, prompt, parent_id, index),
+            timeline=None if timeline is None else _as_timeline(timeline),
+            state=state,
+            notify_hook=notify_hook,
+            parent_id=parent_id,
+            index=index,
+        )
+        self._register(task)
+        if started:
+            self.advance(task.id)
+        else:
+            self._save(task)  # created queued: that is its first save
+        if self.flavour == "newapi":
+            self._gateway_track(task.id)
+        return task
+
+    # ---- inspection -----------------------------------------------------
+
+    def count(self, path_suffix: str = "", method: str | None = None) -> int:
+        """How many requests (any outcome) had a path ending with ``path_suffix``."""
+        return sum(
+            1
+            for r in self.requests
+            if r.path.endswith(path_suffix) and (method is None or r.method == method.upper())
+        )
+
+    def last_request(self, path_suffix: str = "") -> RecordedRequest | None:
+        for record in reversed(self.requests):
+            if record.path.endswith(path_suffix):
+                return record
+        return None
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until ``predicate()`` is truthy and return its value.
+
+        Wakes on every request and state change, and re-checks at least every 50 ms
+        because the predicate may look at the bot's state as well.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            await wait_event(self._changed, min(0.05, remaining))
+
+    # ---- internals: task life cycle ------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _new_task(
+        self,
+        *,
+        action: str,
+        prompt: str,
+        prompt_en: str,
+        description: str,
+        timeline: tuple[Step, ...] | None = None,
+        **extra: Any,
+    ) -> SimTask:
+        if timeline is None:
+            timeline = self._next_timelines.pop(0) if self._next_timelines else self.timeline
+        return SimTask(
+            id=_new_task_id(),
+            action=action,
+            prompt=prompt,
+            prompt_en=prompt_en,
+            description=description,
+            final_prompt=extra.pop("final_prompt", prompt_en),
+            submit_time=_now_ms(),
+            timeline=timeline,
+            **extra,
+        )
+
+    def _register(self, task: SimTask) -> None:
+        """Hold a new task; the caller then saves it (queued) or advances it (started)."""
+        if self.jitter:
+            task.step_s = self.step_s * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+        else:
+            task.step_s = self.step_s
+        self.tasks[task.id] = task
+        self._actions[task.id] = task.action
+        if task.video:
+            self._videos.add(task.id)
+
+    def _apply(self, task: SimTask, step: Step) -> None:
+        task.status, task.progress = step.status, step.progress
+        if step.image == "preview" and self.previews:
+            task.previews += 1
+            task.image_url = self.preview_url(task.id, task.previews)
+        elif step.image == "final":
+            task.image_url = self.final_url(task.id)
+        if step.fail_reason is not None:
+            task.fail_reason = step.fail_reason
+        self._save(task)
+
+    def _save(self, task: SimTask) -> None:
+        """What novicezk's saveAndNotify does, plus the sim's bookkeeping: every change
+        of a task goes through here exactly once."""
+        self._upstream.on_save(task)  # trueai: buttons and seed on SUCCESS
+        now = time.time()
+        self._stamp_times(task, now)
+        task.state_times.append((now, task.status, task.progress))
+        if task.is_finished and task.finished_at is None:
+            task.finished_at = now
+        self._running.discard(task.id)
+        self._queued_ids.pop(task.id, None)
+        if task.is_running:
+            self._running.add(task.id)
+        elif task.is_queued:
+            self._queued_ids[task.id] = None
+        if self.mode == "time":
+            self._schedule(task)
+        self._push(task)
+        self._notify()
+
+    @staticmethod
+    def _stamp_times(task: SimTask, now: float) -> None:
+        now_ms = int(now * 1000)  # the same instant as finished_at / state_times
+        if task.status not in (NOT_START, MODAL) and task.start_time is None:
+            task.start_time = now_ms
+        if task.status in TERMINAL_STATUSES and task.finish_time is None:
+            task.finish_time = now_ms
+
+    def _auto_advance(self, task: SimTask) -> None:
+        """One automatic step (poll and time modes): queued tasks wait for a slot, in order."""
+        if task.id not in self.tasks or task.is_finished:
+            return
+        if task.is_queued:
+            if len(self._running) >= self.max_running or next(iter(self._queued_ids)) != task.id:
+                return
+        self.advance(task.id)
+
+    # ---- internals: time mode -------------------------------------------
+
+    def _schedule(self, task: SimTask) -> None:
+        """Make a running task due one step_s from now, unless it already is due."""
+        self._wake.set()  # a slot may have freed up, or this step is due before the others
+        if task.is_running and task.id not in self._scheduled:
+            self._scheduled.add(task.id)
+            self._due_seq += 1
+            # time.monotonic(), not the loop's clock: tasks may be added before start().
+            due = time.monotonic() + task.step_s
+            heapq.heappush(self._due, (due, self._due_seq, task.id))
+
+    async def _run_clock(self) -> None:
+        """Time mode: move each task when its own step is due; start queued ones as slots free.
+
+        A heap keeps each wake-up O(log n) in the tasks held, so thousands can run at once.
+        """
+        while True:
+            self._wake.clear()
+            self.start_queued()
+            now = time.monotonic()
+            while self._due and self._due[0][0] <= now:
+                _, _, task_id = heapq.heappop(self._due)
+                self._scheduled.discard(task_id)
+                task = self.tasks.get(task_id)
+                if task is not None:
+                    self._auto_advance(task)  # saves, which schedules its next step
+            if self._wake.is_set():
+                continue  # those steps may have freed slots
+            delay = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
+            await wait_event(self._wake, delay)

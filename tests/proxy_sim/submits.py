@@ -1,0 +1,378 @@
+"""The submit logic of the server holding the tasks: imagine, change, action, modal, describe,
+blend and video, admission to the running slots or the queue, and trueai's user limits."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+
+from .buttons import _WINDOW_WAIT, _action_of, _video_batch_size
+from .tasks import SimTask, _description
+from .timeline import (
+    BOT_TYPES,
+    CHANGE_ACTIONS,
+    CHANGEABLE_PARENT_ACTIONS,
+    DESCRIBE_MARKS,
+    DESCRIBED,
+    DISCORD_INSTANCE_ID,
+    FAILURE,
+    IN_PROGRESS,
+    MODAL,
+    NOT_START,
+    SUBMITTED,
+    SUCCESS,
+    Step,
+)
+from .wire import _is_data_url, _logic_error, _Outcome, _parse_index, _problem
+
+
+class _SubmitMixin:
+    """ProxySim's submits (the upstream's task logic), called by the flavours."""
+
+    # ---- internals: submits (the upstream's task logic) -------------------
+
+    def _run_submit(self, kind: str, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """A submit as the server holding the tasks (``_upstream``) handles it."""
+        if kind == "imagine":
+            return self._do_imagine(body, speed)
+        if kind == "change":
+            if self._upstream.name == "trueai":  # only reached through new-api
+                return self._do_change_as_action(body)
+            return self._do_change(body)
+        if kind == "action":
+            return self._do_action(body, speed)
+        if kind == "describe":
+            return self._do_describe(body, speed)
+        if kind == "blend":
+            return self._do_blend(body, speed)
+        if kind == "video":
+            return self._do_video(body, speed)
+        return self._do_modal(body)
+
+    def _do_describe(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """/submit/describe: four prompts for one image, numbered 1️⃣-4️⃣ and separated by blank
+        lines in ``properties.finalPrompt`` (and ``prompt``), as Midjourney writes them."""
+        image = body.get("base64")
+        if not _is_data_url(image):
+            return _Outcome(4, "base64格式错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)  # NewTask's LogicException: Describe has no try
+        prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
+        task = self._new_task(action="DESCRIBE", prompt=prompts, prompt_en=prompts, description="/describe",
+                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
+                              mode=speed or "FAST")
+        return self._admit(task)
+
+    def _do_blend(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """/submit/blend: 2 to 5 images, and a shape."""
+        images = body.get("base64Array")
+        if not isinstance(images, list) or not 2 <= len(images) <= 5:
+            return _Outcome(4, "base64List参数错误")
+        if not all(_is_data_url(image) for image in images):
+            return _Outcome(4, "base64格式错误")
+        dimensions = body.get("dimensions") or "SQUARE"
+        if dimensions not in ("PORTRAIT", "SQUARE", "LANDSCAPE"):
+            return _Outcome(4, "dimensions参数错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)  # NewTask's LogicException: Blend has no try
+        task = self._new_task(action="BLEND", prompt="", prompt_en="", description=f"/blend {len(images)} {dimensions}",
+                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
+                              mode=speed or "FAST")
+        task.blend_dimensions = dimensions
+        return self._admit(task)
+
+    def _admit(self, task: SimTask) -> _Outcome:
+        """Run the task or queue it, like novicezk's per-account executor.
+
+        ``task`` is new, or a registered MODAL task whose /submit/modal came in.
+        """
+        queued = len(self._queued_ids)
+        if len(self._running) < self.max_running and queued == 0:
+            self._enter(task)
+            self.advance(task.id)
+            return _Outcome(1, "提交成功", task.id, {"discordInstanceId": DISCORD_INSTANCE_ID})
+        if queued < self.max_queue:
+            # novicezk counts only the tasks already waiting, and says code 1 when
+            # that count is 0; the simulator always says 22 for a task that waits.
+            self._enter(task)
+            self._save(task)
+            return _Outcome(
+                22,
+                f"排队中，前面还有{queued}个任务",
+                task.id,
+                {"numberOfQueues": queued, "discordInstanceId": DISCORD_INSTANCE_ID},
+            )
+        code, description = self._upstream.queue_full  # novicezk 23, trueai 9
+        return _Outcome(code, description, None, {"discordInstanceId": DISCORD_INSTANCE_ID})
+
+    def _enter(self, task: SimTask) -> None:
+        if task.id not in self.tasks:
+            self._register(task)
+        task.status = NOT_START  # a MODAL task leaves its wait here
+
+    def _banned_word(self, prompt: str) -> str | None:
+        """The banned word as written in the prompt, matched as a whole word, any case."""
+        for word in self.banned_words:
+            match = re.search(rf"\b{re.escape(word)}\b", prompt, re.IGNORECASE)
+            if match:
+                return match.group(0)
+        return None
+
+    def _do_imagine(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return _Outcome(4, "prompt不能为空")
+        prompt = prompt.strip()
+        trueai = self._upstream.name == "trueai"
+        bot_type = body.get("botType") or "MID_JOURNEY"
+        if trueai and bot_type not in BOT_TYPES:
+            return _problem(400, {"$.botType": ["The JSON value could not be converted to BotType."]})
+        timeline = None
+        # novicezk checks banned words (on the translated prompt) before the images.
+        banned = self._banned_word(prompt)
+        if banned is not None:
+            if not self._upstream.fails_banned_later:
+                return _Outcome(24, "可能包含敏感词", None, {"promptEn": prompt, "bannedWord": banned})
+            # trueai takes it; Midjourney then refuses the job.
+            if self._next_timelines:
+                self._next_timelines.pop(0)  # this task still uses up its scripted timeline
+            timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"Banned prompt detected: {banned}"))
+        images = list(body.get("base64Array") or [])
+        if body.get("base64"):
+            images.append(body["base64"])
+        if not all(_is_data_url(image) for image in images):
+            return _Outcome(4, "base64格式错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _Outcome(4, limit)  # Imagine catches the LogicException: a code 4 SubmitResultVO
+        task = self._new_task(
+            action="IMAGINE",
+            prompt=prompt,
+            prompt_en=prompt,
+            description=_description("IMAGINE", prompt, None, None),
+            timeline=timeline,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            mode=speed or "FAST",
+            bot_type=bot_type if trueai else "MID_JOURNEY",
+        )
+        return self._admit(task)
+
+    def _do_change(self, body: dict) -> _Outcome:
+        """novicezk's /submit/change."""
+        parent_id = body.get("taskId")
+        action = body.get("action")
+        if not parent_id or not str(parent_id).strip():
+            return _Outcome(4, "taskId不能为空")
+        parent_id = str(parent_id)
+        if action not in CHANGE_ACTIONS:
+            return _Outcome(4, "action参数错误")
+        index = None
+        if action != "REROLL":
+            index = _parse_index(body.get("index"))
+            if index is None:
+                return _Outcome(4, "index参数错误")
+        parent = self.tasks.get(parent_id)
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        if parent.status != SUCCESS:
+            return _Outcome(4, "关联任务状态错误")
+        if parent.action not in CHANGEABLE_PARENT_ACTIONS:
+            return _Outcome(4, "关联任务不允许执行变化")
+        task = self._new_task(
+            action=action,
+            prompt=parent.prompt,
+            prompt_en=parent.prompt_en,
+            description=_description(action, parent.prompt, parent_id, index),
+            final_prompt=parent.final_prompt,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent_id,
+            index=index,
+        )
+        return self._admit(task)
+
+    _CHANGE_BUTTONS = {
+        "UPSCALE": "MJ::JOB::upsample::{}::",
+        "VARIATION": "MJ::JOB::variation::{}::",
+        "REROLL": "MJ::JOB::reroll::0::",
+    }
+
+    def _do_change_as_action(self, body: dict) -> _Outcome:
+        """new-api's /submit/change over trueai: the matching button of the parent, pressed."""
+        parent = self.tasks.get(str(body.get("taskId")))
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        action = body.get("action")
+        if action not in self._CHANGE_BUTTONS:
+            return _Outcome(4, "action参数错误")
+        index = _parse_index(body.get("index"))
+        if action != "REROLL" and index is None:
+            return _Outcome(4, "index参数错误")
+        prefix = self._CHANGE_BUTTONS[action].format(index)
+        custom_id = next((b["customId"] for b in parent.buttons if b["customId"].startswith(prefix)), None)
+        if custom_id is None:
+            return _Outcome(4, "关联任务状态错误")
+        return self._do_action({**body, "customId": custom_id}, None)
+
+    def _do_action(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """trueai's /submit/action: press one of the task's buttons (Controllers/SubmitController.cs
+        Action, Services/TaskService.cs SubmitAction)."""
+        task_id, custom_id = body.get("taskId"), body.get("customId")
+        if not task_id or not str(task_id).strip() or not isinstance(custom_id, str) or not custom_id.strip():
+            return _Outcome(4, "参数错误")
+        parent = self.tasks.get(str(task_id).strip())
+        if parent is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        parsed = _action_of(custom_id)
+        if parsed is None or not any(b["customId"] == custom_id for b in parent.buttons):
+            return _Outcome(4, "无效的customId")
+        limit = self._limit_refusal()
+        if limit is not None:  # NewTask's LogicException: no try around it in Action
+            return _logic_error(limit)
+        action, index = parsed
+        video = False
+        batch_size = 4
+        if custom_id.startswith("MJ::JOB::reroll::"):
+            # SubmitController.Action: rerolling an upscale submits the prompt again (IMAGINE); a
+            # video, an HD upscale keep their action. (The sim keeps REROLL for grids, as before.)
+            action = {"UPSCALE": "IMAGINE", "VIDEO": "VIDEO", "UPSCALE_HD": "UPSCALE_HD"}.get(parent.action, action)
+            video = action == "VIDEO"
+        if action == "VIDEO":
+            video = True
+            batch_size = _video_batch_size(parent.final_prompt or parent.prompt)  # TaskInfo.GetVideoBatchSize
+        elif custom_id.startswith("MJ::JOB::video_virtual_upscale::"):
+            video = True  # one video of the batch, action UPSCALE, an .mp4 (TaskService.cs)
+        inpaint = custom_id.startswith("MJ::Inpaint::")
+        task = self._new_task(
+            action=action,
+            prompt="" if inpaint else parent.prompt,  # Vary (Region) clears the prompt
+            prompt_en="" if inpaint else parent.prompt_en,
+            description=_description(action, parent.prompt, parent.id, index),
+            final_prompt="" if inpaint else parent.final_prompt,
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent.id,
+            index=index,
+            mode=speed or parent.mode,
+            bot_type=parent.bot_type,
+            custom_id=custom_id,
+            video=video,
+            batch_size=batch_size,
+        )
+        # Custom Zoom and Vary (Region) always wait for /submit/modal (a prompt; a mask for the
+        # region), answering 21 with remix true (TaskService.cs SubmitAction); in Remix mode
+        # every action but an upscale does too.
+        remix = self.remix and action not in ("UPSCALE", "UPSCALE_HD")
+        if custom_id.startswith("MJ::CustomZoom::") or inpaint or remix:
+            self._register(task)
+            task.status = MODAL
+            if custom_id.startswith("MJ::CustomZoom::"):
+                task.description = _WINDOW_WAIT
+            self._save(task)
+            return _Outcome(
+                21,
+                _WINDOW_WAIT,
+                task.id,
+                {"finalPrompt": task.prompt_en, "remix": True, "discordInstanceId": DISCORD_INSTANCE_ID},
+            )
+        return self._admit(task)
+
+    def _do_modal(self, body: dict) -> _Outcome:
+        """trueai's /submit/modal: the prompt of a MODAL task, which then runs."""
+        task_id = body.get("taskId")
+        if not task_id or not str(task_id).strip():
+            return _Outcome(4, "参数错误")
+        task = self.tasks.get(str(task_id).strip())
+        if task is None:
+            return _Outcome(3, "关联任务不存在或已失效")
+        if not task.is_modal:
+            return _Outcome(4, "任务状态错误")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            # Controllers/SubmitController.cs Modal: no prompt -> the parent's (else the task's own).
+            parent = self.tasks.get(task.parent_id or "")
+            prompt = (parent.prompt or parent.final_prompt) if parent is not None else task.prompt
+        if not prompt or not prompt.strip():
+            return _Outcome(4, "prompt不能为空")
+        task.prompt = task.prompt_en = task.final_prompt = prompt.strip()
+        if task.custom_id and task.custom_id.startswith("MJ::Inpaint::"):
+            task.mask = _is_data_url(body.get("maskBase64"))
+            if not task.mask:
+                # DiscordService.cs InpaintAsync posts the job without a mask; Discord refuses it,
+                # and the task fails with "提交失败".
+                task.timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason="提交失败"))
+        return self._admit(task)
+
+    def _do_video(self, body: dict, speed: str | None) -> _Outcome | web.Response:
+        """trueai's /submit/video (Controllers/SubmitController.cs Video, Dto/SubmitVideoDTO.cs):
+        prompt, image / endImage (URL or data URL), motion low|high, loop, batchSize 1|2|4, or
+        action "extend" + taskId + index (0-3) to extend a video of a batch."""
+        if not self.video:
+            return _Outcome(4, "视频功能未启用")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return _Outcome(4, "Prompt 不能为空")
+        for key in ("image", "endImage"):
+            value = body.get(key)
+            if value and not (isinstance(value, str) and (value.startswith("http") or _is_data_url(value))):
+                return _Outcome(4, "base64格式错误")
+        parent = None
+        task_id = body.get("taskId")
+        if task_id:
+            if body.get("action") != "extend":
+                return _Outcome(4, "任务类型错误")
+            parent = self.tasks.get(str(task_id))
+            if parent is None:
+                return _Outcome(3, "关联任务不存在或已失效")
+            if parent.status != SUCCESS:
+                return _Outcome(4, "关联任务状态错误")
+        limit = self._limit_refusal()
+        if limit is not None:
+            return _logic_error(limit)
+        batch_size = body.get("batchSize")
+        if batch_size not in (1, 2, 4):
+            batch_size = 4
+        motion = str(body.get("motion") or "low").lower()
+        prompt = prompt.strip()
+        task = self._new_task(
+            action="VIDEO",
+            prompt=prompt,
+            prompt_en=prompt,
+            description=f"/video {prompt}",
+            final_prompt=f"{prompt} --motion {motion} --video 1" + (" --loop" if body.get("loop") else ""),
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            parent_id=parent.id if parent is not None else None,
+            mode=speed or (parent.mode if parent is not None else "FAST"),
+            video=True,
+            batch_size=batch_size,
+        )
+        return self._admit(task)
+
+    def _limit_refusal(self) -> str | None:
+        """trueai NewTask's user limits (Controllers/SubmitController.cs): the LogicException text."""
+        if self._upstream.name != "trueai":
+            return None
+        if self.user_core_size:
+            running = sum(1 for task_id in self._running if self.tasks[task_id].status == IN_PROGRESS)
+            if running >= self.user_core_size:
+                return "并发数已达上限"
+        if self.user_queue_size:
+            waiting = len(self._queued_ids) + sum(
+                1 for task_id in self._running if self.tasks[task_id].status == SUBMITTED
+            )
+            if waiting >= self.user_queue_size:
+                return "队列数已达上限"
+        return None
+
+    def _job_hash(self) -> str:
+        """The <hash> of a task's buttons: a uuid (36 characters), or 80 with long_custom_ids."""
+        job_hash = str(uuid.UUID(int=self._ids_rng.getrandbits(128), version=4))
+        if self.long_custom_ids:
+            job_hash += "-" + "".join(self._ids_rng.choice("0123456789abcdef") for _ in range(43))
+        return job_hash
