@@ -26,6 +26,9 @@ from bot.proxy import ProxyClient
 from bot.store import Store
 from tests.proxy_sim import ProxySim
 
+# The restartable service harness and its fixture, for the rules and real-servers tests.
+pytest_plugins = ["tests.service_harness"]
+
 PROXY_SECRET = "sim-secret-7f3a9c"
 # Service tests check behaviour, not Discord's pace: no channel write budget to wait on.
 FAST_WRITES = {"writes_per_window": 10_000, "write_window_s": 1.0}

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import ButtonAlreadyUsed, ButtonBusy, SubmitRefused, SubmitUnconfirmed, VideoUnsupported
+from bot.errors import (
+    ButtonAlreadyUsed,
+    ButtonBusy,
+    SubmitRefused,
+    SubmitUnconfirmed,
+    VideoUnsupported,
+)
 from bot.i18n import error_text
 from bot.jobs import SUBMISSION_GIVE_UP_S
 from bot.models import Action, Phase, Status
+from tests.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
 from tests.proxy_sim import ProxySim
-from tests.test_proxy_shapes import INDEX_HTML
-from tests.test_rules import Harness, grid_of, harness, who  # noqa: F401 (harness is a fixture)
+from tests.service_harness import Harness, grid_of, who
 
 
 @pytest.fixture

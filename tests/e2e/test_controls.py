@@ -7,21 +7,16 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
-from tests.e2e.harness import write_config
-from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
+from tests.e2e.harness import (
+    answer_to,
+    custom_id,
+    imagine_grid,
+    public_messages,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
-
-
-async def answer_to(dd: DiscordDouble, interaction) -> str:
-    """The ephemeral text a slash command or click was answered with."""
-    await dd.wait_for(lambda: (interaction.original and interaction.original.ephemeral
-                               and not interaction.original.current.loading) or interaction.followups,
-                      what="an ephemeral answer")
-    message = interaction.followups[0] if interaction.followups else interaction.original
-    assert message.ephemeral
-    return message.content
 
 
 async def crafted_button(dd: DiscordDouble, button_id: str) -> int:

@@ -8,23 +8,18 @@ import time
 from pathlib import Path
 
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_controls import answer_to
-from tests.e2e.test_imagine_flow import (
+from tests.e2e.harness import (
     GRID_LABELS,
+    PNG_TYPE,
+    answer_to,
     button_rows,
     custom_id,
     imagine_grid,
-    public_messages,
+    picture,
     wait_final,
     wait_public,
 )
 from tests.proxy_sim import DESCRIBED, ProxySim
-
-PNG_TYPE = "image/png"
-
-
-def picture(sim: ProxySim) -> bytes:
-    return sim.image_bytes(sim.add_task("a picture to attach").id)
 
 
 async def test_describe_then_press_2(bot, dd: DiscordDouble, sim: ProxySim):

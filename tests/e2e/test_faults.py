@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.discord_double import ALL_TEXT_PERMISSIONS, DiscordDouble
-from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
+from tests.e2e.harness import (
+    custom_id,
+    imagine_grid,
+    public_messages,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
 
 ATTACH_FILES = 1 << 15

@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 from tests.discord_double import DiscordDouble
-from tests.discord_double.records import MessageRecord
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
+from tests.e2e.harness import (
+    GRID_LABELS,
+    button_rows,
+    custom_id,
+    imagine_grid,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
 
-GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
 DEFERRED_UPDATE = 6
-
-
-def public_messages(dd: DiscordDouble) -> list[MessageRecord]:
-    """What everyone in the channel sees from the bot: job messages (posted as a command's
-    follow-up, or by the bot itself for replies and after restarts)."""
-    return [m for m in dd.channel_messages(dd.channel_id)
-            if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading]
-
-
-def button_rows(message: MessageRecord) -> list[list[str]]:
-    return [[b.get("label") or b["emoji"]["name"] for b in row["components"]]
-            for row in message.current.components]
-
-
-def custom_id(message: MessageRecord, label: str) -> str:
-    for row in message.current.components:
-        for button in row["components"]:
-            if (button.get("label") or button["emoji"]["name"]) == label:
-                return button["custom_id"]
-    raise LookupError(label)
-
-
-async def wait_public(dd: DiscordDouble, count: int) -> MessageRecord:
-    await dd.wait_for(lambda: len(public_messages(dd)) >= count, what=f"{count} public messages")
-    return public_messages(dd)[count - 1]
-
-
-async def wait_final(dd: DiscordDouble, message: MessageRecord, timeout: float = 10.0) -> MessageRecord:
-    await dd.wait_for(lambda: message.current.attachments and "(" not in message.content.rsplit("-", 1)[-1],
-                      timeout=timeout, what=f"message {message.id} to show its final image")
-    return message
-
-
-async def imagine_grid(dd: DiscordDouble, sim: ProxySim, prompt: str = "a red fox") -> tuple[str, MessageRecord]:
-    await dd.slash("imagine", {"prompt": prompt})
-    message = await wait_public(dd, len(public_messages(dd)) + 1)
-    task_id = next(t for t in reversed(sim.tasks) if sim.tasks[t].prompt == prompt)
-    sim.succeed(task_id)
-    return task_id, await wait_final(dd, message)
 
 
 async def test_startup_registers_imagine(bot, dd: DiscordDouble):

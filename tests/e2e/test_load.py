@@ -6,8 +6,15 @@ import os
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
-from tests.e2e.harness import BotProcess, write_config
-from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
+from tests.e2e.harness import (
+    BotProcess,
+    custom_id,
+    imagine_grid,
+    public_messages,
+    wait_final,
+    wait_public,
+    write_config,
+)
 from tests.proxy_sim import ProxySim
 
 
@@ -40,7 +47,7 @@ async def test_hundreds_of_jobs_each_get_one_message_that_follows_the_task(tmp_p
     """The independent load run, at a scale CI affords: 500 /imagine over 20 channels, push on and a
     poll every second, pushes delivered twice, tasks moving on their own clock. Every job has one
     public message, no message is given up, and each ends showing its task's final image."""
-    from tests.e2e.test_operations import free_port
+    from tests.e2e.harness import free_port
 
     port = free_port()
     async with DiscordDouble(text_channels=LOAD_CHANNELS) as dd, \

@@ -7,13 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,16 +18,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import AUTH
-from tests.e2e.harness import ROOT, write_config
-from tests.e2e.test_controls import answer_to
-from tests.e2e.test_imagine_flow import imagine_grid, wait_final, wait_public
+from tests.e2e.harness import (
+    ROOT,
+    alerts,
+    answer_to,
+    eventually,
+    free_port,
+    imagine_grid,
+    wait_final,
+    wait_public,
+    write_config,
+)
 from tests.proxy_sim import ProxySim
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:
@@ -42,21 +41,6 @@ async def cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     output, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, output.decode()
-
-
-async def eventually(predicate: Callable[[], Any], *, timeout: float = 15.0, what: str = "a condition") -> Any:
-    """Wait until ``predicate()`` (sync or async) is truthy, checking it every 20 ms: for state
-    that only a request can read (an HTTP endpoint, the bot's log)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -194,9 +178,6 @@ async def test_healthz_turns_503_when_the_gateway_drops(start_bot, configure, co
 
 
 # --- alerts ------------------------------------------------------------------------------------------
-
-def alerts(dd: DiscordDouble) -> list[str]:
-    return [message.content for message in dd.channel_messages(dd.second_channel_id)]
 
 
 async def test_a_proxy_outage_is_alerted_once_and_its_end_once(start_bot, configure, dd: DiscordDouble,

@@ -12,11 +12,20 @@ import pytest
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import GatewaySim
-from tests.e2e.test_controls import answer_to
-from tests.e2e.test_experience import PNG_TYPE, picture
-from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
-from tests.e2e.test_operations import alerts, eventually, free_port
-from tests.e2e.test_trueai import upscaled
+from tests.e2e.harness import (
+    PNG_TYPE,
+    alerts,
+    answer_to,
+    custom_id,
+    eventually,
+    free_port,
+    imagine_grid,
+    picture,
+    public_messages,
+    upscaled,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
 
 

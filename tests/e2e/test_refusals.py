@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_imagine_flow import public_messages, wait_public
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
+from tests.e2e.harness import public_messages, wait_public
 from tests.proxy_sim import ProxySim
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_imagine_flow import custom_id, imagine_grid, public_messages, wait_final, wait_public
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
+from tests.e2e.harness import (
+    custom_id,
+    imagine_grid,
+    public_messages,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_imagine_flow import public_messages, wait_final, wait_public
+from tests.e2e.harness import public_messages, wait_final, wait_public
 from tests.proxy_sim import ProxySim
 
 

@@ -8,7 +8,14 @@ import pytest
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
-from tests.e2e.test_imagine_flow import button_rows, custom_id, imagine_grid, wait_final, wait_public
+from tests.e2e.harness import (
+    button_rows,
+    custom_id,
+    imagine_grid,
+    upscaled,
+    wait_final,
+    wait_public,
+)
 from tests.proxy_sim import ProxySim
 
 # trueai Models/TaskInfo.cs OnUpscaleButtons, for a v7 prompt (the simulator's default version).
@@ -22,16 +29,6 @@ UPSCALE_LABELS = [["Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "V
 async def sim() -> AsyncIterator[ProxySim]:
     async with ProxySim(secret=PROXY_SECRET, flavour="trueai", long_custom_ids=True) as server:
         yield server
-
-
-async def upscaled(dd: DiscordDouble, sim: ProxySim):
-    _, grid = await imagine_grid(dd, sim, "a lighthouse")
-    await dd.click(grid.id, custom_id(grid, "U1"))
-    upscale = await wait_public(dd, 2)
-    up_task = next(t.id for t in sim.tasks.values() if t.action == "UPSCALE")
-    sim.succeed(up_task)
-    await wait_final(dd, upscale)
-    return up_task, upscale
 
 
 async def test_upscale_then_vary_strong(configure, start_bot, dd: DiscordDouble, sim: ProxySim):
