@@ -111,10 +111,10 @@ class MjBot(commands.Bot):
 
     async def load_commands(self) -> None:
         self.add_dynamic_items(JobButton, StaleButton)
-        from bot.cogs import admin, describe, imagine, jobs
+        from bot.cogs import admin, describe, history, imagine
 
         await self.tree.set_translator(CatalogueTranslator())
-        for cog in (imagine, describe, jobs, admin):
+        for cog in (imagine, describe, history, admin):
             await cog.setup(self)
 
     async def sync_commands(self, guild_ids: list[int] | None = None) -> list[str]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
+from bot.access import AccessPolicy, Requester
+from bot.background import wait_event
 from bot.config import Settings
 from bot.errors import (
     BotRestarting,
@@ -44,8 +46,6 @@ from bot.errors import (
     UserInputError,
     VideoUnsupported,
 )
-from bot.access import AccessPolicy, Requester
-from bot.background import wait_event
 from bot.events import JobEvents, NoEvents
 from bot.models import (
     BUTTON_MARK,
@@ -325,6 +325,13 @@ class JobService:
             return await self._accept(self._new_job(accepted.task_id, submission, queue_ahead=accepted.queue_ahead))
 
     # --- a member's jobs ---------------------------------------------------------------------------
+
+    def check_press(self, who: Requester, job: Job) -> None:
+        """Raise unless ``who`` may press ``job``'s buttons (before asking them for a prompt)."""
+        self.policy.check_press(who, job)
+
+    def check_admin(self, who: Requester) -> None:
+        self.policy.check_admin(who)
 
     @_member_request
     async def get_job(self, task_id: str) -> Job | None:

@@ -328,9 +328,9 @@ class Recorder(app_commands.Translator):
 
 
 def cog_commands() -> list[app_commands.Command | app_commands.Group]:
-    from bot.cogs import admin, describe, imagine, jobs
+    from bot.cogs import admin, describe, history, imagine
 
-    cogs = (imagine.ImagineCog, describe.DescribeCog, jobs.JobsCog, admin.AdminCog)
+    cogs = (imagine.ImagineCog, describe.DescribeCog, history.JobsCog, admin.AdminCog)
     return [command for cog in cogs for command in cog.__cog_app_commands__]
 
 

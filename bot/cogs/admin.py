@@ -9,10 +9,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.imagine import _, interaction_language, report_failure, requester
 from bot.i18n import error_text, t
 from bot.models import message_link
 from bot.text import MAX_CONTENT, clip, duration_text
+from bot.ui.interactions import _, interaction_language, report_failure, requester
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -30,7 +30,7 @@ class AdminCog(commands.Cog):
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            self.bot.jobs.policy.check_admin(requester(interaction))
+            self.bot.jobs.check_admin(requester(interaction))
             status = await self.bot.jobs.status()
         except Exception as exc:
             await report_failure(interaction, exc, what="/mj status")

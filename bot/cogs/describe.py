@@ -8,8 +8,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.cogs.imagine import _, read_reference_image, requester, start_job
 from bot.ui.delivery import InteractionOrigin
+from bot.ui.interactions import _, read_reference_image, requester, start_job
 
 if TYPE_CHECKING:
     from bot.app import MjBot

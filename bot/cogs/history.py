@@ -1,4 +1,4 @@
-"""A member's own jobs: /jobs (a private, paged list), /show (post one again), and ❌ to delete."""
+"""/jobs, /show and ❌: a member's own jobs, a finished job posted again, a job's message removed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import Requester
-from bot.cogs.imagine import _, interaction_language, report_failure, requester
 from bot.errors import MjBotError
 from bot.i18n import t
 from bot.models import Display, ImageFile, Job, message_link
+from bot.ui.interactions import _, interaction_language, report_failure, requester
 from bot.ui.render import render
 
 if TYPE_CHECKING:

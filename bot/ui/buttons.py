@@ -11,18 +11,28 @@ than Discord's 100 characters, so it stays in SQLite); ``p`` asks for a prompt (
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 import discord
 
-from bot.errors import ButtonInvalid
+from bot.access import Requester
+from bot.errors import ButtonInvalid, JobNotFound
 from bot.models import BUTTON_MARK, DESCRIBE_MARKS, Action, TaskButton
 from bot.text import MAX_LABEL, clip
 from bot.ui.emoji import button_emoji
+from bot.ui.interactions import (
+    PromptModal,
+    answered,
+    interaction_language,
+    report_failure,
+    requester,
+)
 
 if TYPE_CHECKING:
     from bot.app import MjBot
+    from bot.jobs import JobService
+    from bot.models import Job
 
 KIND_ACTION = {"u": Action.UPSCALE, "v": Action.VARIATION, "r": Action.REROLL}
 ACTION_KIND = {action: kind for kind, action in KIND_ACTION.items()}
@@ -92,8 +102,6 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_T
         return cls(match["kind"], int(match["index"]), match["task_id"])
 
     async def callback(self, interaction: discord.Interaction[MjBot]) -> None:  # type: ignore[override]
-        from bot.cogs.imagine import press_button  # the cog owns the flow; avoid an import cycle
-
         await press_button(interaction, self.kind, self.index, self.task_id)
 
 
@@ -108,8 +116,6 @@ class StaleButton(discord.ui.DynamicItem[discord.ui.Button], template=STALE_BUTT
         return cls(item.custom_id or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        from bot.cogs.imagine import report_failure
-
         await report_failure(interaction, ButtonInvalid(f"unknown button {self.custom_id!r}"),
                              what="a stale button")
 
@@ -158,3 +164,51 @@ def prompt_button(task_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton.prompt(task_id))
     return view
+
+
+# --- what a click does ------------------------------------------------------------------------------
+
+async def press_button(interaction: discord.Interaction[MjBot], kind: str, index: int, task_id: str) -> None:
+    """A button on a job message; the new job's message appears as a reply to it."""
+    jobs = interaction.client.jobs
+    who = requester(interaction)
+    what = f"button {kind}{index} of task {task_id}"
+    await answered(interaction, what, lambda: _press(interaction, jobs, who, kind, index, task_id, what))
+
+
+async def _press(interaction: discord.Interaction[MjBot], jobs: JobService, who: Requester, kind: str, index: int,
+                 task_id: str, what: str) -> None:
+    """What a click does, by the kind of button (the new job's message appears as a reply)."""
+    if kind == PROMPT_BUTTON:
+        job = await jobs.get_job(task_id)
+        await _ask_prompt(interaction, job, what, lambda i, prompt: jobs.give_prompt(task_id, prompt, requester(i)))
+        return
+    if kind == SERVER_BUTTON:
+        job = await jobs.get_job(task_id)
+        if job is not None and index < len(job.buttons) and job.buttons[index].needs_prompt:
+            # A modal must be the first answer to the click, so ask before submitting.
+            await _ask_prompt(interaction, job, what,
+                              lambda i, prompt: jobs.press(task_id, index, requester(i), prompt=prompt))
+            return
+        await interaction.response.defer()
+        await jobs.press(task_id, index, who)
+        return
+    await interaction.response.defer()
+    if kind == DESCRIBED_BUTTON:
+        await jobs.imagine_described(task_id, index, who)
+        return
+    if kind == DELETE_BUTTON:
+        await jobs.forget_message(task_id, who)
+        await interaction.delete_original_response()  # the message the ❌ is on
+        return
+    await jobs.change(task_id, KIND_ACTION[kind], index, who)
+
+
+async def _ask_prompt(interaction: discord.Interaction, job: Job | None, what: str,
+                      submit: Callable[[discord.Interaction, str], Awaitable[object]]) -> None:
+    if job is None:
+        raise JobNotFound(f"{what}: no such job")
+    jobs = interaction.client.jobs  # type: ignore[attr-defined]
+    jobs.check_press(requester(interaction), job)  # refuse before asking for the prompt
+    prefill = job.final_prompt or job.prompt_en or job.prompt
+    await interaction.response.send_modal(PromptModal(interaction_language(interaction), prefill, submit, what))
