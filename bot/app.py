@@ -21,6 +21,7 @@ from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
 from bot.store import Store
 from bot.translator import CatalogueTranslator
+from bot.ui.interactions import MjCommandTree
 from bot.ui.buttons import JobButton, StaleButton
 from bot.ui.delivery import DiscordJobView
 
@@ -49,6 +50,7 @@ class MjBot(commands.Bot):
         self.metrics = Metrics()
         super().__init__(
             command_prefix=commands.when_mentioned,
+            tree_cls=MjCommandTree,  # one error path for every command
             intents=discord.Intents.default(),
             help_command=None,
             # Mentions are opted into per message (the job's owner only).

@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.i18n import error_text, t
 from bot.models import message_link
 from bot.text import MAX_CONTENT, clip, duration_text
-from bot.ui.interactions import _, interaction_language, report_failure, requester
+from bot.ui.interactions import _, interaction_language, requester
 
 if TYPE_CHECKING:
     from bot.app import MjBot
@@ -29,12 +29,8 @@ class AdminCog(commands.Cog):
                 description=_("Proxy health and the jobs in flight (admins only)", "cmd.mj.status.description"))
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            self.bot.jobs.check_admin(requester(interaction))
-            status = await self.bot.jobs.status()
-        except Exception as exc:
-            await report_failure(interaction, exc, what="/mj status")
-            return
+        self.bot.jobs.check_admin(requester(interaction))  # a refusal goes to the tree's on_error
+        status = await self.bot.jobs.status()
         language = interaction_language(interaction)
         if status.proxy_problem is None:
             lines = [t("admin.status.proxy_ok", language, latency_ms=round((status.proxy_latency_s or 0) * 1000))]

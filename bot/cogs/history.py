@@ -78,12 +78,9 @@ class JobsCog(commands.Cog):
     @app_commands.command(name=_("jobs", "cmd.jobs.name"), description=_("Your recent jobs", "cmd.jobs.description"))
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
-        try:
-            jobs, has_more = await self.bot.jobs.recent_jobs(requester(interaction), page=0, per_page=PER_PAGE)
-            embed, view = jobs_page(jobs, 0, has_more, interaction_language(interaction))
-            await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
-        except Exception as exc:
-            await report_failure(interaction, exc, what="/jobs")
+        jobs, has_more = await self.bot.jobs.recent_jobs(requester(interaction), page=0, per_page=PER_PAGE)
+        embed, view = jobs_page(jobs, 0, has_more, interaction_language(interaction))
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(name=_("show", "cmd.show.name"),
                           description=_("Post one of your jobs again, with its buttons", "cmd.show.description"))
@@ -91,23 +88,17 @@ class JobsCog(commands.Cog):
     @app_commands.rename(job_id=_("job_id", "cmd.show.job_id.name"))
     @app_commands.describe(job_id=_("The job's id", "cmd.show.job_id.description"))
     async def show(self, interaction: discord.Interaction, job_id: str) -> None:
-        try:  # checked first, so a refusal stays private
-            job = await self.bot.jobs.job_to_show(job_id, requester(interaction))
-        except Exception as exc:
-            await report_failure(interaction, exc, what=f"/show {job_id[:40]}")
-            return
+        # Checked before answering, so a refusal stays private (the tree's on_error answers it).
+        job = await self.bot.jobs.job_to_show(job_id, requester(interaction))
         await interaction.response.defer(thinking=True)
-        try:
-            image = await self._image_of(job)
-            language = self.bot.settings.bot.language or job.language or interaction_language(interaction)
-            rendered = render(job, Display.of(job), language=language, image_attached=image is not None,
-                              server_buttons_ok=self.bot.settings.proxy.api != "change")
-            files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
-            await interaction.followup.send(content=rendered.content, embeds=rendered.embeds, files=files,
-                                            view=rendered.view or discord.utils.MISSING,
-                                            allowed_mentions=rendered.allowed_mentions)
-        except Exception as exc:
-            await report_failure(interaction, exc, what=f"/show {job.task_id}")
+        image = await self._image_of(job)
+        language = self.bot.settings.bot.language or job.language or interaction_language(interaction)
+        rendered = render(job, Display.of(job), language=language, image_attached=image is not None,
+                          server_buttons_ok=self.bot.settings.proxy.api != "change")
+        files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+        await interaction.followup.send(content=rendered.content, embeds=rendered.embeds, files=files,
+                                        view=rendered.view or discord.utils.MISSING,
+                                        allowed_mentions=rendered.allowed_mentions)
 
     async def _image_of(self, job: Job) -> ImageFile | None:
         """The job's image again: from its message's attachment (it does not expire), else from the

@@ -109,6 +109,18 @@ async def report_failure(interaction: discord.Interaction, error: BaseException,
         log.warning("%s: could not tell the user (interaction expired?)", context)
 
 
+class MjCommandTree(app_commands.CommandTree):
+    """One error path for every slash command (the idea of Red-DiscordBot's tree): whatever a
+    command raises becomes the member's ephemeral answer and a log line with its context. Button
+    and modal callbacks catch for themselves, since discord.py only logs what they raise."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        command = interaction.command
+        what = f"/{command.qualified_name}" if command is not None else "a command"
+        await report_failure(interaction, original, what=what)
+
+
 def _has_ephemeral_ack(interaction: discord.Interaction) -> bool:
     # Slash commands are acknowledged with an ephemeral "thinking" message we can edit into the answer;
     # button clicks are acknowledged silently and answered with an ephemeral follow-up.
