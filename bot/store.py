@@ -127,13 +127,53 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-_COLUMNS = (
-    "task_id", "action", "prompt", "prompt_en", "owner_id", "guild_id", "channel_id",
-    "parent_task_id", "parent_index", "message_id", "status", "progress", "queue_ahead",
-    "image_url", "fail_reason", "shown", "message_gone", "created_at", "updated_at", "finished_at",
-    "posting_at", "nonce", "buttons", "final_prompt", "parent_button", "language",
-)
-_UPDATABLE = frozenset(_COLUMNS) - {"task_id", "created_at"}
+def _same(value: Any) -> Any:
+    return value
+
+
+def _buttons_of(text: str | None) -> tuple[TaskButton, ...]:
+    if not text:
+        return ()
+    return tuple(b for b in map(TaskButton.from_json, json.loads(text)) if b is not None)
+
+
+# The jobs table, one entry per column: how a Job's field is written to it, and how it is read back
+# (None: written only; "display" is derived from the job). The one list of the columns the code
+# knows; the migrations above create them.
+_JOB_COLUMNS: dict[str, tuple[Callable[[Job], Any], Callable[[Any], Any] | None]] = {
+    "task_id": (lambda job: job.task_id, str),
+    "action": (lambda job: job.action.value, Action),
+    "prompt": (lambda job: job.prompt, _same),
+    "prompt_en": (lambda job: job.prompt_en, _same),
+    "owner_id": (lambda job: job.owner_id, _same),
+    "guild_id": (lambda job: job.guild_id, _same),
+    "channel_id": (lambda job: job.channel_id, _same),
+    "parent_task_id": (lambda job: job.parent_task_id, _same),
+    "parent_index": (lambda job: job.parent_index, _same),
+    "message_id": (lambda job: job.message_id, _same),
+    "status": (lambda job: job.status.value, Status.parse),
+    "progress": (lambda job: job.progress, _same),
+    "queue_ahead": (lambda job: job.queue_ahead, _same),
+    "image_url": (lambda job: job.image_url, _same),
+    "fail_reason": (lambda job: job.fail_reason, _same),
+    "display": (lambda job: Display.of(job).signature(), None),
+    "shown": (lambda job: job.shown, _same),
+    "message_gone": (lambda job: int(job.message_gone), bool),
+    "created_at": (lambda job: job.created_at, _same),
+    "updated_at": (lambda job: job.updated_at or time.time(), _same),
+    "finished_at": (lambda job: job.finished_at, _same),
+    "posting_at": (lambda job: job.posting_at, _same),
+    "nonce": (lambda job: job.nonce, _same),
+    "buttons": (lambda job: (json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False)
+                             if job.buttons else None), _buttons_of),
+    "final_prompt": (lambda job: job.final_prompt, _same),
+    "parent_button": (lambda job: job.parent_button, _same),
+    "language": (lambda job: job.language, _same),
+}
+# How each column is written from a Job (an update computes only the columns it writes), and read.
+_COLUMN_OF: dict[str, Callable[[Job], Any]] = {name: write for name, (write, _) in _JOB_COLUMNS.items()}
+_FIELD_OF: dict[str, Callable[[Any], Any]] = {name: read for name, (_, read) in _JOB_COLUMNS.items() if read}
+_UPDATABLE = frozenset(_COLUMN_OF) - {"task_id", "created_at"}
 
 
 class Store:
@@ -608,37 +648,6 @@ def backup_database(source: str | Path, target: str | Path) -> BackupInfo:
     return BackupInfo(jobs=int(jobs), schema_version=int(version), size_bytes=target.stat().st_size)
 
 
-# How each column is read from a Job: an update computes only the columns it writes.
-_COLUMN_OF: dict[str, Callable[[Job], Any]] = {
-    "task_id": lambda job: job.task_id,
-    "action": lambda job: job.action.value,
-    "prompt": lambda job: job.prompt,
-    "prompt_en": lambda job: job.prompt_en,
-    "owner_id": lambda job: job.owner_id,
-    "guild_id": lambda job: job.guild_id,
-    "channel_id": lambda job: job.channel_id,
-    "parent_task_id": lambda job: job.parent_task_id,
-    "parent_index": lambda job: job.parent_index,
-    "message_id": lambda job: job.message_id,
-    "status": lambda job: job.status.value,
-    "progress": lambda job: job.progress,
-    "queue_ahead": lambda job: job.queue_ahead,
-    "image_url": lambda job: job.image_url,
-    "fail_reason": lambda job: job.fail_reason,
-    "display": lambda job: Display.of(job).signature(),
-    "shown": lambda job: job.shown,
-    "message_gone": lambda job: int(job.message_gone),
-    "created_at": lambda job: job.created_at,
-    "updated_at": lambda job: job.updated_at or time.time(),
-    "finished_at": lambda job: job.finished_at,
-    "posting_at": lambda job: job.posting_at,
-    "nonce": lambda job: job.nonce,
-    "buttons": lambda job: (json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False)
-                            if job.buttons else None),
-    "final_prompt": lambda job: job.final_prompt,
-    "parent_button": lambda job: job.parent_button,
-    "language": lambda job: job.language,
-}
 _UPDATE_SQL: dict[tuple[str, ...], str] = {}
 
 
@@ -655,37 +664,4 @@ def _row_of(job: Job) -> dict[str, Any]:
 
 
 def _job_of(row: aiosqlite.Row) -> Job:
-    return Job(
-        task_id=row["task_id"],
-        action=Action(row["action"]),
-        prompt=row["prompt"],
-        prompt_en=row["prompt_en"],
-        owner_id=row["owner_id"],
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        parent_task_id=row["parent_task_id"],
-        parent_index=row["parent_index"],
-        message_id=row["message_id"],
-        status=Status.parse(row["status"]),
-        progress=row["progress"],
-        queue_ahead=row["queue_ahead"],
-        image_url=row["image_url"],
-        fail_reason=row["fail_reason"],
-        shown=row["shown"],
-        message_gone=bool(row["message_gone"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-        posting_at=row["posting_at"],
-        nonce=row["nonce"],
-        buttons=_buttons_of(row["buttons"]),
-        final_prompt=row["final_prompt"],
-        parent_button=row["parent_button"],
-        language=row["language"],
-    )
-
-
-def _buttons_of(text: str | None) -> tuple[TaskButton, ...]:
-    if not text:
-        return ()
-    return tuple(b for b in map(TaskButton.from_json, json.loads(text)) if b is not None)
+    return Job(**{name: read(row[name]) for name, read in _FIELD_OF.items()})

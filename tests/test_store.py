@@ -131,3 +131,14 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
     reopened = await open_store(path)  # what is on disk, not in any cache
     assert [(await reopened.get_job(j.task_id)).progress for j in (job, other)] == ["55%", "55%"]
     await reopened.close()
+
+
+def test_every_stored_field_of_a_job_has_its_column():
+    """The jobs table's columns are listed once (bot/store.py); a Job field added without its
+    column (or a column without its field) fails here, not at run time."""
+    from dataclasses import fields
+
+    from bot.store import _FIELD_OF
+
+    derived = {"used_buttons"}  # computed from other rows when a job is read
+    assert set(_FIELD_OF) == {f.name for f in fields(Job)} - derived
