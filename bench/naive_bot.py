@@ -137,7 +137,7 @@ class NaiveBot(commands.Bot):
                 async with self.session.get(f"{self.base_url}/task/{job.task_id}/fetch") as response:
                     body = await response.text()
                 task = json.loads(body) if response.status == 200 and body.strip() else None
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 log.warning("task %s: fetch failed (%s)", job.task_id, type(exc).__name__)
                 task = None
             if isinstance(task, dict):
@@ -147,7 +147,7 @@ class NaiveBot(commands.Bot):
                         if await self.show(job, message, task):
                             return
                         job.last = state
-                    except (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    except (TimeoutError, discord.HTTPException, aiohttp.ClientError) as exc:
                         # Tried again at the next poll (the state still differs from what is shown).
                         log.warning("task %s: editing its message failed (%s)", job.task_id, exc)
             await asyncio.sleep(self.poll_interval_s)
@@ -190,7 +190,7 @@ async def imagine(interaction: discord.Interaction, prompt: str) -> None:
     try:
         async with bot.session.post(f"{bot.base_url}/submit/imagine", json={"prompt": prompt}) as response:
             data = await response.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         await interaction.edit_original_response(content=f"The proxy did not answer ({type(exc).__name__}).")
         return
     if not isinstance(data, dict) or data.get("code") not in ACCEPTED_CODES or not data.get("result"):

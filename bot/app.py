@@ -21,9 +21,9 @@ from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
 from bot.store import Store
 from bot.translator import CatalogueTranslator
-from bot.ui.interactions import MjCommandTree
 from bot.ui.buttons import JobButton, StaleButton
 from bot.ui.delivery import DiscordJobView
+from bot.ui.interactions import MjCommandTree
 
 log = logging.getLogger(__name__)
 

@@ -470,14 +470,14 @@ async def test_raw_burst_gets_discords_429(dd: DiscordDouble) -> None:
 
     assert [status for status, _, _ in answers] == [200, 200, 429, 429]
     now = time.time()
-    for (status, headers, _), remaining in zip(answers, ["1", "0", "0", "0"], strict=True):
+    for (_, headers, _), remaining in zip(answers, ["1", "0", "0", "0"], strict=True):
         assert headers["X-RateLimit-Limit"] == "2"
         assert headers["X-RateLimit-Remaining"] == remaining
         reset_after = float(headers["X-RateLimit-Reset-After"])
         assert 0 < reset_after <= 0.5
         assert now - 0.5 < float(headers["X-RateLimit-Reset"]) <= now + 0.501
         assert headers["X-RateLimit-Bucket"] == answers[0][1]["X-RateLimit-Bucket"] == other_bucket  # stable
-    for status, headers, body in answers[2:]:
+    for _, headers, body in answers[2:]:
         assert headers["Via"] == "1.1 google" and headers["X-RateLimit-Scope"] == "user"
         assert headers["Content-Type"] == "application/json"
         data = json.loads(body)
@@ -579,7 +579,7 @@ async def test_limit_can_be_disabled(dd: DiscordDouble, bot: EchoBot) -> None:
     dd.channel_write_limit = (1, 5.0)
     async with raw_session(dd) as session:
         statuses = []
-        for i in range(2):
+        for _ in range(2):
             async with session.post(path, json={"content": "again"}) as response:
                 statuses.append(response.status)
     assert statuses == [200, 429]

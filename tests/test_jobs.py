@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.access import Requester
 from bot.errors import (
     BannedPrompt,
     DeliveryForbidden,
@@ -14,7 +15,6 @@ from bot.errors import (
     ProxyUnreachable,
     QueueFull,
 )
-from bot.access import Requester
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
 from bot.models import Action, ImageFile, Phase, Status, parse_local_reason
 from bot.proxy import ProxyClient

@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import logs
 from bot.access import Requester
 from bot.alerts import AlertMonitor
-from bot.text import duration_text
 from bot.checks import check_notify
 from bot.config import AlertsSettings, NotifySettings, Settings
 from bot.errors import BannedPrompt, JobNotFound, JobTooOld, ProxyAuthFailed, ProxyUnreachable
@@ -35,6 +34,7 @@ from bot.metrics import Metrics, endpoint_of
 from bot.models import Action, Job, Phase, Status
 from bot.proxy import ProxyClient
 from bot.store import MIGRATIONS, Store, backup_database
+from bot.text import duration_text
 from tests.conftest import FAST_WRITES, RecordingView
 from tests.proxy_sim import ProxySim
 from tests.test_cli import ROOT, run_cli

@@ -357,7 +357,7 @@ class Receiver:
             await self.release.wait()
         return web.Response(status=self.status)
 
-    async def __aenter__(self) -> "Receiver":
+    async def __aenter__(self) -> Receiver:
         app = web.Application()
         app.router.add_post("/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
@@ -406,7 +406,7 @@ async def test_delivery_on_every_change(sim, client, receiver):
     assert all(d.ok and d.http_status == 200 and d.error is None for d in sim.deliveries)
     assert {(d.task_id, d.url) for d in sim.deliveries} == {(task_id, receiver.url())}
     assert [(d.status, d.progress) for d in sim.deliveries] == receiver.progress()
-    assert all(a.at <= b.at for a, b in zip(sim.deliveries, sim.deliveries[1:]))
+    assert all(a.at <= b.at for a, b in zip(sim.deliveries, sim.deliveries[1:], strict=False))
 
     change = {"taskId": task_id, "action": "UPSCALE", "index": 1, "notifyHook": receiver.url("/up")}
     upscale = (await client.post("/submit/change", json=change)).json()["result"]
@@ -589,7 +589,7 @@ async def test_time_mode_moves_each_task_on_its_own_clock():
         times = [at for at, status, _ in task.state_times if status != NOT_START]
         # Steps come late under load, never early (asyncio may fire a timer up to its clock
         # resolution early, and the wall clock these times use is not the loop's clock: 5 ms slack).
-        assert all(b - a >= task.step_s - 0.005 for a, b in zip(times, times[1:]))
+        assert all(b - a >= task.step_s - 0.005 for a, b in zip(times, times[1:], strict=False))
     # Only two slots: the third starts when the first of the others finishes.
     third_start = next(at for at, status, _ in tasks[2].state_times if status == SUBMITTED)
     assert third_start >= min(tasks[0].finished_at, tasks[1].finished_at)

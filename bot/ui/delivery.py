@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 import discord
 
 from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
-from bot.i18n import DEFAULT_LANGUAGE
+from bot.i18n import DEFAULT_LANGUAGE, t
 from bot.models import Display, ImageFile, Job
-from bot.i18n import t
 from bot.ui.render import Rendered, content_prefix, render
 
 log = logging.getLogger(__name__)

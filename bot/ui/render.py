@@ -77,7 +77,7 @@ def content_for(job: Job, display: Display, language: str) -> str:
     if job.action is Action.DESCRIBE and display.phase is Phase.DONE:
         prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
         lines = [f"{mark} {discord.utils.escape_markdown(clip_words(prompt, 400))}"
-                 for mark, prompt in zip(DESCRIBE_MARKS, prompts)]
+                 for mark, prompt in zip(DESCRIBE_MARKS, prompts, strict=False)]
         text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
     return clip(text, MAX_CONTENT)
 

@@ -214,7 +214,7 @@ async def test_a_run_of_failures_with_one_reason_is_alerted_once(start_bot, conf
         await dd.slash("imagine", {"prompt": f"fox {number}"})
         message = await wait_public(dd, number + 1)
         sim.fail(next(t for t in sim.tasks if sim.tasks[t].prompt == f"fox {number}"), "account banned")
-        await dd.wait_for(lambda: "account banned" in message.content, what=f"job {number} failed")
+        await dd.wait_for(lambda message=message: "account banned" in message.content, what=f"job {number} failed")
         if number == 1:
             await dd.wait_for(lambda: alerts(dd), what="the failure-run alert")
     assert alerts(dd) == ["⚠️ The last 2 jobs failed with the same reason: account banned. "

@@ -48,9 +48,8 @@ def _version(prompt: str | None, bot_type: str = "MID_JOURNEY") -> str:
     trueai's TaskInfo.GetVersion returns (Models/TaskInfo.cs). trueai's own default is v 8.1,
     whose upscales have no upscale/zoom/pan buttons; the sim assumes v 7 so a plain prompt
     gets the full set (write ``--v 8`` in the prompt for the v8 set)."""
-    match = None
-    for match in _VERSION_FLAG.finditer(prompt or ""):
-        pass  # the last flag wins, as in Midjourney
+    flags = list(_VERSION_FLAG.finditer(prompt or ""))
+    match = flags[-1] if flags else None  # the last flag wins, as in Midjourney
     niji = bot_type == "NIJI_JOURNEY"
     if match is None:
         return "niji 7" if niji else DEFAULT_VERSION
