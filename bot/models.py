@@ -300,6 +300,16 @@ class Submission:
     parent_button: int | None = None
     language: str | None = None
 
+    def to_job(self, task_id: str, now: float, **extra: Any) -> Job:
+        """The job this submission became once the proxy accepted it as ``task_id``."""
+        return Job(task_id=task_id, action=Action(self.action), prompt=self.prompt,
+                   owner_id=self.owner_id, channel_id=self.channel_id,
+                   guild_id=self.guild_id, parent_task_id=self.parent_task_id,
+                   parent_index=self.parent_index, parent_button=self.parent_button,
+                   language=self.language,
+                   status=Status.SUBMITTED, nonce=self.nonce,
+                   created_at=now, updated_at=now, **extra)
+
 
 LOCAL_REASON_PREFIX = "mjbot:"
 

@@ -1,0 +1,301 @@
+"""The jobs service's front: the one object the rest of the bot uses. It wires the parts (a
+:class:`Submitter`, a :class:`Tracker`, a :class:`Delivery`), starts and stops them, answers members'
+questions about their jobs, and holds the service open for members' requests under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from bot.access import AccessPolicy, Requester
+from bot.background import wait_event
+from bot.config import Settings
+from bot.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
+from bot.events import JobEvents, NoEvents
+from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
+from bot.jobs.press import Presser
+from bot.jobs.submit import Submitter
+from bot.jobs.track import Tracker
+from bot.models import Action, ImageFile, Job, Status, Submission
+from bot.proxy import ProxyClient
+from bot.storage import Store
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 10.0
+
+
+def _member_request(method):  # type: ignore[no-untyped-def]
+    """A member's request (a command, a click): refused once the service stops, and waited for by
+    stop(), so it never meets a closed database or a closed connection half-way."""
+
+    @functools.wraps(method)
+    async def guarded(self: JobService, *args: object, **kwargs: object) -> object:
+        async with self.member_request(method.__name__):
+            return await method(self, *args, **kwargs)
+
+    return guarded
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    proxy_problem: ProxyError | None
+    proxy_latency_s: float | None
+    running: int
+    waiting: int
+    oldest: Job | None
+
+
+class JobService:
+    """Submit tasks, track every unfinished one in a single loop, and push changes to a view.
+
+    Parts, each owning its state, calling one way: this front → press → submit → track → deliver."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        proxy: ProxyClient,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        writes_per_window: int = DISCORD_CHANNEL_WRITES,
+        write_window_s: float = DISCORD_CHANNEL_WINDOW_S,
+        events: JobEvents | None = None,
+    ) -> None:
+        self.settings = settings
+        self.proxy = proxy
+        self.store = store
+        self.events: JobEvents = events or NoEvents()  # metrics, alerts, health
+        self.policy = AccessPolicy(settings.access)
+        self._clock = clock
+        self._deliver = Delivery(
+            proxy, store, clock=clock, writes_per_window=writes_per_window, write_window_s=write_window_s
+        )
+        self._track = Tracker(settings, proxy, store, self._deliver, clock=clock, events=self.events)
+        self._deliver.on_shown = self._track.shown  # the tracked copy learns what its message shows
+        self._submit = Submitter(
+            settings, proxy, store, self.policy, self._track, self._deliver, clock=clock, events=self.events
+        )
+        self._press = Presser(settings, proxy, store, self.policy, self._submit, self._track, self._deliver)
+        self._closing = False  # stop() began: members' requests are refused
+        self._requests = 0  # members' requests under way
+        self._requests_idle = asyncio.Event()
+        self._requests_idle.set()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    async def start(self, view: JobView) -> None:
+        """Resume from SQLite: track unfinished jobs again and repair messages left stale."""
+        self._deliver.view = view
+        self._closing = False
+        await self._track.start()
+
+    async def stop(self) -> None:
+        # Requests of members under way finish first (within the grace), new ones are refused.
+        self._closing = True
+        if not await wait_event(self._requests_idle, SHUTDOWN_GRACE_S):
+            log.warning("stopping with %d member requests still under way", self._requests)
+        await self._track.stop(SHUTDOWN_GRACE_S)
+        await self._deliver.close(SHUTDOWN_GRACE_S)
+
+    @contextlib.asynccontextmanager
+    async def member_request(self, what: str) -> AsyncIterator[None]:
+        """Hold the service open for a member's request, from the click to the answer on Discord:
+        stop() waits for it, and once stopping began a new one raises :class:`BotRestarting`."""
+        if self._closing:
+            raise BotRestarting(f"{what} while stopping")
+        self._requests += 1
+        self._requests_idle.clear()
+        try:
+            yield
+        finally:
+            self._requests -= 1
+            if not self._requests:
+                self._requests_idle.set()
+
+    @property
+    def view(self) -> JobView | None:
+        return self._deliver.view
+
+    @property
+    def notify_hook(self) -> str | None:
+        """The push URL handed to the proxy with every submit (set when the push receiver runs)."""
+        return self._submit.notify_hook
+
+    @notify_hook.setter
+    def notify_hook(self, url: str | None) -> None:
+        self._submit.notify_hook = url
+
+    # --- the tracker ---------------------------------------------------------------------------
+
+    @property
+    def tracked_ids(self) -> list[str]:
+        return self._track.tracked_ids
+
+    @property
+    def ticks(self) -> int:
+        return self._track.ticks
+
+    async def tick(self) -> None:
+        """One pass over every unfinished job: ask the proxy, store changes, show them."""
+        await self._track.tick()
+
+    async def wait_ticks(self, count: int = 1, timeout: float = 10.0) -> None:
+        """Wait until ``count`` more ticks have finished (for tests and tools)."""
+        await self._track.wait_ticks(count, timeout)
+
+    def signal_push(self, task_id: str) -> None:
+        """The proxy pushed a change of ``task_id``: look now (see :meth:`Tracker.signal_push`)."""
+        self._track.signal_push(task_id)
+
+    @_member_request
+    async def status(self) -> ServiceStatus:
+        """For admins: is the proxy reachable, how many jobs run and wait, which is oldest."""
+        unfinished = await self.store.unfinished_jobs()
+        waiting = sum(1 for job in unfinished if job.status in (Status.NOT_START, Status.SUBMITTED, Status.UNKNOWN))
+        problem, latency = None, None
+        try:
+            latency = await self.proxy.ping()
+        except ProxyError as exc:
+            problem = exc
+        return ServiceStatus(
+            proxy_problem=problem,
+            proxy_latency_s=latency,
+            running=len(unfinished) - waiting,
+            waiting=waiting,
+            oldest=unfinished[0] if unfinished else None,
+        )
+
+    # --- submitting ----------------------------------------------------------------------------
+
+    @_member_request
+    async def imagine(
+        self, prompt: str, who: Requester, *, image: ImageFile | None = None, origin: object | None = None
+    ) -> Job:
+        """Submit an imagine and post its message.
+
+        Raises a UserInputError for a request the rules refuse and a ProxyError when the proxy
+        refuses (nothing is stored or posted then), or a DeliveryError when the message could not be
+        posted (the task is stored and tracked all the same).
+        """
+        return await self._submit.imagine(prompt, who, image=image, origin=origin)
+
+    @_member_request
+    async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
+        """Four prompts for an image; the message offers 1️⃣-4️⃣ to imagine one of them."""
+        return await self._submit.describe(image, who, origin=origin)
+
+    @_member_request
+    async def blend(
+        self, images: Sequence[ImageFile], dimensions: str, who: Requester, *, origin: object | None = None
+    ) -> Job:
+        """Blend 2-5 images into a grid (``dimensions``: PORTRAIT, SQUARE or LANDSCAPE)."""
+        return await self._submit.blend(images, dimensions, who, origin=origin)
+
+    @_member_request
+    async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:
+        """1️⃣-4️⃣ under a /describe answer: an /imagine of that prompt, for whoever presses."""
+        prompt = await self._submit.described_prompt(task_id, number, who)
+        return await self.imagine(prompt, who)
+
+    @_member_request
+    async def change(self, parent_task_id: str, action: Action, index: int | None, who: Requester) -> Job:
+        """The bot's own U/V/🔄 buttons: upscale, vary or reroll a finished grid, as a new job that
+        replies to it. Sent as /submit/change, or as /submit/action with the matching server button
+        where the server speaks only that. Each button submits once, however often it is pressed."""
+        return await self._press.change(parent_task_id, action, index, who)
+
+    @_member_request
+    async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
+        """One of the server's own buttons on a task (trueai, new-api): /submit/action with its
+        customId. ``prompt`` answers a button that needs one (Custom Zoom) via /submit/modal."""
+        return await self._press.press(parent_task_id, position, who, prompt=prompt)
+
+    @_member_request
+    async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
+        """A job waiting in MODAL (a Remix-mode account, or new-api hiding the 21) gets its prompt."""
+        return await self._press.give_prompt(task_id, prompt, who)
+
+    # --- a member's jobs -----------------------------------------------------------------------
+
+    def check_press(self, who: Requester, job: Job) -> None:
+        """Raise unless ``who`` may press ``job``'s buttons (before asking them for a prompt)."""
+        self.policy.check_press(who, job)
+
+    def check_admin(self, who: Requester) -> None:
+        self.policy.check_admin(who)
+
+    @_member_request
+    async def get_job(self, task_id: str) -> Job | None:
+        return await self.store.get_job(task_id)
+
+    @_member_request
+    async def job_for_message(self, message_id: int) -> Job | None:
+        return await self.store.job_for_message(message_id)
+
+    @_member_request
+    async def recent_jobs(self, who: Requester, *, page: int, per_page: int) -> tuple[list[Job], bool]:
+        """The member's jobs in this guild, newest first; and whether there are more."""
+        jobs = await self.store.jobs_of(who.user_id, who.guild_id, limit=per_page + 1, offset=page * per_page)
+        return jobs[:per_page], len(jobs) > per_page
+
+    @_member_request
+    async def job_to_show(self, task_id: str, who: Requester) -> Job:
+        """A job a member may post again: their own (any, for admins), from this guild, finished."""
+        job = await self.store.get_job(task_id.strip())
+        if job is None and await self.store.pruned_guild(task_id.strip()) == (True, who.guild_id):
+            raise JobTooOld(f"job {task_id} was pruned ([storage] keep_days)", task_id=task_id)
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
+        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
+            raise NotJobOwner(f"user {who.user_id} asked to show {job.owner_id}'s job", owner_id=job.owner_id)
+        if not job.finished:
+            raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
+        return job
+
+    @_member_request
+    async def forget_message(self, task_id: str, who: Requester) -> Job:
+        """❌: the owner (or an admin) deletes a job's message; it is never edited again."""
+        job = await self.store.get_job(task_id)
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
+        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
+            raise NotJobOwner(f"user {who.user_id} tried to delete {job.owner_id}'s job", owner_id=job.owner_id)
+        await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
+        log.info("task %s: message %s deleted by user %s", task_id, job.message_id, who.user_id)
+        return job
+
+    async def final_image(self, job: Job) -> ImageFile | None:
+        """The job's final image from the proxy's link (None if it cannot be had)."""
+        return await self._deliver.final_image(job)
+
+    # --- for tests that reach inside (kept from the single-class service) ---------------------
+
+    @property
+    def _pushed(self) -> set[str]:
+        return self._track._pushed
+
+    def _submission(
+        self,
+        action: Action,
+        prompt: str,
+        who: Requester,
+        channel_id: int,
+        *,
+        parent: Job | None = None,
+        index: int | None = None,
+        button: int | None = None,
+    ) -> Submission:
+        return self._submit.submission(action, prompt, who, channel_id, parent=parent, index=index, button=button)
+
+    def _new_job(self, task_id: str, submission: Submission, **extra: object) -> Job:
+        return submission.to_job(task_id, self._clock(), **extra)
+
+    async def _accept(self, job: Job) -> Job:
+        return await self._submit.accept(job)

@@ -1,0 +1,247 @@
+"""Submitting new jobs (imagine, describe, blend), and what every submit shares, button presses
+included (see ``press``): it holds one of the member's job slots, stores a submission before the
+proxy hears of it (so a crash in between can be recovered), and turns the accepted task into a
+tracked job whose message is then posted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+
+from bot.access import AccessPolicy, Requester
+from bot.config import Settings
+from bot.errors import (
+    ButtonBusy,
+    DailyLimitReached,
+    DeliveryForbidden,
+    JobNotFound,
+    JobNotReady,
+    MessageGone,
+    ProxyError,
+    ProxyTimeout,
+    SubmitUnconfirmed,
+    TooManyRunning,
+    UserInputError,
+)
+from bot.events import JobEvents
+from bot.jobs.deliver import Delivery
+from bot.jobs.recover import SUBMISSION_GIVE_UP_S
+from bot.jobs.track import Tracker
+from bot.models import (
+    Action,
+    ImageFile,
+    Job,
+    Status,
+    Submission,
+    SubmitAccepted,
+    describe_prompts,
+)
+from bot.prompt import check_prompt
+from bot.proxy import ProxyClient
+from bot.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class Submitter:
+    """Owns what submitting needs to remember: each member's submits under way (their job slots),
+    and the push URL to hand the proxy."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        proxy: ProxyClient,
+        store: Store,
+        policy: AccessPolicy,
+        tracker: Tracker,
+        delivery: Delivery,
+        *,
+        clock: Callable[[], float],
+        events: JobEvents,
+    ) -> None:
+        self.settings = settings
+        self.proxy = proxy
+        self.store = store
+        self.policy = policy
+        self.tracker = tracker
+        self.delivery = delivery
+        self.events = events
+        self._clock = clock
+        self.notify_hook: str | None = None  # set when the push receiver runs
+        self._submitting_per_user: dict[int, int] = {}
+
+    # --- new jobs ------------------------------------------------------------------------------
+
+    async def imagine(
+        self, prompt: str, who: Requester, *, image: ImageFile | None = None, origin: object | None = None
+    ) -> Job:
+        self.policy.check_start(who)
+        prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
+        images = [image.as_data_url()] if image else []
+        return await self._submit_new(
+            Action.IMAGINE,
+            prompt,
+            who,
+            lambda nonce: self.proxy.submit_imagine(prompt, images, state=nonce, notify_hook=self.notify_hook),
+            origin=origin,
+        )
+
+    async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
+        self.policy.check_start(who)
+        return await self._submit_new(
+            Action.DESCRIBE,
+            "",
+            who,
+            lambda nonce: self.proxy.submit_describe(image.as_data_url(), state=nonce, notify_hook=self.notify_hook),
+            origin=origin,
+        )
+
+    async def blend(
+        self, images: Sequence[ImageFile], dimensions: str, who: Requester, *, origin: object | None = None
+    ) -> Job:
+        self.policy.check_start(who)
+        if not 2 <= len(images) <= 5:
+            raise UserInputError(f"blend of {len(images)} images")
+        urls = [image.as_data_url() for image in images]
+        return await self._submit_new(
+            Action.BLEND,
+            "",
+            who,
+            lambda nonce: self.proxy.submit_blend(urls, dimensions, state=nonce, notify_hook=self.notify_hook),
+            origin=origin,
+        )
+
+    async def described_prompt(self, task_id: str, number: int, who: Requester) -> str:
+        """Prompt ``number`` of a finished /describe answer in the member's guild."""
+        job = await self.store.get_job(task_id)
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no describe job {task_id} here", task_id=task_id)
+        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+        if job.action is not Action.DESCRIBE or job.status is not Status.SUCCESS or not 1 <= number <= len(prompts):
+            raise JobNotReady(f"job {task_id} has no prompt {number}", task_id=task_id)
+        return prompts[number - 1]
+
+    async def _submit_new(
+        self,
+        action: Action,
+        prompt: str,
+        who: Requester,
+        submit: Callable[[str], Awaitable[SubmitAccepted]],
+        *,
+        origin: object | None = None,
+    ) -> Job:
+        async with self.reservation(who.user_id):
+            submission = self.submission(action, prompt, who, who.channel_id)
+            await self.store.insert_submission(submission)
+            accepted = await self.submitting(submission, submit(submission.nonce))
+            log.info(
+                "task %s submitted: %s by user %s in guild %s channel %s",
+                accepted.task_id,
+                action.value.lower(),
+                who.user_id,
+                who.guild_id,
+                who.channel_id,
+            )
+            if origin is not None:
+                self.delivery.remember_origin(accepted.task_id, origin)  # used for its first message only
+            return await self.accept_task(submission, accepted)
+
+    # --- what every submit shares --------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def reservation(self, user_id: int) -> AsyncIterator[None]:
+        """Hold one of the member's job slots while a submit is under way (admins have no limit)."""
+        limits = self.settings.limits
+        # Take the slot before awaiting the counts, so concurrent submits see each other.
+        pending = self._submitting_per_user.get(user_id, 0)
+        self._submitting_per_user[user_id] = pending + 1
+        try:
+            if not self.policy.is_admin(user_id):
+                if limits.max_running_per_user:
+                    running = await self.store.count_unfinished(user_id) + pending
+                    if running >= limits.max_running_per_user:
+                        raise TooManyRunning(
+                            f"user {user_id} has {running} jobs running", limit=limits.max_running_per_user
+                        )
+                if limits.max_jobs_per_user_per_day:
+                    midnight = (
+                        datetime.fromtimestamp(self._clock(), timezone.utc)
+                        .replace(hour=0, minute=0, second=0, microsecond=0)
+                        .timestamp()
+                    )
+                    today = await self.store.count_created_since(user_id, midnight) + pending
+                    if today >= limits.max_jobs_per_user_per_day:
+                        raise DailyLimitReached(
+                            f"user {user_id} started {today} jobs today", limit=limits.max_jobs_per_user_per_day
+                        )
+            yield
+        finally:
+            self._submitting_per_user[user_id] -= 1
+            if not self._submitting_per_user[user_id]:
+                del self._submitting_per_user[user_id]
+
+    def submission(
+        self,
+        action: Action,
+        prompt: str,
+        who: Requester,
+        channel_id: int,
+        *,
+        parent: Job | None = None,
+        index: int | None = None,
+        button: int | None = None,
+    ) -> Submission:
+        return Submission(
+            nonce=f"mjbot:{uuid.uuid4().hex}",
+            action=action.value,
+            prompt=prompt,
+            owner_id=who.user_id,
+            guild_id=who.guild_id if parent is None else parent.guild_id,
+            channel_id=channel_id,
+            parent_task_id=parent.task_id if parent else None,
+            parent_index=index,
+            created_at=self._clock(),
+            parent_button=button,
+            language=who.language,
+        )
+
+    async def submitting(self, submission: Submission, submit: Awaitable[SubmitAccepted]) -> SubmitAccepted:
+        """Await the proxy's answer. A refusal means there is nothing to recover: forget the
+        submission. A timeout may hide an accepted task: keep it, and recovery will look for it."""
+        try:
+            return await submit
+        except ProxyTimeout as exc:
+            self.tracker.submission_unconfirmed()
+            raise SubmitUnconfirmed(str(exc), minutes=round(SUBMISSION_GIVE_UP_S / 60)) from exc
+        except BaseException as exc:
+            if isinstance(exc, ProxyError):
+                self.events.submit_refused(exc)
+            await self.store.delete_submission(submission.nonce)
+            raise
+
+    async def accept_task(self, submission: Submission, accepted: SubmitAccepted) -> Job:
+        """The proxy accepted ``submission``: it becomes a job (see :meth:`accept`)."""
+        return await self.accept(submission.to_job(accepted.task_id, self._clock(), queue_ahead=accepted.queue_ahead))
+
+    async def accept(self, job: Job) -> Job:
+        """Store an accepted task before anyone hears of it, track it, and post its message."""
+        try:
+            await self.store.insert_job(job)
+        except sqlite3.IntegrityError:
+            # Another job already holds this button (pressed another way); ours was accepted
+            # all the same, which the log must say, since the proxy will run it.
+            log.error("task %s: accepted by the proxy but its button already has a job; not tracked", job.task_id)
+            if job.nonce:
+                await self.store.delete_submission(job.nonce)
+            raise ButtonBusy(f"task {job.task_id}: its button already has a job") from None
+        self.tracker.follow(job)
+        self.events.job_submitted(job)
+        problem = await self.delivery.schedule(job)
+        if isinstance(problem, (DeliveryForbidden, MessageGone)):
+            raise problem
+        return await self.store.get_job(job.task_id) or job
