@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.procs import NaiveProcess, stop_all
 from bot.models import Action, Display, Job, Status
 from bot.notify import TOKEN_KEY
-from bot.store import Store
+from bot.storage import Store
 from tests.discord_double import DiscordDouble
 from tests.discord_double.records import MessageRecord, MessageVersion
 from tests.e2e.harness import BotProcess, write_config

@@ -283,7 +283,7 @@ def cmd_sync_commands(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from bot.store import backup_database
+    from bot.storage import backup_database
 
     settings = _settings(args)
     if settings is None:

@@ -19,7 +19,7 @@ from bot.jobs import JobService
 from bot.metrics import Metrics
 from bot.notify import TOKEN_KEY, NotifyReceiver, new_token
 from bot.proxy import ProxyClient
-from bot.store import Store
+from bot.storage import Store
 from bot.translator import CatalogueTranslator
 from bot.ui.buttons import JobButton, StaleButton
 from bot.ui.delivery import DiscordJobView

@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.config import DiscordSettings, NotifySettings, ProxySettings, Settings, StorageSettings
 from bot.errors import ConfigError, ProxyAuthFailed, ProxyEndpointMissing, ProxyError
 from bot.proxy import ProxyClient
-from bot.store import MIGRATIONS, Store
+from bot.storage import MIGRATIONS, Store
 
 HTTP_TIMEOUT_S = 10.0
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from bot.background import BackgroundLoop
-from bot.store import Store
+from bot.storage import Store
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.jobs import JobService
 from bot.models import Display, ImageFile, Job
 from bot.proxy import ProxyClient
-from bot.store import Store
+from bot.storage import Store
 from tests.proxy_sim import ProxySim
 
 # The restartable service harness and its fixture, for the rules and real-servers tests.

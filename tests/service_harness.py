@@ -11,7 +11,7 @@ from bot.access import Requester
 from bot.jobs import JobService
 from bot.models import Phase
 from bot.proxy import ProxyClient
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 

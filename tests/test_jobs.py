@@ -18,7 +18,7 @@ from bot.errors import (
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
 from bot.models import Action, ImageFile, Phase, Status, parse_local_reason
 from bot.proxy import ProxyClient
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 

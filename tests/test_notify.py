@@ -15,7 +15,7 @@ from bot.jobs import JobService
 from bot.models import Phase, Status
 from bot.notify import NotifyReceiver, new_token
 from bot.proxy import ProxyClient
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 

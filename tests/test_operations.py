@@ -33,7 +33,7 @@ from bot.jobs import JobService
 from bot.metrics import Metrics, endpoint_of
 from bot.models import Action, Job, Phase, Status
 from bot.proxy import ProxyClient
-from bot.store import MIGRATIONS, Store, backup_database
+from bot.storage import MIGRATIONS, Store, backup_database
 from bot.text import duration_text
 from tests.conftest import FAST_WRITES, RecordingView
 from tests.proxy_sim import ProxySim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from bot.models import Action, Display, Job, Status
-from bot.store import MIGRATIONS, Store
+from bot.storage import MIGRATIONS, Store
 
 
 def make_job(task_id: str = "1320098173412546", **changes) -> Job:
@@ -134,11 +134,11 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
 
 
 def test_every_stored_field_of_a_job_has_its_column():
-    """The jobs table's columns are listed once (bot/store.py); a Job field added without its
+    """The jobs table's columns are listed once (bot/storage/schema.py); a Job field added without its
     column (or a column without its field) fails here, not at run time."""
     from dataclasses import fields
 
-    from bot.store import _FIELD_OF
+    from bot.storage.schema import FIELD_OF as _FIELD_OF
 
     derived = {"used_buttons"}  # computed from other rows when a job is read
     assert set(_FIELD_OF) == {f.name for f in fields(Job)} - derived

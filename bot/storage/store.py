@@ -1,4 +1,4 @@
-"""SQLite persistence for jobs: WAL, a busy timeout, and versioned migrations.
+"""SQLite persistence for jobs: WAL, a busy timeout, versioned migrations, one transaction at a time.
 
 Everything the bot needs after a restart lives here: which tasks are unfinished, which Discord
 message shows each one, and what that message showed last.
@@ -7,173 +7,22 @@ message shows each one, and what that message showed last.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from bot.errors import ConfigError
-from bot.models import BUTTON_MARK, Action, Display, Job, Status, Submission, TaskButton
+from bot.models import BUTTON_MARK, Action, Job, Status, Submission
+from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 
 log = logging.getLogger(__name__)
-
-# Each entry upgrades the schema by one version; PRAGMA user_version records how far a file got.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE jobs (
-        task_id        TEXT PRIMARY KEY,
-        action         TEXT NOT NULL,
-        prompt         TEXT NOT NULL,
-        prompt_en      TEXT,
-        owner_id       INTEGER NOT NULL,
-        guild_id       INTEGER,
-        channel_id     INTEGER NOT NULL,
-        parent_task_id TEXT,
-        parent_index   INTEGER,
-        message_id     INTEGER,
-        status         TEXT NOT NULL,
-        progress       TEXT,
-        queue_ahead    INTEGER,
-        image_url      TEXT,
-        fail_reason    TEXT,
-        display        TEXT NOT NULL,   -- signature of what the message should show
-        shown          TEXT,            -- signature of what it showed last (NULL: never posted)
-        message_gone   INTEGER NOT NULL DEFAULT 0,
-        created_at     REAL NOT NULL,
-        updated_at     REAL NOT NULL,
-        finished_at    REAL
-    );
-    CREATE INDEX jobs_unfinished ON jobs (created_at) WHERE finished_at IS NULL;
-    CREATE INDEX jobs_parent ON jobs (parent_task_id) WHERE parent_task_id IS NOT NULL;
-    CREATE INDEX jobs_undelivered ON jobs (updated_at)
-        WHERE message_gone = 0 AND (shown IS NULL OR shown <> display);
-    """,
-    # 2: crash safety. A submission is written before the proxy is asked (and found again through
-    # its nonce, sent as the task's `state`, if the bot dies before storing the answer); a job
-    # notes when its message started being posted (so a restart looks for it before posting again);
-    # one job per button of a grid.
-    """
-    CREATE TABLE submissions (
-        nonce          TEXT PRIMARY KEY,
-        action         TEXT NOT NULL,
-        prompt         TEXT NOT NULL,
-        owner_id       INTEGER NOT NULL,
-        guild_id       INTEGER,
-        channel_id     INTEGER NOT NULL,
-        parent_task_id TEXT,
-        parent_index   INTEGER,
-        created_at     REAL NOT NULL
-    );
-    CREATE UNIQUE INDEX submissions_one_per_button ON submissions (parent_task_id, action, parent_index)
-        WHERE parent_task_id IS NOT NULL;
-    ALTER TABLE jobs ADD COLUMN posting_at REAL;
-    ALTER TABLE jobs ADD COLUMN nonce TEXT;
-    CREATE UNIQUE INDEX jobs_one_per_button ON jobs (parent_task_id, action, parent_index)
-        WHERE parent_task_id IS NOT NULL;
-    CREATE INDEX jobs_owner ON jobs (owner_id, created_at);
-    CREATE INDEX jobs_message ON jobs (message_id) WHERE message_id IS NOT NULL;
-    """,
-    # 3: values this install keeps for itself (the push receiver's secret token).
-    """
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # 4: the server's own buttons on a task (trueai, new-api), and which of them made a job.
-    """
-    ALTER TABLE jobs ADD COLUMN buttons TEXT;          -- JSON list of {customId, label, emoji, style}
-    ALTER TABLE jobs ADD COLUMN final_prompt TEXT;
-    ALTER TABLE jobs ADD COLUMN parent_button INTEGER;
-    CREATE UNIQUE INDEX jobs_one_per_server_button ON jobs (parent_task_id, parent_button)
-        WHERE parent_button IS NOT NULL;
-    ALTER TABLE submissions ADD COLUMN parent_button INTEGER;
-    CREATE UNIQUE INDEX submissions_one_per_server_button ON submissions (parent_task_id, parent_button)
-        WHERE parent_button IS NOT NULL;
-    """,
-    # 5: the language of the member who started a job: its public message speaks it.
-    """
-    ALTER TABLE jobs ADD COLUMN language TEXT;
-    ALTER TABLE submissions ADD COLUMN language TEXT;
-    """,
-    # 6: housekeeping. Finished jobs past [storage] keep_days are deleted; their ids stay here so
-    # /show can say "too old" rather than "unknown".
-    """
-    CREATE TABLE pruned (
-        task_id   TEXT PRIMARY KEY,
-        guild_id  INTEGER,
-        pruned_at REAL NOT NULL
-    );
-    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-    """,
-    # 7: a server button is known by its position (its customId) alone. trueai's Upscale (Subtle) and
-    # (Creative) both make UPSCALE 1, so one job per (action, index) applies only to jobs made
-    # without a server button.
-    """
-    DROP INDEX jobs_one_per_button;
-    CREATE UNIQUE INDEX jobs_one_per_button ON jobs (parent_task_id, action, parent_index)
-        WHERE parent_task_id IS NOT NULL AND parent_button IS NULL;
-    DROP INDEX submissions_one_per_button;
-    CREATE UNIQUE INDEX submissions_one_per_button ON submissions (parent_task_id, action, parent_index)
-        WHERE parent_task_id IS NOT NULL AND parent_button IS NULL;
-    """,
-]
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _buttons_of(text: str | None) -> tuple[TaskButton, ...]:
-    if not text:
-        return ()
-    return tuple(b for b in map(TaskButton.from_json, json.loads(text)) if b is not None)
-
-
-# The jobs table, one entry per column: how a Job's field is written to it, and how it is read back
-# (None: written only; "display" is derived from the job). The one list of the columns the code
-# knows; the migrations above create them.
-_JOB_COLUMNS: dict[str, tuple[Callable[[Job], Any], Callable[[Any], Any] | None]] = {
-    "task_id": (lambda job: job.task_id, str),
-    "action": (lambda job: job.action.value, Action),
-    "prompt": (lambda job: job.prompt, _same),
-    "prompt_en": (lambda job: job.prompt_en, _same),
-    "owner_id": (lambda job: job.owner_id, _same),
-    "guild_id": (lambda job: job.guild_id, _same),
-    "channel_id": (lambda job: job.channel_id, _same),
-    "parent_task_id": (lambda job: job.parent_task_id, _same),
-    "parent_index": (lambda job: job.parent_index, _same),
-    "message_id": (lambda job: job.message_id, _same),
-    "status": (lambda job: job.status.value, Status.parse),
-    "progress": (lambda job: job.progress, _same),
-    "queue_ahead": (lambda job: job.queue_ahead, _same),
-    "image_url": (lambda job: job.image_url, _same),
-    "fail_reason": (lambda job: job.fail_reason, _same),
-    "display": (lambda job: Display.of(job).signature(), None),
-    "shown": (lambda job: job.shown, _same),
-    "message_gone": (lambda job: int(job.message_gone), bool),
-    "created_at": (lambda job: job.created_at, _same),
-    "updated_at": (lambda job: job.updated_at or time.time(), _same),
-    "finished_at": (lambda job: job.finished_at, _same),
-    "posting_at": (lambda job: job.posting_at, _same),
-    "nonce": (lambda job: job.nonce, _same),
-    "buttons": (lambda job: (json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False)
-                             if job.buttons else None), _buttons_of),
-    "final_prompt": (lambda job: job.final_prompt, _same),
-    "parent_button": (lambda job: job.parent_button, _same),
-    "language": (lambda job: job.language, _same),
-}
-# How each column is written from a Job (an update computes only the columns it writes), and read.
-_COLUMN_OF: dict[str, Callable[[Job], Any]] = {name: write for name, (write, _) in _JOB_COLUMNS.items()}
-_FIELD_OF: dict[str, Callable[[Any], Any]] = {name: read for name, (_, read) in _JOB_COLUMNS.items() if read}
-_UPDATABLE = frozenset(_COLUMN_OF) - {"task_id", "created_at"}
 
 
 class Store:
@@ -252,7 +101,7 @@ class Store:
 
     async def insert_job(self, job: Job) -> None:
         """Store a new job; in the same transaction, its submission (if any) is done with."""
-        row = _row_of(job)
+        row = row_of(job)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
 
@@ -302,12 +151,12 @@ class Store:
         batches: list[tuple[str, list[tuple[Any, ...]]]] = []
         for job, fields in updates:
             fields = list(fields)
-            unknown = set(fields) - _UPDATABLE
+            unknown = set(fields) - UPDATABLE
             if unknown:
                 raise ValueError(f"not updatable: {sorted(unknown)}")
             names = tuple(dict.fromkeys(fields)) + tuple(n for n in ("display", "updated_at") if n not in fields)
-            sql = _update_sql(names)
-            values = (*[_COLUMN_OF[name](job) for name in names], job.task_id)
+            sql = update_sql(names)
+            values = (*[COLUMN_OF[name](job) for name in names], job.task_id)
             if batches and batches[-1][0] == sql:
                 batches[-1][1].append(values)
             else:
@@ -527,7 +376,7 @@ class Store:
                 return rows, used_rows
 
             rows, used_rows = await run(read)
-        jobs = [_job_of(row) for row in rows]
+        jobs = [job_of(row) for row in rows]
         if not used_rows:
             return jobs
         used: dict[str, set[tuple[str, int]]] = {}
@@ -550,7 +399,7 @@ def _used_button_chunks(rows: Sequence[Any]) -> list[list[str]]:
     U/V buttons (or server buttons) were used."""
     grids = [row["task_id"] for row in rows
              if Status.parse(row["status"]) is Status.SUCCESS
-             and (Action(row["action"]).makes_grid or _buttons_of(row["buttons"]))]
+             and (Action(row["action"]).makes_grid or buttons_of(row["buttons"]))]
     return [grids[start:start + _USED_BUTTONS_CHUNK] for start in range(0, len(grids), _USED_BUTTONS_CHUNK)]
 
 
@@ -602,66 +451,3 @@ class _Recorder:
 
     def executemany(self, sql: str, parameters: Any) -> None:
         self.calls.append(("executemany", sql, list(parameters)))
-
-
-@dataclass(frozen=True)
-class BackupInfo:
-    jobs: int
-    schema_version: int
-    size_bytes: int
-
-
-def backup_database(source: str | Path, target: str | Path) -> BackupInfo:
-    """Copy the live database at ``source`` to ``target`` with SQLite's online backup: a consistent
-    snapshot even while the bot writes (WAL lets it go on meanwhile). The copy is a single
-    self-contained file, checked before it replaces ``target``; a failed backup leaves ``target``
-    as it was."""
-    source, target = Path(source), Path(target)
-    if not source.is_file():
-        raise FileNotFoundError(f"no database at {str(source)!r} (storage.path)")
-    if target.exists() and target.resolve() == source.resolve():
-        raise ValueError("the backup must go to another file than the database itself")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.unlink(missing_ok=True)
-    # mode=rw: never create an empty database where the admin mistyped a path.
-    live = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
-    try:
-        copy = sqlite3.connect(partial)
-        try:
-            live.backup(copy)
-            copy.execute("PRAGMA journal_mode=DELETE")  # no -wal file beside the copy
-            (check,) = copy.execute("PRAGMA integrity_check").fetchone()
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"the copy fails its integrity check: {check}")
-            (version,) = copy.execute("PRAGMA user_version").fetchone()
-            has_jobs = copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone()
-            jobs = copy.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] if has_jobs else 0
-        finally:
-            copy.close()
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        live.close()
-    os.replace(partial, target)
-    return BackupInfo(jobs=int(jobs), schema_version=int(version), size_bytes=target.stat().st_size)
-
-
-_UPDATE_SQL: dict[tuple[str, ...], str] = {}
-
-
-def _update_sql(names: tuple[str, ...]) -> str:
-    sql = _UPDATE_SQL.get(names)
-    if sql is None:
-        assignments = ", ".join(f"{name} = ?" for name in names)
-        sql = _UPDATE_SQL[names] = f"UPDATE jobs SET {assignments} WHERE task_id = ?"
-    return sql
-
-
-def _row_of(job: Job) -> dict[str, Any]:
-    return {name: column(job) for name, column in _COLUMN_OF.items()}
-
-
-def _job_of(row: aiosqlite.Row) -> Job:
-    return Job(**{name: read(row[name]) for name, read in _FIELD_OF.items()})
