@@ -9,9 +9,9 @@ attached). Nothing is stored: a restart forgets every job. No write budget of it
 rate-limit handling (it reads Discord's ``X-RateLimit-*`` headers and queues requests per bucket) is
 all that paces its writes, as in those bots.
 
-It reads the real bot's config file (``bot.config.load_settings``: ``[discord]``, ``[proxy]``,
+It reads the real bot's config file (``bot.core.config.load_settings``: ``[discord]``, ``[proxy]``,
 ``tracking.poll_interval_s``; other sections are ignored) and redirects discord.py the same way
-(``bot.app.point_discord_at``)::
+(``bot.discord.app.point_discord_at``)::
 
     python -m bench.naive_bot --config config.toml [--adopt tasks.jsonl]
 
@@ -26,7 +26,7 @@ JSON object per line::
 edit every message once); ``owner_id`` is optional.
 
 For the benchmark's loop-lag row only, it measures its event loop as the real bot does
-(``bot.metrics.LoopLag``) and serves that alone at ``/metrics`` on ``[http] listen`` when set.
+(``bot.ops.metrics.LoopLag``) and serves that alone at ``/metrics`` on ``[http] listen`` when set.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ from discord import app_commands
 from discord.ext import commands
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from bot.app import point_discord_at
-from bot.config import Settings, load_settings
-from bot.metrics import LoopLag
+from bot.core.config import Settings, load_settings
+from bot.discord.app import point_discord_at
+from bot.ops.metrics import LoopLag
 
 log = logging.getLogger("naive")
 
@@ -79,8 +79,7 @@ class Followed:
 class NaiveBot(commands.Bot):
     def __init__(self, settings: Settings, adopt: list[Followed]) -> None:
         point_discord_at(settings.discord)
-        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(),
-                         help_command=None)
+        super().__init__(command_prefix=commands.when_mentioned, intents=discord.Intents.default(), help_command=None)
         self.settings = settings
         self.base_url = settings.proxy.base_url
         secret = settings.proxy.secret.get_secret_value()
@@ -109,8 +108,9 @@ class NaiveBot(commands.Bot):
         self.loop_lag.start()
         if self.settings.http.listen:
             await self._serve_metrics()
-        self.session = aiohttp.ClientSession(headers=self.proxy_headers,
-                                             timeout=aiohttp.ClientTimeout(total=self.settings.proxy.timeout_s))
+        self.session = aiohttp.ClientSession(
+            headers=self.proxy_headers, timeout=aiohttp.ClientTimeout(total=self.settings.proxy.timeout_s)
+        )
         self.tree.add_command(imagine)
         for guild_id in self.settings.discord.guild_ids:
             guild = discord.Object(guild_id)
@@ -159,8 +159,11 @@ class NaiveBot(commands.Bot):
             assert self.session is not None
             async with self.session.get(image_url) as response:
                 data = await response.read()
-            await message.edit(content=job.text(), embed=None,
-                               attachments=[discord.File(io.BytesIO(data), filename=f"{job.task_id}.png")])
+            await message.edit(
+                content=job.text(),
+                embed=None,
+                attachments=[discord.File(io.BytesIO(data), filename=f"{job.task_id}.png")],
+            )
             return True
         if status in FINISHED:
             await message.edit(content=job.text(f"Failed: {task.get('failReason') or 'unknown'}"), embed=None)
@@ -197,8 +200,13 @@ async def imagine(interaction: discord.Interaction, prompt: str) -> None:
         description = data.get("description") if isinstance(data, dict) else data
         await interaction.edit_original_response(content=f"Submit failed: {description}")
         return
-    job = Followed(task_id=str(data["result"]), channel_id=interaction.channel_id or 0, message_id=0,
-                   prompt=prompt, owner_id=interaction.user.id)
+    job = Followed(
+        task_id=str(data["result"]),
+        channel_id=interaction.channel_id or 0,
+        message_id=0,
+        prompt=prompt,
+        owner_id=interaction.user.id,
+    )
     channel = bot.get_partial_messageable(job.channel_id)
     message = await channel.send(job.text("Waiting to start"))
     job.message_id = message.id
@@ -212,9 +220,13 @@ def read_adopt_file(path: Path) -> list[Followed]:
         if not line.strip():
             continue
         item = json.loads(line)
-        job = Followed(task_id=str(item["task_id"]), channel_id=int(item["channel_id"]),
-                       message_id=int(item["message_id"]), prompt=str(item.get("prompt") or ""),
-                       owner_id=item.get("owner_id"))
+        job = Followed(
+            task_id=str(item["task_id"]),
+            channel_id=int(item["channel_id"]),
+            message_id=int(item["message_id"]),
+            prompt=str(item.get("prompt") or ""),
+            owner_id=item.get("owner_id"),
+        )
         if "status" in item:
             job.last = (item.get("status"), item.get("progress"), item.get("image_url"))
         jobs.append(job)

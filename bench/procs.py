@@ -31,7 +31,8 @@ class NaiveProcess(BotProcess):
             self.process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, stdout=log, stderr=log, env=env)
         await dd.wait_for(
             lambda: self._exited() or (dd.identify_count > identified and dd.gateway.live_sessions),
-            timeout=START_TIMEOUT_S, what="the naive bot to log in",
+            timeout=START_TIMEOUT_S,
+            what="the naive bot to log in",
         )
         if self._exited():
             raise RuntimeError(f"the naive bot exited with {self.process.returncode}:\n{self.log_tail()}")

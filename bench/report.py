@@ -53,8 +53,10 @@ class Table:
         out = [f"### {self.title}", "", *[f"{m}  " for m in self.machine], ""]
         out.append("| " + " | ".join(HEADER) + " |")
         out.append("|" + "|".join(["---"] * len(HEADER)) + "|")
-        out += ["| " + " | ".join(escape(c) for c in (r.metric, r.this_bot, r.naive, r.goal, r.met)) + " |"
-                for r in self.rows]
+        out += [
+            "| " + " | ".join(escape(c) for c in (r.metric, r.this_bot, r.naive, r.goal, r.met)) + " |"
+            for r in self.rows
+        ]
         if self.notes:
             out.append("")
             out += [f"- {note}" for note in self.notes]
@@ -96,13 +98,20 @@ def machine_lines(total_s: float, command: str, commit_at_start: str = "") -> li
 def current_commit() -> str:
     """The checkout's HEAD (short), or "" outside git (read-only: ``git rev-parse``)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                              capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
 
 # --- number formatting --------------------------------------------------------------------------
+
 
 def count(value: float) -> str:
     """1, 10, 1,000; 1.5 when not whole."""

@@ -41,8 +41,9 @@ class TickResult:
     loop_lag: LoopLag | None = None
 
 
-async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s: float,
-                            window_ticks: int) -> TickResult:
+async def requests_per_tick(
+    workdir: Path, kind: str, tasks: int, *, interval_s: float, window_ticks: int
+) -> TickResult:
     """N unfinished tasks held still; after every task has been polled once (start-up is not
     measured), count the proxy's task requests over ``window_ticks`` poll intervals and divide by
     how many times each task was asked about on average (one "tick" = every task polled once)."""
@@ -59,10 +60,17 @@ async def requests_per_tick(workdir: Path, kind: str, tasks: int, *, interval_s:
         counted = PollCounter(w.sim, ids, start=begin).update(stop=end)
         polls = counted.mean_polls
         whole_run = PollCounter(w.sim, ids).update(stop=end)  # start-up included: enough polls for a period
-        return TickResult(tasks=tasks, requests_per_tick=counted.requests / polls if polls else float("nan"),
-                          requests_per_s=counted.requests / window, tick_period_s=whole_run.mean_period_s,
-                          window_s=window, fetches=counted.fetches, requests=counted.requests,
-                          discord_writes=w.dd.channel_writes(), loop_lag=await w.loop_lag())
+        return TickResult(
+            tasks=tasks,
+            requests_per_tick=counted.requests / polls if polls else float("nan"),
+            requests_per_s=counted.requests / window,
+            tick_period_s=whole_run.mean_period_s,
+            window_s=window,
+            fetches=counted.fetches,
+            requests=counted.requests,
+            discord_writes=w.dd.channel_writes(),
+            loop_lag=await w.loop_lag(),
+        )
 
 
 @dataclass
@@ -78,16 +86,28 @@ class LatencyResult:
     loop_lag: LoopLag | None = None
 
 
-async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_channel: bool, push: bool,
-                        poll_interval_s: float, step_s: float, jitter: float, grace_s: float) -> LatencyResult:
+async def final_latency(
+    workdir: Path,
+    kind: str,
+    *,
+    name: str,
+    jobs: int,
+    one_channel: bool,
+    push: bool,
+    poll_interval_s: float,
+    step_s: float,
+    jitter: float,
+    grace_s: float,
+) -> LatencyResult:
     """``jobs`` concurrent /imagine (all sent at once), each in its own channel or all in one; the
     simulator runs them on its clock (``step_s`` per step, jittered per task, seeded). Measures
     proxy final state -> first Discord version with the final image attached, for every job, and
     the channel's writes and 429s. Waits until every final image is shown, at most ``grace_s``
     after the last task finished at the proxy."""
     channels = 1 if one_channel else jobs
-    async with world(workdir, name, channels=channels, mode="time", step_s=step_s, jitter=jitter,
-                     max_running=jobs, max_queue=jobs) as w:
+    async with world(
+        workdir, name, channels=channels, mode="time", step_s=step_s, jitter=jitter, max_running=jobs, max_queue=jobs
+    ) as w:
         config = w.config(poll_interval_s=poll_interval_s, push=push)
         await w.start(kind, config)
         for n in range(jobs):
@@ -97,8 +117,10 @@ async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_c
         notes = []
         longest = step_s * (1 + jitter) * len(w.sim.timeline)
         try:
-            await w.sim.wait_for(lambda: len(w.sim.tasks) == jobs and all(t.is_finished for t in w.sim.tasks.values()),
-                                 longest + SETTLE_TIMEOUT_S)
+            await w.sim.wait_for(
+                lambda: len(w.sim.tasks) == jobs and all(t.is_finished for t in w.sim.tasks.values()),
+                longest + SETTLE_TIMEOUT_S,
+            )
         except TimeoutError:
             notes.append(f"{sum(t.is_finished for t in w.sim.tasks.values())} of {jobs} tasks finished at the proxy")
         try:
@@ -112,10 +134,17 @@ async def final_latency(workdir: Path, kind: str, *, name: str, jobs: int, one_c
         missing = [ended - (t.finished_at or ended) for t in w.sim.tasks.values() if t.id not in shown]
         missing += [0.0] * (jobs - len(w.sim.tasks))
         channel = w.dd.channel_id if one_channel else None
-        return LatencyResult(jobs=jobs, latencies=latencies, not_shown=missing, waited_s=waited,
-                             writes=w.dd.channel_writes(channel), webhook_writes=w.webhook_writes(),
-                             rate_limited=w.dd.rate_limit_hits(channel),
-                             notes=notes, loop_lag=await w.loop_lag())
+        return LatencyResult(
+            jobs=jobs,
+            latencies=latencies,
+            not_shown=missing,
+            waited_s=waited,
+            writes=w.dd.channel_writes(channel),
+            webhook_writes=w.webhook_writes(),
+            rate_limited=w.dd.rate_limit_hits(channel),
+            notes=notes,
+            loop_lag=await w.loop_lag(),
+        )
 
 
 @dataclass
@@ -159,8 +188,14 @@ async def cpu_per_updates(workdir: Path, kind: str, *, tasks: int, interval_s: f
             await w.sim.wait_for(lambda seen=seen: seen.update().rounds >= 1, SETTLE_TIMEOUT_S)
         await w.dd.wait_for(lambda: w.finals_shown() >= tasks, timeout=SETTLE_TIMEOUT_S, what="every final image")
         cpu = cpu_seconds(pid) - cpu_before
-        return CpuResult(tasks=tasks, updates=tasks * steps, cpu_s=cpu, phase_s=time.monotonic() - started,
-                         discord_writes=w.dd.channel_writes() - writes_before, loop_lag=await w.loop_lag())
+        return CpuResult(
+            tasks=tasks,
+            updates=tasks * steps,
+            cpu_s=cpu,
+            phase_s=time.monotonic() - started,
+            discord_writes=w.dd.channel_writes() - writes_before,
+            loop_lag=await w.loop_lag(),
+        )
 
 
 @dataclass
@@ -175,8 +210,9 @@ class MemoryResult:
     loop_lag: LoopLag | None = None
 
 
-async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: int,
-                            poll_interval_s: float) -> MemoryResult:
+async def resume_and_memory(
+    workdir: Path, kind: str, *, tasks: int, channels: int, poll_interval_s: float
+) -> MemoryResult:
     """``tasks`` unfinished tasks: this bot resumes them from SQLite, the naive one adopts them
     (one polling coroutine each). Resume time: from spawning the process to the arrival of the
     request that completes the first round covering every task. RSS: read once every task has been
@@ -193,13 +229,20 @@ async def resume_and_memory(workdir: Path, kind: str, *, tasks: int, channels: i
         await w.sim.wait_for(lambda: counter.update().rounds >= 1, SETTLE_TIMEOUT_S)
         await w.sim.wait_for(lambda: counter.update().rounds >= 2, SETTLE_TIMEOUT_S)
         rss, peak = memory_mb(pid)
-        result = MemoryResult(tasks=tasks, rss_mb=rss, peak_mb=peak, resume_s=counter.round_at[1] - spawned,
-                              first_request_s=(counter.first_at or spawned) - spawned, logged_in_s=logged_in)
+        result = MemoryResult(
+            tasks=tasks,
+            rss_mb=rss,
+            peak_mb=peak,
+            resume_s=counter.round_at[1] - spawned,
+            first_request_s=(counter.first_at or spawned) - spawned,
+            logged_in_s=logged_in,
+        )
         if kind == REAL:
             with contextlib.closing(sqlite3.connect(f"file:{w.db_path}?mode=ro", uri=True)) as db:
                 seeded_at = db.execute("SELECT MIN(created_at) FROM jobs").fetchone()[0]
                 result.rewritten_at_resume = db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE updated_at > ?", (seeded_at,)).fetchone()[0]
+                    "SELECT COUNT(*) FROM jobs WHERE updated_at > ?", (seeded_at,)
+                ).fetchone()[0]
         if kind == NAIVE:
             result.resume_s = None
         result.loop_lag = await w.loop_lag()
@@ -231,9 +274,18 @@ class AckResult:
         return sum(1 for a in acks if a > bound_s) + never
 
 
-async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels: int, commands: int,
-                            burst_s: float, presses: int, poll_interval_s: float,
-                            churn_per_s: float) -> AckResult:
+async def interaction_burst(
+    workdir: Path,
+    kind: str,
+    *,
+    tracked: int,
+    channels: int,
+    commands: int,
+    burst_s: float,
+    presses: int,
+    poll_interval_s: float,
+    churn_per_s: float,
+) -> AckResult:
     """``tracked`` unfinished tasks (resumed from SQLite, or adopted by the naive bot) spread over
     ``channels`` channels, push on for this bot; while the simulator keeps moving them
     (``churn_per_s`` steps a second, each a push to this bot), ``commands`` /imagine and
@@ -242,8 +294,9 @@ async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels:
     the naive bot has no buttons, so none for it). Ack = the double's dispatch of
     INTERACTION_CREATE -> arrival of the bot's first callback."""
     sim_size = tracked + commands + presses + 100
-    async with world(workdir, f"burst-{kind}", channels=channels, mode="manual",
-                     max_running=sim_size, max_queue=sim_size) as w:
+    async with world(
+        workdir, f"burst-{kind}", channels=channels, mode="manual", max_running=sim_size, max_queue=sim_size
+    ) as w:
         seeded = await w.seed(tracked, w.dd.channel_ids, kind)
         ids = [s.task_id for s in seeded]
         config = w.config(poll_interval_s=poll_interval_s, push=kind == REAL)
@@ -264,16 +317,22 @@ async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels:
                 found = []
                 for item in finished:
                     message = w.dd.messages.get(item.message_id)
-                    button = next((c for c in message.current.custom_ids if c.startswith("mj:u:1:")), None) \
-                        if message and message.current.attachments else None
+                    button = (
+                        next((c for c in message.current.custom_ids if c.startswith("mj:u:1:")), None)
+                        if message and message.current.attachments
+                        else None
+                    )
                     if button:
                         found.append((item.message_id, button))
                 return found
 
-            await w.dd.wait_for(lambda: len(u1_buttons()) == len(finished), timeout=SETTLE_TIMEOUT_S,
-                                what="the finished grids with their buttons")
+            await w.dd.wait_for(
+                lambda: len(u1_buttons()) == len(finished),
+                timeout=SETTLE_TIMEOUT_S,
+                what="the finished grids with their buttons",
+            )
             grids = u1_buttons()
-        moving = ids[len(grids):] if grids else ids
+        moving = ids[len(grids) :] if grids else ids
 
         # Keep the tracked tasks moving: one step each, round-robin, paced (load, not a wait).
         advances = 0
@@ -313,16 +372,18 @@ async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels:
                     await asyncio.sleep(max(0.0, started + i * burst_s / len(slots) - loop.time()))  # pacing
                     if what == "imagine":
                         channel = w.dd.channel_ids[n % channels]
-                        sent_commands.append(await w.dd.slash("imagine", {"prompt": f"burst job {n}"},
-                                                              channel=channel))
+                        sent_commands.append(await w.dd.slash("imagine", {"prompt": f"burst job {n}"}, channel=channel))
                     else:
                         message_id, button = grids[n]
                         sent_presses.append(await w.dd.click(message_id, button))
                 sent_s = loop.time() - started
                 everything = sent_commands + sent_presses
                 try:
-                    await w.dd.wait_for(lambda: all(i.acked_at is not None for i in everything),
-                                        timeout=ACK_WAIT_S, what="every interaction answered")
+                    await w.dd.wait_for(
+                        lambda: all(i.acked_at is not None for i in everything),
+                        timeout=ACK_WAIT_S,
+                        what="every interaction answered",
+                    )
                 except TimeoutError:
                     notes.append(f"stopped waiting {ACK_WAIT_S:g} s after the burst")
         finally:
@@ -332,13 +393,20 @@ async def interaction_burst(workdir: Path, kind: str, *, tracked: int, channels:
         lag = await w.loop_lag(mark)
         pushes = len(w.sim.deliveries) - deliveries_before
         return AckResult(
-            tracked=tracked, channels=channels, burst_s=sent_s,
+            tracked=tracked,
+            channels=channels,
+            burst_s=sent_s,
             command_acks=[i.ack_s for i in sent_commands if i.ack_s is not None],
             command_never=sum(1 for i in sent_commands if i.ack_s is None),
             press_acks=[i.ack_s for i in sent_presses if i.ack_s is not None],
             press_never=sum(1 for i in sent_presses if i.ack_s is None),
-            presses_wanted=presses, advances=advances, pushes=pushes, bench_lag_s=bench_lag.worst_s,
-            loop_lag=lag, notes=notes)
+            presses_wanted=presses,
+            advances=advances,
+            pushes=pushes,
+            bench_lag_s=bench_lag.worst_s,
+            loop_lag=lag,
+            notes=notes,
+        )
 
 
 @dataclass
@@ -352,15 +420,32 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)
 
 
-async def load_correctness(workdir: Path, kind: str, *, jobs: int, channels: int, send_s: float,
-                           step_s: float, poll_interval_s: float, settle_s: float) -> LoadResult:
+async def load_correctness(
+    workdir: Path,
+    kind: str,
+    *,
+    jobs: int,
+    channels: int,
+    send_s: float,
+    step_s: float,
+    poll_interval_s: float,
+    settle_s: float,
+) -> LoadResult:
     """Correct under load, not only fast: ``jobs`` /imagine sent evenly over ``send_s`` seconds,
     round-robin over ``channels`` channels and two members, push on for this bot and every push
     delivered twice, tasks moving on the simulator's clock. Once every task finished (or
     ``settle_s`` after the last one did), count jobs with more than one public message, messages
     given up, and messages not showing their final image."""
-    async with world(workdir, f"load-{kind}", channels=channels, mode="time", step_s=step_s, jitter=0.5,
-                     max_running=jobs, max_queue=jobs) as w:
+    async with world(
+        workdir,
+        f"load-{kind}",
+        channels=channels,
+        mode="time",
+        step_s=step_s,
+        jitter=0.5,
+        max_running=jobs,
+        max_queue=jobs,
+    ) as w:
         config = w.config(poll_interval_s=poll_interval_s, push=kind == REAL)
         bot = await w.start(kind, config)
         w.sim.duplicate_next_deliveries(jobs * 5)
@@ -369,18 +454,23 @@ async def load_correctness(workdir: Path, kind: str, *, jobs: int, channels: int
             due = started + send_s * n / jobs
             if due > time.monotonic():
                 await asyncio.sleep(due - time.monotonic())  # the sending pace, not a synchronisation
-            await w.dd.slash("imagine", {"prompt": f"load job {n}"}, user=w.dd.members[n % 2],
-                             channel=w.dd.channel_ids[n % channels])
+            await w.dd.slash(
+                "imagine", {"prompt": f"load job {n}"}, user=w.dd.members[n % 2], channel=w.dd.channel_ids[n % channels]
+            )
         notes: list[str] = []
         try:
-            await w.sim.wait_for(lambda: len(w.sim.tasks) >= jobs and all(t.is_finished for t in w.sim.tasks.values()),
-                                 SETTLE_TIMEOUT_S + step_s * 8)
+            await w.sim.wait_for(
+                lambda: len(w.sim.tasks) >= jobs and all(t.is_finished for t in w.sim.tasks.values()),
+                SETTLE_TIMEOUT_S + step_s * 8,
+            )
         except TimeoutError:
-            notes.append(f"{sum(t.is_finished for t in w.sim.tasks.values())} of {len(w.sim.tasks)} tasks "
-                         f"finished at the proxy")
+            notes.append(
+                f"{sum(t.is_finished for t in w.sim.tasks.values())} of {len(w.sim.tasks)} tasks finished at the proxy"
+            )
         try:
-            await w.dd.wait_for(lambda: w.finals_shown() >= len(w.sim.tasks), timeout=settle_s,
-                                what="every final image")
+            await w.dd.wait_for(
+                lambda: w.finals_shown() >= len(w.sim.tasks), timeout=settle_s, what="every final image"
+            )
         except TimeoutError:
             notes.append(f"stopped waiting {settle_s:.0f} s after the tasks finished")
         counts: dict[str, int] = {}
@@ -389,8 +479,12 @@ async def load_correctness(workdir: Path, kind: str, *, jobs: int, channels: int
             prompt = message.first.content.split("**")[1]
             counts[prompt] = counts.get(prompt, 0) + 1
             latest[prompt] = latest.get(prompt, False) or bool(message.current.attachments)
-        return LoadResult(jobs=jobs, submitted=len(w.sim.tasks),
-                          duplicates=sum(1 for c in counts.values() if c > 1),
-                          given_up=bot.log_text().count("no more updates to its message"),
-                          stale=sum(1 for shown in latest.values() if not shown) + (len(w.sim.tasks) - len(counts)),
-                          waited_s=time.monotonic() - started, notes=notes)
+        return LoadResult(
+            jobs=jobs,
+            submitted=len(w.sim.tasks),
+            duplicates=sum(1 for c in counts.values() if c > 1),
+            given_up=bot.log_text().count("no more updates to its message"),
+            stale=sum(1 for shown in latest.values() if not shown) + (len(w.sim.tasks) - len(counts)),
+            waited_s=time.monotonic() - started,
+            notes=notes,
+        )

@@ -22,8 +22,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.procs import NaiveProcess, stop_all
-from bot.models import Action, Display, Job, Status
-from bot.notify import TOKEN_KEY
+from bot.core.models import Action, Display, Job, Status
+from bot.ops.notify import TOKEN_KEY
 from bot.storage import Store
 from tests.discord_double import DiscordDouble
 from tests.discord_double.records import MessageRecord, MessageVersion
@@ -119,8 +119,15 @@ class World:
             port = free_port()
             self.notify_url = f"http://127.0.0.1:{port}/mj/notify"
             extra += f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "{self.notify_url}"\n'
-        return write_config(self.dir / "config.toml", self.dd, self.sim, self.db_path, secret=SECRET,
-                            poll_interval_s=poll_interval_s, extra=extra)
+        return write_config(
+            self.dir / "config.toml",
+            self.dd,
+            self.sim,
+            self.db_path,
+            secret=SECRET,
+            poll_interval_s=poll_interval_s,
+            extra=extra,
+        )
 
     async def start(self, kind: str, config: Path, *, adopt: Path | None = None) -> BotProcess:
         """Start this bot or the naive one; returns once it has logged in to the double (and its
@@ -194,8 +201,12 @@ class World:
             task = self.sim.add_task(prompt)
             channel_id = channel_ids[n % len(channel_ids)]
             message = await self.dd.state.create_message(
-                channel_id=channel_id, author_id=self.dd.bot_id, via="bot", files=[],
-                payload={"content": f"**{prompt}** - <@{owner}> (Waiting to start)"})
+                channel_id=channel_id,
+                author_id=self.dd.bot_id,
+                via="bot",
+                files=[],
+                payload={"content": f"**{prompt}** - <@{owner}> (Waiting to start)"},
+            )
             seeded.append(Seeded(task.id, channel_id, message.id, prompt))
         if kind == REAL:
             await self._store_jobs(seeded, owner)
@@ -203,10 +214,21 @@ class World:
             with (self.dir / "adopt.jsonl").open("w", encoding="utf-8") as adopt:
                 for job in seeded:
                     task = self.sim.tasks[job.task_id]
-                    adopt.write(json.dumps({
-                        "task_id": job.task_id, "channel_id": job.channel_id, "message_id": job.message_id,
-                        "prompt": job.prompt, "owner_id": owner, "status": task.status,
-                        "progress": task.progress, "image_url": task.image_url}) + "\n")
+                    adopt.write(
+                        json.dumps(
+                            {
+                                "task_id": job.task_id,
+                                "channel_id": job.channel_id,
+                                "message_id": job.message_id,
+                                "prompt": job.prompt,
+                                "owner_id": owner,
+                                "status": task.status,
+                                "progress": task.progress,
+                                "image_url": task.image_url,
+                            }
+                        )
+                        + "\n"
+                    )
         return seeded
 
     async def _store_jobs(self, seeded: list[Seeded], owner: int) -> None:
@@ -221,10 +243,21 @@ class World:
                 extra: dict[str, Any] = {}
                 if "final_prompt" in known:
                     extra["final_prompt"] = task.final_prompt
-                job = Job(task_id=item.task_id, action=Action.IMAGINE, prompt=item.prompt, owner_id=owner,
-                          channel_id=item.channel_id, guild_id=self.dd.guild_id, message_id=item.message_id,
-                          status=Status(task.status), progress=task.progress, prompt_en=task.prompt_en,
-                          created_at=now, updated_at=now, **extra)
+                job = Job(
+                    task_id=item.task_id,
+                    action=Action.IMAGINE,
+                    prompt=item.prompt,
+                    owner_id=owner,
+                    channel_id=item.channel_id,
+                    guild_id=self.dd.guild_id,
+                    message_id=item.message_id,
+                    status=Status(task.status),
+                    progress=task.progress,
+                    prompt_en=task.prompt_en,
+                    created_at=now,
+                    updated_at=now,
+                    **extra,
+                )
                 await store.insert_job(job.with_changes(shown=Display.of(job).signature()))
         finally:
             await store.close()
@@ -232,15 +265,22 @@ class World:
     def bot_messages(self, channel_id: int | None = None) -> list[MessageRecord]:
         """The public job messages of the bot: posted with the bot token or as an interaction's
         follow-up (``**prompt** - ...``; not the ephemeral acknowledgements)."""
-        return [m for m in self.dd.messages.values()
-                if m.author_id == self.dd.bot_id and m.origin in ("bot", "interaction") and not m.ephemeral
-                and m.first.content.startswith("**") and (channel_id is None or m.channel_id == channel_id)]
+        return [
+            m
+            for m in self.dd.messages.values()
+            if m.author_id == self.dd.bot_id
+            and m.origin in ("bot", "interaction")
+            and not m.ephemeral
+            and m.first.content.startswith("**")
+            and (channel_id is None or m.channel_id == channel_id)
+        ]
 
     def webhook_writes(self) -> int:
         """Message writes through interaction webhooks (follow-ups and their edits, deleting the
         acknowledgement): not counted against a channel's 5 writes per 5 s."""
-        return sum(1 for r in self.dd.requests
-                   if r.path.startswith("/webhooks/") and r.method in ("POST", "PATCH", "DELETE"))
+        return sum(
+            1 for r in self.dd.requests if r.path.startswith("/webhooks/") and r.method in ("POST", "PATCH", "DELETE")
+        )
 
     def finals_shown(self, channel_id: int | None = None) -> int:
         return sum(1 for m in self.bot_messages(channel_id) if m.current.attachments)
@@ -373,8 +413,11 @@ def final_latencies(w: World, channel_id: int | None = None) -> list[JobLatency]
             continue
         shown_at = version.at + offset
         known_at = seen.get(task.id, shown_at)
-        result.append(JobLatency(task.id, shown_at - task.finished_at, known_at - task.finished_at,
-                                 posts_pending=known_at < last_post))
+        result.append(
+            JobLatency(
+                task.id, shown_at - task.finished_at, known_at - task.finished_at, posts_pending=known_at < last_post
+            )
+        )
     return result
 
 

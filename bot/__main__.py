@@ -21,9 +21,9 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
-from bot import logs
-from bot.config import Settings, host_port, load_settings, resolve_config_path
-from bot.errors import ConfigError
+from bot.core.config import Settings, host_port, load_settings, resolve_config_path
+from bot.core.errors import ConfigError
+from bot.ops import logs
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -39,11 +39,16 @@ RETRY_FIRST_S = 2.0
 RETRY_MAX_S = 60.0
 RETRY_MAX_ENV = "MJBOT_DISCORD_RETRY_MAX_S"
 
-TOKEN_REFUSED = ("Discord refused the bot token: check [discord] token (or MJBOT_DISCORD__TOKEN); "
-                 "if it was reset, copy the new one from the Developer Portal (Bot → Reset Token)")
+TOKEN_REFUSED = (
+    "Discord refused the bot token: check [discord] token (or MJBOT_DISCORD__TOKEN); "
+    "if it was reset, copy the new one from the Developer Portal (Bot → Reset Token)"
+)
 # discord.Intents flag → its switch in the Developer Portal (Bot → Privileged Gateway Intents).
-PRIVILEGED_INTENTS = {"members": "Server Members Intent", "presences": "Presence Intent",
-                      "message_content": "Message Content Intent"}
+PRIVILEGED_INTENTS = {
+    "members": "Server Members Intent",
+    "presences": "Presence Intent",
+    "message_content": "Message Content Intent",
+}
 
 
 class StartupFailed(Exception):
@@ -131,8 +136,9 @@ async def log_in(bot: commands.Bot, token: str) -> None:
             if why is None:
                 if isinstance(exc, discord.HTTPException):  # e.g. a 404: api_base is not Discord's API
                     detail = " ".join((exc.text or "no detail").split())[:200]
-                    raise StartupFailed(f"Discord answered HTTP {exc.status} to the login ({detail}): "
-                                        "check [discord] api_base") from None
+                    raise StartupFailed(
+                        f"Discord answered HTTP {exc.status} to the login ({detail}): check [discord] api_base"
+                    ) from None
                 raise
             failures += 1
             delay = retry_delay(failures, cap)
@@ -163,7 +169,8 @@ async def start(bot: commands.Bot, token: str) -> None:
         raise StartupFailed(
             f"Discord refused the gateway connection: the bot asks for privileged intents that are not "
             f"enabled for it: enable {which} in the Developer Portal (your application → Bot → "
-            "Privileged Gateway Intents)") from None
+            "Privileged Gateway Intents)"
+        ) from None
     except discord.ConnectionClosed as exc:
         if exc.code == 4004:  # Authentication failed
             raise StartupFailed(TOKEN_REFUSED) from None
@@ -172,7 +179,7 @@ async def start(bot: commands.Bot, token: str) -> None:
 
 async def serve(settings: Settings) -> int:
     """Run the bot until SIGTERM/SIGINT (0) or a failure retrying cannot fix (logged, 1)."""
-    from bot.app import MjBot
+    from bot.discord.app import MjBot
 
     bot = MjBot(settings)
     loop = asyncio.get_running_loop()
@@ -231,7 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from bot.checks import Check, run_checks
+    from bot.ops.checks import Check, run_checks
 
     logs.setup_logging("text", "ERROR")  # the checks speak for themselves
     path, named = resolve_config_path(args.config)
@@ -262,7 +269,7 @@ def cmd_sync_commands(args: argparse.Namespace) -> int:
     import discord
 
     async def sync() -> list[str]:
-        from bot.app import MjBot
+        from bot.discord.app import MjBot
 
         bot = MjBot(settings, commands_only=True)
         async with bot:
@@ -294,8 +301,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
     except (OSError, ValueError, sqlite3.Error) as exc:
         print(f"mjbot: backup failed: {exc}", file=sys.stderr)
         return 1
-    print(f"backed up {source} to {args.path}: {info.jobs} jobs, schema version {info.schema_version}, "
-          f"{info.size_bytes / 1024:.0f} KiB")
+    print(
+        f"backed up {source} to {args.path}: {info.jobs} jobs, schema version {info.schema_version}, "
+        f"{info.size_bytes / 1024:.0f} KiB"
+    )
     return 0
 
 
@@ -337,12 +346,23 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     command("run", cmd_run, "run the bot")
-    command("check-config", cmd_check_config,
-            "validate the config, then check the Discord token, the proxy, the database and the push URL")
-    sync = command("sync-commands", cmd_sync_commands,
-                   "register the slash commands with Discord (for [discord] sync_commands = false)")
-    sync.add_argument("--guild", type=int, action="append", metavar="ID",
-                      help="only in this server (repeatable); default: [discord] guild_ids, or globally")
+    command(
+        "check-config",
+        cmd_check_config,
+        "validate the config, then check the Discord token, the proxy, the database and the push URL",
+    )
+    sync = command(
+        "sync-commands",
+        cmd_sync_commands,
+        "register the slash commands with Discord (for [discord] sync_commands = false)",
+    )
+    sync.add_argument(
+        "--guild",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="only in this server (repeatable); default: [discord] guild_ids, or globally",
+    )
     backup = command("backup", cmd_backup, "copy the live database (SQLite online backup) to PATH")
     backup.add_argument("path", metavar="PATH", help="the backup file to write")
     health = command("healthcheck", cmd_healthcheck, "ask the running bot's /healthz; exit 0 if healthy")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import (
+from bot.core.config import (
     AccessSettings,
     DiscordSettings,
     LimitsSettings,
@@ -19,10 +19,10 @@ from bot.config import (
     StorageSettings,
     TrackingSettings,
 )
-from bot.errors import DeliveryError, DeliveryForbidden, MessageGone
+from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
+from bot.core.models import Display, ImageFile, Job
 from bot.jobs import JobService
-from bot.models import Display, ImageFile, Job
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 from tests.proxy_sim import ProxySim
 
@@ -40,8 +40,14 @@ async def sim() -> AsyncIterator[ProxySim]:
         yield server
 
 
-def make_settings(sim: ProxySim, db_path: Path, *, access: dict[str, Any] | None = None,
-                  limits: dict[str, Any] | None = None, **tracking: Any) -> Settings:
+def make_settings(
+    sim: ProxySim,
+    db_path: Path,
+    *,
+    access: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
+    **tracking: Any,
+) -> Settings:
     """Settings for tests: fast polling, and no per-user limits unless a test sets them."""
     return Settings(
         discord=DiscordSettings(token="discord-token-not-real"),
@@ -90,8 +96,9 @@ class RecordingView:
     def lane(self, job: Job, origin: object | None = None) -> int:
         return job.channel_id
 
-    async def show(self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None,
-                   origin: object | None = None) -> int:
+    async def show(
+        self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None, origin: object | None = None
+    ) -> int:
         if self.forbidden:
             raise DeliveryForbidden("no send permission", permission="Send Messages")
         if job.message_id in self.gone:
@@ -134,7 +141,9 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def service(settings: Settings, proxy: ProxyClient, store: Store) -> AsyncIterator[tuple[JobService, RecordingView]]:
+async def service(
+    settings: Settings, proxy: ProxyClient, store: Store
+) -> AsyncIterator[tuple[JobService, RecordingView]]:
     jobs = JobService(settings, proxy, store, **FAST_WRITES)
     view = RecordingView()
     await jobs.start(view)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.access import Requester
+from bot.core.access import Requester
+from bot.core.models import Phase
 from bot.jobs import JobService
-from bot.models import Phase
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
@@ -20,7 +20,9 @@ GUILD, CHANNEL, ROLE = 100, 200, 300
 
 
 def who(user_id: int = OWNER, **kw) -> Requester:
-    return Requester(user_id=user_id, guild_id=kw.pop("guild_id", GUILD), channel_id=kw.pop("channel_id", CHANNEL), **kw)
+    return Requester(
+        user_id=user_id, guild_id=kw.pop("guild_id", GUILD), channel_id=kw.pop("channel_id", CHANNEL), **kw
+    )
 
 
 class Harness:
@@ -34,7 +36,10 @@ class Harness:
     async def start(self) -> tuple[JobService, RecordingView]:
         self.proxy, self.store = ProxyClient(self.settings.proxy), Store(self.settings.storage.path)
         await self.store.open()
-        self.jobs, self.view = JobService(self.settings, self.proxy, self.store, clock=lambda: self.now, **FAST_WRITES), RecordingView()
+        self.jobs, self.view = (
+            JobService(self.settings, self.proxy, self.store, clock=lambda: self.now, **FAST_WRITES),
+            RecordingView(),
+        )
         await self.jobs.start(self.view)
         return self.jobs, self.view
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.background import wait_event
+from bot.core.background import wait_event
 
 
 async def _cancel_as_event_fires(wait) -> asyncio.Task:

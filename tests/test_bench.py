@@ -16,13 +16,24 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.timeout(300)  # the whole quick benchmark: about a minute, more on a busy machine
 def test_quick_benchmark_runs_and_prints_the_table():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
-    result = subprocess.run([sys.executable, "-m", "bench.run", "--quick"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for row in ("Proxy requests per tick", "429s received", "RSS with", "this bot", "naive",
-                "progress every", "Ack of /imagine", "Ack of a button press", "not acked within 3 s",
-                "CPU seconds of the bot per 1,000 task updates", "Event-loop lag",
-                "jobs with 2 messages / messages given up / stale"):
+    for row in (
+        "Proxy requests per tick",
+        "429s received",
+        "RSS with",
+        "this bot",
+        "naive",
+        "progress every",
+        "Ack of /imagine",
+        "Ack of a button press",
+        "not acked within 3 s",
+        "CPU seconds of the bot per 1,000 task updates",
+        "Event-loop lag",
+        "jobs with 2 messages / messages given up / stale",
+    ):
         assert row in result.stdout, row
 
 
@@ -34,7 +45,7 @@ async def test_the_loop_lag_monitor_sees_a_blocking_call():
 
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from bot.metrics import LoopLag
+    from bot.ops.metrics import LoopLag
 
     registry = CollectorRegistry()
     lag = LoopLag(registry)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings, resolve_config_path
-from bot.errors import ConfigError
+from bot.core.config import load_settings, resolve_config_path
+from bot.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -44,7 +44,9 @@ def test_example_config_loads_with_documented_defaults():
 
 
 def test_file_values_and_env_overrides(tmp_path, monkeypatch):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [discord]
 token = "file-token"
 guild_ids = [111, 222]
@@ -54,7 +56,8 @@ secret = "file-secret"
 auth = "bearer"
 [tracking]
 poll_interval_s = 1.5
-""")
+""",
+    )
     monkeypatch.setenv("MJBOT_PROXY__SECRET", "env-secret")
     monkeypatch.setenv("MJBOT_TRACKING__DEADLINE_S", "60")
     settings = load_settings(path)
@@ -102,7 +105,9 @@ def test_config_path_resolution(monkeypatch):
 
 def test_bad_keys_are_named_with_their_line(tmp_path, monkeypatch):
     monkeypatch.delenv("MJBOT_LOGGING__FORMAT", raising=False)
-    path = write(tmp_path, """# mjbot
+    path = write(
+        tmp_path,
+        """# mjbot
 [proxy]
 base_ur = "http://x"
 
@@ -111,7 +116,8 @@ format = "yaml"
 level = "debug"
 [alerts]
 failure_run = "many"
-""")
+""",
+    )
     with pytest.raises(ConfigError) as bad:
         load_settings(path)
     problems = bad.value.params["problems"]

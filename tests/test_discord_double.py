@@ -492,7 +492,10 @@ async def test_raw_burst_gets_discords_429(dd: DiscordDouble) -> None:
     assert dd.rate_limit_hits() == 2
     assert dd.channel_writes(dd.channel_id) == 2 and dd.channel_writes() == 3
     assert [(e.method, e.status) for e in dd.write_timeline(dd.channel_id)] == [
-        ("POST", 200), ("POST", 200), ("POST", 429), ("PATCH", 429)
+        ("POST", 200),
+        ("POST", 200),
+        ("POST", 429),
+        ("PATCH", 429),
     ]
 
     # Once the window closes, the bucket is full again.
@@ -792,8 +795,14 @@ class Endpoint:
 
     def interaction(self, name: str = "probe") -> InteractionRecord:
         return driver.slash_interaction(
-            self.dd.state, name, {}, {}, user_id=self.dd.member_id, channel_id=self.dd.channel_id,
-            locale="en-US", app_permissions=None,
+            self.dd.state,
+            name,
+            {},
+            {},
+            user_id=self.dd.member_id,
+            channel_id=self.dd.channel_id,
+            locale="en-US",
+            app_permissions=None,
         )
 
     async def callback(self, interaction: InteractionRecord, body: dict) -> tuple[int, dict | None]:
@@ -834,8 +843,13 @@ class CallbackUpdate(Endpoint):
         self.prefix = "data."
         posted = await self.post_message({"content": "base", "components": [row(button("probe:click"))]})
         self.click = driver.component_interaction(
-            self.dd.state, self.dd.messages[int(posted["id"])], "probe:click", None,
-            user_id=self.dd.member_id, locale="en-US", app_permissions=None,
+            self.dd.state,
+            self.dd.messages[int(posted["id"])],
+            "probe:click",
+            None,
+            user_id=self.dd.member_id,
+            locale="en-US",
+            app_permissions=None,
         )
 
     async def send(self, payload):
@@ -867,8 +881,15 @@ class WebhookPatchFollowup(FollowupPost):
         return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/{self.message_id}", payload)
 
 
-ENDPOINTS = [ChannelPost, ChannelPatch, CallbackMessage, CallbackUpdate, FollowupPost, WebhookPatchOriginal,
-             WebhookPatchFollowup]
+ENDPOINTS = [
+    ChannelPost,
+    ChannelPatch,
+    CallbackMessage,
+    CallbackUpdate,
+    FollowupPost,
+    WebhookPatchOriginal,
+    WebhookPatchFollowup,
+]
 
 PROBE_COMMAND = {"name": "probe", "description": "answered by the test itself", "type": 1}
 
@@ -990,7 +1011,9 @@ async def test_modal_rules(dd: DiscordDouble, raw, rule, within, over, expected)
 async def test_every_invalid_field_is_reported_at_once(dd: DiscordDouble, raw) -> None:
     payload = {
         "content": "x" * 2001,
-        "components": [row(button(label="L" * 81, emoji={"name": "upscale_1"}), button("probe:b2", emoji={"name": "🪄"}))],
+        "components": [
+            row(button(label="L" * 81, emoji={"name": "upscale_1"}), button("probe:b2", emoji={"name": "🪄"}))
+        ],
         "embeds": [embed(title="t" * 257)],
     }
     status, body = await Endpoint(dd, raw).request("POST", f"/channels/{dd.channel_id}/messages", payload)
@@ -1065,10 +1088,55 @@ async def test_injected_faults_are_not_refusals(dd: DiscordDouble, raw) -> None:
     assert dd.refusals == [] and dd.requests[-1].error == {"message": "custom", "code": 50035, "errors": {}}
 
 
-VALID_EMOJI = ["🔄", "⬅️", "🪄", "🔍", "1️⃣", "1⃣", "#️⃣", "❌", "✏️", "🎬", "✅", "☑️", "⭐", "▶️", "↩️", "©️", "™️",
-               "👍🏽", "🇫🇷", "🏳️‍🌈", "👨🏽‍💻", "❤️‍🔥", "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"]
-INVALID_EMOJI = ["upscale_1", "", " ", "x", "1", "#", "_", ":x:", "🔄🔄", "🔄 ", " 🔄", "x❌", "\ufe0f", "\u200d",
-                 "🔄\u200d", "\u200d🔄", "🇫", "🏻", "1\ufe0f", "^", "`", "🔄_1"]
+VALID_EMOJI = [
+    "🔄",
+    "⬅️",
+    "🪄",
+    "🔍",
+    "1️⃣",
+    "1⃣",
+    "#️⃣",
+    "❌",
+    "✏️",
+    "🎬",
+    "✅",
+    "☑️",
+    "⭐",
+    "▶️",
+    "↩️",
+    "©️",
+    "™️",
+    "👍🏽",
+    "🇫🇷",
+    "🏳️‍🌈",
+    "👨🏽‍💻",
+    "❤️‍🔥",
+    "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+]
+INVALID_EMOJI = [
+    "upscale_1",
+    "",
+    " ",
+    "x",
+    "1",
+    "#",
+    "_",
+    ":x:",
+    "🔄🔄",
+    "🔄 ",
+    " 🔄",
+    "x❌",
+    "\ufe0f",
+    "\u200d",
+    "🔄\u200d",
+    "\u200d🔄",
+    "🇫",
+    "🏻",
+    "1\ufe0f",
+    "^",
+    "`",
+    "🔄_1",
+]
 
 
 @pytest.mark.parametrize("name", VALID_EMOJI)

@@ -6,18 +6,17 @@ import json
 import logging
 import re
 import string
-from pathlib import Path
 
 import discord
 import pytest
 from discord import app_commands
 from discord.app_commands import TranslationContext, TranslationContextLocation, locale_str
 
-from bot import i18n
-from bot.errors import MjBotError
-from bot.translator import COMMAND_TEXTS, MAX_CHOICE_NAME, MAX_DESCRIPTION, MAX_NAME, CatalogueTranslator
+from bot.core import i18n
+from bot.core.errors import MjBotError
+from bot.discord.translator import COMMAND_TEXTS, MAX_CHOICE_NAME, MAX_DESCRIPTION, MAX_NAME, CatalogueTranslator
 
-LOCALES_DIR = Path(i18n.__file__).with_name("locales")
+LOCALES_DIR = i18n.LOCALES_DIR
 OTHER_LANGUAGES = sorted(path.stem for path in LOCALES_DIR.glob("*.json") if path.stem != "en")
 
 try:  # Discord's own pattern for names needs \p{…}, which only the regex module has
@@ -84,8 +83,11 @@ def test_placeholders_are_the_same_in_every_language(language: str) -> None:
 def test_command_texts_in_en_json_agree_with_the_cogs_defaults() -> None:
     # en.json need not repeat the command texts; where it does, it must say what the cogs declare.
     catalogue = load("en")
-    differ = {key: (catalogue[key], text) for key, text in COMMAND_TEXTS.items()
-              if key in catalogue and catalogue[key] != text}
+    differ = {
+        key: (catalogue[key], text)
+        for key, text in COMMAND_TEXTS.items()
+        if key in catalogue and catalogue[key] != text
+    }
     assert not differ
 
 
@@ -109,15 +111,18 @@ def test_every_error_key_is_in_the_catalogues() -> None:
         assert not keys - load(language).keys(), language
 
 
-@pytest.mark.parametrize(("locale", "language"), [
-    ("zh-CN", "zh-CN"),
-    ("zh-TW", "en"),  # Traditional Chinese is another language: English until it has its own file
-    ("en-US", "en"),
-    ("en-GB", "en"),
-    ("fr", "en"),
-    ("", "en"),
-    (None, "en"),
-])
+@pytest.mark.parametrize(
+    ("locale", "language"),
+    [
+        ("zh-CN", "zh-CN"),
+        ("zh-TW", "en"),  # Traditional Chinese is another language: English until it has its own file
+        ("en-US", "en"),
+        ("en-GB", "en"),
+        ("fr", "en"),
+        ("", "en"),
+        (None, "en"),
+    ],
+)
 def test_language_for(locale: str | None, language: str) -> None:
     assert i18n.language_for(locale) == language
 
@@ -142,10 +147,12 @@ def test_t_falls_back_to_english_for_a_key_chinese_lacks(monkeypatch: pytest.Mon
 
 
 def test_error_text_in_chinese() -> None:
-    from bot.errors import PromptTooLong, ProxyTimeout
+    from bot.core.errors import PromptTooLong, ProxyTimeout
 
-    assert i18n.error_text(PromptTooLong("x", limit=10, length=12), "zh-CN") == \
-        "提示词太长（12 个字符，上限为 10）。请精简一下。"
+    assert (
+        i18n.error_text(PromptTooLong("x", limit=10, length=12), "zh-CN")
+        == "提示词太长（12 个字符，上限为 10）。请精简一下。"
+    )
     text = i18n.error_text(ProxyTimeout("x", detail="read timed out"), "zh-CN")
     assert text.endswith("\n详情：read timed out")
 
@@ -193,8 +200,12 @@ def test_option_names_are_unique_within_each_command(language: str) -> None:
     options: dict[str, list[str]] = {}
     for key in command_keys("name"):
         parts = key.split(".")  # cmd.<command>.<option>.name
-        if len(parts) == 4 and f"cmd.{parts[1]}.{parts[2]}.description" in COMMAND_TEXTS \
-                and f"cmd.{parts[1]}.name" in COMMAND_TEXTS and parts[1] != "mj":
+        if (
+            len(parts) == 4
+            and f"cmd.{parts[1]}.{parts[2]}.description" in COMMAND_TEXTS
+            and f"cmd.{parts[1]}.name" in COMMAND_TEXTS
+            and parts[1] != "mj"
+        ):
             options.setdefault(parts[1], []).append(texts[key])
     for command, names in options.items():
         assert len(names) == len(set(names)), f"{language}: /{command} has two options named alike: {names}"
@@ -204,26 +215,39 @@ def context(location: TranslationContextLocation) -> TranslationContext:
     return TranslationContext(location=location, data=None)
 
 
-@pytest.mark.parametrize(("key", "location", "expected"), [
-    ("cmd.imagine.name", TranslationContextLocation.command_name, "绘图"),
-    ("cmd.imagine.description", TranslationContextLocation.command_description, "根据提示词生成图片"),
-    ("cmd.imagine.prompt.name", TranslationContextLocation.parameter_name, "提示词"),
-    ("cmd.blend.dimensions.description", TranslationContextLocation.parameter_description, "生成图片的比例"),
-    ("cmd.blend.dimensions.choice.square", TranslationContextLocation.choice_name, "方图 (1:1)"),
-    ("cmd.mj.status.name", TranslationContextLocation.command_name, "状态"),
-    ("cmd.mj.description", TranslationContextLocation.group_description, "mjbot 管理"),
-])
+@pytest.mark.parametrize(
+    ("key", "location", "expected"),
+    [
+        ("cmd.imagine.name", TranslationContextLocation.command_name, "绘图"),
+        ("cmd.imagine.description", TranslationContextLocation.command_description, "根据提示词生成图片"),
+        ("cmd.imagine.prompt.name", TranslationContextLocation.parameter_name, "提示词"),
+        ("cmd.blend.dimensions.description", TranslationContextLocation.parameter_description, "生成图片的比例"),
+        ("cmd.blend.dimensions.choice.square", TranslationContextLocation.choice_name, "方图 (1:1)"),
+        ("cmd.mj.status.name", TranslationContextLocation.command_name, "状态"),
+        ("cmd.mj.description", TranslationContextLocation.group_description, "mjbot 管理"),
+    ],
+)
 async def test_translator_gives_chinese(key: str, location: TranslationContextLocation, expected: str) -> None:
     translator = CatalogueTranslator()
     assert await translator.translate(L(key), discord.Locale.chinese, context(location)) == expected
 
 
-@pytest.mark.parametrize("locale", [discord.Locale.american_english, discord.Locale.british_english,
-                                    discord.Locale.taiwan_chinese, discord.Locale.french, discord.Locale.japanese])
+@pytest.mark.parametrize(
+    "locale",
+    [
+        discord.Locale.american_english,
+        discord.Locale.british_english,
+        discord.Locale.taiwan_chinese,
+        discord.Locale.french,
+        discord.Locale.japanese,
+    ],
+)
 async def test_translator_leaves_other_locales_to_discord(locale: discord.Locale) -> None:
     translator = CatalogueTranslator()
-    assert await translator.translate(L("cmd.imagine.name"), locale,
-                                      context(TranslationContextLocation.command_name)) is None
+    assert (
+        await translator.translate(L("cmd.imagine.name"), locale, context(TranslationContextLocation.command_name))
+        is None
+    )
 
 
 async def test_translator_without_a_key_or_with_an_unknown_one() -> None:
@@ -236,31 +260,46 @@ async def test_translator_without_a_key_or_with_an_unknown_one() -> None:
 
 
 async def test_translator_never_raises(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import bot.translator as module
+    import bot.discord.translator as module
 
     def broken(language: str) -> dict[str, str]:
         raise ValueError("the catalogue is not valid JSON")
 
     monkeypatch.setattr(module, "catalogue", broken)
     translator = CatalogueTranslator()
-    with caplog.at_level(logging.ERROR, logger="bot.translator"):
-        assert await translator.translate(L("cmd.imagine.name"), discord.Locale.chinese,
-                                          context(TranslationContextLocation.command_name)) is None
+    with caplog.at_level(logging.ERROR, logger="bot.discord.translator"):
+        assert (
+            await translator.translate(
+                L("cmd.imagine.name"), discord.Locale.chinese, context(TranslationContextLocation.command_name)
+            )
+            is None
+        )
         assert await translator.translate(L("cmd.imagine.name"), None, None) is None  # type: ignore[arg-type]
         assert await translator.translate(None, discord.Locale.chinese, None) is None  # type: ignore[arg-type]
     assert "translating" in caplog.text
 
 
 async def test_translator_refuses_a_translation_discord_would_reject(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.translator as module
+    import bot.discord.translator as module
 
-    monkeypatch.setattr(module, "catalogue", lambda language: {"cmd.imagine.name": "Bad Name",
-                                                               "cmd.imagine.description": "x" * 101})
+    monkeypatch.setattr(
+        module, "catalogue", lambda language: {"cmd.imagine.name": "Bad Name", "cmd.imagine.description": "x" * 101}
+    )
     translator = CatalogueTranslator()
-    assert await translator.translate(L("cmd.imagine.name"), discord.Locale.chinese,
-                                      context(TranslationContextLocation.command_name)) is None
-    assert await translator.translate(L("cmd.imagine.description"), discord.Locale.chinese,
-                                      context(TranslationContextLocation.command_description)) is None
+    assert (
+        await translator.translate(
+            L("cmd.imagine.name"), discord.Locale.chinese, context(TranslationContextLocation.command_name)
+        )
+        is None
+    )
+    assert (
+        await translator.translate(
+            L("cmd.imagine.description"),
+            discord.Locale.chinese,
+            context(TranslationContextLocation.command_description),
+        )
+        is None
+    )
 
 
 async def test_commands_declared_as_the_cogs_will_sync_with_chinese_localisations() -> None:
@@ -271,17 +310,28 @@ async def test_commands_declared_as_the_cogs_will_sync_with_chinese_localisation
     await tree.set_translator(translator)
 
     @app_commands.command(name=L("cmd.blend.name"), description=L("cmd.blend.description"))
-    @app_commands.rename(**{f"image{n}": L(f"cmd.blend.image{n}.name") for n in range(1, 6)},
-                         dimensions=L("cmd.blend.dimensions.name"))
-    @app_commands.describe(**{f"image{n}": L(f"cmd.blend.image{n}.description") for n in range(1, 6)},
-                           dimensions=L("cmd.blend.dimensions.description"))
-    @app_commands.choices(dimensions=[
-        app_commands.Choice(name=L(f"cmd.blend.dimensions.choice.{value}"), value=value)
-        for value in ("portrait", "square", "landscape")
-    ])
-    async def blend(interaction: discord.Interaction, image1: discord.Attachment, image2: discord.Attachment,
-                    image3: discord.Attachment | None = None, image4: discord.Attachment | None = None,
-                    image5: discord.Attachment | None = None, dimensions: str = "square") -> None:
+    @app_commands.rename(
+        **{f"image{n}": L(f"cmd.blend.image{n}.name") for n in range(1, 6)}, dimensions=L("cmd.blend.dimensions.name")
+    )
+    @app_commands.describe(
+        **{f"image{n}": L(f"cmd.blend.image{n}.description") for n in range(1, 6)},
+        dimensions=L("cmd.blend.dimensions.description"),
+    )
+    @app_commands.choices(
+        dimensions=[
+            app_commands.Choice(name=L(f"cmd.blend.dimensions.choice.{value}"), value=value)
+            for value in ("portrait", "square", "landscape")
+        ]
+    )
+    async def blend(
+        interaction: discord.Interaction,
+        image1: discord.Attachment,
+        image2: discord.Attachment,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        dimensions: str = "square",
+    ) -> None:
         pass
 
     mj = app_commands.Group(name=L("cmd.mj.name"), description=L("cmd.mj.description"))
@@ -300,7 +350,8 @@ async def test_commands_declared_as_the_cogs_will_sync_with_chinese_localisation
         dimensions = options["dimensions"]
         assert dimensions["name_localizations"] == {"zh-CN": "比例"}
         assert {choice["value"]: choice["name_localizations"] for choice in dimensions["choices"]} == {
-            "portrait": {"zh-CN": "竖图 (2:3)"}, "square": {"zh-CN": "方图 (1:1)"},
+            "portrait": {"zh-CN": "竖图 (2:3)"},
+            "square": {"zh-CN": "方图 (1:1)"},
             "landscape": {"zh-CN": "横图 (3:2)"},
         }
 
@@ -328,7 +379,7 @@ class Recorder(app_commands.Translator):
 
 
 def cog_commands() -> list[app_commands.Command | app_commands.Group]:
-    from bot.cogs import admin, describe, history, imagine
+    from bot.discord.cogs import admin, describe, history, imagine
 
     cogs = (imagine.ImagineCog, describe.DescribeCog, history.JobsCog, admin.AdminCog)
     return [command for cog in cogs for command in cog.__cog_app_commands__]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.access import Requester
-from bot.errors import (
+from bot.core.access import Requester
+from bot.core.errors import (
     BannedPrompt,
     DeliveryForbidden,
     EmptyPrompt,
@@ -15,9 +15,9 @@ from bot.errors import (
     ProxyUnreachable,
     QueueFull,
 )
+from bot.core.models import Action, ImageFile, Phase, Status, parse_local_reason
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
-from bot.models import Action, ImageFile, Phase, Status, parse_local_reason
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
@@ -26,7 +26,9 @@ USER, CHANNEL, GUILD = 11, 22, 33
 
 
 def member(user_id: int = USER, **kw) -> Requester:
-    return Requester(user_id=user_id, guild_id=kw.pop("guild_id", GUILD), channel_id=kw.pop("channel_id", CHANNEL), **kw)
+    return Requester(
+        user_id=user_id, guild_id=kw.pop("guild_id", GUILD), channel_id=kw.pop("channel_id", CHANNEL), **kw
+    )
 
 
 async def imagine(jobs: JobService, prompt: str = "a red fox", who: Requester | None = None, **kw):
@@ -290,8 +292,10 @@ async def test_crash_before_final_edit_is_repaired_at_start(sim, tmp_path):
     sim.succeed(job.task_id)
     stored = await store.get_job(job.task_id)
     # What the tracker writes first, without the delivery that would follow it:
-    await store.update_job(stored.with_changes(status=Status.SUCCESS, image_url=sim.final_url(job.task_id),
-                                               finished_at=2.0), ["status", "image_url", "finished_at"])
+    await store.update_job(
+        stored.with_changes(status=Status.SUCCESS, image_url=sim.final_url(job.task_id), finished_at=2.0),
+        ["status", "image_url", "finished_at"],
+    )
     jobs2, view2 = JobService(settings, proxy, store, **FAST_WRITES), RecordingView()
     await jobs2.start(view2)
     try:

@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
-DISCORD_LAYER = ("bot.ui", "bot.cogs", "bot.translator", "bot.app", "bot.__main__")
+DISCORD_LAYER = ("bot.discord.ui", "bot.discord.cogs", "bot.discord.translator", "bot.discord.app", "bot.__main__")
 
 
 def _module_name(path: Path) -> str:
@@ -58,8 +58,11 @@ def _in(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_only_the_discord_layer_and_app_import_discord():
-    importers = {module for module, path in MODULES.items()
-                 if any(name == "discord" or name.startswith("discord.") for name in _imports(path))}
+    importers = {
+        module
+        for module, path in MODULES.items()
+        if any(name == "discord" or name.startswith("discord.") for name in _imports(path))
+    }
     assert importers, "the scan found no discord import at all"
     assert {module for module in importers if not _in(module, DISCORD_LAYER)} == set()
 
@@ -79,7 +82,7 @@ def test_no_import_cycle_among_bot_modules():
         visiting.add(module)
         for dep in sorted(graph[module]):
             if dep in visiting:
-                cycles.append(path[path.index(dep):] + [dep] if dep in path else [module, dep])
+                cycles.append(path[path.index(dep) :] + [dep] if dep in path else [module, dep])
             elif dep not in done:
                 visit(dep, path + [dep])
         visiting.discard(module)

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.access import Requester
-from bot.config import NotifySettings
+from bot.core.access import Requester
+from bot.core.config import NotifySettings
+from bot.core.models import Phase, Status
 from bot.jobs import JobService
-from bot.models import Phase, Status
-from bot.notify import NotifyReceiver, new_token
-from bot.proxy import ProxyClient
+from bot.ops.notify import NotifyReceiver, new_token
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
@@ -150,7 +150,10 @@ async def test_a_forged_push_with_the_real_token_changes_nothing(pushed: Pushed,
     await sim.wait_deliveries()
     confirmations = sim.count("/task/list-by-condition")
     forged = sim.tasks[job.task_id].to_json() | {
-        "status": "SUCCESS", "progress": "100%", "imageUrl": "https://evil.example/anything.png"}
+        "status": "SUCCESS",
+        "progress": "100%",
+        "imageUrl": "https://evil.example/anything.png",
+    }
     async with httpx.AsyncClient() as client:
         answer = await client.post(pushed.receiver.hook_url, json=forged)
     assert answer.status_code == 200  # taken as a signal...

@@ -20,21 +20,21 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import logs
-from bot.access import Requester
-from bot.alerts import AlertMonitor
-from bot.checks import check_notify
-from bot.config import AlertsSettings, NotifySettings, Settings
-from bot.errors import BannedPrompt, JobNotFound, JobTooOld, ProxyAuthFailed, ProxyUnreachable
-from bot.events import Fanout, NoEvents
-from bot.housekeeping import DAY_S, Housekeeper
-from bot.http import Health, OpsEndpoints, OpsServer
+from bot.core.access import Requester
+from bot.core.config import AlertsSettings, NotifySettings, Settings
+from bot.core.errors import BannedPrompt, JobNotFound, JobTooOld, ProxyAuthFailed, ProxyUnreachable
+from bot.core.events import Fanout, NoEvents
+from bot.core.models import Action, Job, Phase, Status
+from bot.core.text import duration_text
 from bot.jobs import JobService
-from bot.metrics import Metrics, endpoint_of
-from bot.models import Action, Job, Phase, Status
-from bot.proxy import ProxyClient
+from bot.ops import logs
+from bot.ops.alerts import AlertMonitor
+from bot.ops.checks import check_notify
+from bot.ops.housekeeping import DAY_S, Housekeeper
+from bot.ops.http import Health, OpsEndpoints, OpsServer
+from bot.ops.metrics import Metrics, endpoint_of
+from bot.proxy.client import ProxyClient
 from bot.storage import MIGRATIONS, Store, backup_database
-from bot.text import duration_text
 from tests.conftest import FAST_WRITES, RecordingView
 from tests.proxy_sim import ProxySim
 from tests.test_cli import ROOT, run_cli
@@ -61,16 +61,28 @@ def free_port() -> int:
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset], float]:
     text = metrics.render()[0].decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def job(task_id: str, status: Status, reason: str | None = None) -> Job:
-    return Job(task_id=task_id, action=Action.IMAGINE, prompt="p", owner_id=1, channel_id=2, guild_id=3,
-               status=status, fail_reason=reason)
+    return Job(
+        task_id=task_id,
+        action=Action.IMAGINE,
+        prompt="p",
+        owner_id=1,
+        channel_id=2,
+        guild_id=3,
+        status=status,
+        fail_reason=reason,
+    )
 
 
 # --- logs --------------------------------------------------------------------------------------------
+
 
 def record_of(logger: str, formatter: logging.Formatter, emit) -> str:
     stream = io.StringIO()
@@ -103,7 +115,11 @@ def test_json_lines_carry_the_context_and_never_a_secret():
     entries = [json.loads(line) for line in lines]
     assert entries[0]["message"].startswith("task 1712000000000001 submitted")
     assert {k: entries[0][k] for k in ("task_id", "user_id", "guild_id", "channel_id")} == {
-        "task_id": "1712000000000001", "user_id": 5, "guild_id": 6, "channel_id": 7}
+        "task_id": "1712000000000001",
+        "user_id": 5,
+        "guild_id": 6,
+        "channel_id": 7,
+    }
     assert entries[0]["level"] == "INFO" and entries[0]["logger"] == "bot.test.json" and "time" in entries[0]
     assert entries[1]["task_id"] == "abc9" and entries[1]["channel_id"] == 8  # extras win
     assert entries[2]["task_id"] == "42" and "RuntimeError" in entries[2]["exception"]
@@ -112,8 +128,9 @@ def test_json_lines_carry_the_context_and_never_a_secret():
 
 
 def test_lines_naming_only_a_task_get_its_guild_channel_and_user():
-    logs.TaskContext().job_submitted(Job(task_id="1712000000000777", action=Action.IMAGINE, prompt="p",
-                                         owner_id=4, channel_id=6, guild_id=5))
+    logs.TaskContext().job_submitted(
+        Job(task_id="1712000000000777", action=Action.IMAGINE, prompt="p", owner_id=4, channel_id=6, guild_id=5)
+    )
 
     def emit(log: logging.Logger) -> None:
         log.info("task %s finished: SUCCESS", "1712000000000777")
@@ -128,8 +145,11 @@ def test_lines_naming_only_a_task_get_its_guild_channel_and_user():
 
 def test_text_lines_mask_secrets_and_setup_quiets_discord():
     logs.add_secret("proxy-secret-unit-71b0")
-    text = record_of("bot.test.text", logs.TextFormatter(),
-                     lambda log: log.error("answer was %s", "mj-api-secret: proxy-secret-unit-71b0"))
+    text = record_of(
+        "bot.test.text",
+        logs.TextFormatter(),
+        lambda log: log.error("answer was %s", "mj-api-secret: proxy-secret-unit-71b0"),
+    )
     assert "proxy-secret-unit-71b0" not in text and "[secret]" in text and "ERROR" in text
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -143,6 +163,7 @@ def test_text_lines_mask_secrets_and_setup_quiets_discord():
 
 
 # --- metrics, through a real service and the simulator -------------------------------------------------
+
 
 @pytest.fixture
 async def observed(settings: Settings) -> AsyncIterator[tuple[JobService, RecordingView, Metrics, Health]]:
@@ -186,8 +207,12 @@ async def test_metrics_count_jobs_refusals_ticks_and_proxy_requests(observed, si
     assert values[("mjbot_unfinished_tasks", frozenset())] == 0
     assert values[("mjbot_tracker_tick_seconds_count", frozenset())] >= 2
     assert values[("mjbot_proxy_request_seconds_count", frozenset({("endpoint", "/submit/imagine")}))] == 3
-    assert values[("mjbot_proxy_errors_total", frozenset({("endpoint", "/task/list-by-condition"),
-                                                          ("kind", "bad_response")}))] == 1
+    assert (
+        values[
+            ("mjbot_proxy_errors_total", frozenset({("endpoint", "/task/list-by-condition"), ("kind", "bad_response")}))
+        ]
+        == 1
+    )
 
 
 def test_metric_labels_stay_few():
@@ -214,6 +239,7 @@ def test_a_broken_observer_breaks_nothing(caplog: pytest.LogCaptureFixture):
 
 
 # --- health and the endpoints --------------------------------------------------------------------------
+
 
 def test_health_needs_the_gateway_and_a_recent_tracker_pass():
     clock = Clock()
@@ -253,6 +279,7 @@ async def test_endpoints_on_their_own_server():
 
 # --- alerts --------------------------------------------------------------------------------------------
 
+
 class Channel:
     def __init__(self) -> None:
         self.posts: list[str] = []
@@ -282,8 +309,10 @@ async def test_a_proxy_outage_is_posted_once_then_its_end_once():
         alerts.proxy_answered(error)
         await alerts.check()
         clock.advance(60)
-    assert channel.posts == ["⚠️ The Midjourney proxy has been failing for 5 min: "
-                             "POST /task/list-by-condition: ConnectError. Jobs wait until it answers again."]
+    assert channel.posts == [
+        "⚠️ The Midjourney proxy has been failing for 5 min: "
+        "POST /task/list-by-condition: ConnectError. Jobs wait until it answers again."
+    ]
     alerts.proxy_answered(None)
     await alerts.flush()
     alerts.proxy_answered(None)
@@ -341,8 +370,9 @@ async def test_a_run_of_one_failure_reason_is_posted_once_and_its_end_once():
     for number in range(5):
         alerts.job_finished(job(f"q{number}", Status.FAILURE, "quota exhausted"))
     await alerts.flush()
-    assert channel.posts == ["⚠️ The last 3 jobs failed with the same reason: quota exhausted. "
-                             "Check the proxy's accounts (credit, bans)."]
+    assert channel.posts == [
+        "⚠️ The last 3 jobs failed with the same reason: quota exhausted. Check the proxy's accounts (credit, bans)."
+    ]
     alerts.job_finished(job("ok", Status.SUCCESS))
     alerts.job_finished(job("ok2", Status.SUCCESS))
     await alerts.flush()
@@ -351,8 +381,13 @@ async def test_a_run_of_one_failure_reason_is_posted_once_and_its_end_once():
 
 async def test_alerts_speak_the_configured_language_and_read_local_reasons():
     channel, clock = Channel(), Clock()
-    alerts = AlertMonitor(AlertsSettings(channel_id=5, failure_run=1), post=channel.post,
-                          probe=asyncio.sleep, language="zh-CN", clock=clock)
+    alerts = AlertMonitor(
+        AlertsSettings(channel_id=5, failure_run=1),
+        post=channel.post,
+        probe=asyncio.sleep,
+        language="zh-CN",
+        clock=clock,
+    )
     alerts.job_finished(job("1", Status.FAILURE, "mjbot:deadline?duration=15 min"))
     await alerts.flush()
     assert channel.posts[0].startswith("⚠️ 最近 1 个任务") and "15 min" in channel.posts[0]
@@ -360,6 +395,7 @@ async def test_alerts_speak_the_configured_language_and_read_local_reasons():
 
 
 # --- pruning -------------------------------------------------------------------------------------------
+
 
 async def test_pruning_keeps_unfinished_and_recent_jobs_and_show_says_too_old(service, sim: ProxySim):
     jobs, view = service
@@ -372,7 +408,9 @@ async def test_pruning_keeps_unfinished_and_recent_jobs_and_show_says_too_old(se
     running = await jobs.imagine("a fox still running", MEMBER)
     db = jobs.store.db  # a real file: age two jobs by hand
     long_ago = 1000.0
-    await db.execute("UPDATE jobs SET created_at = ?, finished_at = ? WHERE task_id = ?", (long_ago, long_ago, old.task_id))
+    await db.execute(
+        "UPDATE jobs SET created_at = ?, finished_at = ? WHERE task_id = ?", (long_ago, long_ago, old.task_id)
+    )
     await db.execute("UPDATE jobs SET created_at = ? WHERE task_id = ?", (long_ago, running.task_id))
     await db.commit()
 
@@ -392,6 +430,7 @@ async def test_pruning_keeps_unfinished_and_recent_jobs_and_show_says_too_old(se
 
 
 # --- backup --------------------------------------------------------------------------------------------
+
 
 async def test_backup_is_consistent_while_the_bot_writes(tmp_path: Path):
     store = Store(tmp_path / "live.sqlite3")
@@ -426,14 +465,17 @@ def test_backup_refuses_a_missing_database_and_itself(tmp_path: Path):
 
 # --- the push URL check ----------------------------------------------------------------------------------
 
+
 async def test_notify_check_follows_the_public_url_to_the_listener():
     port = free_port()
     async with httpx.AsyncClient() as http:
-        reached = await check_notify(NotifySettings(listen=f"127.0.0.1:{port}",
-                                                    public_url=f"http://127.0.0.1:{port}/mj/notify"), http)
+        reached = await check_notify(
+            NotifySettings(listen=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}/mj/notify"), http
+        )
     assert reached.ok and "reaches the receiver" in reached.detail
 
     other = web.Application()  # public_url leads to some other server
+
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
@@ -444,8 +486,9 @@ async def test_notify_check_follows_the_public_url_to_the_listener():
     elsewhere = runner.addresses[0][1]
     try:
         async with httpx.AsyncClient() as http:
-            astray = await check_notify(NotifySettings(listen=f"127.0.0.1:{free_port()}",
-                                                       public_url=f"http://127.0.0.1:{elsewhere}/hook"), http)
+            astray = await check_notify(
+                NotifySettings(listen=f"127.0.0.1:{free_port()}", public_url=f"http://127.0.0.1:{elsewhere}/hook"), http
+            )
             assert not astray.ok and "did not reach notify.listen" in astray.detail
             half = await check_notify(NotifySettings(listen="127.0.0.1:1"), http)
             assert not half.ok and "or neither" in half.detail
@@ -454,6 +497,7 @@ async def test_notify_check_follows_the_public_url_to_the_listener():
 
 
 # --- the command line ----------------------------------------------------------------------------------
+
 
 def test_check_config_names_bad_keys_with_their_line(tmp_path: Path):
     path = tmp_path / "c.toml"
@@ -484,11 +528,15 @@ def test_backup_and_healthcheck_commands(tmp_path: Path):
 
 # --- Docker --------------------------------------------------------------------------------------------
 
+
 def dockerfile() -> list[tuple[str, str]]:
     """(instruction, arguments) of each Dockerfile line, continuation lines joined."""
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_the_image_runs_the_bot_as_a_user_with_its_database_on_a_volume():
@@ -497,8 +545,9 @@ def test_the_image_runs_the_bot_as_a_user_with_its_database_on_a_volume():
     assert first["FROM"].startswith("python:3.11-slim")
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["requires-python"] == ">=3.11"
-    env = dict(shlex.split(pair)[0].split("=", 1) for args in (a for i, a in steps if i == "ENV")
-               for pair in shlex.split(args))
+    env = dict(
+        shlex.split(pair)[0].split("=", 1) for args in (a for i, a in steps if i == "ENV") for pair in shlex.split(args)
+    )
     volume = json.loads(first["VOLUME"])
     assert Path(env["MJBOT_STORAGE__PATH"]).parent == Path(volume[0])  # the database is on the volume
     user = [a for i, a in steps if i == "USER"]
@@ -516,6 +565,7 @@ def test_the_image_runs_the_bot_as_a_user_with_its_database_on_a_volume():
     assert entry == ["mjbot"] and command == ["run"]
     assert pyproject["project"]["scripts"]["mjbot"] == "bot.__main__:main"
     from bot.__main__ import build_parser
+
     assert build_parser().parse_args(["run"]).command == "run"
     # The healthcheck asks /healthz where the image's http.listen puts it.
     healthcheck = next(a for i, a in steps if i == "HEALTHCHECK")
@@ -529,8 +579,9 @@ def test_the_image_runs_the_bot_as_a_user_with_its_database_on_a_volume():
 
 def test_compose_runs_the_bot_next_to_the_proxy():
     compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    services = re.findall(r"^  ([\w-]+):$", compose.split("\nservices:\n")[1].split("\nvolumes:\n")[0],
-                          flags=re.MULTILINE)
+    services = re.findall(
+        r"^  ([\w-]+):$", compose.split("\nservices:\n")[1].split("\nvolumes:\n")[0], flags=re.MULTILINE
+    )
     assert services == ["midjourney-proxy", "mjbot"]
     assert "image: novicezk/midjourney-proxy:" in compose and "build: ." in compose
     assert "MJBOT_PROXY__BASE_URL: http://midjourney-proxy:8080/mj" in compose

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BadParameter, BannedWord, EmptyPrompt, MjBotError, PromptTooLong
-from bot.prompt import MAX_PROMPT_LENGTH, check_prompt, normalize_prompt
+from bot.core.errors import BadParameter, BannedWord, EmptyPrompt, MjBotError, PromptTooLong
+from bot.core.prompt import MAX_PROMPT_LENGTH, check_prompt, normalize_prompt
 
-EN = json.loads(
-    (Path(__file__).resolve().parent.parent / "bot" / "locales" / "en.json").read_text("utf-8")
-)
+EN = json.loads((Path(__file__).resolve().parent.parent / "bot" / "locales" / "en.json").read_text("utf-8"))
 
 
 def assert_message_ok(error: MjBotError) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ProxySettings
-from bot.errors import (
+from bot.core.config import ProxySettings
+from bot.core.errors import (
     BannedPrompt,
     ImageTooLarge,
     InvalidSubmit,
@@ -21,8 +21,8 @@ from bot.errors import (
     QuotaExhausted,
     SubmitRefused,
 )
-from bot.models import Action, Status
-from bot.proxy import ProxyClient
+from bot.core.models import Action, Status
+from bot.proxy.client import ProxyClient
 from tests.conftest import PROXY_SECRET
 from tests.proxy_sim import ProxySim
 
@@ -97,8 +97,9 @@ async def test_numeric_task_id_stays_a_string(sim: ProxySim, proxy: ProxyClient)
 
 
 async def test_new_api_error_body_on_http_400(sim: ProxySim, proxy: ProxyClient):
-    sim.fail_next("/submit/imagine", "status:400",
-                  body={"description": "quota_not_enough ", "type": "upstream_error", "code": 4})
+    sim.fail_next(
+        "/submit/imagine", "status:400", body={"description": "quota_not_enough ", "type": "upstream_error", "code": 4}
+    )
     with pytest.raises(QuotaExhausted) as caught:
         await proxy.submit_imagine("a cat")
     assert caught.value.detail == "quota_not_enough" and caught.value.code == 4
@@ -159,8 +160,11 @@ async def test_auth_styles(sim: ProxySim, style):
     finally:
         await client.aclose()
     headers = {k.lower(): v for k, v in sim.last_request("/task/list-by-condition").headers.items()}
-    expected = {"mj-api-secret": ("mj-api-secret", "k"), "bearer": ("authorization", "Bearer k"),
-                "authorization": ("authorization", "k")}[style]
+    expected = {
+        "mj-api-secret": ("mj-api-secret", "k"),
+        "bearer": ("authorization", "Bearer k"),
+        "authorization": ("authorization", "k"),
+    }[style]
     assert headers.get(expected[0]) == expected[1]
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ProxySettings
-from bot.errors import (
+from bot.core.config import ProxySettings
+from bot.core.errors import (
     BannedPrompt,
     InvalidSubmit,
     ProxyActionNotAllowed,
@@ -18,14 +18,16 @@ from bot.errors import (
     ProxyEndpointMissing,
     SubmitRefused,
 )
-from bot.i18n import error_text
-from bot.media_guard import MediaGuard, MediaRefused
-from bot.proxy import ProxyClient
-from bot.text import MAX_CONTENT
+from bot.core.i18n import error_text
+from bot.core.text import MAX_CONTENT
+from bot.proxy.client import ProxyClient
+from bot.proxy.media_guard import MediaGuard, MediaRefused
 from tests.conftest import PROXY_SECRET
 from tests.proxy_sim import ProxySim
 
-INDEX_HTML = "<!doctype html><html lang=\"zh\"><head><title>New API</title></head><body><div id=\"root\"></div></body></html>"
+INDEX_HTML = (
+    '<!doctype html><html lang="zh"><head><title>New API</title></head><body><div id="root"></div></body></html>'
+)
 
 
 async def test_a_web_page_on_http_200_is_no_such_endpoint(sim: ProxySim, proxy: ProxyClient):
@@ -51,8 +53,13 @@ async def test_trueai_logic_refusal_on_http_200_shows_the_servers_words(sim: Pro
 
 async def test_new_api_refusal_before_relaying_is_a_refusal_in_its_words(sim: ProxySim, proxy: ProxyClient):
     """new-api middleware/distributor.go: a customId it cannot convert is refused as an error object."""
-    body = {"error": {"message": "无效的请求，unknown_action:MJ::JOB::animate_high::1::abc::SOLO (request id: 2025)",
-                      "type": "new_api_error", "code": ""}}
+    body = {
+        "error": {
+            "message": "无效的请求，unknown_action:MJ::JOB::animate_high::1::abc::SOLO (request id: 2025)",
+            "type": "new_api_error",
+            "code": "",
+        }
+    }
     sim.fail_next("/submit/action", "status:400", body=body)
     with pytest.raises(SubmitRefused) as caught:
         await proxy.submit_action("1", "MJ::JOB::animate_high::1::abc::SOLO")
@@ -61,8 +68,11 @@ async def test_new_api_refusal_before_relaying_is_a_refusal_in_its_words(sim: Pr
 
 async def test_new_api_relay_error_with_a_word_for_a_code_is_a_refusal(sim: ProxySim, proxy: ProxyClient):
     """new-api relay/relay-mj.go: an error object on HTTP 400 whose code may not be a number."""
-    body = {"description": "unsupported customId: MJ::JOB::animate_high::1::abc::SOLO",
-            "type": "upstream_error", "code": "convert_request_failed"}
+    body = {
+        "description": "unsupported customId: MJ::JOB::animate_high::1::abc::SOLO",
+        "type": "upstream_error",
+        "code": "convert_request_failed",
+    }
     sim.fail_next("/submit/action", "status:400", body=body)
     with pytest.raises(SubmitRefused) as caught:
         await proxy.submit_action("1", "MJ::JOB::animate_high::1::abc::SOLO")
@@ -87,13 +97,17 @@ async def test_a_key_without_the_model_is_not_wrong_credentials(sim: ProxySim, p
         await proxy.submit_blend(["data:image/png;base64,AA==", "data:image/png;base64,AA=="], "SQUARE")
 
 
-@pytest.mark.parametrize(("properties", "description", "ahead"), [
-    ({"numberOfQueues": 3}, "提交成功", 3),  # new-api relay-mj.go: 22 became 1, the count stays
-    ({}, "排队中，前面还有2个任务", 2),  # novicezk's words for the position
-    ({}, "提交成功", None),
-])
-async def test_queue_position_is_read_whatever_the_code(sim: ProxySim, proxy: ProxyClient, properties,
-                                                          description, ahead):
+@pytest.mark.parametrize(
+    ("properties", "description", "ahead"),
+    [
+        ({"numberOfQueues": 3}, "提交成功", 3),  # new-api relay-mj.go: 22 became 1, the count stays
+        ({}, "排队中，前面还有2个任务", 2),  # novicezk's words for the position
+        ({}, "提交成功", None),
+    ],
+)
+async def test_queue_position_is_read_whatever_the_code(
+    sim: ProxySim, proxy: ProxyClient, properties, description, ahead
+):
     sim.fail_next("/submit/imagine", "code:1", description=description, properties=properties, result="1234")
     accepted = await proxy.submit_imagine("a cat")
     assert accepted.task_id == "1234" and accepted.queue_ahead == ahead
@@ -111,18 +125,20 @@ async def test_a_long_banned_word_still_fits_in_a_discord_message(sim: ProxySim,
 # --- what the bot downloads ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd",
-    "ftp://cdn.example.com/a.png",
-    "http://169.254.169.254/latest/meta-data/",  # link-local: a cloud metadata service
-    "http://10.0.0.1/a.png",  # private
-    "http://192.168.1.1/a.png",
-    "http://[::1]:8080/a.png",  # loopback, but not where the proxy is
-    "http://127.0.0.2:8080/a.png",
-    "not a url",
-])
-async def test_images_are_not_fetched_from_addresses_the_bot_should_not_reach(sim: ProxySim, proxy: ProxyClient,
-                                                                               url):
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://cdn.example.com/a.png",
+        "http://169.254.169.254/latest/meta-data/",  # link-local: a cloud metadata service
+        "http://10.0.0.1/a.png",  # private
+        "http://192.168.1.1/a.png",
+        "http://[::1]:8080/a.png",  # loopback, but not where the proxy is
+        "http://127.0.0.2:8080/a.png",
+        "not a url",
+    ],
+)
+async def test_images_are_not_fetched_from_addresses_the_bot_should_not_reach(sim: ProxySim, proxy: ProxyClient, url):
     # The guard decides before any connection is made, so nothing is sent to these addresses.
     with pytest.raises(MediaRefused):
         await proxy.download_image(url, max_bytes=1024)

@@ -100,8 +100,20 @@ async def test_imagine_to_success_with_images(sim, client):
 
     fetched = (await client.get(f"/task/{task_id}/fetch")).json()
     assert set(fetched) >= {
-        "id", "action", "status", "progress", "prompt", "promptEn", "description", "state",
-        "submitTime", "startTime", "finishTime", "imageUrl", "failReason", "properties",
+        "id",
+        "action",
+        "status",
+        "progress",
+        "prompt",
+        "promptEn",
+        "description",
+        "state",
+        "submitTime",
+        "startTime",
+        "finishTime",
+        "imageUrl",
+        "failReason",
+        "properties",
     }
     assert (fetched["action"], fetched["status"], fetched["progress"]) == ("IMAGINE", SUBMITTED, "0%")
     assert fetched["prompt"] == "a red fox --ar 3:2" and fetched["state"] == "guild:1"
@@ -151,7 +163,10 @@ async def test_list_by_condition_drops_unknown_ids(sim, client):
 
 async def test_imagine_validation(sim, client):
     assert await imagine(client, "   ") == {
-        "code": 4, "description": "prompt不能为空", "result": None, "properties": {}
+        "code": 4,
+        "description": "prompt不能为空",
+        "result": None,
+        "properties": {},
     }
     bare = base64.b64encode(b"png").decode()
     assert (await imagine(client, "x", base64Array=[bare]))["description"] == "base64格式错误"
@@ -194,7 +209,9 @@ async def test_queue_then_full():
         assert (second["code"], second["properties"]["numberOfQueues"]) == (22, 0)
         assert (third["code"], third["description"]) == (22, "排队中，前面还有1个任务")
         assert fourth == {
-            "code": 23, "description": "队列已满，请稍后尝试", "result": None,
+            "code": 23,
+            "description": "队列已满，请稍后尝试",
+            "result": None,
             "properties": {"discordInstanceId": "1"},
         }
         queued = (await client.get(f"/task/{second['result']}/fetch")).json()
@@ -209,22 +226,30 @@ async def test_queue_then_full():
 async def test_banned_word():
     async with ProxySim(banned_words=["blood"]) as sim, httpx.AsyncClient(base_url=sim.base_url) as client:
         assert await imagine(client, "a Blood moon") == {
-            "code": 24, "description": "可能包含敏感词", "result": None,
+            "code": 24,
+            "description": "可能包含敏感词",
+            "result": None,
             "properties": {"promptEn": "a Blood moon", "bannedWord": "Blood"},
         }
         assert (await imagine(client, "a bloodhound"))["code"] == 1  # whole words only
 
 
 FAILURES = [
-    ("http500_spring", 500, lambda r: r.json()["error"] == "Internal Server Error"
-     and r.json()["path"] == "/mj/submit/imagine"),
+    (
+        "http500_spring",
+        500,
+        lambda r: r.json()["error"] == "Internal Server Error" and r.json()["path"] == "/mj/submit/imagine",
+    ),
     ("html502", 502, lambda r: "nginx" in r.text and r.headers["content-type"].startswith("text/html")),
     ("empty200", 200, lambda r: r.content == b""),
     ("malformed", 200, lambda r: r.text == '{"code":1,'),
     ("unauthorized", 401, lambda r: r.content == b""),
     ("status:429", 429, lambda r: r.json()["status"] == 429),
-    ("code:9", 200, lambda r: r.json() == {
-        "code": 9, "description": "提交失败，系统异常", "result": None, "properties": {}}),
+    (
+        "code:9",
+        200,
+        lambda r: r.json() == {"code": 9, "description": "提交失败，系统异常", "result": None, "properties": {}},
+    ),
 ]
 
 
@@ -395,7 +420,11 @@ async def test_delivery_on_every_change(sim, client, receiver):
     await sim.wait_deliveries()
 
     assert receiver.progress() == [
-        (SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "40%"), (IN_PROGRESS, "80%"), (SUCCESS, "100%"),
+        (SUBMITTED, "0%"),
+        (IN_PROGRESS, "10%"),
+        (IN_PROGRESS, "40%"),
+        (IN_PROGRESS, "80%"),
+        (SUCCESS, "100%"),
     ]
     assert {content_type for _, content_type, _ in receiver.got} == {"application/json"}
     bodies = [body for _, _, body in receiver.got]
@@ -426,7 +455,9 @@ async def test_task_hook_wins_over_the_global_one(receiver):
     # Created running: SUBMITTED; created waiting for a slot: NOT_START. Tasks go out
     # side by side, so only each task's own pushes have an order.
     assert {(p, b["id"], b["status"]) for p, _, b in receiver.got} == {
-        ("/global", running, SUBMITTED), ("/own", queued, NOT_START), ("/direct", direct.id, SUBMITTED),
+        ("/global", running, SUBMITTED),
+        ("/own", queued, NOT_START),
+        ("/direct", direct.id, SUBMITTED),
     }
     assert len(receiver.got) == 3
 
@@ -467,7 +498,10 @@ async def test_duplicate_next_deliveries(sim, receiver):
     sim.advance(task.id)
     await sim.wait_deliveries()
     assert receiver.progress() == [
-        (SUBMITTED, "0%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "10%"), (IN_PROGRESS, "40%"),
+        (SUBMITTED, "0%"),
+        (IN_PROGRESS, "10%"),
+        (IN_PROGRESS, "10%"),
+        (IN_PROGRESS, "40%"),
     ]
     assert receiver.got[1][2] == receiver.got[2][2]
     assert [d.progress for d in sim.deliveries].count("10%") == 2
@@ -482,7 +516,11 @@ async def test_reorder_deliveries(sim, receiver):
     sim.succeed(task.id)
     await sim.flush_deliveries()
     assert receiver.progress() == [
-        (SUBMITTED, "0%"), (SUCCESS, "100%"), (IN_PROGRESS, "80%"), (IN_PROGRESS, "40%"), (IN_PROGRESS, "10%"),
+        (SUBMITTED, "0%"),
+        (SUCCESS, "100%"),
+        (IN_PROGRESS, "80%"),
+        (IN_PROGRESS, "40%"),
+        (IN_PROGRESS, "10%"),
     ]
 
     # Still on: held again, and held ones keep wait_deliveries() waiting.
@@ -543,7 +581,9 @@ async def test_stop_with_deliveries_pending_is_clean(receiver, caplog):
     await sim.stop()
 
     assert [(d.progress, d.error) for d in sim.deliveries] == [
-        ("0%", "cancelled"), ("10%", "cancelled"), ("40%", "cancelled"),
+        ("0%", "cancelled"),
+        ("10%", "cancelled"),
+        ("40%", "cancelled"),
     ]
     sim.advance(task.id)  # stopped: nothing to send with, nothing scheduled
     assert sim.deliveries[-1].error == "not running"
@@ -663,21 +703,29 @@ AUTH = [
     ("trueai", {}, 401, None),
     ("newapi", {"Authorization": f"Bearer {NEWAPI_KEY}"}, 200, None),
     ("newapi", {"mj-api-secret": NEWAPI_KEY}, 200, None),
-    ("newapi", {"Authorization": "Bearer sk-wrong"}, 401,
-     lambda r: r.json() == {"error": {"message": "无效的令牌", "type": "new_api_error"}}),
+    (
+        "newapi",
+        {"Authorization": "Bearer sk-wrong"},
+        401,
+        lambda r: r.json() == {"error": {"message": "无效的令牌", "type": "new_api_error"}},
+    ),
     ("newapi", {"Authorization": SECRET}, 401, lambda r: r.json()["error"]["message"] == "无效的令牌"),
     ("newapi", {}, 401, lambda r: r.json() == {"error": {"message": "未提供令牌", "type": "new_api_error"}}),
 ]
 FAILED_AUTH_SHAPE = {
     "novicezk": lambda r: r.content == b"",
     "trueai": lambda r: r.headers["content-type"].startswith("text/plain") and r.text == "Unauthorized",
-    "newapi": lambda r: r.headers["content-type"].startswith("application/json")
-    and r.json()["error"]["type"] == "new_api_error",
+    "newapi": lambda r: (
+        r.headers["content-type"].startswith("application/json") and r.json()["error"]["type"] == "new_api_error"
+    ),
 }
 
 
-@pytest.mark.parametrize(("flavour", "headers", "status", "check"), AUTH,
-                         ids=[f"{a[0]}-{'+'.join(a[1]) or 'none'}-{a[2]}-{i}" for i, a in enumerate(AUTH)])
+@pytest.mark.parametrize(
+    ("flavour", "headers", "status", "check"),
+    AUTH,
+    ids=[f"{a[0]}-{'+'.join(a[1]) or 'none'}-{a[2]}-{i}" for i, a in enumerate(AUTH)],
+)
 async def test_auth_by_flavour(flavour, headers, status, check):
     async with served(flavour) as (sim, _), httpx.AsyncClient(base_url=sim.base_url, headers=headers) as client:
         response = await client.post("/submit/imagine", json={"prompt": "x"})
@@ -697,8 +745,9 @@ UNKNOWN_TASK = [
 ]
 
 
-@pytest.mark.parametrize(("options", "status", "check"), UNKNOWN_TASK,
-                         ids=["novicezk", "trueai", "newapi", "newapi-trueai"])
+@pytest.mark.parametrize(
+    ("options", "status", "check"), UNKNOWN_TASK, ids=["novicezk", "trueai", "newapi", "newapi-trueai"]
+)
 async def test_unknown_task_by_flavour(options, status, check):
     async with served(**options) as (sim, client):
         response = await client.get("/task/1234567890123456/fetch")
@@ -770,8 +819,9 @@ VIDEO_EXTEND_BUTTONS = [
 
 
 def expected_buttons(table: list[tuple[str, str, str]], job_hash: str) -> list[dict]:
-    return [{"customId": c.format(h=job_hash), "emoji": e, "label": label, "style": 2, "type": 2}
-            for label, e, c in table]
+    return [
+        {"customId": c.format(h=job_hash), "emoji": e, "label": label, "style": 2, "type": 2} for label, e, c in table
+    ]
 
 
 async def test_trueai_task_fields_and_button_sets(receiver):
@@ -779,7 +829,11 @@ async def test_trueai_task_fields_and_button_sets(receiver):
         task_id = (await imagine(client, notifyHook=receiver.url()))["result"]
         running = await fetch(client, task_id)
         assert {k: running[k] for k in ("buttons", "parentId", "seed", "mode", "botType")} == {
-            "buttons": [], "parentId": None, "seed": None, "mode": "FAST", "botType": "MID_JOURNEY",
+            "buttons": [],
+            "parentId": None,
+            "seed": None,
+            "mode": "FAST",
+            "botType": "MID_JOURNEY",
         }
         sim.advance(task_id)
         assert (await fetch(client, task_id))["buttons"] == []
@@ -832,8 +886,11 @@ ACTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("custom_id", "parent_action", "expected", "index", "result"), ACTIONS,
-                         ids=[a[0].split("::")[2] + "-" + a[0].split("::")[3] for a in ACTIONS])
+@pytest.mark.parametrize(
+    ("custom_id", "parent_action", "expected", "index", "result"),
+    ACTIONS,
+    ids=[a[0].split("::")[2] + "-" + a[0].split("::")[3] for a in ACTIONS],
+)
 async def test_trueai_action_makes_the_task_its_button_says(custom_id, parent_action, expected, index, result):
     async with served("trueai") as (sim, client):
         parent_id = succeeded(sim, "a red fox --ar 3:2", parent_action)
@@ -858,9 +915,7 @@ async def test_trueai_action_refusals():
 
         response = await action(client, "1234567890123456", good)
         assert response.status_code == 404  # NotFound with the API body
-        assert response.json() == {
-            "code": 3, "description": "关联任务不存在或已失效", "result": None, "properties": {}
-        }
+        assert response.json() == {"code": 3, "description": "关联任务不存在或已失效", "result": None, "properties": {}}
         for task_id, custom_id in (
             (parent_id, "MJ::JOB::upsample::9::nope"),
             (other_id, good),  # another task's button
@@ -993,7 +1048,12 @@ async def test_newapi_shows_a_stale_copy_until_its_own_poll():
         assert sim.tasks[task_id].status == SUBMITTED  # upstream, already started
         first = await fetch(client, task_id)
         assert {k: first[k] for k in ("status", "progress", "imageUrl", "startTime", "buttons", "properties")} == {
-            "status": "", "progress": "0%", "imageUrl": "", "startTime": 0, "buttons": None, "properties": None,
+            "status": "",
+            "progress": "0%",
+            "imageUrl": "",
+            "startTime": 0,
+            "buttons": None,
+            "properties": None,
         }
         assert (first["id"], first["action"], first["state"]) == (task_id, "IMAGINE", "guild:1")
         assert first["failReason"] == ""
@@ -1045,8 +1105,10 @@ async def test_newapi_quota_and_its_own_refusals():
         parent_id = succeeded(sim)
         sim.gateway_poll()
         sim.quota_exhausted = True
-        for path, body in (("/submit/imagine", {"prompt": "x"}),
-                           ("/submit/change", {"taskId": parent_id, "action": "UPSCALE", "index": 1})):
+        for path, body in (
+            ("/submit/imagine", {"prompt": "x"}),
+            ("/submit/change", {"taskId": parent_id, "action": "UPSCALE", "index": 1}),
+        ):
             response = await client.post(path, json=body)
             assert response.status_code == 400
             assert response.json() == {"description": "quota_not_enough ", "type": "upstream_error", "code": 4}
@@ -1176,8 +1238,9 @@ async def test_describe_and_blend(flavour):
             prompts = task["properties"]["finalPrompt"].split("\n\n")
             assert [p[:3].strip() for p in prompts] == ["1️⃣", "2️⃣", "3️⃣", "4️⃣"]
             assert (await client.post("/submit/blend", json={"base64Array": [PNG_URL]})).json()["code"] == 4
-            blended = (await client.post("/submit/blend", json={"base64Array": [PNG_URL] * 3,
-                                                                 "dimensions": "PORTRAIT"})).json()
+            blended = (
+                await client.post("/submit/blend", json={"base64Array": [PNG_URL] * 3, "dimensions": "PORTRAIT"})
+            ).json()
             assert blended["code"] == 1
             assert sim.tasks[blended["result"]].action == "BLEND"
             assert sim.tasks[blended["result"]].blend_dimensions == "PORTRAIT"
@@ -1220,8 +1283,14 @@ async def test_trueai_upscale_buttons_follow_CustomComponentModel_cs_by_version(
             assert first["customId"].startswith(f"MJ::JOB::{kind}::1::") and first["label"] == label
             assert first["emoji"] == "upscale_1"
         v8 = buttons_by_label(await upscaled(sim, client, "a fox --v 8"))
-        assert set(v8) == {"Vary (Subtle)", "Vary (Strong)", "Vary (Region)", "Animate (High motion)",
-                           "Animate (Low motion)", "🔄"}  # v8: no upscale, zoom or pan
+        assert set(v8) == {
+            "Vary (Subtle)",
+            "Vary (Strong)",
+            "Vary (Region)",
+            "Animate (High motion)",
+            "Animate (Low motion)",
+            "🔄",
+        }  # v8: no upscale, zoom or pan
     async with served("trueai", video=False) as (sim, client):  # Setting.EnableVideo off
         labels = buttons_by_label(await upscaled(sim, client))
         assert "Animate (High motion)" not in labels and "Upscale (Creative)" in labels
@@ -1239,7 +1308,11 @@ async def test_trueai_upscale_subtle_and_creative_make_upscale_hd_SubmitControll
             sim.succeed(answer["result"])
             hd = await fetch(client, answer["result"])
             assert (hd["action"], hd["status"], hd["customId"], hd["contentType"]) == (
-                "UPSCALE_HD", SUCCESS, custom_id, "image/png")
+                "UPSCALE_HD",
+                SUCCESS,
+                custom_id,
+                "image/png",
+            )
             assert hd["buttons"] == expected_buttons(UPSCALE_HD_BUTTONS, sim.tasks[hd["id"]].job_hash)
             image = (await client.get(hd["imageUrl"])).content
             assert assert_valid_png(image) and image == sim.image_bytes(hd["id"])
@@ -1286,13 +1359,18 @@ async def test_trueai_animate_makes_a_video_task_TaskInfo_cs():
         video_id = answer["result"]
         running = await fetch(client, video_id)
         assert (running["action"], running["status"], running["videoUrl"], running["contentType"]) == (
-            "VIDEO", SUBMITTED, None, None)
+            "VIDEO",
+            SUBMITTED,
+            None,
+            None,
+        )
         sim.succeed(video_id)
         video = await fetch(client, video_id)
         assert video["imageUrl"] == sim.video_url(video_id) and video["imageUrl"].endswith(".mp4")
         assert (video["videoUrl"], video["contentType"]) == (video["imageUrl"], "video/mp4")
-        assert video["videoUrls"] == [{"url": sim.video_url(video_id, i), "thumbnail": sim.thumbnail_url(video_id, i)}
-                                      for i in range(2)]  # --bs 2
+        assert video["videoUrls"] == [
+            {"url": sim.video_url(video_id, i), "thumbnail": sim.thumbnail_url(video_id, i)} for i in range(2)
+        ]  # --bs 2
         job_hash = sim.tasks[video_id].job_hash
         assert video["buttons"] == expected_buttons(VIDEO_BUTTONS[:2] + VIDEO_BUTTONS[4:], job_hash)
         assert all(b["emoji"] == "" for b in video["buttons"][:2])
@@ -1342,7 +1420,10 @@ async def test_trueai_submit_video_SubmitVideoDTO_cs():
         for refused, status, code, description in refusals:
             response = await client.post("/submit/video", json=refused)
             assert (response.status_code, response.json()["code"], response.json()["description"]) == (
-                status, code, description)
+                status,
+                code,
+                description,
+            )
     async with served("trueai", video=False) as (sim, client):
         off = (await client.post("/submit/video", json={"prompt": "x", "image": DATA_URL})).json()
         assert (off["code"], off["description"]) == (4, "视频功能未启用")
@@ -1363,8 +1444,11 @@ async def test_trueai_logic_exception_body_CustomLogicExceptionFilterAttribute_c
         assert (body["success"], body["code"], body["message"]) == (False, -1, "并发数已达上限")
         assert isinstance(body["timestamp"], str) and int(body["timestamp"]) > 638_000_000_000_000_000  # .NET ticks
         assert len(sim.tasks) == 1  # nothing was made
-        for path, payload in (("/submit/modal", {"taskId": parent_id}), ("/submit/describe", {"base64": DATA_URL}),
-                              ("/submit/blend", {"base64Array": [DATA_URL] * 2})):
+        for path, payload in (
+            ("/submit/modal", {"taskId": parent_id}),
+            ("/submit/describe", {"base64": DATA_URL}),
+            ("/submit/blend", {"base64Array": [DATA_URL] * 2}),
+        ):
             sim.fail_next(path, kind="logic", description="账号已被临时封锁，请勿使用违规词作图")
             refused = (await client.post(path, json=payload)).json()
             assert refused["message"] == "账号已被临时封锁，请勿使用违规词作图" and refused["code"] == -1
@@ -1423,8 +1507,13 @@ async def test_newapi_unknown_routes_answer_index_html_web_router_go(upstream):
     """router/web-router.go: gin's NoRoute answers the web UI's index.html with 200, no key needed."""
     async with served("newapi", upstream=upstream) as (sim, client):
         async with httpx.AsyncClient(base_url=sim.base_url) as anonymous:
-            for method, path in (("GET", "/task/list"), ("GET", "/task/queue"), ("POST", "/submit/simple-x"),
-                                 ("GET", "/submit/imagine"), ("GET", "/nothing/here")):
+            for method, path in (
+                ("GET", "/task/list"),
+                ("GET", "/task/queue"),
+                ("POST", "/submit/simple-x"),
+                ("GET", "/submit/imagine"),
+                ("GET", "/nothing/here"),
+            ):
                 for each in (client, anonymous):
                     response = await each.request(method, path)
                     assert response.status_code == 200, (method, path)
@@ -1463,7 +1552,7 @@ async def test_newapi_preview_url_changes_on_every_read_relay_mjproxy_handler_go
         urls += [t["imageUrl"] for t in (await client.post("/task/list-by-condition", json={"ids": [task_id]})).json()]
         assert len(set(urls)) == 4
         base = f"{sim.base_url}/image/{task_id}?rand="
-        assert all(url.startswith(base) and url[len(base):].isdigit() for url in urls)
+        assert all(url.startswith(base) and url[len(base) :].isdigit() for url in urls)
         async with httpx.AsyncClient() as anonymous:
             assert (await anonymous.get(urls[-1])).content == sim.preview_bytes(task_id, 1)
         sim.succeed(task_id)
@@ -1499,7 +1588,10 @@ async def test_newapi_refuses_customids_it_cannot_convert_service_midjourney_go(
 async def test_newapi_denied_models_answer_403_distributor_go():
     """middleware/distributor.go: a key whose model limits lack the model (mj_ + lower(action),
     service/midjourney.go CovertMjpActionToModelName) gets 403 "该令牌无权访问模型 <model>"."""
-    async with served("newapi", upstream="trueai", denied_models={"mj_blend", "mj_upscale", "mj_video"}) as (sim, client):
+    async with served("newapi", upstream="trueai", denied_models={"mj_blend", "mj_upscale", "mj_video"}) as (
+        sim,
+        client,
+    ):
         blend = await client.post("/submit/blend", json={"base64Array": [DATA_URL] * 2})
         assert blend.status_code == 403
         error = blend.json()["error"]
@@ -1530,7 +1622,11 @@ async def test_newapi_relays_submit_video_to_trueai_relay_router_go():
         sim.succeed(task_id)
         sim.gateway_poll()
         video = await fetch(client, task_id)
-        assert (video["action"], video["status"], video["imageUrl"]) == ("VIDEO", SUCCESS, sim.client_image_url(task_id))
+        assert (video["action"], video["status"], video["imageUrl"]) == (
+            "VIDEO",
+            SUCCESS,
+            sim.client_image_url(task_id),
+        )
         assert video["videoUrl"] == sim.video_url(task_id)
         assert video["videoUrls"] == [{"url": sim.video_url(task_id, i)} for i in range(4)]
         async with httpx.AsyncClient() as anonymous:

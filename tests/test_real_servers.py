@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import (
+from bot.core.errors import (
     ButtonAlreadyUsed,
     ButtonBusy,
     SubmitRefused,
     SubmitUnconfirmed,
     VideoUnsupported,
 )
-from bot.i18n import error_text
+from bot.core.i18n import error_text
+from bot.core.models import Action, Phase, Status
 from bot.jobs import SUBMISSION_GIVE_UP_S
-from bot.models import Action, Phase, Status
 from tests.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
 from tests.proxy_sim import ProxySim
 from tests.service_harness import Harness, grid_of, who

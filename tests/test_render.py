@@ -7,16 +7,17 @@ import re
 import discord
 import pytest
 
-from bot.models import Action, Display, Job, Phase, Status, TaskButton
-from bot.ui.buttons import JobButton, custom_id, grid_buttons
-from bot.ui.render import render
+from bot.core.models import Action, Display, Job, Phase, Status, TaskButton
+from bot.discord.ui.buttons import JobButton, custom_id, grid_buttons
+from bot.discord.ui.render import render
 
 OWNER = 4242
 
 
 def job(**changes) -> Job:
-    base = Job(task_id="1320098173412546", action=Action.IMAGINE, prompt="a red fox", owner_id=OWNER,
-               channel_id=1, guild_id=2)
+    base = Job(
+        task_id="1320098173412546", action=Action.IMAGINE, prompt="a red fox", owner_id=OWNER, channel_id=1, guild_id=2
+    )
     return base.with_changes(**changes)
 
 
@@ -118,19 +119,32 @@ def test_display_phases():
 def test_server_buttons_are_shown_as_the_server_lists_them():
     long_id = "MJ::JOB::upsample::1::" + "h" * 120
     buttons = (
-        TaskButton(long_id, label="U1"), TaskButton("MJ::JOB::reroll::0::h::SOLO", emoji="🔄"),
+        TaskButton(long_id, label="U1"),
+        TaskButton("MJ::JOB::reroll::0::h::SOLO", emoji="🔄"),
         TaskButton("MJ::JOB::high_variation::1::h::SOLO", label="Vary (Strong)", emoji="🪄"),
         TaskButton("MJ::CustomZoom::h", label="Custom Zoom", emoji="🔍"),
-        TaskButton("MJ::JOB::pan_left::1::h::SOLO", emoji="⬅️"), TaskButton("MJ::JOB::pan_up::1::h::SOLO", emoji="⬆️"),
+        TaskButton("MJ::JOB::pan_left::1::h::SOLO", emoji="⬅️"),
+        TaskButton("MJ::JOB::pan_up::1::h::SOLO", emoji="⬆️"),
     )
-    j = job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS, buttons=buttons,
-            used_buttons=frozenset({("button", 2)}))
+    j = job(
+        action=Action.UPSCALE,
+        parent_index=1,
+        status=Status.SUCCESS,
+        buttons=buttons,
+        used_buttons=frozenset({("button", 2)}),
+    )
     rows = rendered(j).view.to_components()
     flat = [b for row in rows for b in row["components"]]
     assert [len(row["components"]) for row in rows] == [5, 2]
     assert [(b.get("label"), (b.get("emoji") or {}).get("name")) for b in flat] == [
-        ("U1", None), (None, "🔄"), ("Vary (Strong)", "🪄"), ("Custom Zoom", "🔍"), (None, "⬅️"), (None, "⬆️"),
-        (None, "❌")]
+        ("U1", None),
+        (None, "🔄"),
+        ("Vary (Strong)", "🪄"),
+        ("Custom Zoom", "🔍"),
+        (None, "⬅️"),
+        (None, "⬆️"),
+        (None, "❌"),
+    ]
     assert all(len(b["custom_id"]) <= 100 for b in flat)  # the 140-character customId stays in SQLite
     assert flat[0]["custom_id"] == "mj:b:0:1320098173412546"
     assert flat[2]["style"] == 1 and flat[3]["style"] == 2  # Vary (Strong) was used
@@ -151,8 +165,9 @@ def test_waiting_for_a_prompt_offers_the_pencil():
 
 # --- what Discord refuses, bounded or replaced before it is sent ------------------------------------
 
+
 def test_only_emoji_discord_takes_reach_a_button():
-    from bot.ui.emoji import button_emoji, is_unicode_emoji
+    from bot.discord.ui.emoji import button_emoji, is_unicode_emoji
 
     for emoji in ("🔄", "⬅️", "🪄", "🔍", "1️⃣", "❌", "✏️", "👍🏽", "🇺🇸", "👨‍👩‍👧", "ℹ️"):
         assert is_unicode_emoji(emoji), emoji
@@ -163,12 +178,14 @@ def test_only_emoji_discord_takes_reach_a_button():
 
 
 def test_server_buttons_keep_their_label_and_lose_an_emoji_discord_refuses():
-    from bot.models import TaskButton
-    from bot.ui.buttons import server_buttons
+    from bot.core.models import TaskButton
+    from bot.discord.ui.buttons import server_buttons
 
-    buttons = (TaskButton("MJ::JOB::upsample_v7_2x_subtle::1::h::SOLO", "Upscale (Subtle)", "upscale_1"),
-               TaskButton("MJ::JOB::animate_high::1::h::SOLO", "Animate (High motion)", ""),
-               TaskButton("MJ::JOB::x::1::h", "L" * 300, "nope"))
+    buttons = (
+        TaskButton("MJ::JOB::upsample_v7_2x_subtle::1::h::SOLO", "Upscale (Subtle)", "upscale_1"),
+        TaskButton("MJ::JOB::animate_high::1::h::SOLO", "Animate (High motion)", ""),
+        TaskButton("MJ::JOB::x::1::h", "L" * 300, "nope"),
+    )
     items = [item.item for item in server_buttons("123", buttons).children]  # the DynamicItems' buttons
     assert [str(item.emoji) if item.emoji else None for item in items] == ["⬆️", None, None]
     assert items[0].label == "Upscale (Subtle)" and items[1].label == "Animate (High motion)"

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.errors import (
+from bot.core.errors import (
     BadParameter,
     BannedWord,
     BotRestarting,
@@ -24,7 +24,7 @@ from bot.errors import (
     RoleNotAllowed,
     TooManyRunning,
 )
-from bot.models import Action, Phase, Status, Submission
+from bot.core.models import Action, Phase, Status, Submission
 from tests.proxy_sim import ProxySim
 from tests.service_harness import (
     ADMIN,
@@ -40,9 +40,16 @@ from tests.service_harness import (
 
 # --- access ---------------------------------------------------------------------------------------
 
+
 async def test_guild_channel_and_role_rules(harness, sim):
-    _, jobs, _ = await harness(access={"allowed_guild_ids": [GUILD], "allowed_channel_ids": [CHANNEL],
-                                       "allowed_role_ids": [ROLE], "admin_user_ids": [ADMIN]})
+    _, jobs, _ = await harness(
+        access={
+            "allowed_guild_ids": [GUILD],
+            "allowed_channel_ids": [CHANNEL],
+            "allowed_role_ids": [ROLE],
+            "admin_user_ids": [ADMIN],
+        }
+    )
     with pytest.raises(GuildNotAllowed):
         await jobs.imagine("a fox", who(guild_id=999, role_ids=frozenset({ROLE})))
     with pytest.raises(ChannelNotAllowed) as channel:
@@ -100,6 +107,7 @@ async def test_bad_prompts_are_refused_before_the_proxy(harness, sim):
 
 # --- limits ---------------------------------------------------------------------------------------
 
+
 async def test_running_limit_per_member(harness, sim):
     _, jobs, view = await harness(limits={"max_running_per_user": 2}, access={"admin_user_ids": [ADMIN]})
     first = await jobs.imagine("one", who())
@@ -139,6 +147,7 @@ async def test_daily_limit_resets_at_utc_midnight(harness, sim):
 
 # --- one job per button -------------------------------------------------------------------------------
 
+
 async def test_a_button_submits_once(harness, sim):
     _, jobs, view = await harness()
     grid = await grid_of(jobs, view, sim)
@@ -153,14 +162,17 @@ async def test_two_quick_presses_submit_once(harness, sim):
     _, jobs, view = await harness(access={"buttons": "anyone"})
     grid = await grid_of(jobs, view, sim)
     sim.fail_next("/submit/change", "delay:0.2")  # the first press is still waiting for the proxy
-    results = await asyncio.gather(jobs.change(grid.task_id, Action.REROLL, 0, who()),
-                                   jobs.change(grid.task_id, Action.REROLL, 0, who(OTHER)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        jobs.change(grid.task_id, Action.REROLL, 0, who()),
+        jobs.change(grid.task_id, Action.REROLL, 0, who(OTHER)),
+        return_exceptions=True,
+    )
     assert sum(isinstance(r, ButtonBusy) for r in results) == 1
     assert sim.count("/submit/change") == 1
 
 
 # --- crash safety ---------------------------------------------------------------------------------
+
 
 async def test_task_accepted_before_a_crash_is_recovered(harness, sim):
     """The bot died after the proxy accepted the submit but before it stored the answer."""
@@ -187,7 +199,9 @@ async def test_submission_the_proxy_never_saw_is_dropped(harness, sim):
     h, _, _ = await harness()
     await h.stop()
     await h.store.open()
-    await h.store.insert_submission(Submission("mjbot:never", "IMAGINE", "a fox", OWNER, GUILD, CHANNEL, None, None, h.now))
+    await h.store.insert_submission(
+        Submission("mjbot:never", "IMAGINE", "a fox", OWNER, GUILD, CHANNEL, None, None, h.now)
+    )
     await h.store.close()
     h.now += 5
     jobs, view = await h.start()
@@ -234,6 +248,7 @@ async def test_store_keeps_one_job_per_button(harness, sim):
 
 # --- servers that speak /submit/action ------------------------------------------------------------
 
+
 @pytest.fixture
 async def on_trueai(tmp_path):
     """A service in front of a trueai flavoured simulator: (the simulator, the service, its view)."""
@@ -278,6 +293,7 @@ async def test_own_buttons_are_sent_as_actions_when_the_task_lists_buttons(on_tr
 
 
 # --- stopping -------------------------------------------------------------------------------------
+
 
 async def test_a_press_under_way_finishes_before_the_service_stops(harness, sim):
     """SIGTERM during a click: the click completes (its job stored and posted) before the database

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.scheduler import WriteScheduler
+from bot.jobs.scheduler import WriteScheduler
 
 
 class Writes:

@@ -36,8 +36,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_config(path: Path, *, discord_url: str, token: str, db_path: Path, guild_id: int = 1,
-                 proxy_url: str = "http://127.0.0.1:1/mj") -> Path:
+def write_config(
+    path: Path,
+    *,
+    discord_url: str,
+    token: str,
+    db_path: Path,
+    guild_id: int = 1,
+    proxy_url: str = "http://127.0.0.1:1/mj",
+) -> Path:
     gateway = discord_url.replace("http://", "ws://", 1) + "/gateway"
     path.write_text(
         f"""
@@ -73,8 +80,15 @@ class BotRun:
     async def start(cls, config: Path, **env: str) -> BotRun:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--config", str(config), cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(config),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
             env={**clean, "MJBOT_DISCORD_RETRY_MAX_S": RETRY_MAX_S, **env},
         )
         return cls(process)
@@ -111,8 +125,9 @@ class BotRun:
         except TimeoutError:
             raise AssertionError(f"no {count} line(s) matching {pattern!r} within {timeout}s:\n{self.output}") from None
         found = matching()
-        assert len(found) >= count, f"the bot exited ({self.process.returncode}) before {count} line(s) " \
-                                    f"matching {pattern!r}:\n{self.output}"
+        assert len(found) >= count, (
+            f"the bot exited ({self.process.returncode}) before {count} line(s) matching {pattern!r}:\n{self.output}"
+        )
         return found[:count]
 
     async def wait_exit(self, timeout: float = WAIT_S) -> int:
@@ -157,21 +172,31 @@ async def test_waits_for_discord_then_logs_in(tmp_path: Path, sim: ProxySim, run
     connects to the gateway."""
     port = free_port()
     dd = DiscordDouble(port=port)
-    config = write_config(tmp_path / "config.toml", discord_url=f"http://127.0.0.1:{port}", token=dd.bot_token,
-                          db_path=tmp_path / "mjbot.sqlite3", guild_id=dd.guild_id, proxy_url=sim.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        discord_url=f"http://127.0.0.1:{port}",
+        token=dd.bot_token,
+        db_path=tmp_path / "mjbot.sqlite3",
+        guild_id=dd.guild_id,
+        proxy_url=sim.base_url,
+    )
     bot = await BotRun.start(config)
     runs.append(bot)
 
-    refused = await bot.wait_lines(r"cannot reach Discord: connection refused by 127\.0\.0\.1:\d+; retrying in [\d.]+ s",
-                                   count=2)
+    refused = await bot.wait_lines(
+        r"cannot reach Discord: connection refused by 127\.0\.0\.1:\d+; retrying in [\d.]+ s", count=2
+    )
     assert f"127.0.0.1:{port}" in refused[0]
     assert not bot.exited
 
     unavailable = dd.fail_next(method="GET", path_re=r"^/users/@me$", status=503)
     async with dd:
         await bot.wait_lines(r"cannot reach Discord: Discord answered 503; retrying in [\d.]+ s")
-        await dd.wait_for(lambda: dd.identify_count >= 1 and dd.gateway.live_sessions, timeout=WAIT_S,
-                          what="the bot to identify on the gateway")
+        await dd.wait_for(
+            lambda: dd.identify_count >= 1 and dd.gateway.live_sessions,
+            timeout=WAIT_S,
+            what="the bot to identify on the gateway",
+        )
         await bot.wait_lines(r"logged in to Discord after \d+ failed attempts")
         await bot.wait_lines(r"logged in as ")
         assert len(unavailable.hits) == 1
@@ -188,13 +213,17 @@ async def test_waits_for_discord_then_logs_in(tmp_path: Path, sim: ProxySim, run
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_unresolvable_host_retries_until_stopped(tmp_path: Path, runs: list[BotRun], sig: int):
     token = "mjbot-test-token-never-printed-7c1e"
-    config = write_config(tmp_path / "config.toml", discord_url=UNRESOLVABLE, token=token,
-                          db_path=tmp_path / "mjbot.sqlite3")
+    config = write_config(
+        tmp_path / "config.toml", discord_url=UNRESOLVABLE, token=token, db_path=tmp_path / "mjbot.sqlite3"
+    )
     bot = await BotRun.start(config)
     runs.append(bot)
 
-    lines = await bot.wait_lines(r"cannot reach Discord: DNS lookup failed for mjbot-no-such-host\.invalid; "
-                                 r"retrying in [\d.]+ s", count=3)
+    lines = await bot.wait_lines(
+        r"cannot reach Discord: DNS lookup failed for mjbot-no-such-host\.invalid; "
+        r"retrying in [\d.]+ s",
+        count=3,
+    )
     assert all(line.count("\n") == 0 for line in lines)
     assert not bot.exited
     loop = asyncio.get_running_loop()
@@ -208,8 +237,9 @@ async def test_unresolvable_host_retries_until_stopped(tmp_path: Path, runs: lis
 async def test_default_backoff_grows(tmp_path: Path, runs: list[BotRun]):
     """Without the override: about 2 s, then about 4 s (each shortened by at most a quarter)."""
     token = "mjbot-test-token-never-printed-2b9d"
-    config = write_config(tmp_path / "config.toml", discord_url=UNRESOLVABLE, token=token,
-                          db_path=tmp_path / "mjbot.sqlite3")
+    config = write_config(
+        tmp_path / "config.toml", discord_url=UNRESOLVABLE, token=token, db_path=tmp_path / "mjbot.sqlite3"
+    )
     bot = await BotRun.start(config, MJBOT_DISCORD_RETRY_MAX_S="")
     runs.append(bot)
     lines = await bot.wait_lines(r"cannot reach Discord: DNS lookup failed", count=2, timeout=WAIT_S)
@@ -222,8 +252,13 @@ async def test_default_backoff_grows(tmp_path: Path, runs: list[BotRun]):
 async def test_refused_token_exits_with_one_line(tmp_path: Path, runs: list[BotRun]):
     token = "not-the-bot-token-0f9e8d7c"
     async with DiscordDouble() as dd:
-        config = write_config(tmp_path / "config.toml", discord_url=dd.base_url, token=token,
-                              db_path=tmp_path / "mjbot.sqlite3", guild_id=dd.guild_id)
+        config = write_config(
+            tmp_path / "config.toml",
+            discord_url=dd.base_url,
+            token=token,
+            db_path=tmp_path / "mjbot.sqlite3",
+            guild_id=dd.guild_id,
+        )
         bot = await BotRun.start(config)
         runs.append(bot)
         code = await bot.wait_exit()
@@ -241,12 +276,21 @@ async def test_refused_token_exits_with_one_line(tmp_path: Path, runs: list[BotR
 async def test_missing_privileged_intents_exit_with_one_line(tmp_path: Path, sim: ProxySim, runs: list[BotRun]):
     """The gateway closes with 4014 (Disallowed intents): say where to enable them, exit 1."""
     async with DiscordDouble() as dd:
-        config = write_config(tmp_path / "config.toml", discord_url=dd.base_url, token=dd.bot_token,
-                              db_path=tmp_path / "mjbot.sqlite3", guild_id=dd.guild_id, proxy_url=sim.base_url)
+        config = write_config(
+            tmp_path / "config.toml",
+            discord_url=dd.base_url,
+            token=dd.bot_token,
+            db_path=tmp_path / "mjbot.sqlite3",
+            guild_id=dd.guild_id,
+            proxy_url=sim.base_url,
+        )
         bot = await BotRun.start(config)
         runs.append(bot)
-        await dd.wait_for(lambda: bot.exited or (dd.identify_count >= 1 and dd.gateway.live_sessions),
-                          timeout=WAIT_S, what="the bot to identify on the gateway")
+        await dd.wait_for(
+            lambda: bot.exited or (dd.identify_count >= 1 and dd.gateway.live_sessions),
+            timeout=WAIT_S,
+            what="the bot to identify on the gateway",
+        )
         await bot.wait_lines(r"logged in as ")
         await dd.drop_gateway(code=4014)
         code = await bot.wait_exit()

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 
-from bot.models import Action, Display, Job, Status
+from bot.core.models import Action, Display, Job, Status
 from bot.storage import MIGRATIONS, Store
 
 
 def make_job(task_id: str = "1320098173412546", **changes) -> Job:
-    base = Job(task_id=task_id, action=Action.IMAGINE, prompt="a cat", owner_id=42, channel_id=7,
-               guild_id=9, status=Status.SUBMITTED, created_at=1000.0, updated_at=1000.0)
+    base = Job(
+        task_id=task_id,
+        action=Action.IMAGINE,
+        prompt="a cat",
+        owner_id=42,
+        channel_id=7,
+        guild_id=9,
+        status=Status.SUBMITTED,
+        created_at=1000.0,
+        updated_at=1000.0,
+    )
     return base.with_changes(**changes)
 
 
@@ -33,8 +42,13 @@ async def test_migrates_a_new_file_with_wal(tmp_path):
 async def test_job_round_trip_survives_reopen(tmp_path):
     path = tmp_path / "jobs.sqlite3"
     store = await open_store(path)
-    job = make_job(prompt="'); DROP TABLE jobs; -- 🐱 猫", message_id=123456789012345678,
-                   progress="23%", queue_ahead=2, image_url="http://x/p.webp")
+    job = make_job(
+        prompt="'); DROP TABLE jobs; -- 🐱 猫",
+        message_id=123456789012345678,
+        progress="23%",
+        queue_ahead=2,
+        image_url="http://x/p.webp",
+    )
     await store.insert_job(job)
     await store.close()
 
@@ -44,7 +58,12 @@ async def test_job_round_trip_survives_reopen(tmp_path):
     assert loaded.prompt == "'); DROP TABLE jobs; -- 🐱 猫"
     assert loaded.task_id == "1320098173412546" and isinstance(loaded.task_id, str)
     assert (loaded.action, loaded.status, loaded.owner_id, loaded.guild_id, loaded.channel_id) == (
-        Action.IMAGINE, Status.SUBMITTED, 42, 9, 7)
+        Action.IMAGINE,
+        Status.SUBMITTED,
+        42,
+        9,
+        7,
+    )
     assert (loaded.message_id, loaded.progress, loaded.queue_ahead) == (123456789012345678, "23%", 2)
     assert [j.task_id for j in await store.unfinished_jobs()] == [job.task_id]
     await store.close()
@@ -94,7 +113,7 @@ async def test_used_buttons_come_from_child_jobs(tmp_path):
 async def test_a_database_newer_than_the_code_is_refused(tmp_path):
     import pytest
 
-    from bot.errors import ConfigError
+    from bot.core.errors import ConfigError
 
     path = tmp_path / "jobs.sqlite3"
     await (await open_store(path)).close()
@@ -111,7 +130,7 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
     IntegrityError (one submit per button) must not take another coroutine's update with it."""
     import asyncio
 
-    from bot.models import Submission
+    from bot.core.models import Submission
 
     path = tmp_path / "jobs.sqlite3"
     store = await open_store(path)
@@ -125,7 +144,8 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
     results = await asyncio.gather(
         store.update_jobs([(j.with_changes(progress="55%"), ["progress"]) for j in (job, other)]),
         store.insert_submission(clash),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     assert results[0] is None and isinstance(results[1], sqlite3.IntegrityError)
     await store.close()
     reopened = await open_store(path)  # what is on disk, not in any cache

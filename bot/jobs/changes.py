@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from bot.models import Job, ProxyTask, Status, image_identity, local_reason
+from bot.core.models import Job, ProxyTask, Status, image_identity, local_reason
 
 _STATUS_RANK = {
     Status.UNKNOWN: 0,

@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
-from bot.errors import DeliveryError, DeliveryForbidden, MessageGone, ProxyError, UserInputError
-from bot.models import Display, ImageFile, Job, Phase
-from bot.proxy import ProxyClient
-from bot.scheduler import WriteScheduler
+from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone, ProxyError, UserInputError
+from bot.core.models import Display, ImageFile, Job, Phase
+from bot.jobs.scheduler import WriteScheduler
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 
-from bot.access import AccessPolicy, Requester
-from bot.config import Settings
-from bot.errors import (
+from bot.core.access import AccessPolicy, Requester
+from bot.core.config import Settings
+from bot.core.errors import (
     ButtonAlreadyUsed,
     ButtonBusy,
     ButtonInvalid,
@@ -21,12 +21,12 @@ from bot.errors import (
     ProxyEndpointMissing,
     VideoUnsupported,
 )
+from bot.core.models import BUTTON_MARK, Action, Job, Status, SubmitAccepted, TaskButton, message_link
+from bot.core.prompt import check_prompt
 from bot.jobs.deliver import Delivery
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
-from bot.models import BUTTON_MARK, Action, Job, Status, SubmitAccepted, TaskButton, message_link
-from bot.prompt import check_prompt
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from bot.config import Settings
-from bot.errors import ProxyEndpointMissing, ProxyError
-from bot.models import Job, ProxyTask, Submission
-from bot.proxy import ProxyClient
+from bot.core.config import Settings
+from bot.core.errors import ProxyEndpointMissing, ProxyError
+from bot.core.models import Job, ProxyTask, Submission
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)

@@ -13,17 +13,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.access import AccessPolicy, Requester
-from bot.background import wait_event
-from bot.config import Settings
-from bot.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
-from bot.events import JobEvents, NoEvents
+from bot.core.access import AccessPolicy, Requester
+from bot.core.background import wait_event
+from bot.core.config import Settings
+from bot.core.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
+from bot.core.events import JobEvents, NoEvents
+from bot.core.models import Action, ImageFile, Job, Status, Submission
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.press import Presser
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
-from bot.models import Action, ImageFile, Job, Status, Submission
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 
-from bot.access import AccessPolicy, Requester
-from bot.config import Settings
-from bot.errors import (
+from bot.core.access import AccessPolicy, Requester
+from bot.core.config import Settings
+from bot.core.errors import (
     ButtonBusy,
     DailyLimitReached,
     DeliveryForbidden,
@@ -28,11 +28,8 @@ from bot.errors import (
     TooManyRunning,
     UserInputError,
 )
-from bot.events import JobEvents
-from bot.jobs.deliver import Delivery
-from bot.jobs.recover import SUBMISSION_GIVE_UP_S
-from bot.jobs.track import Tracker
-from bot.models import (
+from bot.core.events import JobEvents
+from bot.core.models import (
     Action,
     ImageFile,
     Job,
@@ -41,8 +38,11 @@ from bot.models import (
     SubmitAccepted,
     describe_prompts,
 )
-from bot.prompt import check_prompt
-from bot.proxy import ProxyClient
+from bot.core.prompt import check_prompt
+from bot.jobs.deliver import Delivery
+from bot.jobs.recover import SUBMISSION_GIVE_UP_S
+from bot.jobs.track import Tracker
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from bot.background import wait_event
-from bot.config import Settings
-from bot.errors import ProxyEndpointMissing, ProxyError
-from bot.events import JobEvents
+from bot.core.background import wait_event
+from bot.core.config import Settings
+from bot.core.errors import ProxyEndpointMissing, ProxyError
+from bot.core.events import JobEvents
+from bot.core.models import Display, Job, ProxyTask, Status, local_reason
+from bot.core.text import duration_text
 from bot.jobs.changes import changes_of
 from bot.jobs.deliver import Delivery
 from bot.jobs.recover import Recovery
-from bot.models import Display, Job, ProxyTask, Status, local_reason
-from bot.proxy import ProxyClient
+from bot.proxy.client import ProxyClient
 from bot.storage import Store
-from bot.text import duration_text
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The database's shape: the versioned migrations, and the jobs table's columns with how each is
-written from a :class:`~bot.models.Job` and read back (the one list of them)."""
+written from a :class:`~bot.core.models.Job` and read back (the one list of them)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import Action, Display, Job, Status, TaskButton
+from bot.core.models import Action, Display, Job, Status, TaskButton
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far a file got.
 MIGRATIONS: list[str] = [
@@ -114,6 +114,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+
 def _same(value: Any) -> Any:
     return value
 
@@ -151,8 +152,10 @@ JOB_COLUMNS: dict[str, tuple[Callable[[Job], Any], Callable[[Any], Any] | None]]
     "finished_at": (lambda job: job.finished_at, _same),
     "posting_at": (lambda job: job.posting_at, _same),
     "nonce": (lambda job: job.nonce, _same),
-    "buttons": (lambda job: (json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False)
-                             if job.buttons else None), buttons_of),
+    "buttons": (
+        lambda job: json.dumps([b.to_json() for b in job.buttons], ensure_ascii=False) if job.buttons else None,
+        buttons_of,
+    ),
     "final_prompt": (lambda job: job.final_prompt, _same),
     "parent_button": (lambda job: job.parent_button, _same),
     "language": (lambda job: job.language, _same),

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from bot.errors import ConfigError
-from bot.models import BUTTON_MARK, Action, Job, Status, Submission
+from bot.core.errors import ConfigError
+from bot.core.models import BUTTON_MARK, Action, Job, Status, Submission
 from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,11 @@ class Store:
         if version > len(MIGRATIONS):
             # Written by a newer mjbot: this code would misread it, and could damage it by writing.
             await self.close()
-            raise ConfigError(f"the database {self.path} has schema version {version}, newer than this "
-                              f"mjbot knows ({len(MIGRATIONS)}): run the newer mjbot, or restore a backup "
-                              f"made by this version")
+            raise ConfigError(
+                f"the database {self.path} has schema version {version}, newer than this "
+                f"mjbot knows ({len(MIGRATIONS)}): run the newer mjbot, or restore a backup "
+                f"made by this version"
+            )
         for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
             log.info("migrating database %s to version %d", self.path, target)
             # executescript commits first; the version bump lands in the same script.
@@ -118,12 +120,16 @@ class Store:
         row = asdict(submission)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        await self._transaction(lambda connection: connection.execute(
-            f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(row.values())))
+        await self._transaction(
+            lambda connection: connection.execute(
+                f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(row.values())
+            )
+        )
 
     async def delete_submission(self, nonce: str) -> None:
-        await self._transaction(lambda connection: connection.execute(
-            "DELETE FROM submissions WHERE nonce = ?", (nonce,)))
+        await self._transaction(
+            lambda connection: connection.execute("DELETE FROM submissions WHERE nonce = ?", (nonce,))
+        )
 
     async def submissions(self, *, before: float) -> list[Submission]:
         async with self.db.execute(
@@ -260,10 +266,14 @@ class Store:
                 wanted, self._wanted = self._wanted, {}
                 ids = list(wanted)
                 try:
-                    jobs = {job.task_id: job for start in range(0, len(ids), _IDS_PER_READ)
-                            for job in await self._select(
-                                f"WHERE task_id IN ({', '.join('?' for _ in ids[start:start + _IDS_PER_READ])})",
-                                tuple(ids[start:start + _IDS_PER_READ]))}
+                    jobs = {
+                        job.task_id: job
+                        for start in range(0, len(ids), _IDS_PER_READ)
+                        for job in await self._select(
+                            f"WHERE task_id IN ({', '.join('?' for _ in ids[start : start + _IDS_PER_READ])})",
+                            tuple(ids[start : start + _IDS_PER_READ]),
+                        )
+                    }
                 except Exception as exc:  # noqa: BLE001 - handed to the callers that wait
                     for futures in wanted.values():
                         for found in futures:
@@ -285,9 +295,7 @@ class Store:
 
     async def undelivered_jobs(self) -> list[Job]:
         """Jobs whose message does not show their latest state yet (e.g. after a crash)."""
-        return await self._select(
-            "WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at"
-        )
+        return await self._select("WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at")
 
     async def child_of_button(self, parent_task_id: str, position: int) -> Job | None:
         jobs = await self._select("WHERE parent_task_id = ? AND parent_button = ?", (parent_task_id, position))
@@ -295,13 +303,17 @@ class Store:
 
     async def child_job(self, parent_task_id: str, action: Action, index: int) -> Job | None:
         """The job our own U/V/🔄 made on a task without server buttons (those are known by position)."""
-        jobs = await self._select("WHERE parent_task_id = ? AND action = ? AND parent_index = ? "
-                                  "AND parent_button IS NULL", (parent_task_id, action.value, index))
+        jobs = await self._select(
+            "WHERE parent_task_id = ? AND action = ? AND parent_index = ? AND parent_button IS NULL",
+            (parent_task_id, action.value, index),
+        )
         return jobs[0] if jobs else None
 
     async def jobs_of(self, owner_id: int, guild_id: int | None, *, limit: int, offset: int = 0) -> list[Job]:
-        return await self._select("WHERE owner_id = ? AND guild_id IS ? ORDER BY created_at DESC, rowid DESC "
-                                  "LIMIT ? OFFSET ?", (owner_id, guild_id, limit, offset))
+        return await self._select(
+            "WHERE owner_id = ? AND guild_id IS ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            (owner_id, guild_id, limit, offset),
+        )
 
     async def job_for_message(self, message_id: int) -> Job | None:
         jobs = await self._select("WHERE message_id = ?", (message_id,))
@@ -335,9 +347,11 @@ class Store:
             await self.db.execute(
                 "INSERT OR IGNORE INTO pruned (task_id, guild_id, pruned_at) "
                 "SELECT task_id, guild_id, ? FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
-                (time.time() if now is None else now, before))
+                (time.time() if now is None else now, before),
+            )
             cursor = await self.db.execute(
-                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (before,))
+                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
+            )
             await self.db.commit()
         except BaseException:
             await self.db.rollback()
@@ -366,13 +380,20 @@ class Store:
         connection = getattr(db, "_connection", None)
         if run is None or not isinstance(connection, sqlite3.Connection):
             rows = list(await db.execute_fetchall(sql, params))
-            used_rows = [row for chunk in _used_button_chunks(rows)
-                         for row in await db.execute_fetchall(_used_buttons_sql(len(chunk)), chunk)]
+            used_rows = [
+                row
+                for chunk in _used_button_chunks(rows)
+                for row in await db.execute_fetchall(_used_buttons_sql(len(chunk)), chunk)
+            ]
         else:
+
             def read() -> tuple[list[Any], list[Any]]:
                 rows = connection.execute(sql, params).fetchall()
-                used_rows = [row for chunk in _used_button_chunks(rows)
-                             for row in connection.execute(_used_buttons_sql(len(chunk)), chunk).fetchall()]
+                used_rows = [
+                    row
+                    for chunk in _used_button_chunks(rows)
+                    for row in connection.execute(_used_buttons_sql(len(chunk)), chunk).fetchall()
+                ]
                 return rows, used_rows
 
             rows, used_rows = await run(read)
@@ -385,8 +406,7 @@ class Store:
             mark = (BUTTON_MARK, int(button)) if button is not None else (action, int(index or 0))
             used.setdefault(parent, set()).add(mark)
         return [
-            job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job
-            for job in jobs
+            job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job for job in jobs
         ]
 
 
@@ -397,17 +417,22 @@ _IDS_PER_READ = 500  # task ids in one SELECT … IN (…) (SQLite allows 999 pa
 def _used_button_chunks(rows: Sequence[Any]) -> list[list[str]]:
     """The ids of finished grids among ``rows`` (jobs rows), in chunks: their children say which
     U/V buttons (or server buttons) were used."""
-    grids = [row["task_id"] for row in rows
-             if Status.parse(row["status"]) is Status.SUCCESS
-             and (Action(row["action"]).makes_grid or buttons_of(row["buttons"]))]
-    return [grids[start:start + _USED_BUTTONS_CHUNK] for start in range(0, len(grids), _USED_BUTTONS_CHUNK)]
+    grids = [
+        row["task_id"]
+        for row in rows
+        if Status.parse(row["status"]) is Status.SUCCESS
+        and (Action(row["action"]).makes_grid or buttons_of(row["buttons"]))
+    ]
+    return [grids[start : start + _USED_BUTTONS_CHUNK] for start in range(0, len(grids), _USED_BUTTONS_CHUNK)]
 
 
 def _used_buttons_sql(count: int) -> str:
     marks = ", ".join("?" for _ in range(count))
-    return (f"SELECT parent_task_id, action, parent_index, parent_button FROM jobs "
-            f"WHERE parent_task_id IN ({marks}) "
-            f"AND (parent_button IS NOT NULL OR action IN ('UPSCALE', 'VARIATION'))")
+    return (
+        f"SELECT parent_task_id, action, parent_index, parent_button FROM jobs "
+        f"WHERE parent_task_id IN ({marks}) "
+        f"AND (parent_button IS NOT NULL OR action IN ('UPSCALE', 'VARIATION'))"
+    )
 
 
 def _writer(updates: list[list[tuple[str, list[tuple[Any, ...]]]]]) -> Callable[[sqlite3.Connection], None]:

@@ -237,15 +237,20 @@ def modal_submit_interaction(
     unknown = set(values) - {c["custom_id"] for c in inputs}
     if unknown:
         raise LookupError(f"the modal has no inputs {sorted(unknown)}; it has {[c['custom_id'] for c in inputs]}")
-    payload = base_interaction(state, interaction_type=5, user_id=user_id, channel_id=opened_by.channel_id,
-                               locale=locale, app_permissions=None)
+    payload = base_interaction(
+        state, interaction_type=5, user_id=user_id, channel_id=opened_by.channel_id, locale=locale, app_permissions=None
+    )
     if "message" in opened_by.payload:  # opened from a button: Discord sends that message along
         payload["message"] = opened_by.payload["message"]
     payload["data"] = {
         "custom_id": modal["custom_id"],
         "components": [
-            {"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"],
-                                        "value": values.get(c["custom_id"], c.get("value") or "")}]}
+            {
+                "type": 1,
+                "components": [
+                    {"type": 4, "custom_id": c["custom_id"], "value": values.get(c["custom_id"], c.get("value") or "")}
+                ],
+            }
             for c in inputs
         ],
     }

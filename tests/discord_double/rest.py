@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.background import wait_event
+from bot.core.background import wait_event
 
 from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .records import (

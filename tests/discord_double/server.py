@@ -386,13 +386,18 @@ class DiscordDouble:
         return interaction
 
     async def submit_modal(
-        self, opened_by: InteractionRecord, values: dict[str, str] | None = None, *, user: int | None = None,
+        self,
+        opened_by: InteractionRecord,
+        values: dict[str, str] | None = None,
+        *,
+        user: int | None = None,
         locale: str = "en-US",
     ) -> InteractionRecord:
         """Fill in the modal the bot answered ``opened_by`` with (``{input custom_id: text}``; inputs
         not named keep their prefilled value) and submit it."""
         interaction = driver.modal_submit_interaction(
-            self.state, opened_by, values or {}, user_id=opened_by.user_id if user is None else user, locale=locale)
+            self.state, opened_by, values or {}, user_id=opened_by.user_id if user is None else user, locale=locale
+        )
         await self._send_interaction(interaction)
         return interaction
 

@@ -254,8 +254,9 @@ def validate_message(payload: Any, *, prefix: Path = (), components_v2: bool = F
     message_errors(payload, prefix=prefix, components_v2=components_v2).raise_if_any()
 
 
-def _text_input(errors: FormErrors, components: _Components, path: Path, text_input: dict[str, Any],
-                *, needs_label: bool) -> None:
+def _text_input(
+    errors: FormErrors, components: _Components, path: Path, text_input: dict[str, Any], *, needs_label: bool
+) -> None:
     components.custom_id(path, text_input, missing_code="BASE_TYPE_REQUIRED", missing_message="This field is required")
     label = text_input.get("label")
     if needs_label and _required(errors, (*path, "label"), label):
@@ -265,11 +266,17 @@ def _text_input(errors: FormErrors, components: _Components, path: Path, text_in
     _max_length(errors, (*path, "placeholder"), text_input.get("placeholder"), MAX_INPUT_PLACEHOLDER)
     min_length, max_length = text_input.get("min_length"), text_input.get("max_length")
     if isinstance(min_length, int) and not 0 <= min_length <= MAX_INPUT_LENGTH:
-        errors.add((*path, "min_length"), "NUMBER_TYPE_MAX" if min_length > 0 else "NUMBER_TYPE_MIN",
-                   f"Int value should be between 0 and {MAX_INPUT_LENGTH}.")
+        errors.add(
+            (*path, "min_length"),
+            "NUMBER_TYPE_MAX" if min_length > 0 else "NUMBER_TYPE_MIN",
+            f"Int value should be between 0 and {MAX_INPUT_LENGTH}.",
+        )
     if isinstance(max_length, int) and not 1 <= max_length <= MAX_INPUT_LENGTH:
-        errors.add((*path, "max_length"), "NUMBER_TYPE_MAX" if max_length > 1 else "NUMBER_TYPE_MIN",
-                   f"Int value should be between 1 and {MAX_INPUT_LENGTH}.")
+        errors.add(
+            (*path, "max_length"),
+            "NUMBER_TYPE_MAX" if max_length > 1 else "NUMBER_TYPE_MIN",
+            f"Int value should be between 1 and {MAX_INPUT_LENGTH}.",
+        )
     limit = max_length if isinstance(max_length, int) and 1 <= max_length <= MAX_INPUT_LENGTH else MAX_INPUT_LENGTH
     _max_length(errors, (*path, "value"), text_input.get("value"), limit)
 

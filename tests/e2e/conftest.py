@@ -37,14 +37,21 @@ def configure(tmp_path: Path, dd: DiscordDouble, sim: ProxySim, config_path: Pat
     """Rewrite the bot's config before ``start_bot``: ``configure(extra="[access]\n...")``."""
 
     def rewrite(**options) -> Path:
-        return write_config(config_path, dd, sim, tmp_path / "mjbot.sqlite3",
-                            **{"secret": PROXY_SECRET, "auth": AUTH.get(sim.flavour, "mj-api-secret"), **options})
+        return write_config(
+            config_path,
+            dd,
+            sim,
+            tmp_path / "mjbot.sqlite3",
+            **{"secret": PROXY_SECRET, "auth": AUTH.get(sim.flavour, "mj-api-secret"), **options},
+        )
 
     return rewrite
 
 
 @pytest.fixture
-async def start_bot(tmp_path: Path, dd: DiscordDouble, config_path: Path) -> AsyncIterator[Callable[[], Awaitable[BotProcess]]]:
+async def start_bot(
+    tmp_path: Path, dd: DiscordDouble, config_path: Path
+) -> AsyncIterator[Callable[[], Awaitable[BotProcess]]]:
     """Start a bot process (call again after stopping one: the same config and database)."""
     started: list[BotProcess] = []
 

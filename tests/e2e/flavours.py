@@ -40,7 +40,10 @@ class GatewaySim(ProxySim):
 @pytest.fixture(params=list(AUTH))
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[ProxySim]:
     flavour = request.param
-    server = GatewaySim(secret=PROXY_SECRET, flavour=flavour) if flavour == "newapi" \
+    server = (
+        GatewaySim(secret=PROXY_SECRET, flavour=flavour)
+        if flavour == "newapi"
         else ProxySim(secret=PROXY_SECRET, flavour=flavour)
+    )
     async with server:
         yield server

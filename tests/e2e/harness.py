@@ -23,10 +23,21 @@ START_TIMEOUT_S = 30.0
 GRID_LABELS = [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
 
 
-def write_config(path: Path, dd: DiscordDouble, sim: ProxySim, db_path: Path, *, secret: str | None,
-                 auth: str = "mj-api-secret", proxy_mode: str = "",
-                 poll_interval_s: float = 0.05, deadline_s: float = 900, extra: str = "",
-                 max_running_per_user: int = 0, max_attachment_mb: float = 10) -> Path:
+def write_config(
+    path: Path,
+    dd: DiscordDouble,
+    sim: ProxySim,
+    db_path: Path,
+    *,
+    secret: str | None,
+    auth: str = "mj-api-secret",
+    proxy_mode: str = "",
+    poll_interval_s: float = 0.05,
+    deadline_s: float = 900,
+    extra: str = "",
+    max_running_per_user: int = 0,
+    max_attachment_mb: float = 10,
+) -> Path:
     """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``)."""
     path.write_text(
         f"""
@@ -38,7 +49,7 @@ guild_ids = [{dd.guild_id}]
 
 [proxy]
 base_url = "{sim.base_url}"
-secret = "{secret or ''}"
+secret = "{secret or ""}"
 auth = "{auth}"
 mode = "{proxy_mode}"
 timeout_s = 2
@@ -74,13 +85,22 @@ class BotProcess:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", "--config", str(self.config_path),
-            cwd=ROOT, stdout=log, stderr=log, env=env,
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--config",
+            str(self.config_path),
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            env=env,
         )
         log.close()
         await dd.wait_for(
             lambda: self._exited() or (dd.identify_count > identified and dd.gateway.live_sessions),
-            timeout=START_TIMEOUT_S, what="the bot to log in",
+            timeout=START_TIMEOUT_S,
+            what="the bot to log in",
         )
         if self._exited():
             raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -140,13 +160,15 @@ async def eventually(predicate: Callable[[], Any], *, timeout: float = 15.0, wha
 def public_messages(dd: DiscordDouble) -> list[MessageRecord]:
     """What everyone in the channel sees from the bot: job messages (posted as a command's
     follow-up, or by the bot itself for replies and after restarts)."""
-    return [m for m in dd.channel_messages(dd.channel_id)
-            if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading]
+    return [
+        m
+        for m in dd.channel_messages(dd.channel_id)
+        if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading
+    ]
 
 
 def button_rows(message: MessageRecord) -> list[list[str]]:
-    return [[b.get("label") or b["emoji"]["name"] for b in row["components"]]
-            for row in message.current.components]
+    return [[b.get("label") or b["emoji"]["name"] for b in row["components"]] for row in message.current.components]
 
 
 def custom_id(message: MessageRecord, label: str) -> str:
@@ -163,8 +185,11 @@ async def wait_public(dd: DiscordDouble, count: int) -> MessageRecord:
 
 
 async def wait_final(dd: DiscordDouble, message: MessageRecord, timeout: float = 10.0) -> MessageRecord:
-    await dd.wait_for(lambda: message.current.attachments and "(" not in message.content.rsplit("-", 1)[-1],
-                      timeout=timeout, what=f"message {message.id} to show its final image")
+    await dd.wait_for(
+        lambda: message.current.attachments and "(" not in message.content.rsplit("-", 1)[-1],
+        timeout=timeout,
+        what=f"message {message.id} to show its final image",
+    )
     return message
 
 
@@ -178,9 +203,13 @@ async def imagine_grid(dd: DiscordDouble, sim: ProxySim, prompt: str = "a red fo
 
 async def answer_to(dd: DiscordDouble, interaction) -> str:
     """The ephemeral text a slash command or click was answered with."""
-    await dd.wait_for(lambda: (interaction.original and interaction.original.ephemeral
-                               and not interaction.original.current.loading) or interaction.followups,
-                      what="an ephemeral answer")
+    await dd.wait_for(
+        lambda: (
+            (interaction.original and interaction.original.ephemeral and not interaction.original.current.loading)
+            or interaction.followups
+        ),
+        what="an ephemeral answer",
+    )
     message = interaction.followups[0] if interaction.followups else interaction.original
     assert message.ephemeral
     return message.content

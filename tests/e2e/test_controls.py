@@ -22,13 +22,20 @@ from tests.proxy_sim import ProxySim
 async def crafted_button(dd: DiscordDouble, button_id: str) -> int:
     """A message of the bot's carrying a button we choose (as an old or tampered message would)."""
     message = await dd.state.create_message(
-        channel_id=dd.channel_id, author_id=dd.bot_id, files=[], via="bot",
-        payload={"content": "an old message", "components": [
-            {"type": 1, "components": [{"type": 2, "style": 2, "label": "U1", "custom_id": button_id}]}]})
+        channel_id=dd.channel_id,
+        author_id=dd.bot_id,
+        files=[],
+        via="bot",
+        payload={
+            "content": "an old message",
+            "components": [{"type": 1, "components": [{"type": 2, "style": 2, "label": "U1", "custom_id": button_id}]}],
+        },
+    )
     return message.id
 
 
 # --- bad input ------------------------------------------------------------------------------------
+
 
 async def test_bad_prompts(bot, dd: DiscordDouble, sim: ProxySim):
     cases = {
@@ -57,10 +64,12 @@ async def test_buttons_that_cannot_be_used(bot, dd: DiscordDouble, sim: ProxySim
     unfinished = next(iter(sim.tasks))
     # A finished job of another server, as if the database were shared or the id guessed.
     with sqlite3.connect(tmp_path / "mjbot.sqlite3", timeout=10) as raw:
-        raw.execute("INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, status, display, "
-                    "created_at, updated_at, finished_at) VALUES ('4242', 'IMAGINE', 'x', ?, ?, ?, 'SUCCESS', "
-                    "'done', ?, ?, ?)", (dd.member_id, dd.guild_id + 1, dd.channel_id, time.time(), time.time(),
-                                        time.time()))
+        raw.execute(
+            "INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, status, display, "
+            "created_at, updated_at, finished_at) VALUES ('4242', 'IMAGINE', 'x', ?, ?, ?, 'SUCCESS', "
+            "'done', ?, ?, ?)",
+            (dd.member_id, dd.guild_id + 1, dd.channel_id, time.time(), time.time(), time.time()),
+        )
     cases = {
         "mj:q:7:???": "not valid any more",  # does not parse
         "mj:u:1:999999999": "don't know that job",  # unknown task
@@ -84,7 +93,7 @@ async def test_strangers_cannot_press_a_members_buttons(bot, dd: DiscordDouble, 
 
 
 async def test_hostile_prompt_text_is_stored_and_shown_verbatim(bot, dd: DiscordDouble, sim: ProxySim):
-    prompt = "'); DROP TABLE jobs; -- 🐱 猫 \"quoted\""
+    prompt = '\'); DROP TABLE jobs; -- 🐱 猫 "quoted"'
     await dd.slash("imagine", {"prompt": prompt})
     message = await wait_public(dd, 1)
     sim.succeed(next(iter(sim.tasks)))
@@ -95,10 +104,13 @@ async def test_hostile_prompt_text_is_stored_and_shown_verbatim(bot, dd: Discord
 
 # --- admin controls -------------------------------------------------------------------------------
 
+
 async def test_channel_role_and_banned_word_rules(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     alice, bob = dd.members
-    configure(extra=f"[access]\nallowed_channel_ids = [{dd.channel_id}]\nallowed_role_ids = [{dd.role_id}]\n"
-                    f"banned_words = [\"Gore\"]\n")
+    configure(
+        extra=f"[access]\nallowed_channel_ids = [{dd.channel_id}]\nallowed_role_ids = [{dd.role_id}]\n"
+        f'banned_words = ["Gore"]\n'
+    )
     await start_bot()
     elsewhere = await dd.slash("imagine", {"prompt": "fox"}, channel=dd.second_channel_id)
     assert f"<#{dd.channel_id}>" in await answer_to(dd, elsewhere)
@@ -142,8 +154,10 @@ async def test_mj_status_is_for_admins(start_bot, configure, dd: DiscordDouble, 
 
 # --- secrets --------------------------------------------------------------------------------------
 
-async def test_secrets_never_leak_in_a_failing_run(start_bot, configure, dd: DiscordDouble, sim: ProxySim,
-                                                    tmp_path: Path):
+
+async def test_secrets_never_leak_in_a_failing_run(
+    start_bot, configure, dd: DiscordDouble, sim: ProxySim, tmp_path: Path
+):
     """A run where everything goes wrong: wrong secret, broken answers, Discord errors. Neither the
     Discord token nor the proxy secret may appear in anything the bot wrote."""
     secret = "proxy-secret-do-not-leak-4f9a"
@@ -166,7 +180,8 @@ async def test_secrets_never_leak_in_a_failing_run(start_bot, configure, dd: Dis
     await bot.stop()
 
     written = bot.log_text() + "".join(
-        f"{v.content}{v.embeds}{v.components}" for m in dd.messages.values() for v in m.versions)
+        f"{v.content}{v.embeds}{v.components}" for m in dd.messages.values() for v in m.versions
+    )
     for private in (dd.bot_token, secret, "wrong-secret-also-private-77c1"):
         assert private not in written
     assert "401" in bot.log_text()  # the failures were logged, with context

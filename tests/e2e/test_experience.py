@@ -62,14 +62,17 @@ async def test_jobs_lists_my_jobs_in_pages(bot, dd: DiscordDouble, sim: ProxySim
     now = time.time()
     with sqlite3.connect(tmp_path / "mjbot.sqlite3", timeout=10) as raw:
         for n in range(10):  # ten finished jobs of alice's, one of bob's
-            raw.execute("INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, message_id, "
-                        "status, display, created_at, updated_at, finished_at) VALUES (?, 'IMAGINE', ?, ?, ?, ?, ?, "
-                        "'SUCCESS', 'done', ?, ?, ?)",
-                        (f"90{n}", f"fox number {n}", alice, dd.guild_id, dd.channel_id, 1000 + n, now + n, now + n,
-                         now + n))
-        raw.execute("INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, status, display, "
-                    "created_at, updated_at) VALUES ('999', 'IMAGINE', 'bob''s', ?, ?, ?, 'SUCCESS', 'done', ?, ?)",
-                    (bob, dd.guild_id, dd.channel_id, now, now))
+            raw.execute(
+                "INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, message_id, "
+                "status, display, created_at, updated_at, finished_at) VALUES (?, 'IMAGINE', ?, ?, ?, ?, ?, "
+                "'SUCCESS', 'done', ?, ?, ?)",
+                (f"90{n}", f"fox number {n}", alice, dd.guild_id, dd.channel_id, 1000 + n, now + n, now + n, now + n),
+            )
+        raw.execute(
+            "INSERT INTO jobs (task_id, action, prompt, owner_id, guild_id, channel_id, status, display, "
+            "created_at, updated_at) VALUES ('999', 'IMAGINE', 'bob''s', ?, ?, ?, 'SUCCESS', 'done', ?, ?)",
+            (bob, dd.guild_id, dd.channel_id, now, now),
+        )
     listing = await dd.slash("jobs", user=alice)
     await dd.wait_for(lambda: listing.original is not None, what="the list")
     first = listing.original.current
@@ -81,8 +84,9 @@ async def test_jobs_lists_my_jobs_in_pages(bot, dd: DiscordDouble, sim: ProxySim
     previous, following = first.buttons
     assert previous["disabled"] and not following.get("disabled")
     page = await dd.click(listing.original.id, following["custom_id"], user=alice)
-    await dd.wait_for(lambda: page.acknowledged and "fox number 1" in listing.original.current.embeds[0]["description"],
-                      what="page 2")
+    await dd.wait_for(
+        lambda: page.acknowledged and "fox number 1" in listing.original.current.embeds[0]["description"], what="page 2"
+    )
     second = listing.original.current.embeds[0]["description"]
     assert "fox number 0" in second and "fox number 9" not in second
     assert listing.original.current.buttons[1].get("disabled")
@@ -121,9 +125,18 @@ async def test_owner_deletes_with_the_button_or_the_reaction(bot, dd: DiscordDou
 
     _, other = await imagine_grid(dd, sim, "second fox")
     for user in (bob, alice):  # bob's ❌ is ignored; alice's deletes
-        await dd.gateway.dispatch("MESSAGE_REACTION_ADD", {
-            "user_id": str(user), "channel_id": str(dd.channel_id), "message_id": str(other.id),
-            "guild_id": str(dd.guild_id), "emoji": {"id": None, "name": "❌"}, "type": 0, "burst": False})
+        await dd.gateway.dispatch(
+            "MESSAGE_REACTION_ADD",
+            {
+                "user_id": str(user),
+                "channel_id": str(dd.channel_id),
+                "message_id": str(other.id),
+                "guild_id": str(dd.guild_id),
+                "emoji": {"id": None, "name": "❌"},
+                "type": 0,
+                "burst": False,
+            },
+        )
     await dd.wait_for(lambda: other.deleted, what="the reaction to delete it")
     assert other.deleted_by is not None
 
@@ -148,7 +161,7 @@ async def test_commands_carry_chinese_localisations(bot, dd: DiscordDouble):
 
 
 async def test_a_chinese_member_sees_the_imagine_flow_in_chinese(bot, dd: DiscordDouble, sim: ProxySim):
-    from bot.i18n import t
+    from bot.core.i18n import t
 
     empty = await dd.slash("imagine", {"prompt": "  "}, locale="zh-CN")
     assert await answer_to(dd, empty) == t("input.empty_prompt", "zh-CN")

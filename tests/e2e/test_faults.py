@@ -31,6 +31,7 @@ def messages_for(dd: DiscordDouble, prompt: str):
 
 # --- the proxy misbehaves while jobs are tracked --------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["delay:2.5", "http500_spring", "html502", "malformed", "empty200", "status:503"])
 async def test_tracking_survives_proxy_faults(bot, dd: DiscordDouble, sim: ProxySim, kind):
     await dd.slash("imagine", {"prompt": "fox one"})
@@ -75,6 +76,7 @@ async def test_vanished_task_is_failed(bot, dd: DiscordDouble, sim: ProxySim):
 
 
 # --- the bot is killed at bad moments -------------------------------------------------------------
+
 
 async def test_killed_after_submit_before_the_answer(start_bot, dd: DiscordDouble, sim: ProxySim):
     bot = await start_bot()
@@ -142,6 +144,7 @@ async def test_same_button_twice_submits_once(bot, dd: DiscordDouble, sim: Proxy
 
 # --- Discord trouble ------------------------------------------------------------------------------
 
+
 async def test_server_error_on_an_edit_is_survived(bot, dd: DiscordDouble, sim: ProxySim):
     await dd.slash("imagine", {"prompt": "fox"})
     message = await wait_public(dd, 1)
@@ -178,8 +181,9 @@ async def test_job_messages_outlive_the_interaction_token(bot, dd: DiscordDouble
     sim.advance(task_id)
     await dd.wait_for(lambda: message.content.endswith("(10%)"), what="10%")
     assert dd.find_requests("PATCH", rf"^/webhooks/.*/messages/{message.id}$")  # the webhook's own budget
-    dd.fail_next(path_re=r"^/webhooks/", status=404, times=1000,
-                 body={"message": "Unknown Webhook", "code": 10015})  # the token has expired
+    dd.fail_next(
+        path_re=r"^/webhooks/", status=404, times=1000, body={"message": "Unknown Webhook", "code": 10015}
+    )  # the token has expired
     sim.advance(task_id)
     sim.succeed(task_id)
     await wait_final(dd, message)

@@ -54,7 +54,9 @@ async def test_imagine_progress_to_grid(bot, dd: DiscordDouble, sim: ProxySim):
     contents = [v.content for v in message.versions]
     assert contents[0].endswith("(Waiting to start)") and contents[-1] == final.content
     assert [c for c in contents if c.endswith("%)")] == [  # in order, each state once
-        f"**a red fox** - <@{member}> (10%)", f"**a red fox** - <@{member}> (40%)"]
+        f"**a red fox** - <@{member}> (10%)",
+        f"**a red fox** - <@{member}> (40%)",
+    ]
     # The ephemeral acknowledgement is gone once the public message is up.
     await dd.wait_for(lambda: interaction.original is None or interaction.original.deleted, what="ack deleted")
 

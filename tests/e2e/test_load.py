@@ -50,26 +50,41 @@ async def test_hundreds_of_jobs_each_get_one_message_that_follows_the_task(tmp_p
     from tests.e2e.harness import free_port
 
     port = free_port()
-    async with DiscordDouble(text_channels=LOAD_CHANNELS) as dd, \
-            ProxySim(secret=PROXY_SECRET, mode="time", step_s=1.0, jitter=0.5, seed=7,
-                     max_running=LOAD_JOBS, max_queue=LOAD_JOBS) as sim:
-        write_config(tmp_path / "config.toml", dd, sim, tmp_path / "mjbot.sqlite3", secret=PROXY_SECRET,
-                     poll_interval_s=1.0, extra=f'[notify]\nlisten = "127.0.0.1:{port}"\n'
-                                               f'public_url = "http://127.0.0.1:{port}/mj/notify"\n')
+    async with (
+        DiscordDouble(text_channels=LOAD_CHANNELS) as dd,
+        ProxySim(
+            secret=PROXY_SECRET, mode="time", step_s=1.0, jitter=0.5, seed=7, max_running=LOAD_JOBS, max_queue=LOAD_JOBS
+        ) as sim,
+    ):
+        write_config(
+            tmp_path / "config.toml",
+            dd,
+            sim,
+            tmp_path / "mjbot.sqlite3",
+            secret=PROXY_SECRET,
+            poll_interval_s=1.0,
+            extra=f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}/mj/notify"\n',
+        )
         bot = BotProcess(tmp_path / "config.toml", tmp_path / "bot.log")
         await bot.start(dd)
         try:
             sim.duplicate_next_deliveries(LOAD_JOBS)  # re-delivered, as the servers do
             for n in range(LOAD_JOBS):
-                await dd.slash("imagine", {"prompt": f"load job {n}"}, user=dd.members[n % 2],
-                               channel=dd.channel_ids[n % LOAD_CHANNELS])
+                await dd.slash(
+                    "imagine",
+                    {"prompt": f"load job {n}"},
+                    user=dd.members[n % 2],
+                    channel=dd.channel_ids[n % LOAD_CHANNELS],
+                )
             try:
-                await sim.wait_for(lambda: len(sim.tasks) == LOAD_JOBS
-                                   and all(t.is_finished for t in sim.tasks.values()), timeout=120)
+                await sim.wait_for(
+                    lambda: len(sim.tasks) == LOAD_JOBS and all(t.is_finished for t in sim.tasks.values()), timeout=120
+                )
             except TimeoutError:
-                raise AssertionError(f"{len(sim.tasks)} tasks submitted, "
-                                     f"{sum(t.is_finished for t in sim.tasks.values())} finished:\n"
-                                     + bot.log_tail(30)) from None
+                raise AssertionError(
+                    f"{len(sim.tasks)} tasks submitted, "
+                    f"{sum(t.is_finished for t in sim.tasks.values())} finished:\n" + bot.log_tail(30)
+                ) from None
 
             def finals_shown() -> int:
                 return sum(1 for m in jobs_messages(dd) if m.current.attachments)
@@ -91,9 +106,15 @@ async def test_hundreds_of_jobs_each_get_one_message_that_follows_the_task(tmp_p
 
 
 def jobs_messages(dd: DiscordDouble):
-    return [m for channel in dd.channel_ids for m in dd.channel_messages(channel)
-            if not m.ephemeral and m.origin in ("bot", "interaction") and not m.current.loading
-            and m.content.startswith("**load job")]
+    return [
+        m
+        for channel in dd.channel_ids
+        for m in dd.channel_messages(channel)
+        if not m.ephemeral
+        and m.origin in ("bot", "interaction")
+        and not m.current.loading
+        and m.content.startswith("**load job")
+    ]
 
 
 async def test_sigterm_during_a_click_answers_it_before_the_bot_stops(start_bot, dd: DiscordDouble, sim: ProxySim):

@@ -37,15 +37,25 @@ async def cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:
     loop, so the test must not block on it); its exit code and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(process.communicate(), timeout)
     return process.returncode, output.decode()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(metrics: dict, name: str, **labels: str) -> float:
@@ -65,11 +75,13 @@ def set_discord_option(config_path: Path, line: str) -> None:
 
 # --- check-config -----------------------------------------------------------------------------------
 
+
 async def test_check_config_with_a_good_and_a_bad_secret_on_every_server(dd: DiscordDouble, tmp_path: Path):
     for flavour, auth in AUTH.items():
         async with ProxySim(secret=PROXY_SECRET, flavour=flavour) as sim:
-            path = write_config(tmp_path / f"{flavour}.toml", dd, sim, tmp_path / f"{flavour}.sqlite3",
-                                secret=PROXY_SECRET, auth=auth)
+            path = write_config(
+                tmp_path / f"{flavour}.toml", dd, sim, tmp_path / f"{flavour}.sqlite3", secret=PROXY_SECRET, auth=auth
+            )
             code, output = await cli("check-config", "--config", str(path))
             lines = config_lines(output)
             assert code == 0, output
@@ -88,8 +100,9 @@ async def test_check_config_with_a_good_and_a_bad_secret_on_every_server(dd: Dis
             assert wrong not in output and PROXY_SECRET not in output and dd.bot_token not in output
 
 
-async def test_check_config_names_a_rejected_token_an_unreachable_proxy_and_bad_keys(dd: DiscordDouble, sim: ProxySim,
-                                                                                    config_path: Path):
+async def test_check_config_names_a_rejected_token_an_unreachable_proxy_and_bad_keys(
+    dd: DiscordDouble, sim: ProxySim, config_path: Path
+):
     text = config_path.read_text(encoding="utf-8")
     config_path.write_text(text.replace(dd.bot_token, "not-the-bot-token-0c4f"), encoding="utf-8")
     await sim.set_down(True)
@@ -109,8 +122,8 @@ async def test_check_config_names_a_rejected_token_an_unreachable_proxy_and_bad_
 
 # --- sync-commands -----------------------------------------------------------------------------------
 
-async def test_sync_commands_registers_them_when_automatic_sync_is_off(start_bot, dd: DiscordDouble,
-                                                                      config_path: Path):
+
+async def test_sync_commands_registers_them_when_automatic_sync_is_off(start_bot, dd: DiscordDouble, config_path: Path):
     set_discord_option(config_path, "sync_commands = false")
     await start_bot()
     assert not dd.find_requests("PUT", r"/commands$")  # setup is done before the gateway login
@@ -121,6 +134,7 @@ async def test_sync_commands_registers_them_when_automatic_sync_is_off(start_bot
 
 
 # --- /metrics and /healthz ---------------------------------------------------------------------------
+
 
 async def test_metrics_move_when_a_job_runs(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     port = free_port()
@@ -158,6 +172,7 @@ async def test_healthz_turns_503_when_the_gateway_drops(start_bot, configure, co
     configure(extra=f'[http]\nlisten = "127.0.0.1:{port}"\n')
     await start_bot()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
         async def answers(status: int) -> bool:
             return (await http.get("/healthz")).status_code == status
 
@@ -180,8 +195,7 @@ async def test_healthz_turns_503_when_the_gateway_drops(start_bot, configure, co
 # --- alerts ------------------------------------------------------------------------------------------
 
 
-async def test_a_proxy_outage_is_alerted_once_and_its_end_once(start_bot, configure, dd: DiscordDouble,
-                                                                sim: ProxySim):
+async def test_a_proxy_outage_is_alerted_once_and_its_end_once(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     configure(extra=f"[alerts]\nchannel_id = {dd.second_channel_id}\nproxy_down_s = 0.5\n")
     bot = await start_bot()
     await dd.slash("imagine", {"prompt": "a fox through an outage"})
@@ -194,8 +208,9 @@ async def test_a_proxy_outage_is_alerted_once_and_its_end_once(start_bot, config
     assert "The Midjourney proxy has been failing for" in alerts(dd)[0] and "ConnectError" in alerts(dd)[0]
     # The tracker keeps failing well after the alert: no second post.
     failures = bot.log_text().count("tracking 1 tasks failed")
-    await eventually(lambda: bot.log_text().count("tracking 1 tasks failed") >= failures + 2,
-                     what="two more failed passes")
+    await eventually(
+        lambda: bot.log_text().count("tracking 1 tasks failed") >= failures + 2, what="two more failed passes"
+    )
     assert len(alerts(dd)) == 1
 
     await sim.set_down(False)
@@ -206,8 +221,9 @@ async def test_a_proxy_outage_is_alerted_once_and_its_end_once(start_bot, config
     assert len(alerts(dd)) == 2
 
 
-async def test_a_run_of_failures_with_one_reason_is_alerted_once(start_bot, configure, dd: DiscordDouble,
-                                                                  sim: ProxySim):
+async def test_a_run_of_failures_with_one_reason_is_alerted_once(
+    start_bot, configure, dd: DiscordDouble, sim: ProxySim
+):
     configure(extra=f"[alerts]\nchannel_id = {dd.second_channel_id}\nfailure_run = 2\n")
     await start_bot()
     for number in range(3):
@@ -217,8 +233,9 @@ async def test_a_run_of_failures_with_one_reason_is_alerted_once(start_bot, conf
         await dd.wait_for(lambda message=message: "account banned" in message.content, what=f"job {number} failed")
         if number == 1:
             await dd.wait_for(lambda: alerts(dd), what="the failure-run alert")
-    assert alerts(dd) == ["⚠️ The last 2 jobs failed with the same reason: account banned. "
-                          "Check the proxy's accounts (credit, bans)."]
+    assert alerts(dd) == [
+        "⚠️ The last 2 jobs failed with the same reason: account banned. Check the proxy's accounts (credit, bans)."
+    ]
     await imagine_grid(dd, sim, "a fox that works")
     await dd.wait_for(lambda: len(alerts(dd)) == 2, what="the all-clear")
     assert alerts(dd)[1] == "✅ Jobs succeed again (they had been failing with: account banned)."
@@ -226,8 +243,10 @@ async def test_a_run_of_failures_with_one_reason_is_alerted_once(start_bot, conf
 
 # --- housekeeping ------------------------------------------------------------------------------------
 
+
 async def test_old_jobs_are_pruned_and_show_says_too_old_and_backup_copies_the_live_database(
-        start_bot, dd: DiscordDouble, sim: ProxySim, config_path: Path, tmp_path: Path):
+    start_bot, dd: DiscordDouble, sim: ProxySim, config_path: Path, tmp_path: Path
+):
     bot = await start_bot()
     old_task, old_grid = await imagine_grid(dd, sim, "a fox from long ago")
     recent_task, _ = await imagine_grid(dd, sim, "a recent fox")
@@ -255,9 +274,10 @@ async def test_old_jobs_are_pruned_and_show_says_too_old_and_backup_copies_the_l
 
 # --- secrets -----------------------------------------------------------------------------------------
 
-async def test_json_logs_metrics_health_alerts_and_check_config_keep_secrets(start_bot, configure, config_path: Path,
-                                                                           dd: DiscordDouble, sim: ProxySim,
-                                                                           tmp_path: Path):
+
+async def test_json_logs_metrics_health_alerts_and_check_config_keep_secrets(
+    start_bot, configure, config_path: Path, dd: DiscordDouble, sim: ProxySim, tmp_path: Path
+):
     """The new paths in a run where the proxy rejects the secret for a while: JSON log lines, the
     endpoints (on the push receiver's server), the alert posts and check-config's output."""
     secret = "proxy-secret-ops-do-not-leak-3b8e"
@@ -304,9 +324,16 @@ proxy_down_s = 0.3
     assert submitted["user_id"] == dd.member_id and submitted["guild_id"] == dd.guild_id
     assert submitted["channel_id"] == dd.channel_id
     finished = next(e for e in entries if "finished: SUCCESS" in e["message"])  # names only the task itself
-    assert (finished["guild_id"], finished["channel_id"], finished["user_id"]) == (dd.guild_id, dd.channel_id,
-                                                                                 dd.member_id)
-    written = log + endpoints + checked + "".join(
-        f"{v.content}{v.embeds}{v.components}" for m in dd.messages.values() for v in m.versions)
+    assert (finished["guild_id"], finished["channel_id"], finished["user_id"]) == (
+        dd.guild_id,
+        dd.channel_id,
+        dd.member_id,
+    )
+    written = (
+        log
+        + endpoints
+        + checked
+        + "".join(f"{v.content}{v.embeds}{v.components}" for m in dd.messages.values() for v in m.versions)
+    )
     for private in (dd.bot_token, secret, notify_token, "wrong-secret-in-check-config-44d0"):
         assert private not in written

@@ -33,8 +33,11 @@ from tests.proxy_sim import ProxySim
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[ProxySim]:
     """trueai unless a test asks for another flavour with ``@pytest.mark.parametrize("sim", [...], indirect=True)``."""
     flavour, options = (request.param, {}) if isinstance(request.param, str) else request.param
-    server = GatewaySim(secret=PROXY_SECRET, flavour=flavour, **options) if flavour == "newapi" \
+    server = (
+        GatewaySim(secret=PROXY_SECRET, flavour=flavour, **options)
+        if flavour == "newapi"
         else ProxySim(secret=PROXY_SECRET, flavour=flavour, **options)
+    )
     async with server:
         yield server
 
@@ -78,13 +81,14 @@ async def test_trueai_animate_says_videos_are_not_supported(bot, dd: DiscordDoub
     assert sim.count("/submit/action") == before
 
 
-async def test_forged_push_with_the_real_token_posts_nothing(start_bot, configure, dd: DiscordDouble,
-                                                            sim: ProxySim):
+async def test_forged_push_with_the_real_token_posts_nothing(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     """novicezk/trueai echo notifyHook in properties: the token is readable by any caller of the
     proxy, so a push is confirmed with the proxy before anything is shown."""
     port = free_port()
-    configure(poll_interval_s=30, extra=f'[notify]\nlisten = "127.0.0.1:{port}"\n'
-                                        f'public_url = "http://127.0.0.1:{port}/mj/notify"\n')
+    configure(
+        poll_interval_s=30,
+        extra=f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}/mj/notify"\n',
+    )
     await start_bot()
     await dd.slash("imagine", {"prompt": "a fox"})
     message = await wait_public(dd, 1)
@@ -149,8 +153,9 @@ async def test_new_api_lost_answer_ends_and_the_button_works_again(bot, dd: Disc
 
 
 @pytest.mark.parametrize("sim", [("newapi", {"denied_models": {"mj_blend"}})], indirect=True)
-async def test_new_api_key_without_the_model_says_the_server_cannot(start_bot, configure, dd: DiscordDouble,
-                                                                   sim: ProxySim):
+async def test_new_api_key_without_the_model_says_the_server_cannot(
+    start_bot, configure, dd: DiscordDouble, sim: ProxySim
+):
     """new-api: 403 {"error": {"message": "该令牌无权访问模型 mj_blend"}} is the key's permission."""
     configure(extra=f"[alerts]\nchannel_id = {dd.second_channel_id}\n")
     await start_bot()
@@ -166,8 +171,9 @@ async def test_long_proxy_text_is_bounded(start_bot, configure, dd: DiscordDoubl
     await start_bot()
     sim.fail_next("/submit/imagine", "code:24", properties={"bannedWord": "狼" * 3000})
     interaction = await dd.slash("imagine", {"prompt": "a wolf"})
-    await dd.wait_for(lambda: interaction.original is not None and not interaction.original.current.loading,
-                      what="the refusal")
+    await dd.wait_for(
+        lambda: interaction.original is not None and not interaction.original.current.loading, what="the refusal"
+    )
     assert "does not allow" in interaction.original.content and "…" in interaction.original.content
     await dd.slash("imagine", {"prompt": "a fox"})
     message = await wait_public(dd, 1)

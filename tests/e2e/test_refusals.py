@@ -13,8 +13,10 @@ from tests.proxy_sim import ProxySim
 async def refused(dd: DiscordDouble, prompt: str = "a cat", **slash_options) -> str:
     member = dd.members[1]
     interaction = await dd.slash("imagine", {"prompt": prompt}, user=member, **slash_options)
-    await dd.wait_for(lambda: interaction.original is not None and not interaction.original.current.loading,
-                      what="the ephemeral answer")
+    await dd.wait_for(
+        lambda: interaction.original is not None and not interaction.original.current.loading,
+        what="the ephemeral answer",
+    )
     answer = interaction.original
     assert answer.ephemeral and interaction.user_id == member
     assert public_messages(dd) == []
@@ -46,10 +48,17 @@ async def test_proxy_down(bot, dd: DiscordDouble, sim: ProxySim):
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("unauthorized", "rejected the bot's credentials"), ("html502", "could not read"),
-     ("malformed", "could not read"), ("empty200", "could not read"), ("http500_spring", "could not read"),
-     ("code:4", "rejected the request as invalid"), ("code:3", "no longer knows"),
-     ("code:9", "internal error"), ("delay:2.5", "did not answer in time")],
+    [
+        ("unauthorized", "rejected the bot's credentials"),
+        ("html502", "could not read"),
+        ("malformed", "could not read"),
+        ("empty200", "could not read"),
+        ("http500_spring", "could not read"),
+        ("code:4", "rejected the request as invalid"),
+        ("code:3", "no longer knows"),
+        ("code:9", "internal error"),
+        ("delay:2.5", "did not answer in time"),
+    ],
 )
 async def test_other_refusals(bot, dd: DiscordDouble, sim: ProxySim, kind, expected):
     sim.fail_next("/submit/imagine", kind, description="来自服务器的说明")

@@ -18,8 +18,10 @@ def free_port() -> int:
 async def test_push_finishes_jobs_without_waiting_for_a_poll(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     port = free_port()
     # Polls every 30 s: only a push can bring the result sooner.
-    configure(poll_interval_s=30, extra=f'[notify]\nlisten = "127.0.0.1:{port}"\n'
-                                        f'public_url = "http://127.0.0.1:{port}/mj/notify"\n')
+    configure(
+        poll_interval_s=30,
+        extra=f'[notify]\nlisten = "127.0.0.1:{port}"\npublic_url = "http://127.0.0.1:{port}/mj/notify"\n',
+    )
     bot = await start_bot()
     await dd.slash("imagine", {"prompt": "pushed fox"})
     message = await wait_public(dd, 1)
@@ -46,11 +48,13 @@ async def test_fifty_jobs_in_one_channel_get_no_429(bot, dd: DiscordDouble, sim:
         sim.advance(task_id)  # progress the bot may coalesce or skip
     for task_id in list(sim.tasks):
         sim.succeed(task_id)
-    await dd.wait_for(lambda: sum(bool(m.current.attachments) for m in public_messages(dd)) == 50,
-                      timeout=240, what="50 final images")
+    await dd.wait_for(
+        lambda: sum(bool(m.current.attachments) for m in public_messages(dd)) == 50, timeout=240, what="50 final images"
+    )
     assert dd.rate_limit_hits(dd.channel_id) == 0
     writes = dd.channel_writes(dd.channel_id)
     assert writes <= 50 * 3, writes  # post + final, and a progress edit only when the budget allows
     for message in public_messages(dd):
         assert message.current.attachments[0].data == sim.image_bytes(
-            next(t for t in sim.tasks.values() if message.content.startswith(f"**{t.prompt}**")).id)
+            next(t for t in sim.tasks.values() if message.content.startswith(f"**{t.prompt}**")).id
+        )

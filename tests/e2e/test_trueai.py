@@ -19,10 +19,12 @@ from tests.e2e.harness import (
 from tests.proxy_sim import ProxySim
 
 # trueai Models/TaskInfo.cs OnUpscaleButtons, for a v7 prompt (the simulator's default version).
-UPSCALE_LABELS = [["Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
-                  ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "⬅️", "➡️"],
-                  ["⬆️", "⬇️", "Animate (High motion)", "Animate (Low motion)", "🔄"],
-                  ["❌"]]
+UPSCALE_LABELS = [
+    ["Upscale (Subtle)", "Upscale (Creative)", "Vary (Subtle)", "Vary (Strong)", "Vary (Region)"],
+    ["Zoom Out 2x", "Zoom Out 1.5x", "Custom Zoom", "⬅️", "➡️"],
+    ["⬆️", "⬇️", "Animate (High motion)", "Animate (Low motion)", "🔄"],
+    ["❌"],
+]
 
 
 @pytest.fixture
@@ -47,8 +49,10 @@ async def test_upscale_then_vary_strong(configure, start_bot, dd: DiscordDouble,
     sim.succeed(vary_task)
     await wait_final(dd, varied)
     assert button_rows(varied) == [["U1", "U2", "U3", "U4", "🔄"], ["V1", "V2", "V3", "V4", "❌"]]
-    await dd.wait_for(lambda: upscale.current.component(custom_id(upscale, "Vary (Strong)"))["style"] == 1,
-                      what="Vary (Strong) shown as used")
+    await dd.wait_for(
+        lambda: upscale.current.component(custom_id(upscale, "Vary (Strong)"))["style"] == 1,
+        what="Vary (Strong) shown as used",
+    )
 
 
 async def test_upscale_then_custom_zoom_through_a_modal(configure, start_bot, dd: DiscordDouble, sim: ProxySim):

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.background import wait_event
+from bot.core.background import wait_event
 
 from .wire import _logic_error, _spring_error
 
@@ -128,9 +128,7 @@ class _FailureMixin:
         if kind == "http500_spring":
             return _spring_error(500, path)
         if kind == "html502":
-            return web.Response(
-                status=502, text=_NGINX_502, content_type="text/html", headers={"Server": "nginx"}
-            )
+            return web.Response(status=502, text=_NGINX_502, content_type="text/html", headers={"Server": "nginx"})
         if kind == "empty200":
             return web.Response(status=200)
         if kind == "malformed":

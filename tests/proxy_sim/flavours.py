@@ -157,8 +157,10 @@ class _TrueaiFlavour(_Flavour):
             sim = self.sim
             data["videoUrl"] = task.image_url
             if task.action == "VIDEO":
-                items = [{"url": sim.video_url(task.id, i), "thumbnail": sim.thumbnail_url(task.id, i)}
-                         for i in range(task.batch_size)]
+                items = [
+                    {"url": sim.video_url(task.id, i), "thumbnail": sim.thumbnail_url(task.id, i)}
+                    for i in range(task.batch_size)
+                ]
             else:  # one upscaled video
                 items = [{"url": task.image_url, "thumbnail": sim.thumbnail_url(task.id, 0)}]
             data["videoUrls"] = items
@@ -219,9 +221,7 @@ class _NewApiFlavour(_Flavour):
 
     def error(self, description: str, code: int = 4, status: int = 400) -> web.Response:
         """new-api's own refusal: description + " " + result (empty), hence the trailing space."""
-        return _json_response(
-            {"code": code, "description": description + " ", "type": "upstream_error"}, status=status
-        )
+        return _json_response({"code": code, "description": description + " ", "type": "upstream_error"}, status=status)
 
     def unknown_task(self) -> web.Response:
         return self.error("task_no_found")
@@ -266,7 +266,13 @@ class _NewApiFlavour(_Flavour):
     def openai_error(self, status: int, message: str) -> web.Response:
         """middleware/utils.go abortWithOpenAiMessage: the gateway's own refusals before relaying."""
         return _json_response(
-            {"error": {"message": f"{message} (request id: {_newapi_request_id()})", "type": "new_api_error", "code": ""}},
+            {
+                "error": {
+                    "message": f"{message} (request id: {_newapi_request_id()})",
+                    "type": "new_api_error",
+                    "code": "",
+                }
+            },
             status=status,
         )
 
@@ -279,8 +285,13 @@ class _NewApiFlavour(_Flavour):
         elif kind == "change":
             action = str(body.get("action") or "")
         else:
-            action = {"imagine": "IMAGINE", "describe": "DESCRIBE", "blend": "BLEND", "modal": "MODAL",
-                      "video": "VIDEO"}[kind]
+            action = {
+                "imagine": "IMAGINE",
+                "describe": "DESCRIBE",
+                "blend": "BLEND",
+                "modal": "MODAL",
+                "video": "VIDEO",
+            }[kind]
         return "mj_" + action.lower(), action  # CovertMjpActionToModelName
 
     def _refusal(self, kind: str, body: dict) -> str | None:

@@ -75,8 +75,14 @@ class _GatewayMixin:
         """What new-api's poll copies from the upstream's Task (Go: nulls become "" and 0)."""
         upstream = self._upstream.task_json(task)
         for key, empty in (
-            ("status", ""), ("progress", ""), ("promptEn", ""), ("state", ""), ("failReason", ""),
-            ("submitTime", 0), ("startTime", 0), ("finishTime", 0),
+            ("status", ""),
+            ("progress", ""),
+            ("promptEn", ""),
+            ("state", ""),
+            ("failReason", ""),
+            ("submitTime", 0),
+            ("startTime", 0),
+            ("finishTime", 0),
         ):
             copy[key] = upstream.get(key) or empty
         properties = upstream.get("properties")
@@ -115,7 +121,7 @@ class _GatewayMixin:
         if not raw:
             return _json_response({"error": "image_url_not_found"}, status=404)
         prefix = self.base_url + "/image/"
-        found = self._media_for(raw[len(prefix):]) if raw.startswith(prefix) else None
+        found = self._media_for(raw[len(prefix) :]) if raw.startswith(prefix) else None
         if found is None:
             return _json_response({"error": f"fetch image failed: {raw}"}, status=502)
         data, content_type = found  # new-api relays the upstream's Content-Type (an .mp4 too)

@@ -55,7 +55,10 @@ class _HttpMixin:
             and not request.path.startswith(("/v1", "/api", "/assets"))
         ):
             return web.Response(
-                status=200, text=NEWAPI_INDEX_HTML, content_type="text/html", charset="utf-8",
+                status=200,
+                text=NEWAPI_INDEX_HTML,
+                content_type="text/html",
+                charset="utf-8",
                 headers={"Cache-Control": "no-cache"},
             )
         # Images stand in for CDN links, which need no secret.

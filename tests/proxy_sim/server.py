@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.background import wait_event
+from bot.core.background import wait_event
 
 from .delivery import _DeliveryMixin, _Push, _PushFault
 from .failures import _FailureMixin, _ScriptedFailure
@@ -435,9 +435,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
     def count(self, path_suffix: str = "", method: str | None = None) -> int:
         """How many requests (any outcome) had a path ending with ``path_suffix``."""
         return sum(
-            1
-            for r in self.requests
-            if r.path.endswith(path_suffix) and (method is None or r.method == method.upper())
+            1 for r in self.requests if r.path.endswith(path_suffix) and (method is None or r.method == method.upper())
         )
 
     def last_request(self, path_suffix: str = "") -> RecordedRequest | None:

@@ -61,9 +61,15 @@ class _SubmitMixin:
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Describe has no try
         prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
-        task = self._new_task(action="DESCRIBE", prompt=prompts, prompt_en=prompts, description="/describe",
-                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
-                              mode=speed or "FAST")
+        task = self._new_task(
+            action="DESCRIBE",
+            prompt=prompts,
+            prompt_en=prompts,
+            description="/describe",
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            mode=speed or "FAST",
+        )
         return self._admit(task)
 
     def _do_blend(self, body: dict, speed: str | None) -> _Outcome | web.Response:
@@ -79,9 +85,15 @@ class _SubmitMixin:
         limit = self._limit_refusal()
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Blend has no try
-        task = self._new_task(action="BLEND", prompt="", prompt_en="", description=f"/blend {len(images)} {dimensions}",
-                              state=body.get("state"), notify_hook=body.get("notifyHook") or None,
-                              mode=speed or "FAST")
+        task = self._new_task(
+            action="BLEND",
+            prompt="",
+            prompt_en="",
+            description=f"/blend {len(images)} {dimensions}",
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            mode=speed or "FAST",
+        )
         task.blend_dimensions = dimensions
         return self._admit(task)
 

@@ -1,0 +1,410 @@
+"""Data shapes shared by the layers: the proxy's task, a stored job, and what a job's message shows."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Action(str, enum.Enum):
+    IMAGINE = "IMAGINE"
+    UPSCALE = "UPSCALE"
+    VARIATION = "VARIATION"
+    REROLL = "REROLL"
+    DESCRIBE = "DESCRIBE"
+    BLEND = "BLEND"
+    ZOOM = "ZOOM"  # zoom out / custom zoom (trueai's Outpaint, CustomZoom)
+    PAN = "PAN"
+    ACTION = "ACTION"  # another of the server's buttons
+
+    @property
+    def makes_grid(self) -> bool:
+        return self in (Action.IMAGINE, Action.VARIATION, Action.REROLL, Action.BLEND, Action.ZOOM, Action.PAN)
+
+
+@dataclass(frozen=True)
+class TaskButton:
+    """One of the buttons a server lists on a task (trueai, new-api): pressed via /submit/action."""
+
+    custom_id: str
+    label: str = ""
+    emoji: str = ""
+    style: int = 2
+
+    @property
+    def needs_prompt(self) -> bool:
+        """Custom Zoom asks for a new prompt before it runs (the server answers 21 / MODAL)."""
+        return self.custom_id.startswith("MJ::CustomZoom::")
+
+    @property
+    def needs_mask(self) -> bool:
+        """Vary (Region) needs a painted mask, which a Discord modal cannot collect."""
+        return self.custom_id.startswith("MJ::Inpaint::")
+
+    @property
+    def _kind(self) -> str:
+        """``upsample`` of ``MJ::JOB::upsample::2::…``, ``Outpaint`` of ``MJ::Outpaint::50::1::…``."""
+        parts = self.custom_id.split("::")
+        return parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
+
+    @property
+    def is_plain_change(self) -> bool:
+        """U1-U4, V1-V4 or 🔄: the buttons the bot also draws itself. Upscale (Subtle) is not one:
+        it shares UPSCALE 1 with U1 but is a button of its own."""
+        return self._kind in ("upsample", "variation", "reroll")
+
+    @property
+    def makes_video(self) -> bool:
+        """Animate, a video batch's U1-U4, Extend: the result is a video."""
+        kind = self._kind.lower()
+        return kind.startswith("animate") or kind.startswith("video") or "extend" in kind
+
+    def change(self) -> tuple[Action, int | None]:
+        """What pressing it does, as far as its customId tells (``MJ::JOB::upsample::2::…``)."""
+        parts = self.custom_id.split("::")
+        kind = self._kind
+        index = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
+        if kind == "upsample" or kind.startswith("upsample_"):
+            return Action.UPSCALE, index
+        if kind in ("variation", "high_variation", "low_variation"):
+            return Action.VARIATION, index if kind == "variation" else None
+        if kind == "reroll":
+            return Action.REROLL, None
+        if kind in ("Outpaint", "CustomZoom"):
+            return Action.ZOOM, None
+        if kind.startswith("pan_"):
+            return Action.PAN, None
+        return Action.ACTION, None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"customId": self.custom_id, "label": self.label, "emoji": self.emoji, "style": self.style}
+
+    @classmethod
+    def from_json(cls, data: Any) -> TaskButton | None:
+        if not isinstance(data, dict) or not isinstance(data.get("customId"), str) or not data["customId"]:
+            return None
+        style = data.get("style")
+        return cls(
+            custom_id=data["customId"],
+            label=str(data.get("label") or ""),
+            emoji=str(data.get("emoji") or ""),
+            style=style if isinstance(style, int) else 2,
+        )
+
+
+class Status(str, enum.Enum):
+    """The proxy's task status, plus the empty status new-api shows before its first poll."""
+
+    UNKNOWN = ""
+    NOT_START = "NOT_START"
+    SUBMITTED = "SUBMITTED"
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCEL = "CANCEL"
+    MODAL = "MODAL"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.SUCCESS, Status.FAILURE, Status.CANCEL)
+
+    @classmethod
+    def parse(cls, value: Any) -> Status:
+        try:
+            return cls(str(value or "").upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class ProxyTask(BaseModel):
+    """A task as the proxy reports it. Lenient: servers differ in which fields they send."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str
+    action: str | None = None
+    status: Status = Status.UNKNOWN
+    progress: str | None = None
+    prompt: str | None = None
+    prompt_en: str | None = Field(default=None, alias="promptEn")
+    description: str | None = None
+    state: str | None = None
+    image_url: str | None = Field(default=None, alias="imageUrl")
+    fail_reason: str | None = Field(default=None, alias="failReason")
+    submit_time: int | None = Field(default=None, alias="submitTime")
+    start_time: int | None = Field(default=None, alias="startTime")
+    finish_time: int | None = Field(default=None, alias="finishTime")
+    properties: dict[str, Any] = Field(default_factory=dict)
+    buttons: tuple[TaskButton, ...] = ()
+    content_type: str | None = Field(default=None, alias="contentType")  # trueai: "video/mp4" for videos
+
+    @property
+    def final_prompt(self) -> str | None:
+        value = self.properties.get("finalPrompt")
+        return value if isinstance(value, str) and value.strip() else None
+
+    @property
+    def is_video(self) -> bool:
+        """A video result (trueai's VIDEO task: ``imageUrl`` is the .mp4), which the bot can't show yet."""
+        return (
+            (self.action or "").upper().startswith("VIDEO")
+            or (self.content_type or "").lower().startswith("video/")
+            or urlsplit(self.image_url or "").path.lower().endswith((".mp4", ".webm", ".mov"))
+        )
+
+    @field_validator("buttons", mode="before")
+    @classmethod
+    def _buttons(cls, value: Any) -> tuple[TaskButton, ...]:
+        if not isinstance(value, list):
+            return ()
+        return tuple(button for button in map(TaskButton.from_json, value) if button is not None)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_string(cls, value: Any) -> str:
+        # Some servers send the id as a JSON number; it is an opaque string to us.
+        if value is None or value == "":
+            raise ValueError("task without id")
+        return str(value)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> Status:
+        return Status.parse(value)
+
+    @field_validator("progress", "image_url", "fail_reason", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip()
+        return text or None
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _properties(cls, value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class SubmitAccepted:
+    """A submit the proxy took: the new task's id, and how many jobs wait ahead of it (code 22)."""
+
+    task_id: str
+    queue_ahead: int | None = None
+    code: int = 1
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+    def as_data_url(self) -> str:
+        import base64
+
+        mime = self.content_type or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One proxy task the bot follows, as stored in SQLite."""
+
+    task_id: str
+    action: Action
+    prompt: str
+    owner_id: int
+    channel_id: int
+    guild_id: int | None = None
+    parent_task_id: str | None = None
+    parent_index: int | None = None
+    message_id: int | None = None
+    status: Status = Status.NOT_START
+    progress: str | None = None
+    queue_ahead: int | None = None
+    image_url: str | None = None
+    fail_reason: str | None = None
+    prompt_en: str | None = None
+    shown: str | None = None
+    message_gone: bool = False
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    buttons: tuple[TaskButton, ...] = ()  # the server's own buttons, when it lists them
+    final_prompt: str | None = None
+    parent_button: int | None = None  # which of the parent's server buttons made this job
+    language: str | None = None  # the owner's language when they started it
+    posting_at: float | None = None  # when posting its message began (NULL once the id is stored)
+    nonce: str | None = None  # the submission's nonce, sent to the proxy as the task's `state`
+    used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+    @property
+    def shows_final(self) -> bool:
+        """The message already shows the finished job (its image is attached)."""
+        return (self.shown or "").split("|", 1)[0] == Phase.DONE.value
+
+    def with_changes(self, **changes: Any) -> Job:
+        """A copy with ``changes``, like ``dataclasses.replace`` (which it was) but about 8 times
+        faster: it is called several times for every task update. A copy's fields are the
+        original's, so it is built by copying them rather than through ``__init__``."""
+        if not _JOB_FIELDS.issuperset(changes):
+            raise TypeError(f"Job has no field {sorted(set(changes) - _JOB_FIELDS)}")
+        copy = object.__new__(type(self))
+        fields_of = copy.__dict__
+        fields_of.update(self.__dict__)
+        fields_of.update(changes)
+        return copy
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+BUTTON_MARK = "button"  # used_buttons entry for a server button: (BUTTON_MARK, position)
+DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+_KEYCAP = re.compile(r"\s*([1-4])\ufe0f?\u20e3\s*")
+
+
+def describe_prompts(text: str | None) -> list[str]:
+    """The four prompts of a /describe answer: numbered 1️⃣-4️⃣ (with or without the emoji
+    variation selector), separated by blank lines of either kind, or only by blank lines."""
+    if not text:
+        return []
+    parts = _KEYCAP.split(text.replace("\r\n", "\n"))
+    if len(parts) > 1:
+        numbered = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+        prompts = [numbered.get(n, "") for n in range(1, 5)]
+    else:
+        prompts = re.split(r"\n\s*\n", text)
+    return [" ".join(p.split()) for p in prompts if p.strip()][:4]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job about to be submitted: stored first, so a crash before the proxy's answer is stored
+    can be repaired (the proxy's task carries ``nonce`` as its ``state``)."""
+
+    nonce: str
+    action: str
+    prompt: str
+    owner_id: int
+    guild_id: int | None
+    channel_id: int
+    parent_task_id: str | None
+    parent_index: int | None
+    created_at: float
+    parent_button: int | None = None
+    language: str | None = None
+
+    def to_job(self, task_id: str, now: float, **extra: Any) -> Job:
+        """The job this submission became once the proxy accepted it as ``task_id``."""
+        return Job(
+            task_id=task_id,
+            action=Action(self.action),
+            prompt=self.prompt,
+            owner_id=self.owner_id,
+            channel_id=self.channel_id,
+            guild_id=self.guild_id,
+            parent_task_id=self.parent_task_id,
+            parent_index=self.parent_index,
+            parent_button=self.parent_button,
+            language=self.language,
+            status=Status.SUBMITTED,
+            nonce=self.nonce,
+            created_at=now,
+            updated_at=now,
+            **extra,
+        )
+
+
+LOCAL_REASON_PREFIX = "mjbot:"
+
+
+def local_reason(name: str, **params: str) -> str:
+    """A failure reason of the bot's own, stored so it can be shown in each member's language:
+    ``mjbot:deadline?duration=15 min`` is the catalogue's ``fail.deadline`` with its parameters."""
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return f"{LOCAL_REASON_PREFIX}{name}" + (f"?{query}" if query else "")
+
+
+def parse_local_reason(reason: str | None) -> tuple[str, dict[str, str]] | None:
+    if not reason or not reason.startswith(LOCAL_REASON_PREFIX):
+        return None
+    name, _, query = reason[len(LOCAL_REASON_PREFIX) :].partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
+    return f"fail.{name}", params
+
+
+def image_identity(url: str | None) -> str | None:
+    """What an image URL points at, without new-api's ``?rand=`` that changes on every read: two
+    reads of an unchanged preview compare equal, so they cost no Discord edit."""
+    if not url or "rand=" not in url:
+        return url
+    parts = urlsplit(url)
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "rand"])
+    return urlunsplit(parts._replace(query=query))
+
+
+def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id or ''}".rstrip("/")
+
+
+class Phase(str, enum.Enum):
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    NEEDS_PROMPT = "needs_prompt"  # the task waits in MODAL for a prompt
+
+
+@dataclass(frozen=True)
+class Display:
+    """What a job's Discord message shows: the Discord layer renders it, the jobs service compares
+    it with what was shown last to decide whether an edit is needed."""
+
+    phase: Phase
+    progress: str | None = None
+    queue_ahead: int | None = None
+    image_url: str | None = None
+    fail_reason: str | None = None
+    used_buttons: tuple[tuple[str, int], ...] = ()
+
+    def signature(self) -> str:
+        used = ",".join(f"{a}{i}" for a, i in self.used_buttons)
+        return "|".join(
+            str(part or "")
+            for part in (
+                self.phase.value,
+                self.progress,
+                self.queue_ahead,
+                self.image_url,
+                self.fail_reason,
+                used,
+            )
+        )
+
+    @classmethod
+    def of(cls, job: Job) -> Display:
+        used = tuple(sorted(job.used_buttons))
+        if job.status is Status.SUCCESS:
+            return cls(Phase.DONE, image_url=job.image_url, used_buttons=used)
+        if job.status in (Status.FAILURE, Status.CANCEL):
+            return cls(Phase.FAILED, fail_reason=job.fail_reason)
+        if job.status is Status.MODAL:
+            return cls(Phase.NEEDS_PROMPT)
+        if job.status is Status.IN_PROGRESS and job.progress:
+            return cls(Phase.RUNNING, progress=job.progress, image_url=job.image_url)
+        if job.queue_ahead:
+            return cls(Phase.QUEUED, queue_ahead=job.queue_ahead)
+        return cls(Phase.WAITING)

@@ -1,0 +1,178 @@
+"""/jobs, /show and ❌: a member's own jobs, a finished job posted again, a job's message removed."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.core.errors import MjBotError
+from bot.core.i18n import t
+from bot.core.models import Display, ImageFile, Job, message_link
+from bot.discord.ui.interactions import _, interaction_language, member_requester, report_failure, requester
+from bot.discord.ui.render import render
+
+if TYPE_CHECKING:
+    from bot.discord.app import MjBot
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 8
+DELETE_EMOJI = "❌"
+
+
+def jobs_page(jobs: list[Job], page: int, has_more: bool, language: str) -> tuple[discord.Embed, discord.ui.View]:
+    embed = discord.Embed(title=t("jobs.title", language))
+    if not jobs:
+        embed.description = t("jobs.empty", language)
+    lines = []
+    for job in jobs:
+        title = discord.utils.escape_markdown(" ".join(job.prompt.split())[:80]) or t(
+            f"job.title.{job.action.value.lower()}", language
+        )
+        link = (
+            message_link(job.guild_id, job.channel_id, job.message_id)
+            if job.message_id and not job.message_gone
+            else t("jobs.no_message", language)
+        )
+        lines.append(
+            f"**{title}**\n"
+            + t(
+                "jobs.line",
+                language,
+                task_id=job.task_id,
+                action=job.action.value.lower(),
+                status=(job.status.value or "?").lower(),
+                when=int(job.created_at),
+                link=link,
+            )
+        )
+    if lines:
+        embed.description = "\n".join(lines)
+    embed.set_footer(text=t("jobs.page", language, page=page + 1))
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobsPageButton(page - 1, "◀", disabled=page == 0))
+    view.add_item(JobsPageButton(page + 1, "▶", disabled=not has_more))
+    return embed, view
+
+
+class JobsPageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mjl:(?P<page>[0-9]{1,4}):(?P<dir>[<>])"):
+    """◀ ▶ under /jobs. The list is ephemeral, so whoever presses is the member it belongs to."""
+
+    def __init__(self, page: int, arrow: str, *, disabled: bool = False) -> None:
+        self.page = max(page, 0)
+        super().__init__(
+            discord.ui.Button(
+                emoji=arrow,
+                style=discord.ButtonStyle.secondary,
+                disabled=disabled,
+                custom_id=f"mjl:{self.page}:{'<' if arrow == '◀' else '>'}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+    ) -> JobsPageButton:
+        return cls(int(match["page"]), "◀" if match["dir"] == "<" else "▶")
+
+    async def callback(self, interaction: discord.Interaction[MjBot]) -> None:  # type: ignore[override]
+        try:
+            jobs, has_more = await interaction.client.jobs.recent_jobs(
+                requester(interaction), page=self.page, per_page=PER_PAGE
+            )
+            embed, view = jobs_page(jobs, self.page, has_more, interaction_language(interaction))
+            await interaction.response.edit_message(embed=embed, view=view)
+        except Exception as exc:
+            await report_failure(interaction, exc, what=f"/jobs page {self.page}")
+
+
+class JobsCog(commands.Cog):
+    def __init__(self, bot: MjBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name=_("jobs", "cmd.jobs.name"), description=_("Your recent jobs", "cmd.jobs.description"))
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        jobs, has_more = await self.bot.jobs.recent_jobs(requester(interaction), page=0, per_page=PER_PAGE)
+        embed, view = jobs_page(jobs, 0, has_more, interaction_language(interaction))
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+    @app_commands.command(
+        name=_("show", "cmd.show.name"),
+        description=_("Post one of your jobs again, with its buttons", "cmd.show.description"),
+    )
+    @app_commands.guild_only()
+    @app_commands.rename(job_id=_("job_id", "cmd.show.job_id.name"))
+    @app_commands.describe(job_id=_("The job's id", "cmd.show.job_id.description"))
+    async def show(self, interaction: discord.Interaction, job_id: str) -> None:
+        # Checked before answering, so a refusal stays private (the tree's on_error answers it).
+        job = await self.bot.jobs.job_to_show(job_id, requester(interaction))
+        await interaction.response.defer(thinking=True)
+        image = await self._image_of(job)
+        language = self.bot.settings.bot.language or job.language or interaction_language(interaction)
+        rendered = render(
+            job,
+            Display.of(job),
+            language=language,
+            image_attached=image is not None,
+            server_buttons_ok=self.bot.settings.proxy.api != "change",
+        )
+        files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+        await interaction.followup.send(
+            content=rendered.content,
+            embeds=rendered.embeds,
+            files=files,
+            view=rendered.view or discord.utils.MISSING,
+            allowed_mentions=rendered.allowed_mentions,
+        )
+
+    async def _image_of(self, job: Job) -> ImageFile | None:
+        """The job's image again: from its message's attachment (it does not expire), else from the
+        proxy's link; None if neither works (the message then links the image)."""
+        if job.message_id and not job.message_gone:
+            try:
+                channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+                message = await channel.fetch_message(job.message_id)
+                if message.attachments:
+                    attachment = message.attachments[0]
+                    return ImageFile(attachment.filename, await attachment.read(), attachment.content_type)
+            except discord.HTTPException as exc:
+                log.info("task %s: its message's image could not be read (%s); asking the proxy", job.task_id, exc)
+        if job.image_url:
+            return await self.bot.jobs.final_image(job)
+        return None
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        """❌ as a reaction on a job's message, as with Midjourney's bot: its owner (or an admin)
+        deletes it. Anyone else's ❌ is ignored."""
+        if (
+            str(payload.emoji) != DELETE_EMOJI
+            or payload.guild_id is None
+            or (self.bot.user is not None and payload.user_id == self.bot.user.id)
+        ):
+            return
+        job = await self.bot.jobs.job_for_message(payload.message_id)
+        if job is None or job.message_gone or not job.finished:
+            return
+        # The member with their roles when the gateway sent them, else the user alone.
+        member = payload.member or discord.Object(payload.user_id)
+        who = member_requester(member, payload.guild_id, payload.channel_id)
+        try:
+            await self.bot.jobs.forget_message(job.task_id, who)
+            await self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id).delete()
+        except MjBotError as exc:
+            log.info("❌ on task %s by user %s ignored: %s", job.task_id, payload.user_id, exc)
+        except discord.HTTPException as exc:
+            log.warning("task %s: deleting its message failed: %s", job.task_id, exc)
+
+
+async def setup(bot: MjBot) -> None:
+    bot.add_dynamic_items(JobsPageButton)
+    await bot.add_cog(JobsCog(bot))

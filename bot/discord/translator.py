@@ -1,0 +1,144 @@
+"""Command names, descriptions, options and choices in the member's language, via discord.py's Translator.
+
+Every such text is declared in the cogs as ``app_commands.locale_str("<English>", key="<catalogue key>")``;
+``CatalogueTranslator`` looks the key up in the catalogue of the language ``language_for`` picks for the
+Discord locale (``bot/locales/<language>.json``). English is the default Discord shows anyway, so for it
+(and for locales we have no file for) the answer is None: no localisation is sent.
+
+Keys: ``cmd.<command>.name``, ``cmd.<command>.description``, ``cmd.<command>.<option>.name``,
+``cmd.<command>.<option>.description``, ``cmd.<command>.<option>.choice.<value>``; a group's subcommand is
+``cmd.<group>.<sub>.…``. ``COMMAND_TEXTS`` holds the English of each, as the cogs declare it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from discord import Locale, app_commands
+from discord.app_commands import TranslationContextLocation, TranslationContextTypes, locale_str
+
+from bot.core.i18n import DEFAULT_LANGUAGE, catalogue, language_for
+
+log = logging.getLogger(__name__)
+
+# Discord's rules for what it accepts (a bad localisation makes the whole command sync fail with a 400).
+MAX_NAME = 32
+MAX_DESCRIPTION = 100
+MAX_CHOICE_NAME = 100
+try:  # the pattern discord.py itself checks names with
+    from discord.app_commands.commands import VALID_SLASH_COMMAND_NAME
+except ImportError:  # pragma: no cover - a discord.py without it
+    VALID_SLASH_COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
+
+_NAME_LOCATIONS = frozenset(
+    {
+        TranslationContextLocation.command_name,
+        TranslationContextLocation.group_name,
+        TranslationContextLocation.parameter_name,
+    }
+)
+_DESCRIPTION_LOCATIONS = frozenset(
+    {
+        TranslationContextLocation.command_description,
+        TranslationContextLocation.group_description,
+        TranslationContextLocation.parameter_description,
+    }
+)
+
+# The English the cogs declare, by catalogue key (the default Discord shows when there is no localisation).
+COMMAND_TEXTS: dict[str, str] = {
+    "cmd.imagine.name": "imagine",
+    "cmd.imagine.description": "Create images from a prompt",
+    "cmd.imagine.prompt.name": "prompt",
+    "cmd.imagine.prompt.description": "What to imagine",
+    "cmd.imagine.image.name": "image",
+    "cmd.imagine.image.description": "A reference image (optional)",
+    "cmd.describe.name": "describe",
+    "cmd.describe.description": "Get four prompts that describe an image",
+    "cmd.describe.image.name": "image",
+    "cmd.describe.image.description": "The image to describe",
+    "cmd.blend.name": "blend",
+    "cmd.blend.description": "Blend 2 to 5 images into one",
+    **{
+        key: value
+        for n in range(1, 6)
+        for key, value in (
+            (f"cmd.blend.image{n}.name", f"image{n}"),
+            (f"cmd.blend.image{n}.description", f"Image {n}"),
+        )
+    },
+    "cmd.blend.dimensions.name": "dimensions",
+    "cmd.blend.dimensions.description": "Shape of the result",
+    "cmd.blend.dimensions.choice.portrait": "Portrait (2:3)",
+    "cmd.blend.dimensions.choice.square": "Square (1:1)",
+    "cmd.blend.dimensions.choice.landscape": "Landscape (3:2)",
+    "cmd.jobs.name": "jobs",
+    "cmd.jobs.description": "Your recent jobs",
+    "cmd.show.name": "show",
+    "cmd.show.description": "Post one of your jobs again, with its buttons",
+    "cmd.show.job_id.name": "job_id",
+    "cmd.show.job_id.description": "The job's id",
+    "cmd.mj.name": "mj",
+    "cmd.mj.description": "mjbot administration",
+    "cmd.mj.status.name": "status",
+    "cmd.mj.status.description": "Proxy health and the jobs in flight (admins only)",
+}
+
+
+def valid_translation(text: str, location: TranslationContextLocation | None) -> bool:
+    """Whether Discord accepts ``text`` where ``location`` says it goes."""
+    if location in _NAME_LOCATIONS:
+        return text == text.lower() and VALID_SLASH_COMMAND_NAME.fullmatch(text) is not None
+    if location in _DESCRIPTION_LOCATIONS:
+        return 1 <= len(text) <= MAX_DESCRIPTION
+    if location is TranslationContextLocation.choice_name:
+        return 1 <= len(text) <= MAX_CHOICE_NAME
+    return bool(text)
+
+
+class CatalogueTranslator(app_commands.Translator):
+    """Command texts from ``bot/locales``: None for English and for keys a language lacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # language_for lists bot/locales on each call; Discord has ~30 locales, so ask once for each.
+        self._languages: dict[str, str] = {}
+
+    def language(self, locale: Locale | str | None) -> str:
+        code = str(locale.value if isinstance(locale, Locale) else locale) if locale else ""
+        language = self._languages.get(code)
+        if language is None:
+            language = self._languages[code] = language_for(code or None)
+        return language
+
+    def lookup(
+        self, key: str, locale: Locale | str | None, location: TranslationContextLocation | None = None
+    ) -> str | None:
+        """The text for ``key`` in the language of ``locale``, or None to let Discord show the English."""
+        language = self.language(locale)
+        if language == DEFAULT_LANGUAGE:
+            return None
+        text = catalogue(language).get(key)
+        if not isinstance(text, str) or not text:
+            return None
+        if not valid_translation(text, location):
+            log.error(
+                "translation of %r for %s is not valid for Discord here (%s): %r; using English",
+                key,
+                language,
+                getattr(location, "name", location),
+                text,
+            )
+            return None
+        return text
+
+    async def translate(self, string: locale_str, locale: Locale, context: TranslationContextTypes) -> str | None:
+        try:
+            key = string.extras.get("key")
+            if not key:
+                return None
+            return self.lookup(str(key), locale, getattr(context, "location", None))
+        except Exception:  # a failure here would fail the whole command sync: log it, Discord shows English
+            log.exception("translating %r for %s failed", getattr(string, "message", string), locale)
+            return None

@@ -1,0 +1,133 @@
+"""How a job looks on Discord: its text, embed and buttons for each state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import discord
+
+from bot.core.i18n import t
+from bot.core.models import DESCRIBE_MARKS, Action, Display, Job, Phase, describe_prompts, parse_local_reason
+from bot.core.text import MAX_CONTENT, clip, clip_words
+from bot.discord.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
+
+MAX_PROMPT_SHOWN = 1500
+MAX_EMBED_URL = 2048
+MAX_REASON_SHOWN = 300  # a failReason is the proxy's text, of any length
+
+
+@dataclass
+class Rendered:
+    content: str
+    embeds: list[discord.Embed]
+    view: discord.ui.View | None
+    allowed_mentions: discord.AllowedMentions
+
+
+def status_text(display: Display, language: str) -> str | None:
+    """The part in parentheses after the prompt, or None once the job is done."""
+    if display.phase is Phase.WAITING:
+        return t("status.waiting", language)
+    if display.phase is Phase.QUEUED:
+        return t("status.queued", language, ahead=display.queue_ahead)
+    if display.phase is Phase.RUNNING:
+        return display.progress
+    if display.phase is Phase.NEEDS_PROMPT:
+        return t("status.needs_prompt", language)
+    if display.phase is Phase.FAILED:
+        if display.fail_reason:
+            return t(
+                "status.failed",
+                language,
+                reason=clip_words(reason_text(display.fail_reason, language), MAX_REASON_SHOWN),
+            )
+        return t("status.failed_no_reason", language)
+    return None
+
+
+def reason_text(reason: str, language: str) -> str:
+    """A failure reason: the bot's own in the member's language, the server's as it wrote it."""
+    local = parse_local_reason(reason)
+    return t(local[0], language, **local[1]) if local else reason
+
+
+def content_prefix(job: Job, language: str) -> str:
+    """How every version of a job's message begins: its prompt (or what it is), in bold."""
+    if job.action is Action.DESCRIBE:
+        title = t("job.title.describe", language)
+    elif job.action is Action.BLEND and not job.prompt:
+        title = t("job.title.blend", language)
+    else:
+        title = discord.utils.escape_markdown(job.prompt)
+    return f"**{clip(title, MAX_PROMPT_SHOWN)}** - "
+
+
+def content_for(job: Job, display: Display, language: str) -> str:
+    owner = f"<@{job.owner_id}>"
+    if job.action is Action.UPSCALE:
+        who = t("job.title.upscale", language, index=job.parent_index, owner=owner)
+    elif job.action is Action.VARIATION:
+        who = t("job.title.variation", language, owner=owner)
+    else:
+        who = owner
+    text = content_prefix(job, language) + who
+    status = status_text(display, language)
+    if status:
+        text += f" ({status})"
+    if job.prompt_en and job.action is not Action.DESCRIBE and _differs(job.prompt_en, job.prompt):
+        # The proxy translated the prompt (a Chinese one, say): show what Midjourney got.
+        text += "\n" + t(
+            "job.translated", language, prompt=discord.utils.escape_markdown(clip_words(job.prompt_en, 600))
+        )
+    if job.action is Action.DESCRIBE and display.phase is Phase.DONE:
+        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+        lines = [
+            f"{mark} {discord.utils.escape_markdown(clip_words(prompt, 400))}"
+            for mark, prompt in zip(DESCRIBE_MARKS, prompts, strict=False)
+        ]
+        text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
+    return clip(text, MAX_CONTENT)
+
+
+def render(
+    job: Job, display: Display, *, language: str, image_attached: bool, server_buttons_ok: bool = True
+) -> Rendered:
+    """The message for ``job`` in state ``display``. When the final image could not be attached
+    (too large for the channel, or not downloadable) it is linked in an embed instead.
+    ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action)."""
+    embeds: list[discord.Embed] = []
+    # A link longer than Discord takes in an embed is left out rather than have the edit refused.
+    if (
+        display.image_url
+        and len(display.image_url) <= MAX_EMBED_URL
+        and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached))
+    ):
+        embed = discord.Embed()
+        embed.set_image(url=display.image_url)
+        if display.phase is Phase.DONE:
+            embed.title = t("job.image_link", language)
+            embed.url = display.image_url
+        embeds.append(embed)
+    view = None
+    if display.phase is Phase.DONE and job.action is Action.DESCRIBE:
+        count = len(describe_prompts(job.final_prompt or job.prompt_en or job.prompt))
+        view = described_buttons(job.task_id, count) if count else None
+    elif display.phase is Phase.DONE and job.buttons and server_buttons_ok:
+        view = server_buttons(job.task_id, job.buttons, set(display.used_buttons))
+    elif display.phase is Phase.DONE and job.action.makes_grid:
+        view = grid_buttons(job.task_id, set(display.used_buttons))
+    elif display.phase is Phase.NEEDS_PROMPT:
+        view = prompt_button(job.task_id)
+    if display.phase in (Phase.DONE, Phase.FAILED):
+        view = with_delete(view, job.task_id)  # the owner may remove a finished job's message
+    return Rendered(
+        content=content_for(job, display, language),
+        embeds=embeds,
+        view=view,
+        # Ping the member whose job it is, never @everyone or roles from a prompt.
+        allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.owner_id)]),
+    )
+
+
+def _differs(translated: str, original: str) -> bool:
+    return " ".join(translated.split()).casefold() != " ".join(original.split()).casefold()

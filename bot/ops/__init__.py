@@ -1,0 +1,1 @@
+"""Running the bot: health and metrics, alerts, logs, checks, housekeeping, and the push receiver."""

@@ -1,0 +1,499 @@
+"""A typed client for the Midjourney Proxy HTTP API.
+
+One ``httpx.AsyncClient`` with explicit timeouts and pool limits. Every failure (transport errors,
+HTTP errors, bodies that are not the API's) becomes a :class:`bot.core.errors.ProxyError` before a caller
+sees it, so the layers above handle one hierarchy and never an httpx type.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiohttp
+import httpx
+from pydantic import ValidationError
+
+from bot.core.config import ProxySettings
+from bot.core.errors import (
+    BannedPrompt,
+    ImageTooLarge,
+    InvalidSubmit,
+    ParentNotFound,
+    ProxyActionNotAllowed,
+    ProxyAuthFailed,
+    ProxyBadResponse,
+    ProxyBusy,
+    ProxyEndpointMissing,
+    ProxyError,
+    ProxyRateLimited,
+    ProxySystemError,
+    ProxyTimeout,
+    ProxyUnreachable,
+    QueueFull,
+    QuotaExhausted,
+    SubmitRefused,
+)
+from bot.core.models import Action, ProxyTask, SubmitAccepted
+from bot.proxy.media_guard import MediaGuard
+
+log = logging.getLogger(__name__)
+
+# Codes that mean "the task exists and will run": 1 submitted, 22 queued, 21 (novicezk) exists.
+_ACCEPTED_CODES = {1, 21, 22}
+_REFUSALS: dict[int, type[SubmitRefused]] = {
+    3: ParentNotFound,
+    4: InvalidSubmit,
+    9: ProxySystemError,
+    23: QueueFull,
+    24: BannedPrompt,
+}
+_BODY_SNIPPET = 200
+POOL_WAIT_S = 60.0  # how long a request may wait for one of the pool's connections
+_QUEUE_FULL = re.compile(r"队列已满|queue.*full", re.IGNORECASE)
+# The queue position in a description: novicezk "排队中，前面还有3个任务", and English variants.
+_QUEUE_AHEAD = re.compile(r"前面还有\s*(\d+)|(\d+)\s+(?:tasks?|jobs?)\s+ahead", re.IGNORECASE)
+# new-api's 403 for a key that may not use a model: "该令牌无权访问模型 mj_blend" (or English).
+_MODEL_DENIED = re.compile(r"(?:无权访问模型|not allowed to (?:use|access) (?:the )?model)\s*:?\s*(\S*)", re.IGNORECASE)
+
+
+# Image downloads at once (connections of the download session); the others wait their turn.
+DOWNLOAD_CONCURRENCY = 8
+IMAGE_CHUNK = 64 * 1024
+
+
+def _remember_sniffio_is_missing() -> None:
+    """httpcore runs ``import sniffio`` for every lock and event it makes, several per request;
+    without sniffio installed (anyio 4 no longer needs it) each is a failed import that searches
+    every ``sys.path`` entry again, about 45 µs, 2,000 times per 1,000 task updates. A ``None`` in
+    ``sys.modules`` is Python's own "not importable" mark: the import fails at once, as it would
+    anyway. Nothing changes when sniffio is installed."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+_remember_sniffio_is_missing()
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:_BODY_SNIPPET] + ("…" if len(text) > _BODY_SNIPPET else "")
+
+
+class ProxyClient:
+    """Talks to one proxy server. Create once, share, and ``aclose()`` at shutdown."""
+
+    def __init__(self, settings: ProxySettings, *, transport: httpx.AsyncBaseTransport | None = None):
+        self._settings = settings
+        # Auth goes per request, not on the client, so image downloads from other hosts never
+        # carry the secret.
+        self._auth = self._auth_headers()
+        self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
+        self._media = MediaGuard(settings.base_url, settings.media_hosts)
+        # Waiting for a free connection is not the proxy being slow: a burst of submits queues here
+        # for longer than one request may take.
+        timeout = httpx.Timeout(
+            settings.timeout_s, connect=min(settings.timeout_s, 10.0), pool=max(POOL_WAIT_S, settings.timeout_s)
+        )
+        self._http = httpx.AsyncClient(
+            base_url=settings.api_base_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            transport=transport,
+            follow_redirects=False,
+        )
+        # Images come through aiohttp (which discord.py brings): a download through httpx cost
+        # about 1 ms of CPU against aiohttp's 0.2-0.3 ms, and a burst of finished tasks queued in
+        # httpx's pool cost more again (the queue is walked, every idle connection's socket
+        # polled, each time a request ends). Made on first use, inside the running loop.
+        self._images: aiohttp.ClientSession | None = None
+        self._image_proxies: dict[str, tuple[str, aiohttp.BasicAuth | None]] = {}
+        # Told of every API request: (path, seconds, the error or None). For metrics.
+        self.on_request: Callable[[str, float, ProxyError | None], None] | None = None
+
+    def __repr__(self) -> str:  # never show headers (they hold the secret)
+        return f"ProxyClient(base_url={self._settings.api_base_url!r}, auth={self._settings.auth!r})"
+
+    def _auth_headers(self) -> dict[str, str]:
+        secret = self._settings.secret.get_secret_value()
+        if not secret:
+            return {}
+        if self._settings.auth == "bearer":
+            return {"Authorization": f"Bearer {secret}"}
+        if self._settings.auth == "authorization":
+            return {"Authorization": secret}
+        return {"mj-api-secret": secret}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._images is not None:
+            await self._images.close()
+            self._images = None
+
+    def _image_session(self) -> aiohttp.ClientSession:
+        if self._images is None or self._images.closed:
+            timeout_s = self._settings.timeout_s
+            self._images = aiohttp.ClientSession(
+                # Per step, like httpx's: connecting, then each read of the body.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s),
+                connector=aiohttp.TCPConnector(limit=DOWNLOAD_CONCURRENCY),
+            )
+            self._image_proxies = _environment_proxies()
+        return self._images
+
+    def _image_proxy(self, target: httpx.URL) -> dict[str, Any]:
+        """``proxy``/``proxy_auth`` for a download when HTTP(S)_PROXY says so (NO_PROXY honoured),
+        as httpx's ``trust_env`` did. Read once with the session: aiohttp's own ``trust_env``
+        looks them (and ~/.netrc) up again in a worker thread for every request."""
+        found = self._image_proxies.get(target.scheme)
+        if found is None or urllib.request.proxy_bypass(target.host):
+            return {}
+        return {"proxy": found[0], "proxy_auth": found[1]}
+
+    # --- submits -------------------------------------------------------------------------------
+
+    async def submit_imagine(
+        self, prompt: str, images: Sequence[str] = (), *, state: str | None = None, notify_hook: str | None = None
+    ) -> SubmitAccepted:
+        """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64).
+        ``state`` comes back unchanged on the task (the bot uses it to find a task again)."""
+        body: dict[str, Any] = {"prompt": prompt}
+        if images:
+            body["base64Array"] = list(images)
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/imagine", body)
+
+    async def submit_change(
+        self,
+        task_id: str,
+        action: Action,
+        index: int | None,
+        *,
+        state: str | None = None,
+        notify_hook: str | None = None,
+    ) -> SubmitAccepted:
+        body: dict[str, Any] = {"taskId": task_id, "action": action.value}
+        # new-api requires an index even for REROLL; the others ignore it there.
+        body["index"] = index if index else 1
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/change", body)
+
+    async def submit_describe(
+        self, image: str, *, state: str | None = None, notify_hook: str | None = None
+    ) -> SubmitAccepted:
+        """Four prompts for an image (a full data URL)."""
+        body: dict[str, Any] = {"base64": image}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/describe", body)
+
+    async def submit_blend(
+        self, images: Sequence[str], dimensions: str, *, state: str | None = None, notify_hook: str | None = None
+    ) -> SubmitAccepted:
+        """Blend 2-5 images (data URLs); ``dimensions`` PORTRAIT, SQUARE or LANDSCAPE."""
+        body: dict[str, Any] = {"base64Array": list(images), "dimensions": dimensions}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/blend", body)
+
+    async def submit_action(
+        self, task_id: str, custom_id: str, *, state: str | None = None, notify_hook: str | None = None
+    ) -> SubmitAccepted:
+        """Press one of the task's own buttons (trueai, new-api): ``custom_id`` from its ``buttons``.
+        An answer with ``needs_modal`` means the new task waits for a prompt (``submit_modal``)."""
+        body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
+        _add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/action", body)
+
+    async def submit_modal(self, task_id: str, prompt: str) -> SubmitAccepted:
+        """Give a task waiting in MODAL (Custom Zoom, Remix) its prompt."""
+        return await self._submit("/submit/modal", {"taskId": task_id, "prompt": prompt})
+
+    async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
+        data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
+        if not isinstance(data, dict) or "code" not in data:
+            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=_snippet(str(data)))
+        # trueai's refusals say "message" ({"success": false, "code": -1, "message": "并发数已达上限"}).
+        description = str(data.get("description") or data.get("message") or "").strip()
+        try:
+            code = int(data["code"])
+        except (TypeError, ValueError):
+            if not description:
+                raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=_snippet(str(data))) from None
+            # new-api's relay errors may carry a word for a code; the description is the reason.
+            raise SubmitRefused(str(data["code"]), description) from None  # type: ignore[arg-type]
+        properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        result = data.get("result")
+        if code in _ACCEPTED_CODES and result not in (None, "") and data.get("success") is not False:
+            # 21 is "exists" on novicezk but "waiting for a modal" on trueai: the task's status says.
+            # new-api turns 22 into 1 but keeps the position, so it is read whatever the code.
+            return SubmitAccepted(task_id=str(result), queue_ahead=_queue_ahead(properties, description), code=code)
+        refusal = _REFUSALS.get(code, SubmitRefused)
+        if code == 9 and _QUEUE_FULL.search(description):
+            refusal = QueueFull  # trueai says 9 for a full queue
+        if "quota_not_enough" in description:
+            refusal = QuotaExhausted  # new-api: the gateway key has no credit left
+        extra: dict[str, Any] = {}
+        if refusal is BannedPrompt:
+            extra["banned_word"] = str(properties.get("bannedWord") or "")
+        raise refusal(code, description, properties, **extra)
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def fetch_task(self, task_id: str) -> ProxyTask | None:
+        """One task, or None when the server does not know the id (empty 200, 204, 404)."""
+        try:
+            data = await self._request_json("GET", f"/task/{task_id}/fetch", empty_ok=True)
+        except ProxyEndpointMissing:
+            return None
+        if data is None:
+            return None
+        return self._parse_task(data, f"GET /task/{task_id}/fetch")
+
+    async def list_tasks(self, task_ids: Sequence[str]) -> list[ProxyTask]:
+        """Tasks for these ids in one request; unknown ids are simply absent.
+
+        Raises :class:`ProxyEndpointMissing` when the server has no ``list-by-condition``.
+        """
+        if not task_ids:
+            return []
+        path = "/task/list-by-condition"
+        data = await self._request_json("POST", path, json={"ids": list(task_ids)})
+        if not isinstance(data, list):
+            raise ProxyBadResponse(f"POST {path}: expected a list", detail=_snippet(str(data)))
+        return self._parse_tasks(data, f"POST {path}")
+
+    async def recent_tasks(self) -> list[ProxyTask]:
+        """Every task the server still holds (``GET /task/list``), to find one by its ``state``.
+
+        Raises :class:`ProxyEndpointMissing` when the server has no such list.
+        """
+        path = "/task/list"
+        data = await self._request_json("GET", path)
+        if not isinstance(data, list):
+            raise ProxyBadResponse(f"GET {path}: expected a list", detail=_snippet(str(data)))
+        return self._parse_tasks(data, f"GET {path}")
+
+    async def ping(self) -> float:
+        """Seconds one cheap authenticated request takes; raises a ProxyError when it fails."""
+        started = time.perf_counter()
+        await self._request_json("POST", "/task/list-by-condition", json={"ids": ["mjbot-ping"]})
+        return time.perf_counter() - started
+
+    def _parse_tasks(self, data: list[Any], where: str) -> list[ProxyTask]:
+        tasks = []
+        for item in data:
+            try:
+                tasks.append(self._parse_task(item, where))
+            except ProxyBadResponse as exc:
+                log.warning("skipping a malformed task in %s: %s", where, exc.detail)
+        return tasks
+
+    @staticmethod
+    def _parse_task(data: Any, where: str) -> ProxyTask:
+        if not isinstance(data, dict):
+            raise ProxyBadResponse(f"{where}: expected a task object", detail=_snippet(str(data)))
+        try:
+            return ProxyTask.model_validate(data)
+        except ValidationError as exc:
+            raise ProxyBadResponse(
+                f"{where}: not a task: {exc.error_count()} errors", detail=_snippet(json.dumps(data)[:400])
+            ) from None
+
+    # --- images --------------------------------------------------------------------------------
+
+    async def download_image(self, url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Fetch a task's image (the proxy gave us the URL). Returns bytes and content type.
+
+        Capped at ``max_bytes`` so a hostile or broken server cannot exhaust memory, and only from
+        addresses :class:`MediaGuard` allows (raises its ``MediaRefused`` otherwise).
+        """
+        await self._media.check(url)
+        # CDN and gateway links are fetched as given; the secret goes only to the proxy's origin.
+        target = httpx.URL(url)
+        same_origin = (target.scheme, target.host, target.port) == (
+            self._origin.scheme,
+            self._origin.host,
+            self._origin.port,
+        )
+        try:
+            session = self._image_session()
+            async with session.get(
+                url, headers=self._auth if same_origin else None, allow_redirects=False, **self._image_proxy(target)
+            ) as response:
+                if not self._media.allow_peer_of_listed(target.host):
+                    self._media.check_peer(_image_peer(response))
+                if response.status != 200:
+                    raise ProxyBadResponse(f"GET image: HTTP {response.status}")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise ImageTooLarge(f"image is {declared} bytes, cap {max_bytes}")
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(IMAGE_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImageTooLarge(f"image over the cap of {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks), response.headers.get("content-type")
+        except TimeoutError:
+            raise ProxyTimeout("GET image: timed out") from None
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot use
+            raise ProxyUnreachable(f"GET image: {type(exc).__name__}") from None
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        accept_error_bodies: bool = False,
+        empty_ok: bool = False,
+    ) -> Any:
+        if self.on_request is None:
+            return await self._answer_json(
+                method, path, json=json, accept_error_bodies=accept_error_bodies, empty_ok=empty_ok
+            )
+        started, error = time.perf_counter(), None
+        try:
+            return await self._answer_json(
+                method, path, json=json, accept_error_bodies=accept_error_bodies, empty_ok=empty_ok
+            )
+        except ProxyError as exc:
+            error = exc
+            raise
+        finally:
+            self.on_request(path, time.perf_counter() - started, error)
+
+    async def _answer_json(
+        self, method: str, path: str, *, json: Any, accept_error_bodies: bool, empty_ok: bool
+    ) -> Any:
+        what = f"{method} {path}"
+        try:
+            response = await self._http.request(method, path, json=json, headers=self._auth)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(what, exc) from None
+
+        status = response.status_code
+        text = response.text
+        if status == 403:
+            denied = _MODEL_DENIED.search(_error_message(text) or "")
+            if denied:
+                model = denied.group(1).strip("'\"。.")
+                raise ProxyActionNotAllowed(
+                    f"{what}: the proxy key may not use model {model or '?'}", detail=_error_message(text), model=model
+                )
+        if status in (401, 403):
+            raise ProxyAuthFailed(f"{what}: HTTP {status}", detail=_error_message(text))
+        if status == 200 and _is_web_page(response):
+            # new-api answers any route it does not relay with its web UI (router/web-router.go).
+            raise ProxyEndpointMissing(f"{what}: the server answered with a web page, not the API")
+        if status == 429:
+            raise ProxyRateLimited(f"{what}: HTTP 429", detail=_error_message(text))
+        if status in (404, 405) and not _looks_like_api_json(text):
+            raise ProxyEndpointMissing(f"{what}: HTTP {status}")
+        if status == 204 and empty_ok:
+            return None
+        if not text.strip():
+            if empty_ok and status == 200:
+                return None
+            raise ProxyBadResponse(f"{what}: HTTP {status} with an empty body")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProxyBadResponse(f"{what}: HTTP {status}, not JSON", detail=_snippet(text)) from None
+        if status >= 400:
+            # Submit errors come with the API's body on any status (trueai 404, new-api 400).
+            if accept_error_bodies and isinstance(data, dict) and "code" in data:
+                return data
+            if accept_error_bodies and status == 400 and isinstance(data, dict) and isinstance(data.get("error"), dict):
+                # new-api refuses before relaying, e.g. a customId it cannot convert
+                # (middleware/distributor.go: {"error": {"message": "无效的请求，unknown_action:…"}}).
+                return {"code": data["error"].get("code") or "", "description": _error_message(text)}
+            if empty_ok and status in (400, 404):  # new-api: 400 task_no_found
+                return None
+            raise ProxyBadResponse(f"{what}: HTTP {status}", detail=_error_message(text))
+        return data
+
+    @staticmethod
+    def _transport_error(what: str, exc: httpx.HTTPError) -> ProxyError:
+        if isinstance(exc, httpx.PoolTimeout):
+            # Never sent: nothing for the proxy to have taken, so not a timeout to recover from.
+            return ProxyBusy(f"{what}: no free connection to the proxy within {POOL_WAIT_S:g} s")
+        if isinstance(exc, httpx.TimeoutException):
+            return ProxyTimeout(f"{what}: timed out ({type(exc).__name__})")
+        # Connection refused, reset, DNS, protocol errors: the server is not there for us.
+        return ProxyUnreachable(f"{what}: {type(exc).__name__}")
+
+
+def _add_optional(body: dict[str, Any], **fields: str | None) -> None:
+    body.update({name: value for name, value in fields.items() if value})
+
+
+def _environment_proxies() -> dict[str, tuple[str, aiohttp.BasicAuth | None]]:
+    """The http/https proxies of the environment, each without its credentials and with them."""
+    proxies = {}
+    for scheme, address in urllib.request.getproxies().items():
+        if scheme not in ("http", "https"):
+            continue
+        url = httpx.URL(address)
+        auth = aiohttp.BasicAuth(url.username, url.password or "") if url.username else None
+        proxies[scheme] = (str(url.copy_with(username=None, password=None)), auth)
+    return proxies
+
+
+def _image_peer(response: aiohttp.ClientResponse) -> str | None:
+    """The address an image response came from (None once aiohttp has let the connection go,
+    which it does at once for an empty body)."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    address = transport.get_extra_info("peername") if transport is not None else None
+    return str(address[0]) if address else None
+
+
+def _queue_ahead(properties: dict[str, Any], description: str) -> int | None:
+    """How many jobs wait ahead of a new task: ``properties.numberOfQueues``, else the description."""
+    try:
+        return max(0, int(properties.get("numberOfQueues")))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        match = _QUEUE_AHEAD.search(description)
+        return int(match.group(1) or match.group(2)) if match else None
+
+
+def _is_web_page(response: httpx.Response) -> bool:
+    if "html" in response.headers.get("content-type", "").lower():
+        return True
+    start = response.text.lstrip()[:15].lower()
+    return start.startswith(("<!doctype", "<html"))
+
+
+def _looks_like_api_json(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "code" in data
+
+
+def _error_message(text: str) -> str | None:
+    """The human part of an error body: ``description``, ``message`` or ``error.message``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _snippet(text) or None
+    if isinstance(data, dict):
+        for key in ("description", "message"):
+            if isinstance(data.get(key), str) and data[key].strip():
+                return data[key].strip()
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"].strip()
+        if isinstance(error, str):
+            return error
+    return _snippet(text) or None
