@@ -92,3 +92,13 @@ def test_no_import_cycle_among_bot_modules():
         if module not in done:
             visit(module, [module])
     assert cycles == []
+
+
+def test_no_module_is_over_about_400_lines():
+    """A module that grows past this is doing two jobs: split it along them."""
+    long = {
+        module: lines
+        for module, path in MODULES.items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 420
+    }
+    assert long == {}

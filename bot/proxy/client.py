@@ -10,21 +10,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import re
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiohttp
 import httpx
 from pydantic import ValidationError
 
 from bot.core.config import ProxySettings
 from bot.core.errors import (
     BannedPrompt,
-    ImageTooLarge,
     InvalidSubmit,
     ParentNotFound,
     ProxyActionNotAllowed,
@@ -42,12 +38,23 @@ from bot.core.errors import (
     SubmitRefused,
 )
 from bot.core.models import Action, ProxyTask, SubmitAccepted
-from bot.proxy.media_guard import MediaGuard
+from bot.proxy.answers import (
+    MODEL_DENIED,
+    QUEUE_FULL,
+    add_optional,
+    error_message,
+    is_web_page,
+    looks_like_api_json,
+    queue_ahead,
+    snippet,
+)
+from bot.proxy.download import ImageDownloader
 
 log = logging.getLogger(__name__)
 
 # Codes that mean "the task exists and will run": 1 submitted, 22 queued, 21 (novicezk) exists.
 _ACCEPTED_CODES = {1, 21, 22}
+POOL_WAIT_S = 60.0  # how long a request may wait for one of the pool's connections
 _REFUSALS: dict[int, type[SubmitRefused]] = {
     3: ParentNotFound,
     4: InvalidSubmit,
@@ -55,18 +62,6 @@ _REFUSALS: dict[int, type[SubmitRefused]] = {
     23: QueueFull,
     24: BannedPrompt,
 }
-_BODY_SNIPPET = 200
-POOL_WAIT_S = 60.0  # how long a request may wait for one of the pool's connections
-_QUEUE_FULL = re.compile(r"队列已满|queue.*full", re.IGNORECASE)
-# The queue position in a description: novicezk "排队中，前面还有3个任务", and English variants.
-_QUEUE_AHEAD = re.compile(r"前面还有\s*(\d+)|(\d+)\s+(?:tasks?|jobs?)\s+ahead", re.IGNORECASE)
-# new-api's 403 for a key that may not use a model: "该令牌无权访问模型 mj_blend" (or English).
-_MODEL_DENIED = re.compile(r"(?:无权访问模型|not allowed to (?:use|access) (?:the )?model)\s*:?\s*(\S*)", re.IGNORECASE)
-
-
-# Image downloads at once (connections of the download session); the others wait their turn.
-DOWNLOAD_CONCURRENCY = 8
-IMAGE_CHUNK = 64 * 1024
 
 
 def _remember_sniffio_is_missing() -> None:
@@ -82,11 +77,6 @@ def _remember_sniffio_is_missing() -> None:
 _remember_sniffio_is_missing()
 
 
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text[:_BODY_SNIPPET] + ("…" if len(text) > _BODY_SNIPPET else "")
-
-
 class ProxyClient:
     """Talks to one proxy server. Create once, share, and ``aclose()`` at shutdown."""
 
@@ -95,8 +85,6 @@ class ProxyClient:
         # Auth goes per request, not on the client, so image downloads from other hosts never
         # carry the secret.
         self._auth = self._auth_headers()
-        self._origin = httpx.URL(settings.base_url).copy_with(path="/", query=None)
-        self._media = MediaGuard(settings.base_url, settings.media_hosts)
         # Waiting for a free connection is not the proxy being slow: a burst of submits queues here
         # for longer than one request may take.
         timeout = httpx.Timeout(
@@ -113,8 +101,7 @@ class ProxyClient:
         # about 1 ms of CPU against aiohttp's 0.2-0.3 ms, and a burst of finished tasks queued in
         # httpx's pool cost more again (the queue is walked, every idle connection's socket
         # polled, each time a request ends). Made on first use, inside the running loop.
-        self._images: aiohttp.ClientSession | None = None
-        self._image_proxies: dict[str, tuple[str, aiohttp.BasicAuth | None]] = {}
+        self._images = ImageDownloader(settings, self._auth)
         # Told of every API request: (path, seconds, the error or None). For metrics.
         self.on_request: Callable[[str, float, ProxyError | None], None] | None = None
 
@@ -133,29 +120,7 @@ class ProxyClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        if self._images is not None:
-            await self._images.close()
-            self._images = None
-
-    def _image_session(self) -> aiohttp.ClientSession:
-        if self._images is None or self._images.closed:
-            timeout_s = self._settings.timeout_s
-            self._images = aiohttp.ClientSession(
-                # Per step, like httpx's: connecting, then each read of the body.
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s),
-                connector=aiohttp.TCPConnector(limit=DOWNLOAD_CONCURRENCY),
-            )
-            self._image_proxies = _environment_proxies()
-        return self._images
-
-    def _image_proxy(self, target: httpx.URL) -> dict[str, Any]:
-        """``proxy``/``proxy_auth`` for a download when HTTP(S)_PROXY says so (NO_PROXY honoured),
-        as httpx's ``trust_env`` did. Read once with the session: aiohttp's own ``trust_env``
-        looks them (and ~/.netrc) up again in a worker thread for every request."""
-        found = self._image_proxies.get(target.scheme)
-        if found is None or urllib.request.proxy_bypass(target.host):
-            return {}
-        return {"proxy": found[0], "proxy_auth": found[1]}
+        await self._images.aclose()
 
     # --- submits -------------------------------------------------------------------------------
 
@@ -167,7 +132,7 @@ class ProxyClient:
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
-        _add_optional(body, state=state, notifyHook=notify_hook)
+        add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/imagine", body)
 
     async def submit_change(
@@ -182,7 +147,7 @@ class ProxyClient:
         body: dict[str, Any] = {"taskId": task_id, "action": action.value}
         # new-api requires an index even for REROLL; the others ignore it there.
         body["index"] = index if index else 1
-        _add_optional(body, state=state, notifyHook=notify_hook)
+        add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/change", body)
 
     async def submit_describe(
@@ -190,7 +155,7 @@ class ProxyClient:
     ) -> SubmitAccepted:
         """Four prompts for an image (a full data URL)."""
         body: dict[str, Any] = {"base64": image}
-        _add_optional(body, state=state, notifyHook=notify_hook)
+        add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/describe", body)
 
     async def submit_blend(
@@ -198,7 +163,7 @@ class ProxyClient:
     ) -> SubmitAccepted:
         """Blend 2-5 images (data URLs); ``dimensions`` PORTRAIT, SQUARE or LANDSCAPE."""
         body: dict[str, Any] = {"base64Array": list(images), "dimensions": dimensions}
-        _add_optional(body, state=state, notifyHook=notify_hook)
+        add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/blend", body)
 
     async def submit_action(
@@ -207,7 +172,7 @@ class ProxyClient:
         """Press one of the task's own buttons (trueai, new-api): ``custom_id`` from its ``buttons``.
         An answer with ``needs_modal`` means the new task waits for a prompt (``submit_modal``)."""
         body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
-        _add_optional(body, state=state, notifyHook=notify_hook)
+        add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/action", body)
 
     async def submit_modal(self, task_id: str, prompt: str) -> SubmitAccepted:
@@ -217,14 +182,14 @@ class ProxyClient:
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
         data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
         if not isinstance(data, dict) or "code" not in data:
-            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=_snippet(str(data)))
+            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=snippet(str(data)))
         # trueai's refusals say "message" ({"success": false, "code": -1, "message": "并发数已达上限"}).
         description = str(data.get("description") or data.get("message") or "").strip()
         try:
             code = int(data["code"])
         except (TypeError, ValueError):
             if not description:
-                raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=_snippet(str(data))) from None
+                raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=snippet(str(data))) from None
             # new-api's relay errors may carry a word for a code; the description is the reason.
             raise SubmitRefused(str(data["code"]), description) from None  # type: ignore[arg-type]
         properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
@@ -232,9 +197,9 @@ class ProxyClient:
         if code in _ACCEPTED_CODES and result not in (None, "") and data.get("success") is not False:
             # 21 is "exists" on novicezk but "waiting for a modal" on trueai: the task's status says.
             # new-api turns 22 into 1 but keeps the position, so it is read whatever the code.
-            return SubmitAccepted(task_id=str(result), queue_ahead=_queue_ahead(properties, description), code=code)
+            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead(properties, description), code=code)
         refusal = _REFUSALS.get(code, SubmitRefused)
-        if code == 9 and _QUEUE_FULL.search(description):
+        if code == 9 and QUEUE_FULL.search(description):
             refusal = QueueFull  # trueai says 9 for a full queue
         if "quota_not_enough" in description:
             refusal = QuotaExhausted  # new-api: the gateway key has no credit left
@@ -265,7 +230,7 @@ class ProxyClient:
         path = "/task/list-by-condition"
         data = await self._request_json("POST", path, json={"ids": list(task_ids)})
         if not isinstance(data, list):
-            raise ProxyBadResponse(f"POST {path}: expected a list", detail=_snippet(str(data)))
+            raise ProxyBadResponse(f"POST {path}: expected a list", detail=snippet(str(data)))
         return self._parse_tasks(data, f"POST {path}")
 
     async def recent_tasks(self) -> list[ProxyTask]:
@@ -276,7 +241,7 @@ class ProxyClient:
         path = "/task/list"
         data = await self._request_json("GET", path)
         if not isinstance(data, list):
-            raise ProxyBadResponse(f"GET {path}: expected a list", detail=_snippet(str(data)))
+            raise ProxyBadResponse(f"GET {path}: expected a list", detail=snippet(str(data)))
         return self._parse_tasks(data, f"GET {path}")
 
     async def ping(self) -> float:
@@ -297,53 +262,22 @@ class ProxyClient:
     @staticmethod
     def _parse_task(data: Any, where: str) -> ProxyTask:
         if not isinstance(data, dict):
-            raise ProxyBadResponse(f"{where}: expected a task object", detail=_snippet(str(data)))
+            raise ProxyBadResponse(f"{where}: expected a task object", detail=snippet(str(data)))
         try:
             return ProxyTask.model_validate(data)
         except ValidationError as exc:
             raise ProxyBadResponse(
-                f"{where}: not a task: {exc.error_count()} errors", detail=_snippet(json.dumps(data)[:400])
+                f"{where}: not a task: {exc.error_count()} errors", detail=snippet(json.dumps(data)[:400])
             ) from None
 
     # --- images --------------------------------------------------------------------------------
 
-    async def download_image(self, url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
-        """Fetch a task's image (the proxy gave us the URL). Returns bytes and content type.
+    # --- images --------------------------------------------------------------------------------
 
-        Capped at ``max_bytes`` so a hostile or broken server cannot exhaust memory, and only from
-        addresses :class:`MediaGuard` allows (raises its ``MediaRefused`` otherwise).
-        """
-        await self._media.check(url)
-        # CDN and gateway links are fetched as given; the secret goes only to the proxy's origin.
-        target = httpx.URL(url)
-        same_origin = (target.scheme, target.host, target.port) == (
-            self._origin.scheme,
-            self._origin.host,
-            self._origin.port,
-        )
-        try:
-            session = self._image_session()
-            async with session.get(
-                url, headers=self._auth if same_origin else None, allow_redirects=False, **self._image_proxy(target)
-            ) as response:
-                if not self._media.allow_peer_of_listed(target.host):
-                    self._media.check_peer(_image_peer(response))
-                if response.status != 200:
-                    raise ProxyBadResponse(f"GET image: HTTP {response.status}")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise ImageTooLarge(f"image is {declared} bytes, cap {max_bytes}")
-                chunks, size = [], 0
-                async for chunk in response.content.iter_chunked(IMAGE_CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ImageTooLarge(f"image over the cap of {max_bytes} bytes")
-                    chunks.append(chunk)
-                return b"".join(chunks), response.headers.get("content-type")
-        except TimeoutError:
-            raise ProxyTimeout("GET image: timed out") from None
-        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp cannot use
-            raise ProxyUnreachable(f"GET image: {type(exc).__name__}") from None
+    async def download_image(self, url: str, *, max_bytes: int) -> tuple[bytes, str | None]:
+        """Fetch a task's image (the proxy gave us the URL): bytes and content type. Capped at
+        ``max_bytes``, and only from addresses the bot may reach (see :mod:`bot.proxy.download`)."""
+        return await self._images.download(url, max_bytes=max_bytes)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -383,20 +317,20 @@ class ProxyClient:
         status = response.status_code
         text = response.text
         if status == 403:
-            denied = _MODEL_DENIED.search(_error_message(text) or "")
+            denied = MODEL_DENIED.search(error_message(text) or "")
             if denied:
                 model = denied.group(1).strip("'\"。.")
                 raise ProxyActionNotAllowed(
-                    f"{what}: the proxy key may not use model {model or '?'}", detail=_error_message(text), model=model
+                    f"{what}: the proxy key may not use model {model or '?'}", detail=error_message(text), model=model
                 )
         if status in (401, 403):
-            raise ProxyAuthFailed(f"{what}: HTTP {status}", detail=_error_message(text))
-        if status == 200 and _is_web_page(response):
+            raise ProxyAuthFailed(f"{what}: HTTP {status}", detail=error_message(text))
+        if status == 200 and is_web_page(response):
             # new-api answers any route it does not relay with its web UI (router/web-router.go).
             raise ProxyEndpointMissing(f"{what}: the server answered with a web page, not the API")
         if status == 429:
-            raise ProxyRateLimited(f"{what}: HTTP 429", detail=_error_message(text))
-        if status in (404, 405) and not _looks_like_api_json(text):
+            raise ProxyRateLimited(f"{what}: HTTP 429", detail=error_message(text))
+        if status in (404, 405) and not looks_like_api_json(text):
             raise ProxyEndpointMissing(f"{what}: HTTP {status}")
         if status == 204 and empty_ok:
             return None
@@ -407,7 +341,7 @@ class ProxyClient:
         try:
             data = response.json()
         except ValueError:
-            raise ProxyBadResponse(f"{what}: HTTP {status}, not JSON", detail=_snippet(text)) from None
+            raise ProxyBadResponse(f"{what}: HTTP {status}, not JSON", detail=snippet(text)) from None
         if status >= 400:
             # Submit errors come with the API's body on any status (trueai 404, new-api 400).
             if accept_error_bodies and isinstance(data, dict) and "code" in data:
@@ -415,10 +349,10 @@ class ProxyClient:
             if accept_error_bodies and status == 400 and isinstance(data, dict) and isinstance(data.get("error"), dict):
                 # new-api refuses before relaying, e.g. a customId it cannot convert
                 # (middleware/distributor.go: {"error": {"message": "无效的请求，unknown_action:…"}}).
-                return {"code": data["error"].get("code") or "", "description": _error_message(text)}
+                return {"code": data["error"].get("code") or "", "description": error_message(text)}
             if empty_ok and status in (400, 404):  # new-api: 400 task_no_found
                 return None
-            raise ProxyBadResponse(f"{what}: HTTP {status}", detail=_error_message(text))
+            raise ProxyBadResponse(f"{what}: HTTP {status}", detail=error_message(text))
         return data
 
     @staticmethod
@@ -430,70 +364,3 @@ class ProxyClient:
             return ProxyTimeout(f"{what}: timed out ({type(exc).__name__})")
         # Connection refused, reset, DNS, protocol errors: the server is not there for us.
         return ProxyUnreachable(f"{what}: {type(exc).__name__}")
-
-
-def _add_optional(body: dict[str, Any], **fields: str | None) -> None:
-    body.update({name: value for name, value in fields.items() if value})
-
-
-def _environment_proxies() -> dict[str, tuple[str, aiohttp.BasicAuth | None]]:
-    """The http/https proxies of the environment, each without its credentials and with them."""
-    proxies = {}
-    for scheme, address in urllib.request.getproxies().items():
-        if scheme not in ("http", "https"):
-            continue
-        url = httpx.URL(address)
-        auth = aiohttp.BasicAuth(url.username, url.password or "") if url.username else None
-        proxies[scheme] = (str(url.copy_with(username=None, password=None)), auth)
-    return proxies
-
-
-def _image_peer(response: aiohttp.ClientResponse) -> str | None:
-    """The address an image response came from (None once aiohttp has let the connection go,
-    which it does at once for an empty body)."""
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    address = transport.get_extra_info("peername") if transport is not None else None
-    return str(address[0]) if address else None
-
-
-def _queue_ahead(properties: dict[str, Any], description: str) -> int | None:
-    """How many jobs wait ahead of a new task: ``properties.numberOfQueues``, else the description."""
-    try:
-        return max(0, int(properties.get("numberOfQueues")))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        match = _QUEUE_AHEAD.search(description)
-        return int(match.group(1) or match.group(2)) if match else None
-
-
-def _is_web_page(response: httpx.Response) -> bool:
-    if "html" in response.headers.get("content-type", "").lower():
-        return True
-    start = response.text.lstrip()[:15].lower()
-    return start.startswith(("<!doctype", "<html"))
-
-
-def _looks_like_api_json(text: str) -> bool:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and "code" in data
-
-
-def _error_message(text: str) -> str | None:
-    """The human part of an error body: ``description``, ``message`` or ``error.message``."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _snippet(text) or None
-    if isinstance(data, dict):
-        for key in ("description", "message"):
-            if isinstance(data.get(key), str) and data[key].strip():
-                return data[key].strip()
-        error = data.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"].strip()
-        if isinstance(error, str):
-            return error
-    return _snippet(text) or None

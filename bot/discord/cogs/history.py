@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -123,14 +122,7 @@ class JobsCog(commands.Cog):
             image_attached=image is not None,
             server_buttons_ok=self.bot.settings.proxy.api != "change",
         )
-        files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
-        await interaction.followup.send(
-            content=rendered.content,
-            embeds=rendered.embeds,
-            files=files,
-            view=rendered.view or discord.utils.MISSING,
-            allowed_mentions=rendered.allowed_mentions,
-        )
+        await interaction.followup.send(**rendered.new_message(image))
 
     async def _image_of(self, job: Job) -> ImageFile | None:
         """The job's image again: from its message's attachment (it does not expire), else from the

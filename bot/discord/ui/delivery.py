@@ -6,7 +6,6 @@ jobs resumed after a restart are edited the same way as fresh ones.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from collections.abc import Hashable
@@ -17,7 +16,7 @@ import discord
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.core.i18n import DEFAULT_LANGUAGE, t
 from bot.core.models import Display, ImageFile, Job
-from bot.discord.ui.render import Rendered, content_prefix, render
+from bot.discord.ui.render import Rendered, attachment, content_prefix, render
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +42,10 @@ class InteractionOrigin:
     def valid(self) -> bool:
         return time.monotonic() < self.expires_at
 
-    async def post(self, rendered: Rendered, files: list[discord.File], language: str) -> int:
+    async def post(self, rendered: Rendered, image: ImageFile | None, language: str) -> int:
         # Answer the "thinking" note first, or the follow-up would replace it (and stay ephemeral).
         await self.interaction.edit_original_response(content=t("job.started", language))
-        message = await self.interaction.followup.send(
-            content=rendered.content,
-            embeds=rendered.embeds,
-            files=files,
-            view=rendered.view or discord.utils.MISSING,
-            allowed_mentions=rendered.allowed_mentions,
-            wait=True,
-        )
+        message = await self.interaction.followup.send(**rendered.new_message(image), wait=True)
         return message.id
 
     async def edit(self, message_id: int, edit: dict) -> None:
@@ -104,14 +96,13 @@ class DiscordJobView:
             image_attached=image is not None or keep_attachment,
             server_buttons_ok=self.server_buttons_ok,
         )
-        files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
         hook = self._origin(job, origin)
         try:
             if job.message_id is None and hook is not None and reply_to is None:
                 # Known before the post is answered: an update meanwhile goes to this lane, after it.
                 self._origins[job.task_id] = hook
                 try:
-                    return await hook.post(rendered, files, self.language_of(job))
+                    return await hook.post(rendered, image, self.language_of(job))
                 except BaseException:
                     self._origins.pop(job.task_id, None)
                     raise
@@ -121,14 +112,7 @@ class DiscordJobView:
                     if reply_to
                     else None
                 )
-                message = await channel.send(
-                    content=rendered.content,
-                    embeds=rendered.embeds,
-                    files=files,
-                    view=rendered.view or discord.utils.MISSING,
-                    reference=reference,
-                    allowed_mentions=rendered.allowed_mentions,
-                )
+                message = await channel.send(**rendered.new_message(image), reference=reference)
                 return message.id
             message = channel.get_partial_message(job.message_id)
             edit: dict = dict(
@@ -138,7 +122,7 @@ class DiscordJobView:
                 allowed_mentions=rendered.allowed_mentions,
             )
             if not keep_attachment:
-                edit["attachments"] = files
+                edit["attachments"] = attachment(image)
             if hook is not None and job.message_id is not None:
                 try:
                     await hook.edit(job.message_id, edit)
@@ -147,9 +131,8 @@ class DiscordJobView:
                     if exc.code != UNKNOWN_WEBHOOK:
                         raise
                     self._origins.pop(job.task_id, None)  # the token is gone: the bot token takes over
-                    files = [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
                     if not keep_attachment:
-                        edit["attachments"] = files
+                        edit["attachments"] = attachment(image)  # the failed try consumed the file
             await message.edit(**edit)
             return job.message_id
         except discord.NotFound as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 
 from bot.core.i18n import t
-from bot.core.models import DESCRIBE_MARKS, Action, Display, Job, Phase, describe_prompts, parse_local_reason
+from bot.core.models import DESCRIBE_MARKS, Action, Display, ImageFile, Job, Phase, describe_prompts, parse_local_reason
 from bot.core.text import MAX_CONTENT, clip, clip_words
 from bot.discord.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
 
@@ -22,6 +24,21 @@ class Rendered:
     embeds: list[discord.Embed]
     view: discord.ui.View | None
     allowed_mentions: discord.AllowedMentions
+
+    def new_message(self, image: ImageFile | None) -> dict[str, Any]:
+        """What ``send`` takes to post this as a new message, with ``image`` attached if given (a
+        fresh file each call: discord.py consumes a file once it is sent)."""
+        return dict(
+            content=self.content,
+            embeds=self.embeds,
+            files=attachment(image),
+            view=self.view or discord.utils.MISSING,
+            allowed_mentions=self.allowed_mentions,
+        )
+
+
+def attachment(image: ImageFile | None) -> list[discord.File]:
+    return [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
 
 
 def status_text(display: Display, language: str) -> str | None:
