@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
-DISCORD_LAYER = ("bot.discord.ui", "bot.discord.cogs", "bot.discord.translator", "bot.discord.app", "bot.__main__")
+DISCORD_LAYER = ("bot.discord", "bot.__main__")
 
 
 def _module_name(path: Path) -> str:
