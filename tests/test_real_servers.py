@@ -3,6 +3,7 @@ follow their source; see ../shared/docs/mj-proxy-contract.md, "What the servers 
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from bot.core.errors import (
@@ -13,19 +14,21 @@ from bot.core.errors import (
     VideoUnsupported,
 )
 from bot.core.i18n import error_text
-from bot.core.models import Action, Phase, Status
+from bot.core.models import Action, Phase, Status, Submission
 from bot.jobs import SUBMISSION_GIVE_UP_S
+from tests.conftest import PROXY_SECRET
 from tests.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
 from tests.proxy_sim import ProxySim
-from tests.service_harness import Harness, grid_of, who
+from tests.service_harness import CHANNEL, GUILD, OWNER, Harness, grid_of, who
 
 
 @pytest.fixture
 async def served(tmp_path):
-    """A service in front of a simulator of the given flavour: (simulator, service, view)."""
+    """A service in front of a simulator of the given flavour: (simulator, service, view), and its
+    restartable harness when asked for (``harness=True``)."""
     made = []
 
-    async def make(flavour: str, **options):
+    async def make(flavour: str, *, harness: bool = False, **options):
         secret = "sim-secret-7f3a9c"
         sim = ProxySim(secret=secret, flavour=flavour, **options)
         await sim.start()
@@ -36,7 +39,7 @@ async def served(tmp_path):
             h.settings.proxy.auth = "authorization"
         made.append((sim, h))
         jobs, view = await h.start()
-        return sim, jobs, view
+        return (sim, jobs, view, h) if harness else (sim, jobs, view)
 
     yield make
     for sim, h in made:
@@ -91,18 +94,25 @@ async def test_animate_is_refused_before_the_proxy_hears_of_it(served):
 
 async def test_a_video_task_fails_cleanly_instead_of_posting_an_mp4_as_png(served):
     """trueai Models/TaskInfo.cs: a VIDEO task's imageUrl is the .mp4 (contentType video/mp4)."""
-    sim, jobs, view = await served("trueai")
+    sim, jobs, view, h = await served("trueai", harness=True)
     upscale = await upscale_of(sim, jobs, view)
     animate = next(b for b in upscale.buttons if "animate" in b.custom_id)
-    # Made elsewhere (the proxy's own UI, another bot) and then tracked: the bot follows it.
-    accepted = await jobs.proxy.submit_action(upscale.task_id, animate.custom_id)
-    job = jobs._new_job(accepted.task_id, jobs._submission(Action.ACTION, "", who(), 200, parent=upscale))
-    await jobs._accept(job.with_changes(nonce=None, parent_button=None, parent_task_id=None))
-    sim.succeed(accepted.task_id)
-    await view.wait_for(lambda: (s := view.last(accepted.task_id)) and s.display.phase is Phase.FAILED)
-    stored = await jobs.store.get_job(accepted.task_id)
+    # A video task the bot follows: submitted just before a crash, found again by its nonce.
+    await h.stop()
+    await h.store.open()
+    nonce = "mjbot:video-before-a-crash"
+    await h.store.insert_submission(Submission(nonce, "ACTION", "", OWNER, GUILD, CHANNEL, None, None, h.now))
+    await h.store.close()
+    async with httpx.AsyncClient(base_url=sim.base_url, headers={"Authorization": PROXY_SECRET}) as client:
+        body = {"taskId": upscale.task_id, "customId": animate.custom_id, "state": nonce}
+        task_id = (await client.post("/submit/action", json=body)).json()["result"]
+    sim.succeed(task_id)
+    h.now += 60  # past the proxy timeout and the grace: recovery looks for it
+    jobs, view = await h.start()
+    await view.wait_for(lambda: (s := view.last(task_id)) and s.display.phase is Phase.FAILED)
+    stored = await jobs.store.get_job(task_id)
     assert stored.status is Status.FAILURE and "video" in stored.fail_reason
-    assert all(s.image is None for s in view.of(accepted.task_id))  # nothing attached as .png
+    assert all(s.image is None for s in view.of(task_id))  # nothing attached as .png
 
 
 async def test_a_refusal_on_http_200_shows_the_servers_reason(served):

@@ -18,7 +18,7 @@ from bot.core.background import wait_event
 from bot.core.config import Settings
 from bot.core.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
 from bot.core.events import JobEvents, NoEvents
-from bot.core.models import Action, ImageFile, Job, Status, Submission
+from bot.core.models import Action, ImageFile, Job, Status
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.press import Presser
 from bot.jobs.submit import Submitter
@@ -280,22 +280,3 @@ class JobService:
     @property
     def _pushed(self) -> set[str]:
         return self._track._pushed
-
-    def _submission(
-        self,
-        action: Action,
-        prompt: str,
-        who: Requester,
-        channel_id: int,
-        *,
-        parent: Job | None = None,
-        index: int | None = None,
-        button: int | None = None,
-    ) -> Submission:
-        return self._submit.submission(action, prompt, who, channel_id, parent=parent, index=index, button=button)
-
-    def _new_job(self, task_id: str, submission: Submission, **extra: object) -> Job:
-        return submission.to_job(task_id, self._clock(), **extra)
-
-    async def _accept(self, job: Job) -> Job:
-        return await self._submit.accept(job)
