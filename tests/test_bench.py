@@ -50,10 +50,19 @@ async def test_the_loop_lag_monitor_sees_a_blocking_call():
     registry = CollectorRegistry()
     lag = LoopLag(registry)
     lag.start()
+
+    def fired() -> float:
+        return registry.get_sample_value("mjbot_event_loop_lag_seconds_count") or 0.0
+
+    async def until(condition) -> None:  # polled: the monitor has nothing to wait on
+        async with asyncio.timeout(5):
+            while not condition():
+                await asyncio.sleep(0.005)
+
     try:
-        await asyncio.sleep(0.03)  # the timer runs a few times on a free loop
+        await until(lambda: fired() >= 2)  # the timer runs on a free loop
         time.sleep(0.08)  # noqa: ASYNC251 - the blocking call under test
-        await asyncio.sleep(0.03)
+        await until(lambda: lag.worst >= 0.05)  # the next firing reports it
     finally:
         await lag.stop()
     assert lag.worst >= 0.05
