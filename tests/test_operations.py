@@ -406,13 +406,13 @@ async def test_pruning_keeps_unfinished_and_recent_jobs_and_show_says_too_old(se
     sim.succeed(recent.task_id)
     await finished(view, recent.task_id, Phase.DONE)
     running = await jobs.imagine("a fox still running", MEMBER)
-    db = jobs.store.db  # a real file: age two jobs by hand
-    long_ago = 1000.0
-    await db.execute(
-        "UPDATE jobs SET created_at = ?, finished_at = ? WHERE task_id = ?", (long_ago, long_ago, old.task_id)
+    long_ago = 1000.0  # a real database: age two jobs by hand
+    await jobs.store.database.run(
+        [
+            ("UPDATE jobs SET created_at = ?, finished_at = ? WHERE task_id = ?", [(long_ago, long_ago, old.task_id)]),
+            ("UPDATE jobs SET created_at = ? WHERE task_id = ?", [(long_ago, running.task_id)]),
+        ]
     )
-    await db.execute("UPDATE jobs SET created_at = ? WHERE task_id = ?", (long_ago, running.task_id))
-    await db.commit()
 
     housekeeper = Housekeeper(jobs.store, keep_days=30)
     assert await housekeeper.prune() == 1

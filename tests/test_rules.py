@@ -25,6 +25,7 @@ from bot.core.errors import (
     TooManyRunning,
 )
 from bot.core.models import Action, Phase, Status, Submission
+from bot.storage import Conflict
 from tests.proxy_sim import ProxySim
 from tests.service_harness import (
     ADMIN,
@@ -241,7 +242,7 @@ async def test_store_keeps_one_job_per_button(harness, sim):
     child = (await jobs.store.child_jobs(grid.task_id))[0]
     import sqlite3
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(Conflict):
         await jobs.store.insert_job(child.with_changes(task_id="another"))
     assert (await jobs.store.get_job(grid.task_id)).status is Status.SUCCESS
 

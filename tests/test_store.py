@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from bot.core.models import Action, Display, Job, Status
-from bot.storage import MIGRATIONS, Store
+from bot.storage import MIGRATIONS, Conflict, Store
 
 
 def make_job(task_id: str = "1320098173412546", **changes) -> Job:
@@ -127,7 +127,7 @@ async def test_a_database_newer_than_the_code_is_refused(tmp_path):
 
 async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
     """One transaction at a time on the shared connection: the rollback after an expected
-    IntegrityError (one submit per button) must not take another coroutine's update with it."""
+    Conflict (one submit per button) must not take another coroutine's update with it."""
     import asyncio
 
     from bot.core.models import Submission
@@ -146,7 +146,7 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
         store.insert_submission(clash),
         return_exceptions=True,
     )
-    assert results[0] is None and isinstance(results[1], sqlite3.IntegrityError)
+    assert results[0] is None and isinstance(results[1], Conflict)
     await store.close()
     reopened = await open_store(path)  # what is on disk, not in any cache
     assert [(await reopened.get_job(j.task_id)).progress for j in (job, other)] == ["55%", "55%"]

@@ -6,7 +6,6 @@ it is pressed; the submit itself is :class:`Submitter`'s, like any other.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.core.access import AccessPolicy, Requester
@@ -27,7 +26,7 @@ from bot.jobs.deliver import Delivery
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
 from bot.proxy.client import ProxyClient
-from bot.storage import Store
+from bot.storage import Conflict, Store
 
 log = logging.getLogger(__name__)
 
@@ -179,23 +178,22 @@ class Presser:
             prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
         self._pressing.add(key)
         try:
-            async with self.submitter.reservation(who.user_id):
-                submission = self.submitter.submission(
-                    action, prompt or parent.prompt, who, parent.channel_id, parent=parent, index=index, button=button
-                )
-                try:
-                    await self.store.insert_submission(submission)
-                except sqlite3.IntegrityError:  # one left by a crash, being recovered
-                    raise ButtonBusy(f"{what} has a submission") from None
-                accepted = await self.submitter.submitting(submission, submit(submission.nonce))
-                log.info(
-                    "task %s submitted: %s by user %s in channel %s",
-                    accepted.task_id,
-                    what,
-                    who.user_id,
-                    parent.channel_id,
-                )
-                job = await self.submitter.accept_task(submission, accepted)
+            submission = self.submitter.submission(
+                action, prompt or parent.prompt, who, parent.channel_id, parent=parent, index=index, button=button
+            )
+            try:
+                await self.store.insert_submission(submission, self.submitter.limits_for(who.user_id))
+            except Conflict:  # one left by a crash, being recovered
+                raise ButtonBusy(f"{what} has a submission") from None
+            accepted = await self.submitter.submitting(submission, submit(submission.nonce))
+            log.info(
+                "task %s submitted: %s by user %s in channel %s",
+                accepted.task_id,
+                what,
+                who.user_id,
+                parent.channel_id,
+            )
+            job = await self.submitter.accept_task(submission, accepted)
         finally:
             self._pressing.discard(key)
         await self.delivery.refresh_used_buttons(parent.task_id)

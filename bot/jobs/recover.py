@@ -7,14 +7,13 @@ frees their button. The tracker adopts what is found here; nothing here tracks a
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from bot.core.config import Settings
 from bot.core.errors import ProxyEndpointMissing, ProxyError
 from bot.core.models import Job, ProxyTask, Submission
 from bot.proxy.client import ProxyClient
-from bot.storage import Store
+from bot.storage import Conflict, Store
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ class Recovery:
                 job = submission.to_job(task.id, self._clock()).with_changes(created_at=submission.created_at)
                 try:
                     await self.store.insert_job(job)
-                except sqlite3.IntegrityError:
+                except Conflict:
                     log.error("task %s: recovered, but its button already has a job; dropped", task.id)
                     await self.store.delete_submission(submission.nonce)
                     continue

@@ -6,18 +6,15 @@ tracked job whose message is then posted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 
 from bot.core.access import AccessPolicy, Requester
 from bot.core.config import Settings
 from bot.core.errors import (
     ButtonBusy,
-    DailyLimitReached,
     DeliveryForbidden,
     JobNotFound,
     JobNotReady,
@@ -25,7 +22,6 @@ from bot.core.errors import (
     ProxyError,
     ProxyTimeout,
     SubmitUnconfirmed,
-    TooManyRunning,
     UserInputError,
 )
 from bot.core.events import JobEvents
@@ -43,7 +39,7 @@ from bot.jobs.deliver import Delivery
 from bot.jobs.recover import SUBMISSION_GIVE_UP_S
 from bot.jobs.track import Tracker
 from bot.proxy.client import ProxyClient
-from bot.storage import Store
+from bot.storage import Conflict, MemberLimits, Store
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +69,6 @@ class Submitter:
         self.events = events
         self._clock = clock
         self.notify_hook: str | None = None  # set when the push receiver runs
-        self._submitting_per_user: dict[int, int] = {}
 
     # --- new jobs ------------------------------------------------------------------------------
 
@@ -135,55 +130,37 @@ class Submitter:
         *,
         origin: object | None = None,
     ) -> Job:
-        async with self.reservation(who.user_id):
-            submission = self.submission(action, prompt, who, who.channel_id)
-            await self.store.insert_submission(submission)
-            accepted = await self.submitting(submission, submit(submission.nonce))
-            log.info(
-                "task %s submitted: %s by user %s in guild %s channel %s",
-                accepted.task_id,
-                action.value.lower(),
-                who.user_id,
-                who.guild_id,
-                who.channel_id,
-            )
-            if origin is not None:
-                self.delivery.remember_origin(accepted.task_id, origin)  # used for its first message only
-            return await self.accept_task(submission, accepted)
+        submission = self.submission(action, prompt, who, who.channel_id)
+        await self.store.insert_submission(submission, self.limits_for(who.user_id))
+        accepted = await self.submitting(submission, submit(submission.nonce))
+        log.info(
+            "task %s submitted: %s by user %s in guild %s channel %s",
+            accepted.task_id,
+            action.value.lower(),
+            who.user_id,
+            who.guild_id,
+            who.channel_id,
+        )
+        if origin is not None:
+            self.delivery.remember_origin(accepted.task_id, origin)  # used for its first message only
+        return await self.accept_task(submission, accepted)
 
     # --- what every submit shares --------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def reservation(self, user_id: int) -> AsyncIterator[None]:
-        """Hold one of the member's job slots while a submit is under way (admins have no limit)."""
+    def limits_for(self, user_id: int) -> MemberLimits | None:
+        """What the member may still start; the database checks it as their submission is written,
+        counting their unfinished jobs and submissions under way in every process (admins: none)."""
         limits = self.settings.limits
-        # Take the slot before awaiting the counts, so concurrent submits see each other.
-        pending = self._submitting_per_user.get(user_id, 0)
-        self._submitting_per_user[user_id] = pending + 1
-        try:
-            if not self.policy.is_admin(user_id):
-                if limits.max_running_per_user:
-                    running = await self.store.count_unfinished(user_id) + pending
-                    if running >= limits.max_running_per_user:
-                        raise TooManyRunning(
-                            f"user {user_id} has {running} jobs running", limit=limits.max_running_per_user
-                        )
-                if limits.max_jobs_per_user_per_day:
-                    midnight = (
-                        datetime.fromtimestamp(self._clock(), timezone.utc)
-                        .replace(hour=0, minute=0, second=0, microsecond=0)
-                        .timestamp()
-                    )
-                    today = await self.store.count_created_since(user_id, midnight) + pending
-                    if today >= limits.max_jobs_per_user_per_day:
-                        raise DailyLimitReached(
-                            f"user {user_id} started {today} jobs today", limit=limits.max_jobs_per_user_per_day
-                        )
-            yield
-        finally:
-            self._submitting_per_user[user_id] -= 1
-            if not self._submitting_per_user[user_id]:
-                del self._submitting_per_user[user_id]
+        if self.policy.is_admin(user_id) or not (limits.max_running_per_user or limits.max_jobs_per_user_per_day):
+            return None
+        midnight = (
+            datetime.fromtimestamp(self._clock(), timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        ).timestamp()
+        return MemberLimits(
+            max_running=limits.max_running_per_user,
+            max_per_day=limits.max_jobs_per_user_per_day,
+            day_start=midnight,
+        )
 
     def submission(
         self,
@@ -232,7 +209,7 @@ class Submitter:
         """Store an accepted task before anyone hears of it, track it, and post its message."""
         try:
             await self.store.insert_job(job)
-        except sqlite3.IntegrityError:
+        except Conflict:
             # Another job already holds this button (pressed another way); ours was accepted
             # all the same, which the log must say, since the proxy will run it.
             log.error("task %s: accepted by the proxy but its button already has a job; not tracked", job.task_id)

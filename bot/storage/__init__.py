@@ -1,7 +1,19 @@
-"""Where the bot keeps what it needs after a restart: SQLite (WAL, versioned migrations)."""
+"""Where the bot keeps what it needs after a restart: SQLite by default, or PostgreSQL for several
+processes (versioned migrations on both, one source of SQL)."""
 
 from bot.storage.backup import BackupInfo, backup_database
+from bot.storage.database import Conflict, StorageError, StorageUnavailable, redacted_url
 from bot.storage.schema import MIGRATIONS
-from bot.storage.store import Store
+from bot.storage.store import MemberLimits, Store
 
-__all__ = ["MIGRATIONS", "BackupInfo", "Store", "backup_database"]
+__all__ = [
+    "MIGRATIONS",
+    "BackupInfo",
+    "Conflict",
+    "MemberLimits",
+    "StorageError",
+    "StorageUnavailable",
+    "Store",
+    "backup_database",
+    "redacted_url",
+]

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiosqlite
-
 from bot.core.models import Action, Display, Job, Status, TaskButton
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far a file got.
@@ -181,5 +179,5 @@ def row_of(job: Job) -> dict[str, Any]:
     return {name: column(job) for name, column in COLUMN_OF.items()}
 
 
-def job_of(row: aiosqlite.Row) -> Job:
+def job_of(row: Any) -> Job:
     return Job(**{name: read(row[name]) for name, read in FIELD_OF.items()})

@@ -1,4 +1,4 @@
-"""SQLite persistence for jobs: WAL, a busy timeout, versioned migrations, one transaction at a time.
+"""Persistence for jobs, on SQLite (the default) or PostgreSQL: versioned migrations, group commit.
 
 Everything the bot needs after a restart lives here: which tasks are unfinished, which Discord
 message shows each one, and what that message showed last.
@@ -8,28 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
-from bot.core.errors import ConfigError
+from bot.core.errors import DailyLimitReached, TooManyRunning
 from bot.core.models import BUTTON_MARK, Action, Job, Status, Submission
+from bot.storage.connect import open_database
+from bot.storage.database import Database, Transaction
 from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 from bot.storage.transactions import Transactions, settle
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class MemberLimits:
+    """What a member may still start, checked by the database as their submission is written (so
+    two processes serving the same member cannot both let one more through)."""
+
+    max_running: int = 0  # 0: no limit
+    max_per_day: int = 0
+    day_start: float = 0.0
+
+
 class Store(Transactions):
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self._db: aiosqlite.Connection | None = None
+    def __init__(self, url: str | Path) -> None:
+        self.url = str(url)
+        self.database: Database = open_database(self.url)
+        self.path = self.url  # the SQLite file (or the redacted PostgreSQL URL), for messages
+        if self.database.engine != "sqlite":
+            self.path = self.database.where
+        self._open = False
         # Job updates waiting for the next group commit, and the task committing them.
         self._queued: list[tuple[list[tuple[str, list[tuple[Any, ...]]]], asyncio.Future[None]]] = []
         self._committing: asyncio.Task[None] | None = None
@@ -37,106 +49,103 @@ class Store(Transactions):
         self._wanted: dict[str, list[asyncio.Future[Job | None]]] = {}
         self._reading: asyncio.Task[None] | None = None
 
+    def __repr__(self) -> str:
+        return f"Store({self.database.where!r})"
+
+    @property
+    def engine(self) -> str:
+        return self.database.engine
+
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        connection = aiosqlite.connect(self.path)
-        # aiosqlite runs the connection in a non-daemon thread: one left open by a crash would keep
-        # the process from exiting. (Older aiosqlite is the thread; newer keeps it in _thread.)
-        worker = getattr(connection, "_thread", connection)
-        if isinstance(worker, threading.Thread):
-            worker.daemon = True
-        self._db = await connection
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._migrate()
+        await self.database.open()
+        try:
+            await self.database.migrate(MIGRATIONS)
+        except BaseException:
+            await self.database.close()
+            raise
+        self._open = True
 
     async def close(self) -> None:
         pending = {task for task in (self._committing, self._reading) if task is not None}
         if pending:
             await asyncio.wait(pending)  # updates and reads already asked for are done first
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        self._open = False
+        await self.database.close()
 
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+    def _check_open(self) -> None:
+        if not self._open:
             raise RuntimeError("store is not open")
-        return self._db
-
-    async def _migrate(self) -> None:
-        async with self.db.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone()
-        if version > len(MIGRATIONS):
-            # Written by a newer mjbot: this code would misread it, and could damage it by writing.
-            await self.close()
-            raise ConfigError(
-                f"the database {self.path} has schema version {version}, newer than this "
-                f"mjbot knows ({len(MIGRATIONS)}): run the newer mjbot, or restore a backup "
-                f"made by this version"
-            )
-        for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            log.info("migrating database %s to version %d", self.path, target)
-            # executescript commits first; the version bump lands in the same script.
-            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={target};\nCOMMIT;")
 
     async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone()
-        return int(version)
+        return await self.database.schema_version()
 
     async def meta_value(self, key: str, default: Callable[[], str]) -> str:
-        """This install's value for ``key``, created with ``default()`` the first time."""
-        await self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default()))
-        await self.db.commit()
-        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-            (value,) = await cursor.fetchone()
-        return str(value)
+        """This install's value for ``key``, created with ``default()`` the first time (by whichever
+        process of a cluster gets there first: the others read the same value)."""
+        await self.database.run(
+            [("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [(key, default())])]
+        )
+        rows = await self.database.fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0])
+
+    async def get_meta(self, key: str) -> str | None:
+        rows = await self.database.fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-        await self.db.commit()
+        await self.database.run(
+            [
+                (
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [(key, value)],
+                )
+            ]
+        )
 
     # --- writes --------------------------------------------------------------------------------
 
     async def insert_job(self, job: Job) -> None:
-        """Store a new job; in the same transaction, its submission (if any) is done with."""
+        """Store a new job; in the same transaction, its submission (if any) is done with. Raises
+        :class:`~bot.storage.database.Conflict` when its button already has a job."""
         row = row_of(job)
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = [(_insert_sql("jobs", row), [tuple(row.values())])]
+        if job.nonce:
+            statements.append(("DELETE FROM submissions WHERE nonce = ?", [(job.nonce,)]))
+        await self.database.run(statements)
 
-        def insert(connection: sqlite3.Connection) -> None:
-            connection.execute(f"INSERT INTO jobs ({columns}) VALUES ({marks})", tuple(row.values()))
-            if job.nonce:
-                connection.execute("DELETE FROM submissions WHERE nonce = ?", (job.nonce,))
-
-        await self._transaction(insert)
-
-    async def insert_submission(self, submission: Submission) -> None:
-        """Record an intent to submit, before the proxy is asked. Raises ``sqlite3.IntegrityError``
-        when the same button of the same grid already has one."""
+    async def insert_submission(self, submission: Submission, limits: MemberLimits | None = None) -> None:
+        """Record an intent to submit, before the proxy is asked. Raises
+        :class:`~bot.storage.database.Conflict` when the same button of the same grid already has
+        one, and :class:`TooManyRunning` / :class:`DailyLimitReached` when the member is at a limit
+        (their unfinished jobs and submissions under way count, in every process)."""
         row = asdict(submission)
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        await self._transaction(
-            lambda connection: connection.execute(
-                f"INSERT INTO submissions ({columns}) VALUES ({marks})", tuple(row.values())
-            )
-        )
+        insert = _insert_sql("submissions", row)
+        if limits is None or not (limits.max_running or limits.max_per_day):
+            await self.database.run([(insert, [tuple(row.values())])])
+            return
+
+        async def reserve(tx: Transaction) -> None:
+            await tx.lock(submission.owner_id)  # one submit at a time per member, cluster-wide
+            owner = submission.owner_id
+            if limits.max_running:
+                running = await _scalar(tx, _RUNNING_SQL, (owner, owner))
+                if running >= limits.max_running:
+                    raise TooManyRunning(f"user {owner} has {running} jobs running", limit=limits.max_running)
+            if limits.max_per_day:
+                today = await _scalar(tx, _TODAY_SQL, (owner, limits.day_start, owner, limits.day_start))
+                if today >= limits.max_per_day:
+                    raise DailyLimitReached(f"user {owner} started {today} jobs today", limit=limits.max_per_day)
+            await tx.execute(insert, tuple(row.values()))
+
+        await self.database.transact(reserve)
 
     async def delete_submission(self, nonce: str) -> None:
-        await self._transaction(
-            lambda connection: connection.execute("DELETE FROM submissions WHERE nonce = ?", (nonce,))
-        )
+        await self.database.run([("DELETE FROM submissions WHERE nonce = ?", [(nonce,)])])
 
     async def submissions(self, *, before: float) -> list[Submission]:
-        async with self.db.execute(
+        rows = await self.database.fetch(
             "SELECT * FROM submissions WHERE created_at < ? ORDER BY created_at", (before,)
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [Submission(**dict(row)) for row in rows]
 
     async def update_job(self, job: Job, fields: Iterable[str]) -> None:
@@ -151,7 +160,7 @@ class Store(Transactions):
         """Several field-level updates in one transaction (one commit for a whole tick).
 
         Consecutive updates of the same columns go to SQLite as one ``executemany``, and the
-        whole transaction runs in one step on the connection's thread (see :meth:`_transaction`):
+        whole transaction runs in one step on SQLite's thread (see ``SqliteDatabase.run``):
         a tick's 1,000 updates cost one hand-over to that thread, not 1,001. The order of the
         updates is kept, so of two updates of one job the later still wins.
         """
@@ -169,7 +178,7 @@ class Store(Transactions):
             else:
                 batches.append((sql, [values]))
 
-        _ = self.db  # raises at once when the store is not open
+        self._check_open()  # raises at once when the store is not open
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((batches, done))
         if self._committing is None or self._committing.done():
@@ -181,7 +190,7 @@ class Store(Transactions):
     async def get_job(self, task_id: str) -> Job | None:
         """One job by its task id. Calls made together (every write of a tick starts with one)
         share one read: one hand-over to the connection's thread for all of them."""
-        _ = self.db  # raises at once when the store is not open
+        self._check_open()  # raises at once when the store is not open
         found: asyncio.Future[Job | None] = asyncio.get_running_loop().create_future()
         self._wanted.setdefault(task_id, []).append(found)
         if self._reading is None or self._reading.done():
@@ -240,7 +249,7 @@ class Store(Transactions):
 
     async def jobs_of(self, owner_id: int, guild_id: int | None, *, limit: int, offset: int = 0) -> list[Job]:
         return await self._select(
-            "WHERE owner_id = ? AND guild_id IS ? ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            "WHERE owner_id = ? AND guild_id IS ? ORDER BY created_at DESC, task_id DESC LIMIT ? OFFSET ?",
             (owner_id, guild_id, limit, offset),
         )
 
@@ -255,77 +264,53 @@ class Store(Transactions):
         return await self._count("owner_id = ? AND created_at >= ?", (owner_id, since))
 
     async def _count(self, where: str, params: tuple[Any, ...]) -> int:
-        async with self.db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where}", params) as cursor:
-            (count,) = await cursor.fetchone()
-        return int(count)
+        rows = await self.database.fetch(f"SELECT COUNT(*) FROM jobs WHERE {where}", params)
+        return int(rows[0][0])
 
     async def count_jobs(self) -> tuple[int, int]:
         """All jobs, and the unfinished ones."""
-        async with self.db.execute("SELECT COUNT(*), COUNT(*) - COUNT(finished_at) FROM jobs") as cursor:
-            (total, unfinished) = await cursor.fetchone()
-        return int(total), int(unfinished)
+        rows = await self.database.fetch("SELECT COUNT(*), COUNT(*) - COUNT(finished_at) FROM jobs")
+        return int(rows[0][0]), int(rows[0][1])
 
     # --- housekeeping --------------------------------------------------------------------------
 
     async def prune_finished(self, before: float, *, now: float | None = None) -> int:
         """Delete jobs that finished before ``before``, keeping their ids as tombstones; return how
         many. Unfinished jobs are never touched, however old."""
-        # Two single statements: another coroutine's commit on this shared connection between them
-        # leaves only a tombstone next to its job for a moment, which no reader minds.
-        try:
-            await self.db.execute(
-                "INSERT OR IGNORE INTO pruned (task_id, guild_id, pruned_at) "
-                "SELECT task_id, guild_id, ? FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?",
-                (time.time() if now is None else now, before),
-            )
-            cursor = await self.db.execute(
-                "DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", (before,)
-            )
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()
-            raise
-        return cursor.rowcount
+        counts = await self.database.run(
+            [
+                (
+                    "INSERT INTO pruned (task_id, guild_id, pruned_at) "
+                    "SELECT task_id, guild_id, CAST(? AS DOUBLE PRECISION) FROM jobs "
+                    "WHERE finished_at IS NOT NULL AND finished_at < ? ON CONFLICT (task_id) DO NOTHING",
+                    [(time.time() if now is None else now, before)],
+                ),
+                ("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", [(before,)]),
+            ]
+        )
+        return counts[-1]
 
     async def pruned_guild(self, task_id: str) -> tuple[bool, int | None]:
         """Whether ``task_id`` was pruned, and the guild it belonged to."""
-        async with self.db.execute("SELECT guild_id FROM pruned WHERE task_id = ?", (task_id,)) as cursor:
-            row = await cursor.fetchone()
-        return (row is not None), (row[0] if row is not None else None)
+        rows = await self.database.fetch("SELECT guild_id FROM pruned WHERE task_id = ?", (task_id,))
+        return bool(rows), (rows[0][0] if rows else None)
 
     async def oldest_unfinished(self) -> Job | None:
         jobs = await self._select("WHERE finished_at IS NULL ORDER BY created_at LIMIT 1")
         return jobs[0] if jobs else None
 
     async def child_jobs(self, parent_task_id: str) -> list[Job]:
-        return await self._select("WHERE parent_task_id = ? ORDER BY created_at, rowid", (parent_task_id,))
+        return await self._select("WHERE parent_task_id = ? ORDER BY created_at, task_id", (parent_task_id,))
 
     async def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[Job]:
         """Jobs matching ``where``, with ``used_buttons`` filled: the rows and the buttons they need
         are read in one hand-over to the connection's thread."""
-        sql = f"SELECT * FROM jobs {where}"
-        db = self.db
-        run = getattr(db, "_execute", None)
-        connection = getattr(db, "_connection", None)
-        if run is None or not isinstance(connection, sqlite3.Connection):
-            rows = list(await db.execute_fetchall(sql, params))
-            used_rows = [
-                row
-                for chunk in _used_button_chunks(rows)
-                for row in await db.execute_fetchall(_used_buttons_sql(len(chunk)), chunk)
-            ]
-        else:
-
-            def read() -> tuple[list[Any], list[Any]]:
-                rows = connection.execute(sql, params).fetchall()
-                used_rows = [
-                    row
-                    for chunk in _used_button_chunks(rows)
-                    for row in connection.execute(_used_buttons_sql(len(chunk)), chunk).fetchall()
-                ]
-                return rows, used_rows
-
-            rows, used_rows = await run(read)
+        self._check_open()
+        rows, used_rows = await self.database.fetch_then(
+            f"SELECT * FROM jobs {where}",
+            params,
+            lambda rows: [(_used_buttons_sql(len(chunk)), tuple(chunk)) for chunk in _used_button_chunks(rows)],
+        )
         jobs = [job_of(row) for row in rows]
         if not used_rows:
             return jobs
@@ -337,6 +322,25 @@ class Store(Transactions):
         return [
             job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job for job in jobs
         ]
+
+
+_RUNNING_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND finished_at IS NULL)"
+    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ?)"
+)
+_TODAY_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND created_at >= ?)"
+    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ? AND created_at >= ?)"
+)
+
+
+async def _scalar(tx: Transaction, sql: str, params: tuple[Any, ...]) -> int:
+    rows = await tx.fetch(sql, params)
+    return int(rows[0][0])
+
+
+def _insert_sql(table: str, row: dict[str, Any]) -> str:
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
 
 
 _USED_BUTTONS_CHUNK = 500

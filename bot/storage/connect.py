@@ -1,0 +1,16 @@
+"""The engine for a ``[storage] url``."""
+
+from __future__ import annotations
+
+from bot.storage.database import Database, StorageError, is_postgres_url, redacted_url
+from bot.storage.postgres import PostgresDatabase
+from bot.storage.sqlite import SqliteDatabase
+
+
+def open_database(url: str) -> Database:
+    """``postgresql://…`` or an SQLite file path (``:memory:`` too); not connected yet."""
+    if is_postgres_url(url):
+        return PostgresDatabase(url)
+    if "://" in url:
+        raise StorageError(f"[storage] url: {redacted_url(url)!r} is neither an SQLite path nor postgresql://…")
+    return SqliteDatabase(url)
