@@ -21,7 +21,7 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
-from bot.core.config import Settings, host_port, load_settings, resolve_config_path
+from bot.core.config import Settings, host_port, load_settings, resolve_config_path, url_password
 from bot.core.errors import ConfigError
 from bot.ops import logs
 
@@ -290,21 +290,51 @@ def cmd_sync_commands(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from bot.storage import backup_database
+    from bot.storage import StorageError, backup_database
+    from bot.storage.copy import backup_postgres
 
     settings = _settings(args)
     if settings is None:
         return 2
-    source = settings.storage.path
+    storage = settings.storage
     try:
-        info = backup_database(source, args.path)
-    except (OSError, ValueError, sqlite3.Error) as exc:
-        print(f"mjbot: backup failed: {exc}", file=sys.stderr)
+        if storage.url.get_secret_value():
+            info = asyncio.run(backup_postgres(storage.database_url, args.path))
+        else:
+            info = backup_database(storage.path, args.path)
+    except (OSError, ValueError, sqlite3.Error, StorageError, ConfigError) as exc:
+        print(f"mjbot: backup of {storage.where} failed: {logs.redact(str(exc))}", file=sys.stderr)
         return 1
     print(
-        f"backed up {source} to {args.path}: {info.jobs} jobs, schema version {info.schema_version}, "
+        f"backed up {storage.where} to {args.path}: {info.jobs} jobs, schema version {info.schema_version}, "
         f"{info.size_bytes / 1024:.0f} KiB"
     )
+    return 0
+
+
+def cmd_migrate_storage(args: argparse.Namespace) -> int:
+    from bot.storage import StorageError, redacted_url
+    from bot.storage.copy import migrate_storage
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    source, target = settings.storage.database_url, args.to
+    if source == target:
+        print("mjbot: --to names the database the bot already uses", file=sys.stderr)
+        return 2
+    logs.add_secret(url_password(target))
+    try:
+        info = asyncio.run(migrate_storage(source, target))
+    except (OSError, ValueError, sqlite3.Error, StorageError, ConfigError) as exc:
+        print(
+            f"mjbot: could not copy {settings.storage.where} to {redacted_url(target)}: {logs.redact(str(exc))}",
+            file=sys.stderr,
+        )
+        return 1
+    rows = ", ".join(f"{count} {table}" for table, count in info.rows.items())
+    print(f"copied {settings.storage.where} to {redacted_url(target)}: {rows}")
+    print("now set [storage] url (or MJBOT_STORAGE__URL) to the new database and restart the bot")
     return 0
 
 
@@ -363,8 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="only in this server (repeatable); default: [discord] guild_ids, or globally",
     )
-    backup = command("backup", cmd_backup, "copy the live database (SQLite online backup) to PATH")
+    backup = command(
+        "backup", cmd_backup, "copy the live database to the SQLite file PATH (SQLite online backup, or PostgreSQL)"
+    )
     backup.add_argument("path", metavar="PATH", help="the backup file to write")
+    migrate = command(
+        "migrate-storage", cmd_migrate_storage, "copy this install's database into another, empty one (e.g. PostgreSQL)"
+    )
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host/db, or a path")
     health = command("healthcheck", cmd_healthcheck, "ask the running bot's /healthz; exit 0 if healthy")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     return parser

@@ -27,7 +27,7 @@ from bot.storage import Store
 from tests.proxy_sim import ProxySim
 
 # The restartable service harness and its fixture, for the rules and real-servers tests.
-pytest_plugins = ["tests.service_harness"]
+pytest_plugins = ["tests.service_harness", "tests.pg_server"]
 
 PROXY_SECRET = "sim-secret-7f3a9c"
 # Service tests check behaviour, not Discord's pace: no channel write budget to wait on.

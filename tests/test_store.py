@@ -1,8 +1,11 @@
-"""The SQLite store on a real file: migrations, round trips, reopening, hostile text."""
+"""The store on both engines, a real SQLite file and a real PostgreSQL server: migrations, round trips,
+reopening, hostile text, conflicts, member limits and shard leases."""
 
 from __future__ import annotations
 
 import sqlite3
+
+import pytest
 
 from bot.core.models import Action, Display, Job, Status
 from bot.storage import MIGRATIONS, Conflict, Store
@@ -23,6 +26,14 @@ def make_job(task_id: str = "1320098173412546", **changes) -> Job:
     return base.with_changes(**changes)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The same test on each engine: an SQLite file, or a fresh database on the test PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "jobs.sqlite3")
+    return request.getfixturevalue("pg_dsn")
+
+
 async def open_store(path) -> Store:
     store = Store(path)
     await store.open()
@@ -39,8 +50,8 @@ async def test_migrates_a_new_file_with_wal(tmp_path):
         assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
-async def test_job_round_trip_survives_reopen(tmp_path):
-    path = tmp_path / "jobs.sqlite3"
+async def test_job_round_trip_survives_reopen(db_url):
+    path = db_url
     store = await open_store(path)
     job = make_job(
         prompt="'); DROP TABLE jobs; -- 🐱 猫",
@@ -69,8 +80,8 @@ async def test_job_round_trip_survives_reopen(tmp_path):
     await store.close()
 
 
-async def test_field_level_updates_do_not_clobber_each_other(tmp_path):
-    store = await open_store(tmp_path / "jobs.sqlite3")
+async def test_field_level_updates_do_not_clobber_each_other(db_url):
+    store = await open_store(db_url)
     job = make_job()
     await store.insert_job(job)
     # The delivery sets the message id while the tracker holds an older copy without it.
@@ -81,8 +92,8 @@ async def test_field_level_updates_do_not_clobber_each_other(tmp_path):
     await store.close()
 
 
-async def test_unfinished_and_undelivered_queries(tmp_path):
-    store = await open_store(tmp_path / "jobs.sqlite3")
+async def test_unfinished_and_undelivered_queries(db_url):
+    store = await open_store(db_url)
     running = make_job("1")
     done = make_job("2", status=Status.SUCCESS, finished_at=2000.0, image_url="http://x/2.png")
     shown_done = done.with_changes(task_id="3")
@@ -97,8 +108,8 @@ async def test_unfinished_and_undelivered_queries(tmp_path):
     await store.close()
 
 
-async def test_used_buttons_come_from_child_jobs(tmp_path):
-    store = await open_store(tmp_path / "jobs.sqlite3")
+async def test_used_buttons_come_from_child_jobs(db_url):
+    store = await open_store(db_url)
     grid = make_job("10", status=Status.SUCCESS, finished_at=1.0)
     await store.insert_job(grid)
     await store.insert_job(make_job("11", action=Action.UPSCALE, parent_task_id="10", parent_index=2))
@@ -125,14 +136,14 @@ async def test_a_database_newer_than_the_code_is_refused(tmp_path):
         assert raw.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
 
 
-async def test_a_refused_insert_does_not_undo_another_callers_update(tmp_path):
+async def test_a_refused_insert_does_not_undo_another_callers_update(db_url):
     """One transaction at a time on the shared connection: the rollback after an expected
     Conflict (one submit per button) must not take another coroutine's update with it."""
     import asyncio
 
     from bot.core.models import Submission
 
-    path = tmp_path / "jobs.sqlite3"
+    path = db_url
     store = await open_store(path)
     job, other = make_job(), make_job("1320098173412547")
     await store.insert_job(job)
@@ -162,3 +173,143 @@ def test_every_stored_field_of_a_job_has_its_column():
 
     derived = {"used_buttons"}  # computed from other rows when a job is read
     assert set(_FIELD_OF) == {f.name for f in fields(Job)} - derived
+
+
+async def test_a_postgres_database_newer_than_the_code_is_refused(pg_dsn):
+    from bot.core.errors import ConfigError
+
+    await (await open_store(pg_dsn)).close()
+    import asyncpg
+
+    raw = await asyncpg.connect(pg_dsn)
+    await raw.execute("UPDATE mjbot_schema SET version = $1", len(MIGRATIONS) + 1)
+    with pytest.raises(ConfigError, match="newer than this mjbot knows"):
+        await open_store(pg_dsn)
+    assert await raw.fetchval("SELECT version FROM mjbot_schema") == len(MIGRATIONS) + 1  # left as it was
+    await raw.close()
+
+
+async def test_two_processes_migrating_together_migrate_once(pg_dsn):
+    """Two bot processes starting at the same moment on an empty database: one migrates, the other
+    waits for it and finds nothing left to do (no "relation already exists")."""
+    import asyncio
+
+    first, second = Store(pg_dsn), Store(pg_dsn)
+    await asyncio.gather(first.open(), second.open())
+    assert await first.schema_version() == await second.schema_version() == len(MIGRATIONS)
+    await first.close()
+    await second.close()
+
+
+async def test_member_limits_hold_across_stores_sharing_a_database(db_url):
+    """Two processes (two stores on one database) taking a member's last slots at the same moment:
+    the database lets exactly the limit through, counting submissions under way and unfinished jobs."""
+    import asyncio
+
+    from bot.core.errors import DailyLimitReached, TooManyRunning
+    from bot.core.models import Submission
+    from bot.storage import MemberLimits
+
+    first, second = await open_store(db_url), await open_store(db_url)
+    await first.insert_job(make_job("900", owner_id=42))  # one running already
+    limits = MemberLimits(max_running=5)
+    attempts = [
+        (first if n % 2 else second).insert_submission(
+            Submission(f"mjbot:{n}", "IMAGINE", "p", 42, 9, 7, None, None, 1000.0 + n), limits
+        )
+        for n in range(30)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sum(r is None for r in results) == 4
+    assert all(isinstance(r, TooManyRunning) for r in results if r is not None)
+    # Another member is not affected; an admin-free daily quota counts today's jobs too.
+    await first.insert_submission(Submission("mjbot:other", "IMAGINE", "p", 43, 9, 7, None, None, 1000.0), limits)
+    with pytest.raises(DailyLimitReached):
+        await second.insert_submission(
+            Submission("mjbot:day", "IMAGINE", "p", 43, 9, 7, None, None, 1000.0),
+            MemberLimits(max_per_day=1, day_start=999.0),
+        )
+    await first.close()
+    await second.close()
+
+
+async def test_shard_leases_are_shared_and_taken_over(db_url):
+    from bot.storage.leases import ShardLeases
+
+    store = await open_store(db_url)
+    a, b = ShardLeases(store.database, "a", 4), ShardLeases(store.database, "b", 4)
+    await a.prepare()
+    await b.prepare()
+    now = 1000.0
+    assert [await a.claim(s, now, 20) for s in (0, 1)] == [True, True]
+    assert [await b.claim(s, now, 20) for s in (0, 1, 2, 3)] == [False, False, True, True]
+    assert await a.held() == {0, 1} and await b.held() == {2, 3}
+    assert await b.free(now + 5) == []
+    # a stops renewing; b renews. Once a's leases run out, b may take them, and a learns it lost them.
+    assert await b.renew(now + 15, 20) == {2, 3}
+    assert await b.free(now + 21) == [0, 1]
+    assert [await b.claim(s, now + 21, 20) for s in (0, 1)] == [True, True]
+    assert await a.renew(now + 22, 20) == set()
+    # A process asking for another shard count while one runs is refused.
+    from bot.storage import StorageError
+
+    with pytest.raises(StorageError, match="same count"):
+        await ShardLeases(store.database, "c", 8).prepare()
+    await b.release()
+    assert await b.free(now + 22) == [0, 1, 2, 3]
+    await store.close()
+
+
+async def test_migrate_storage_copies_a_live_sqlite_install_into_postgres(tmp_path, pg_dsn):
+    from bot.core.models import Submission
+    from bot.storage.copy import backup_postgres, migrate_storage
+
+    source = await open_store(tmp_path / "live.sqlite3")
+    for n in range(1500):
+        await source.insert_job(make_job(str(5000 + n), prompt=f"fox {n} 🦊", message_id=10**17 + n))
+    await source.insert_submission(Submission("mjbot:s", "IMAGINE", "p", 42, 9, 7, None, None, 1000.0))
+    await source.set_meta("push_token", "tok")
+    info = await migrate_storage(str(tmp_path / "live.sqlite3"), pg_dsn)  # the source stays open
+    assert info.rows == {"jobs": 1500, "submissions": 1, "meta": 1, "pruned": 0}
+    await source.close()
+    target = await open_store(pg_dsn)
+    assert (await target.get_job("5007")).prompt == "fox 7 🦊"
+    assert (await target.get_job("5007")).message_id == 10**17 + 7
+    assert await target.get_meta("push_token") == "tok"
+    await target.close()
+    # Copying again into a database that holds jobs is refused, and changes nothing.
+    from bot.storage import StorageError
+
+    with pytest.raises(StorageError, match="already holds 1500 jobs"):
+        await migrate_storage(str(tmp_path / "live.sqlite3"), pg_dsn)
+    # The PostgreSQL install backs up into an SQLite file that opens as an install of its own.
+    backup = await backup_postgres(pg_dsn, tmp_path / "backup.sqlite3")
+    assert backup.jobs == 1500 and backup.schema_version == len(MIGRATIONS)
+    copy = await open_store(tmp_path / "backup.sqlite3")
+    assert (await copy.get_job("6499")).prompt == "fox 1499 🦊"
+    await copy.close()
+
+
+def test_a_postgres_url_never_shows_its_password():
+    from bot.core.config import StorageSettings
+    from bot.storage.postgres import PostgresDatabase
+
+    url = "postgresql://mjbot:s3cret-pw@db.example:5432/mj"
+    settings = StorageSettings(url=url)
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in settings.where
+    assert settings.where == "postgresql://mjbot:***@db.example:5432/mj"
+    assert "s3cret-pw" not in repr(PostgresDatabase(url)) and "s3cret-pw" not in repr(Store(url))
+
+
+async def test_an_unreachable_postgres_says_which_and_why_without_the_password(pg_server):
+    from bot.storage import StorageUnavailable
+    from tests.pg_server import free_port
+
+    wrong = pg_server.dsn(password="not-the-password")
+    with pytest.raises(StorageUnavailable, match="refused the password") as refused:
+        await open_store(wrong)
+    assert "not-the-password" not in str(refused.value)
+    nowhere = f"postgresql://mjbot:s3cret-pw@127.0.0.1:{free_port()}/mj"
+    with pytest.raises(StorageUnavailable, match="unreachable") as unreachable:
+        await open_store(nowhere)
+    assert "s3cret-pw" not in str(unreachable.value)

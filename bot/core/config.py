@@ -10,8 +10,18 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,10 +85,68 @@ class ProxySettings(_Section):
         return self.base_url
 
 
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def redacted_url(url: str) -> str:
+    """A database URL without its password, for logs and messages."""
+    if not is_postgres_url(url):
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def url_password(url: str) -> str | None:
+    return urlsplit(url).password if is_postgres_url(url) else None
+
+
 class StorageSettings(_Section):
     path: str = "mjbot.sqlite3"
+    # postgresql://user:password@host:port/db for several bot processes over one database; empty:
+    # the SQLite file at ``path``. A secret: it usually carries the password.
+    url: SecretStr = SecretStr("")
     # Finished jobs older than this many days are deleted (their messages stay); 0 = keep forever.
     keep_days: float = Field(default=30, ge=0)
+
+    @property
+    def database_url(self) -> str:
+        """Where the store connects: ``url`` when set, else the SQLite file at ``path``."""
+        return self.url.get_secret_value() or self.path
+
+    @property
+    def where(self) -> str:
+        """The database, named for logs and messages: no password in it."""
+        return redacted_url(self.database_url)
+
+
+class ClusterSettings(_Section):
+    # Discord shards in all; 0: no sharding (one process serves every guild).
+    shard_count: int = Field(default=0, ge=0)
+    # The shards this process serves. Empty: the processes lease the shards through the database,
+    # share them, and take over a dead process's shards (the way to run several processes).
+    shard_ids: list[int] = Field(default_factory=list)
+    # A process that has not renewed its leases for this long is taken for dead.
+    lease_ttl_s: float = Field(default=20, gt=0)
+    lease_renew_s: float = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> ClusterSettings:
+        outside = [shard for shard in self.shard_ids if not 0 <= shard < max(self.shard_count, 1)]
+        if self.shard_ids and not self.shard_count:
+            raise ValueError("shard_ids needs shard_count")
+        if outside:
+            raise ValueError(f"shard_ids {outside} are outside 0..{self.shard_count - 1}")
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("lease_renew_s must be at most half of lease_ttl_s")
+        return self
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count > 0
 
 
 class TrackingSettings(_Section):
@@ -158,6 +226,7 @@ class Settings(BaseSettings):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     proxy: ProxySettings = Field(default_factory=ProxySettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

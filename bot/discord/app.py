@@ -60,7 +60,7 @@ class MjBot(commands.Bot):
         )
         self.settings = settings
         self.commands_only = commands_only
-        self.store = Store(settings.storage.path)
+        self.store = Store(settings.storage.database_url)
         self.proxy = ProxyClient(settings.proxy)
         self.proxy.on_request = self.metrics.proxy_request
         self.health = Health(stale_after_s=tracker_stale_after(settings))

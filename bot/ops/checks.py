@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.core.config import DiscordSettings, NotifySettings, ProxySettings, Settings, StorageSettings
 from bot.core.errors import ConfigError, ProxyAuthFailed, ProxyEndpointMissing, ProxyError
 from bot.proxy.client import ProxyClient
-from bot.storage import MIGRATIONS, Store
+from bot.storage import StorageError, Store
 
 HTTP_TIMEOUT_S = 10.0
 
@@ -127,27 +127,29 @@ async def check_proxy(settings: ProxySettings) -> Check:
 
 
 async def check_database(settings: StorageSettings) -> Check:
-    """The database opens and migrates to this bot's schema."""
-    path = settings.path
-    existed = path == ":memory:" or Path(path).exists()
-    store = Store(path)
+    """The database opens and migrates to this bot's schema (SQLite file or PostgreSQL server)."""
+    where = settings.where
+    postgres = bool(settings.url.get_secret_value())
+    existed = postgres or settings.path == ":memory:" or Path(settings.path).exists()
     try:
+        store = Store(settings.database_url)
         await store.open()
+    except ConfigError as exc:
+        return Check("database", False, str(exc))
+    except (sqlite3.Error, OSError, StorageError) as exc:
+        return Check("database", False, f"cannot open {where}: {exc}")
+    try:
         version = await store.schema_version()
         total, unfinished = await store.count_jobs()
-    except (sqlite3.Error, OSError) as exc:
-        return Check("database", False, f"cannot open {path}: {exc}")
+    except (sqlite3.Error, OSError, StorageError) as exc:
+        return Check("database", False, f"cannot read {where}: {exc}")
     finally:
         await store.close()
-    if version > len(MIGRATIONS):
-        return Check(
-            "database",
-            False,
-            f"{path} has schema version {version}, newer than this bot's "
-            f"{len(MIGRATIONS)}: run the newer bot, or restore a backup",
-        )
     created = "" if existed else ", created"
-    return Check("database", True, f"{path} (schema version {version}{created}, {total} jobs, {unfinished} unfinished)")
+    engine = "PostgreSQL " if postgres else ""
+    return Check(
+        "database", True, f"{engine}{where} (schema version {version}{created}, {total} jobs, {unfinished} unfinished)"
+    )
 
 
 async def check_notify(settings: NotifySettings, http: httpx.AsyncClient) -> Check:

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from bot.core.config import url_password
 from bot.core.events import NoEvents
 from bot.core.models import Job
 
@@ -59,9 +60,11 @@ def add_secret(value: str | None) -> None:
 
 
 def add_settings_secrets(settings: Settings) -> None:
-    """Mask the configuration's secrets (the Discord token, the proxy secret) in every log line."""
+    """Mask the configuration's secrets (the Discord token, the proxy secret, the database
+    password) in every log line."""
     for secret in (settings.discord.token, settings.proxy.secret):
         add_secret(secret.get_secret_value())
+    add_secret(url_password(settings.storage.database_url))
 
 
 def redact(text: str) -> str:

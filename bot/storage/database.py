@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
+from bot.core.config import is_postgres_url, redacted_url
 from bot.core.errors import ConfigError, MjBotError
+
+__all__ = ["is_postgres_url", "redacted_url"]  # re-exported for the storage layer
 
 # One statement of a batch, with the rows it runs for (``executemany`` when there are several).
 Statement = tuple[str, Sequence[tuple[Any, ...]]]
@@ -74,22 +76,6 @@ class Database(Protocol):
         """Bring the schema up to ``len(migrations)``; refuse one newer than that."""
 
     async def tables(self) -> list[str]: ...
-
-
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password, for logs and messages."""
-    if not is_postgres_url(url):
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 _PLACEHOLDER = re.compile(r"(\bIS\s+)?\?")

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.core.background import wait_event
 from bot.storage.database import (
     Conflict,
     Statement,
@@ -73,6 +74,40 @@ class PostgresDatabase:
             raise StorageUnavailable(
                 f"PostgreSQL at {self.where} is unreachable: {type(exc).__name__}: {exc}"
             ) from None
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Wake the processes listening on ``channel`` (PostgreSQL NOTIFY; payloads under 8,000 bytes)."""
+        await self._patiently(lambda: self.pool.execute("SELECT pg_notify($1, $2)", channel, payload), "notify")
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> asyncio.Task[None]:
+        """Call ``callback(payload)`` for every NOTIFY on ``channel``, on a connection of its own that
+        is opened again whenever it is lost; cancel the task to stop."""
+        return asyncio.create_task(self._listen(channel, callback), name=f"mjbot-listen-{channel}")
+
+    async def _listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        delay = 0.1
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._url, timeout=10)
+            except (*_GONE, TimeoutError) as exc:
+                log.warning("listening on %s at %s: cannot connect (%s); trying again", channel, self.where, exc)
+                await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            try:
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
+                await connection.add_listener(channel, lambda _c, _pid, _channel, payload: callback(payload))
+                # A server that vanishes without closing the socket: the check every few seconds.
+                while not await wait_event(lost, 5.0) and not connection.is_closed():
+                    pass
+                log.warning("listening on %s at %s: connection lost; reconnecting", channel, self.where)
+            except _GONE as exc:
+                log.warning("listening on %s at %s failed (%s); reconnecting", channel, self.where, exc)
+            finally:
+                if not connection.is_closed():
+                    connection.terminate()
 
     async def close(self) -> None:
         if self._pool is not None:

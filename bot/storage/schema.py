@@ -110,6 +110,23 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX submissions_one_per_button ON submissions (parent_task_id, action, parent_index)
         WHERE parent_task_id IS NOT NULL AND parent_button IS NULL;
     """,
+    # 8: several processes over one database (PostgreSQL). Each live process says so in
+    # cluster_members; each Discord shard is leased to one process at a time, which renews the lease
+    # while it lives and serves that shard's guilds (their interactions and their jobs).
+    """
+    CREATE TABLE cluster_members (
+        member     TEXT PRIMARY KEY,
+        seen_at    REAL NOT NULL,
+        started_at REAL NOT NULL
+    );
+    CREATE TABLE shard_leases (
+        shard_id    INTEGER PRIMARY KEY,
+        shard_count INTEGER NOT NULL,
+        owner       TEXT,
+        expires_at  REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_guild_unfinished ON jobs (guild_id) WHERE finished_at IS NULL;
+    """,
 ]
 
 
