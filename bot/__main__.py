@@ -17,13 +17,12 @@ import os
 import random
 import signal
 import socket
-import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
-from bot.core.config import Settings, host_port, load_settings, resolve_config_path, url_password
+from bot.core.config import Settings, host_port, load_settings, resolve_config_path
 from bot.core.errors import ConfigError
-from bot.ops import logs
+from bot.ops import logs, storage_cli
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -179,9 +178,9 @@ async def start(bot: commands.Bot, token: str) -> None:
 
 async def serve(settings: Settings) -> int:
     """Run the bot until SIGTERM/SIGINT (0) or a failure retrying cannot fix (logged, 1)."""
-    from bot.discord.app import MjBot
+    from bot.discord.cluster import make_bot
 
-    bot = MjBot(settings)
+    bot = make_bot(settings)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -204,7 +203,7 @@ async def serve(settings: Settings) -> int:
     except StartupFailed as exc:  # logged once the bot is closed: the last line says why it stopped
         log.error("%s", exc)
         return 1
-    return 0
+    return 1 if getattr(bot, "lease_lost", False) else 0
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
@@ -230,11 +229,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None or not _need_token(settings):
         return 2
+    if args.shard_count is not None or args.shard_ids is not None:
+        settings = _with_shards(settings, args.shard_count, args.shard_ids)
+        if settings is None:
+            return 2
     logs.setup_logging(settings.logging.format, settings.logging.level)
     try:
         return asyncio.run(serve(settings))
     except KeyboardInterrupt:
         return 0
+
+
+def _with_shards(settings: Settings, count: int | None, ids: str | None) -> Settings | None:
+    """``run --shard-count/--shard-ids`` over the config file's [cluster]; None after saying why not."""
+    from pydantic import ValidationError
+
+    cluster = settings.cluster.model_dump()
+    if count is not None:
+        cluster["shard_count"] = count
+    if ids is not None:
+        try:
+            cluster["shard_ids"] = [int(part) for part in ids.split(",") if part.strip()]
+        except ValueError:
+            print(f"mjbot: --shard-ids takes shard numbers like 0,1, not {ids!r}", file=sys.stderr)
+            return None
+    try:
+        return settings.model_copy(update={"cluster": type(settings.cluster).model_validate(cluster)})
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        print(f"mjbot: {reasons}", file=sys.stderr)
+        return None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -289,55 +313,6 @@ def cmd_sync_commands(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    from bot.storage import StorageError, backup_database
-    from bot.storage.copy import backup_postgres
-
-    settings = _settings(args)
-    if settings is None:
-        return 2
-    storage = settings.storage
-    try:
-        if storage.url.get_secret_value():
-            info = asyncio.run(backup_postgres(storage.database_url, args.path))
-        else:
-            info = backup_database(storage.path, args.path)
-    except (OSError, ValueError, sqlite3.Error, StorageError, ConfigError) as exc:
-        print(f"mjbot: backup of {storage.where} failed: {logs.redact(str(exc))}", file=sys.stderr)
-        return 1
-    print(
-        f"backed up {storage.where} to {args.path}: {info.jobs} jobs, schema version {info.schema_version}, "
-        f"{info.size_bytes / 1024:.0f} KiB"
-    )
-    return 0
-
-
-def cmd_migrate_storage(args: argparse.Namespace) -> int:
-    from bot.storage import StorageError, redacted_url
-    from bot.storage.copy import migrate_storage
-
-    settings = _settings(args)
-    if settings is None:
-        return 2
-    source, target = settings.storage.database_url, args.to
-    if source == target:
-        print("mjbot: --to names the database the bot already uses", file=sys.stderr)
-        return 2
-    logs.add_secret(url_password(target))
-    try:
-        info = asyncio.run(migrate_storage(source, target))
-    except (OSError, ValueError, sqlite3.Error, StorageError, ConfigError) as exc:
-        print(
-            f"mjbot: could not copy {settings.storage.where} to {redacted_url(target)}: {logs.redact(str(exc))}",
-            file=sys.stderr,
-        )
-        return 1
-    rows = ", ".join(f"{count} {table}" for table, count in info.rows.items())
-    print(f"copied {settings.storage.where} to {redacted_url(target)}: {rows}")
-    print("now set [storage] url (or MJBOT_STORAGE__URL) to the new database and restart the bot")
-    return 0
-
-
 def cmd_healthcheck(args: argparse.Namespace) -> int:
     import httpx
 
@@ -375,7 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
-    command("run", cmd_run, "run the bot")
+    run = command("run", cmd_run, "run the bot")
+    run.add_argument("--shard-count", type=int, metavar="N", help="Discord shards in all (over [cluster] shard_count)")
+    run.add_argument(
+        "--shard-ids",
+        metavar="IDS",
+        help="the shards this process serves, e.g. 0,1 (default: leased through the database, shared)",
+    )
     command(
         "check-config",
         cmd_check_config,
@@ -394,11 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="only in this server (repeatable); default: [discord] guild_ids, or globally",
     )
     backup = command(
-        "backup", cmd_backup, "copy the live database to the SQLite file PATH (SQLite online backup, or PostgreSQL)"
+        "backup",
+        lambda args: storage_cli.backup(_settings(args), args.path),
+        "copy the live database to the SQLite file PATH (SQLite online backup, or PostgreSQL)",
     )
     backup.add_argument("path", metavar="PATH", help="the backup file to write")
     migrate = command(
-        "migrate-storage", cmd_migrate_storage, "copy this install's database into another, empty one (e.g. PostgreSQL)"
+        "migrate-storage",
+        lambda args: storage_cli.migrate(_settings(args), args.to),
+        "copy this install's database into another, empty one (e.g. PostgreSQL)",
     )
     migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host/db, or a path")
     health = command("healthcheck", cmd_healthcheck, "ask the running bot's /healthz; exit 0 if healthy")

@@ -88,6 +88,7 @@ class MjBot(commands.Bot):
             return
         self.metrics.loop_lag.start()  # mjbot_event_loop_lag_seconds on /metrics
         await self.store.open()
+        await self.before_jobs_start()
         await self.housekeeper.prune()  # before any member can ask for an old job
         for job in await self.store.unfinished_jobs():
             logs.remember(job)  # log lines about resumed tasks name their guild, channel and user
@@ -120,6 +121,12 @@ class MjBot(commands.Bot):
         self.housekeeper.start()
         if self.alerts is not None:
             self.alerts.start()
+
+    async def before_jobs_start(self) -> None:
+        """The store is open, nothing is tracked yet (the sharded bot decides its shards here)."""
+
+    async def before_store_close(self) -> None:
+        """Jobs are stopped, the store still open."""
 
     async def load_commands(self) -> None:
         self.add_dynamic_items(JobButton, StaleButton)
@@ -158,6 +165,7 @@ class MjBot(commands.Bot):
         await self.jobs.stop()
         await super().close()
         await self.proxy.aclose()
+        await self.before_store_close()
         await self.store.close()
         await self.metrics.loop_lag.stop()
 

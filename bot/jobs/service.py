@@ -10,7 +10,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.core.access import AccessPolicy, Requester
@@ -87,6 +87,9 @@ class JobService:
         self._requests = 0  # members' requests under way
         self._requests_idle = asyncio.Event()
         self._requests_idle.set()
+        # Several processes: hands a push for a task another process tracks to it (set by the app).
+        self.forward_push: Callable[[str], Awaitable[None]] | None = None
+        self._forwarding: set[asyncio.Task[None]] = set()
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -151,8 +154,44 @@ class JobService:
         await self._track.wait_ticks(count, timeout)
 
     def signal_push(self, task_id: str) -> None:
-        """The proxy pushed a change of ``task_id``: look now (see :meth:`Tracker.signal_push`)."""
+        """The proxy pushed a change of ``task_id``: look now (see :meth:`Tracker.signal_push`). A
+        task another process tracks (several processes behind one push URL) is passed on to it."""
+        if self._track.tracked(task_id) is not None or self.forward_push is None:
+            self._track.signal_push(task_id)
+            return
+        task = asyncio.create_task(self._forward(task_id), name="mjbot-push-forward")
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
+
+    def signal_forwarded_push(self, task_id: str) -> None:
+        """Another process received a push for ``task_id``: ours if we track it (else ignored)."""
         self._track.signal_push(task_id)
+
+    async def _forward(self, task_id: str) -> None:
+        assert self.forward_push is not None
+        try:
+            await self.forward_push(task_id)
+        except Exception as exc:  # noqa: BLE001 - the owner's polling catches up
+            log.warning("push for task %s: could not pass it on to the other processes (%s)", task_id, exc)
+
+    # --- shards (several processes) ------------------------------------------------------------
+
+    def serve_shards(self, shard_count: int, shards: set[int]) -> None:
+        """Track only the jobs of guilds on ``shards`` (set before :meth:`start`)."""
+        self.store.serve_shards(shard_count, shards)
+
+    async def adopt_shards(self, shard_count: int, owned: set[int], gained: set[int]) -> int:
+        """This process now serves ``gained`` too (taken over from a process that died): track
+        their guilds' unfinished jobs and bring their messages up to date. Returns how many."""
+        self.store.serve_shards(shard_count, owned)
+        jobs = await self.store.unfinished_jobs(shards=gained)
+        for job in jobs:
+            if self._track.tracked(job.task_id) is None:
+                self._track.follow(job)
+        for job in await self.store.undelivered_jobs(shards=gained):
+            self._deliver.schedule(job)
+        log.info("took over shards %s: %d unfinished jobs", sorted(gained), len(jobs))
+        return len(jobs)
 
     @_member_request
     async def status(self) -> ServiceStatus:

@@ -48,6 +48,7 @@ class Store(Transactions):
         # get_job calls waiting for the next shared read, by task id, and the task reading them.
         self._wanted: dict[str, list[asyncio.Future[Job | None]]] = {}
         self._reading: asyncio.Task[None] | None = None
+        self._shards: tuple[int, tuple[int, ...]] | None = None  # see serve_shards
 
     def __repr__(self) -> str:
         return f"Store({self.database.where!r})"
@@ -143,8 +144,9 @@ class Store(Transactions):
         await self.database.run([("DELETE FROM submissions WHERE nonce = ?", [(nonce,)])])
 
     async def submissions(self, *, before: float) -> list[Submission]:
+        where, params = self._shard_filter(self._shards)  # a process recovers its own guilds' only
         rows = await self.database.fetch(
-            "SELECT * FROM submissions WHERE created_at < ? ORDER BY created_at", (before,)
+            f"SELECT * FROM submissions WHERE created_at < ?{where} ORDER BY created_at", (before, *params)
         )
         return [Submission(**dict(row)) for row in rows]
 
@@ -228,12 +230,38 @@ class Store(Transactions):
             self._wanted = {}
             raise
 
-    async def unfinished_jobs(self) -> list[Job]:
-        return await self._select("WHERE finished_at IS NULL ORDER BY created_at")
+    def serve_shards(self, shard_count: int, shards: Iterable[int] | None) -> None:
+        """From now on, :meth:`unfinished_jobs` and :meth:`undelivered_jobs` are those of guilds on
+        ``shards`` (the ones this process serves; None: every guild)."""
+        self._shards = None if shards is None else (shard_count, tuple(sorted(shards)))
 
-    async def undelivered_jobs(self) -> list[Job]:
+    def _scope(self, shards: Iterable[int] | None) -> tuple[int, tuple[int, ...]] | None:
+        if shards is None:
+            return self._shards
+        if self._shards is None:
+            raise RuntimeError("serve_shards() first: the shard count is not known")
+        return self._shards[0], tuple(sorted(shards))
+
+    def _shard_filter(self, shards: tuple[int, tuple[int, ...]] | None) -> tuple[str, tuple[Any, ...]]:
+        if shards is None:
+            return "", ()
+        count, ids = shards
+        if not ids:
+            return " AND 1 = 0", ()
+        # Discord's rule: a guild is on shard (guild_id >> 22) % count; direct messages on shard 0.
+        return f" AND (COALESCE(guild_id, 0) / 4194304) % ? IN ({', '.join('?' for _ in ids)})", (count, *ids)
+
+    async def unfinished_jobs(self, *, shards: Iterable[int] | None = None) -> list[Job]:
+        """Unfinished jobs of the guilds this process serves (or of ``shards``)."""
+        where, params = self._shard_filter(self._scope(shards))
+        return await self._select(f"WHERE finished_at IS NULL{where} ORDER BY created_at", params)
+
+    async def undelivered_jobs(self, *, shards: Iterable[int] | None = None) -> list[Job]:
         """Jobs whose message does not show their latest state yet (e.g. after a crash)."""
-        return await self._select("WHERE message_gone = 0 AND (shown IS NULL OR shown <> display) ORDER BY updated_at")
+        where, params = self._shard_filter(self._scope(shards))
+        return await self._select(
+            f"WHERE message_gone = 0 AND (shown IS NULL OR shown <> display){where} ORDER BY updated_at", params
+        )
 
     async def child_of_button(self, parent_task_id: str, position: int) -> Job | None:
         jobs = await self._select("WHERE parent_task_id = ? AND parent_button = ?", (parent_task_id, position))
