@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from bot.core.config import Settings, host_port, load_settings, resolve_config_path
 from bot.core.errors import ConfigError
 from bot.ops import logs, storage_cli
+from bot.storage import StorageError
 
 if TYPE_CHECKING:
     from discord.ext import commands
@@ -189,6 +190,8 @@ async def serve(settings: Settings) -> int:
 
     try:
         async with bot:
+            # The database first: an unreachable or too new one is said at once, not after the login.
+            await bot.store.open()
             runner = asyncio.create_task(start(bot, settings.discord.token.get_secret_value()))
             stopper = asyncio.create_task(stopping.wait())
             done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -202,6 +205,9 @@ async def serve(settings: Settings) -> int:
                 await runner  # re-raises a failure to start or a crash
     except StartupFailed as exc:  # logged once the bot is closed: the last line says why it stopped
         log.error("%s", exc)
+        return 1
+    except (StorageError, ConfigError) as exc:  # the database cannot be opened, or is too new
+        log.error("cannot start: %s", exc)
         return 1
     return 1 if getattr(bot, "lease_lost", False) else 0
 

@@ -590,3 +590,16 @@ def test_compose_runs_the_bot_next_to_the_proxy():
     assert '"127.0.0.1:8081:8081"' in compose
     # No secret is written in the file itself: they come from .env.
     assert not re.search(r"(TOKEN|SECRET)[^$\n]*[:=]\s*[\w-]{8,}\s*$", compose, flags=re.MULTILINE)
+
+
+def test_the_cluster_compose_runs_two_bots_over_postgres():
+    compose = (ROOT / "docker-compose.cluster.yml").read_text(encoding="utf-8")
+    services = re.findall(
+        r"^  ([\w-]+):$", compose.split("\nservices:\n")[1].split("\nvolumes:\n")[0], flags=re.MULTILINE
+    )
+    assert services == ["postgres", "midjourney-proxy", "mjbot-1", "mjbot-2"]
+    assert compose.count("<<: *mjbot") == 2
+    assert "MJBOT_STORAGE__URL: postgresql://mjbot:${POSTGRES_PASSWORD}@postgres:5432/mjbot" in compose
+    assert "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}" in compose
+    assert 'MJBOT_CLUSTER__SHARD_COUNT: "4"' in compose and "SHARD_IDS" not in compose
+    assert not re.search(r"(TOKEN|SECRET|PASSWORD)[^$\n]*[:=]\s*[\w-]{8,}\s*$", compose, flags=re.MULTILINE)

@@ -57,7 +57,13 @@ class Store(Transactions):
     def engine(self) -> str:
         return self.database.engine
 
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
     async def open(self) -> None:
+        if self._open:
+            return
         await self.database.open()
         try:
             await self.database.migrate(MIGRATIONS)
