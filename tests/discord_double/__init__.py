@@ -1,7 +1,7 @@
 """A Discord double for end-to-end tests: REST + gateway on 127.0.0.1 for an unmodified discord.py client.
 
-See ``DiscordDouble`` (server.py) for the test-facing API and records.py for
-what the double records.
+See ``DiscordDouble`` (server.py) for the test-facing API, records.py for
+what the double records and shards.py for how it shards its gateway.
 """
 
 from .emoji import is_unicode_emoji
@@ -20,12 +20,15 @@ from .records import (
     WriteEvent,
 )
 from .server import DEFAULT_TOKEN, DISCORD_CHANNEL_WRITE_LIMIT, DiscordDouble
-from .state import ALL_TEXT_PERMISSIONS
+from .shards import INVALID_SHARD, SHARDING_REQUIRED, SessionInfo, guild_id_on_shard, shard_of
+from .world import ALL_TEXT_PERMISSIONS
 
 __all__ = [
     "ALL_TEXT_PERMISSIONS",
     "DEFAULT_TOKEN",
     "DISCORD_CHANNEL_WRITE_LIMIT",
+    "INVALID_SHARD",
+    "SHARDING_REQUIRED",
     "ApiError",
     "AttachmentRecord",
     "CallbackRecord",
@@ -38,8 +41,11 @@ __all__ = [
     "MessageRecord",
     "MessageVersion",
     "RequestRecord",
+    "SessionInfo",
     "UploadedFile",
     "WriteEvent",
     "flatten_form_errors",
+    "guild_id_on_shard",
     "is_unicode_emoji",
+    "shard_of",
 ]

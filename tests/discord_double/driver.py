@@ -32,37 +32,41 @@ def base_interaction(
     locale: str,
     app_permissions: int | None,
 ) -> dict[str, Any]:
-    """The fields every guild interaction carries."""
-    if user_id not in state.guild.members:
-        raise ValueError(f"user {user_id} is not a member of the double's guild")
+    """The fields every guild interaction carries; the channel decides the guild."""
     channel = state.channel(channel_id)
-    member_permissions = str(state.member_permissions(user_id))
+    guild = state.guild_of(channel_id)
+    if user_id not in guild.members:
+        raise ValueError(f"user {user_id} is not a member of guild {guild.id}")
+    member_permissions = str(guild.permissions(user_id))
     return {
         "id": str(state.new_id()),
         "application_id": str(state.application_id),
         "type": interaction_type,
         "token": secrets.token_urlsafe(48),
         "version": 1,
-        "guild_id": str(state.guild.id),
-        "guild": {"id": str(state.guild.id), "locale": state.guild.locale, "features": []},
+        "guild_id": str(guild.id),
+        "guild": {"id": str(guild.id), "locale": guild.locale, "features": []},
         "channel_id": str(channel.id),
         "channel": {**state.channel_payload(channel), "permissions": member_permissions},
-        "member": state.member_payload(user_id, with_permissions=True),
+        "member": guild.member_payload(user_id, with_permissions=True),
         "locale": locale,
-        "guild_locale": state.guild.locale,
+        "guild_locale": guild.locale,
         "app_permissions": str(state.app_permissions if app_permissions is None else app_permissions),
         "entitlements": [],
         "entitlement_sku_ids": [],
-        "authorizing_integration_owners": {"0": str(state.guild.id)},
+        "authorizing_integration_owners": {"0": str(guild.id)},
         "context": 0,  # GUILD
         "attachment_size_limit": state.attachment_size_limit,
     }
 
 
-def find_command(state: State, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
-    """Resolve "cmd", "cmd sub" or "cmd group sub" to (command, leaf option schema, path)."""
+def find_command(
+    state: State, name: str, guild_id: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
+    """Resolve "cmd", "cmd sub" or "cmd group sub" to (command, leaf option schema, path) as offered
+    in ``guild_id`` (default: the main guild)."""
     top, *path = name.split()
-    for scope in (state.guild.id, None):  # a guild command shadows a global one
+    for scope in (state.guild.id if guild_id is None else guild_id, None):  # a guild command shadows a global one
         command = next((c for c in state.commands.get(scope, []) if c["name"] == top and c.get("type", 1) == 1), None)
         if command is not None:
             break
@@ -90,6 +94,7 @@ def command_options(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Typed option values plus the ``resolved`` map, validated like the Discord client would."""
     by_name = {o["name"]: o for o in schema}
+    guild = state.guild_of(channel_id)
     given = {**options, **attachments}
     unknown = set(given) - set(by_name)
     if unknown:
@@ -124,10 +129,10 @@ def command_options(
                 raise ValueError(f"/{name} {option_name}: {value} > max_value {option['max_value']}")
         elif kind == BOOLEAN:
             value = bool(raw)
-        elif kind in (USER, MENTIONABLE) and int(raw) in state.guild.members:
+        elif kind in (USER, MENTIONABLE) and int(raw) in guild.members:
             value = str(raw)
             resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
-            member = state.member_payload(int(raw), with_permissions=True)
+            member = guild.member_payload(int(raw), with_permissions=True)
             del member["user"]  # resolved members come without their user, which is in "users"
             resolved.setdefault("members", {})[value] = member
         elif kind in (ROLE, MENTIONABLE):
@@ -161,7 +166,7 @@ def slash_interaction(
     locale: str,
     app_permissions: int | None,
 ) -> InteractionRecord:
-    command, schema, path = find_command(state, name)
+    command, schema, path = find_command(state, name, state.guild_of(channel_id).id)
     values, resolved = command_options(state, name, schema, options, attachments, channel_id)
     # Subcommands nest the values: [{group, options: [{sub, options: values}]}]
     for depth in reversed(range(len(path))):

@@ -4,6 +4,10 @@ A *session* (what IDENTIFY creates and RESUME continues) outlives its
 websocket *connection*: every dispatch gets the session's next sequence
 number and is kept, so a client that lost its connection can RESUME and get
 the events it missed replayed before RESUMED.
+
+A session may be one shard of the bot (IDENTIFY's ``shard``, see shards.py): it
+then gets only its shard's guilds in READY and GUILD_CREATE, and only their
+events.  RESUME continues a session, shard included.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from .messages import INTENT_MESSAGE_CONTENT
 from .records import GatewayConnection, GatewayFrame
-from .state import INTENT_MESSAGE_CONTENT, State
+from .shards import ShardRefused, shard_of
+from .state import State
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +56,20 @@ class Session:
     id: str
     intents: int
     connection: Connection | None
+    shard: tuple[int, int] | None = None  # (shard_id, num_shards) from IDENTIFY; None: unsharded
     seq: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)  # every dispatch, for replay on RESUME
     invalidated: bool = False
     # Serialises sequence numbering, sending and replay so the client sees seqs in order.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def shard_id(self) -> int:
+        return 0 if self.shard is None else self.shard[0]
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether this session gets the events of ``guild_id`` (None: events without a guild, DMs)."""
+        return self.shard is None or shard_of(guild_id, self.shard[1]) == self.shard[0]
 
 
 class Gateway:
@@ -76,20 +91,34 @@ class Gateway:
         return [s for s in self.sessions.values() if not s.invalidated]
 
     async def dispatch(
-        self, event: str, data: dict[str, Any], intent: int | None = None, content_gated: bool = False
-    ) -> None:
-        """Send an event to every live session subscribed to ``intent``.
+        self,
+        event: str,
+        data: dict[str, Any],
+        intent: int | None = None,
+        content_gated: bool = False,
+        *,
+        guild_id: int | None = None,
+    ) -> list[Session]:
+        """Send an event to every live session that owns its guild and subscribed to ``intent``.
 
-        ``content_gated`` events lose their content for sessions without the
-        MESSAGE_CONTENT intent, as Discord does for other users' messages.
+        The guild is ``guild_id``, else the event's ``guild_id`` field; an event without
+        one goes to shard 0 only, as Discord sends DMs.  ``content_gated`` events lose
+        their content for sessions without the MESSAGE_CONTENT intent, as Discord does
+        for other users' messages.  Returns the sessions it went to (a session waiting
+        for its RESUME counts: it gets the event replayed).
         """
+        if guild_id is None and data.get("guild_id") is not None:
+            guild_id = int(data["guild_id"])
+        sent: list[Session] = []
         for session in self.live_sessions:
-            if intent is not None and not session.intents & intent:
+            if not session.owns(guild_id) or (intent is not None and not session.intents & intent):
                 continue
             payload = data
             if content_gated and not session.intents & INTENT_MESSAGE_CONTENT:
                 payload = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
             await self.send_dispatch(session, event, payload)
+            sent.append(session)
+        return sent
 
     async def send_dispatch(self, session: Session, event: str, data: dict[str, Any]) -> None:
         async with session.lock:
@@ -100,21 +129,26 @@ class Gateway:
                 # If the connection died under us the frame stays in `sent` for a RESUME.
                 await self._send(session.connection, frame)
 
-    async def drop(self, code: int | None = None) -> int:
-        """Break every identified connection; the sessions stay resumable.
+    async def drop(self, code: int | None = None, *, shard: int | None = None, resumable: bool = True) -> int:
+        """Break the connection of every live session (of shard ``shard`` only, if given).
 
         ``code=None`` cuts the TCP connection (no close frame); otherwise the
-        socket is closed with that close code.  Returns how many were dropped.
+        socket is closed with that close code.  The sessions stay resumable
+        unless ``resumable`` is false: then they end, as when Discord times a
+        session out, and the client's RESUME gets INVALID_SESSION.  Returns how
+        many connections were broken (plus sessions ended while disconnected).
         """
         dropped = 0
-        for connection in list(self.connections):
-            session = connection.session
-            if session is None:
+        for session in self.live_sessions:
+            if shard is not None and session.shard_id != shard:
                 continue
             async with session.lock:
-                # Detach first: anything dispatched from now on waits for the RESUME.
-                if session.connection is connection:
-                    session.connection = None
+                # Detach first: anything dispatched from now on waits for the RESUME (or is lost).
+                connection, session.connection = session.connection, None
+                session.invalidated = not resumable
+            if connection is None:
+                dropped += not resumable
+                continue
             connection.session = None
             if code is None:
                 connection.abort()
@@ -209,14 +243,23 @@ class Gateway:
         if not self._token_ok(data.get("token")):
             await connection.ws.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return
-        session = Session(id=secrets.token_hex(16), intents=int(data.get("intents") or 0), connection=connection)
+        state = self.state
+        try:
+            shard = state.sharding.check(data.get("shard"))
+        except ShardRefused as refused:
+            await connection.ws.close(code=refused.code, message=refused.reason.encode())
+            return
+        state.sharding.starts.append(time.monotonic())
+        session = Session(
+            id=secrets.token_hex(16), intents=int(data.get("intents") or 0), connection=connection, shard=shard
+        )
         self.sessions[session.id] = session
         connection.session = session
-        state = self.state
-        ready = {
+        guilds = [guild for guild in state.guilds.values() if session.owns(guild.id)]
+        ready: dict[str, Any] = {
             "v": 10,
             "user": {**state.bot.to_payload(), "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(state.guild.id), "unavailable": True}],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": state.resume_gateway_url,
@@ -230,9 +273,12 @@ class Gateway:
             "auth": {},
             "_trace": ["discord-double"],
         }
+        if shard is not None:
+            ready["shard"] = list(shard)
         await self.send_dispatch(session, "READY", ready)
-        # Right after READY, as Discord does: the client's on_ready waits for it.
-        await self.send_dispatch(session, "GUILD_CREATE", state.guild_payload())
+        # Right after READY, as Discord does: the client's on_ready waits for them.
+        for guild in guilds:
+            await self.send_dispatch(session, "GUILD_CREATE", guild.to_payload())
 
     async def _resume(self, connection: Connection, data: dict[str, Any]) -> None:
         session = self.sessions.get(data.get("session_id") or "")
@@ -254,23 +300,25 @@ class Gateway:
         await self.send_dispatch(session, "RESUMED", {"_trace": ["discord-double"]})
 
     async def _send_member_chunk(self, session: Session, data: dict[str, Any]) -> None:
-        state = self.state
+        guild = self.state.guilds.get(int(data.get("guild_id") or 0))
+        if guild is None or not session.owns(guild.id):
+            return  # not a guild of this shard: Discord answers nothing
         query = (data.get("query") or "").lower()
         wanted = {int(u) for u in data.get("user_ids") or []}
         limit = int(data.get("limit") or 0)
         members = [
-            state.member_payload(uid)
-            for uid, member in state.guild.members.items()
+            guild.member_payload(uid)
+            for uid, member in guild.members.items()
             if (not wanted or uid in wanted) and member.user.username.lower().startswith(query)
         ]
         if limit:
             members = members[:limit]
         chunk = {
-            "guild_id": str(state.guild.id),
+            "guild_id": str(guild.id),
             "members": members,
             "chunk_index": 0,
             "chunk_count": 1,
-            "not_found": [str(u) for u in wanted - set(state.guild.members)],
+            "not_found": [str(u) for u in wanted - set(guild.members)],
         }
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]

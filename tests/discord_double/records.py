@@ -257,7 +257,18 @@ class InteractionRecord:
     # (None: never sent), and when the request of the bot's first accepted callback arrived.
     sent_at: float | None = None
     acked_at: float | None = None
+    # The gateway sessions INTERACTION_CREATE went to: those whose shard owns the guild.
+    delivered_to: list[str] = field(default_factory=list)
     _state: State | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def guild_id(self) -> int:
+        return int(self.payload["guild_id"])
+
+    @property
+    def delivered(self) -> bool:
+        """Whether a live session got it; if none owned its guild's shard, it is lost, as on Discord."""
+        return bool(self.delivered_to)
 
     @property
     def callback(self) -> CallbackRecord | None:

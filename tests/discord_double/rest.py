@@ -5,7 +5,9 @@ then authenticated, counted against its channel's write rate limit (message
 writes with the bot token only) and routed; an injected delay then holds the
 answer back.  Routes are matched by a small table instead of aiohttp's router
 so that one place records, fails, authenticates, limits and answers unknown
-routes with a loud 404.
+routes with a loud 404.  The application command routes are in
+rest_commands.py, the interaction callback and webhook routes in
+rest_interactions.py.
 """
 
 from __future__ import annotations
@@ -23,44 +25,24 @@ from aiohttp import BodyPartReader, web
 
 from bot.core.background import wait_event
 
+from .errors import ApiError
 from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .records import (
-    LOADING,
-    CallbackRecord,
     FaultRule,
-    InteractionRecord,
-    MessageRecord,
     RequestRecord,
     UploadedFile,
-    snapshot,
 )
-from .state import IS_COMPONENTS_V2, ApiError, State, invalid_form, unknown_message
-from .validation import validate_message, validate_modal
+from .responses import error_response, json_response, no_content
+from .rest_commands import CommandRoutes
+from .rest_interactions import InteractionRoutes
+from .state import State
+from .world import Guild
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = re.compile(r"^/api(?:/v\d+)?")
-COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    # discord.py parses a body as JSON only if Content-Type is exactly "application/json";
-    # web.json_response would append "; charset=utf-8", so the header is set by hand.
-    return web.Response(
-        status=status,
-        body=json.dumps(data).encode(),
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
-
-
-def no_content() -> web.Response:
-    return web.Response(status=204)
-
-
-def error_response(error: ApiError) -> web.Response:
-    return json_response(error.body(), status=error.status)
 
 
 @dataclass
@@ -79,7 +61,7 @@ class Route:
         return cls(method, re.compile(f"^{regex}$"), handler, bot_auth, channel_write)
 
 
-class RestApi:
+class RestApi(CommandRoutes, InteractionRoutes):
     def __init__(self, state: State):
         self.state = state
         self.closing = asyncio.Event()  # set when the double stops: answers held by a delay go out at once
@@ -285,13 +267,8 @@ class RestApi:
             body = {"message": f"{status}: Error", "code": 0}
         return json_response(rule.body if rule.body is not None else body, status=status, headers=headers)
 
-    def _check_app(self, app_id: str) -> None:
-        if int(app_id) != self.state.application_id:
-            raise ApiError(404, 10002, "Unknown Application")
-
-    def _check_guild(self, guild_id: str) -> None:
-        if int(guild_id) != self.state.guild.id:
-            raise ApiError(404, 10004, "Unknown Guild")
+    def _guild(self, guild_id: str) -> Guild:
+        return self.state.guild_by_id(int(guild_id))
 
     # ------------------------------------------------------------ identity
 
@@ -308,122 +285,22 @@ class RestApi:
         return json_response({"url": self.state.gateway_url})
 
     async def get_gateway_bot(self, req: RequestRecord) -> web.Response:
-        limit = {"total": 1000, "remaining": 999, "reset_after": 86400000, "max_concurrency": 1}
-        return json_response({"url": self.state.gateway_url, "shards": 1, "session_start_limit": limit})
+        sharding = self.state.sharding
+        return json_response(
+            {
+                "url": self.state.gateway_url,
+                "shards": sharding.count,  # recommended; AutoShardedClient without shard_count uses it
+                "session_start_limit": sharding.session_start_limit(),
+            }
+        )
 
     async def get_application(self, req: RequestRecord) -> web.Response:
         return json_response(self.state.application_payload())
 
-    # ---------------------------------------------------- application commands
-
-    def _command_list(self, app_id: str, guild_id: str | None) -> list[dict[str, Any]]:
-        self._check_app(app_id)
-        if guild_id is None:
-            return self.state.commands[None]
-        self._check_guild(guild_id)
-        return self.state.commands.setdefault(int(guild_id), [])
-
-    def _stored_command(
-        self, data: dict[str, Any], guild_id: str | None, previous: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """Validate a command like Discord does (the usual reasons a sync fails) and give it ids."""
-        name = data.get("name", "")
-        command_type = data.get("type", 1)
-        if not COMMAND_NAME.match(name) or (command_type == 1 and name != name.lower()):
-            raise invalid_form("name", "APPLICATION_COMMAND_INVALID_NAME", f"Command name is invalid: {name!r}")
-        if command_type == 1 and not 1 <= len(data.get("description", "")) <= 100:
-            raise invalid_form("description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-        self._validate_options(data.get("options") or [])
-        old = next((c for c in previous if c["name"] == name and c.get("type", 1) == command_type), None)
-        stored = snapshot(data)
-        stored.setdefault("type", 1)
-        stored.setdefault("options", [])
-        stored.setdefault("default_member_permissions", None)
-        stored.setdefault("nsfw", False)
-        stored.update(
-            # Discord keeps a command's id across overwrites of the same name.
-            id=old["id"] if old else str(self.state.new_id()),
-            application_id=str(self.state.application_id),
-            version=str(self.state.new_id()),
-        )
-        if guild_id is not None:
-            stored["guild_id"] = str(guild_id)
-        return stored
-
-    def _validate_options(self, options: list[dict[str, Any]]) -> None:
-        if len(options) > 25:
-            raise invalid_form("options", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
-        names = [o.get("name") for o in options]
-        if len(set(names)) != len(names):
-            raise invalid_form("options", "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME", "Option names must be unique")
-        seen_optional = False
-        for option in options:
-            if option.get("type") in (1, 2):
-                self._validate_options(option.get("options") or [])
-                continue
-            if not 1 <= len(option.get("description", "")) <= 100:
-                raise invalid_form("options", "BASE_TYPE_BAD_LENGTH", "Option description must be 1-100 long.")
-            if option.get("required"):
-                if seen_optional:
-                    raise invalid_form(
-                        "options",
-                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                        "Required options must be placed before non-required options",
-                    )
-            else:
-                seen_optional = True
-
-    async def list_commands(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
-        return json_response(self._command_list(app_id, guild_id))
-
-    async def put_commands(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
-        current = self._command_list(app_id, guild_id)
-        stored = [self._stored_command(c, guild_id, current) for c in req.payload or []]
-        current[:] = stored  # bulk overwrite: whatever is not in the list is gone
-        return json_response(stored)
-
-    async def upsert_command(self, req: RequestRecord, app_id: str, guild_id: str | None = None) -> web.Response:
-        current = self._command_list(app_id, guild_id)
-        stored = self._stored_command(req.payload, guild_id, current)
-        replaced = [i for i, c in enumerate(current) if c["id"] == stored["id"]]
-        if replaced:
-            current[replaced[0]] = stored
-        else:
-            current.append(stored)
-        return json_response(stored, status=200 if replaced else 201)
-
-    def _find_command(self, app_id: str, guild_id: str | None, command_id: str) -> tuple[list[dict[str, Any]], int]:
-        current = self._command_list(app_id, guild_id)
-        for index, command in enumerate(current):
-            if command["id"] == command_id:
-                return current, index
-        raise ApiError(404, 10063, "Unknown application command")
-
-    async def get_command(
-        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
-    ) -> web.Response:
-        current, index = self._find_command(app_id, guild_id, command_id)
-        return json_response(current[index])
-
-    async def edit_command(
-        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
-    ) -> web.Response:
-        current, index = self._find_command(app_id, guild_id, command_id)
-        current[index] = self._stored_command({**current[index], **req.payload}, guild_id, current)
-        return json_response(current[index])
-
-    async def delete_command(
-        self, req: RequestRecord, app_id: str, command_id: str, guild_id: str | None = None
-    ) -> web.Response:
-        current, index = self._find_command(app_id, guild_id, command_id)
-        del current[index]
-        return no_content()
-
     # ----------------------------------------------------- guild and channels
 
     async def get_guild(self, req: RequestRecord, guild_id: str) -> web.Response:
-        self._check_guild(guild_id)
-        payload = self.state.guild_payload()
+        payload = self._guild(guild_id).to_payload()
         for key in (
             "members",
             "channels",
@@ -438,18 +315,16 @@ class RestApi:
         return json_response(payload)
 
     async def get_guild_channels(self, req: RequestRecord, guild_id: str) -> web.Response:
-        self._check_guild(guild_id)
-        return json_response([self.state.channel_payload(c) for c in self.state.guild.channels])
+        return json_response([c.to_payload() for c in self._guild(guild_id).channels])
 
     async def get_guild_roles(self, req: RequestRecord, guild_id: str) -> web.Response:
-        self._check_guild(guild_id)
-        return json_response([r.to_payload() for r in self.state.guild.roles])
+        return json_response([r.to_payload() for r in self._guild(guild_id).roles])
 
     async def get_member(self, req: RequestRecord, guild_id: str, user_id: str) -> web.Response:
-        self._check_guild(guild_id)
-        if int(user_id) not in self.state.guild.members:
+        guild = self._guild(guild_id)
+        if int(user_id) not in guild.members:
             raise ApiError(404, 10007, "Unknown Member")
-        return json_response(self.state.member_payload(int(user_id)))
+        return json_response(guild.member_payload(int(user_id)))
 
     async def get_channel(self, req: RequestRecord, channel_id: str) -> web.Response:
         return json_response(self.state.channel_payload(self.state.channel(int(channel_id))))
@@ -501,153 +376,6 @@ class RestApi:
     async def delete_message(self, req: RequestRecord, channel_id: str, message_id: str) -> web.Response:
         message = self.state.live_message(int(message_id), int(channel_id))
         await self.state.delete_message(message, by="bot")
-        return no_content()
-
-    # ------------------------------------------------------------ interactions
-
-    async def interaction_callback(self, req: RequestRecord, interaction_id: str, token: str) -> web.Response:
-        state = self.state
-        interaction = state.interactions.get(int(interaction_id))
-        if interaction is None or interaction.token != token:
-            raise ApiError(404, 10062, "Unknown interaction")
-        if (
-            state.interaction_ack_timeout is not None
-            and time.monotonic() - interaction.at > state.interaction_ack_timeout
-        ):
-            raise ApiError(404, 10062, "Unknown interaction")  # Discord's 3 second window
-        if interaction.callbacks:
-            raise ApiError(400, 40060, "Interaction has already been acknowledged.")
-
-        body = req.payload or {}
-        callback_type = int(body.get("type", 0))
-        data = body.get("data") or {}
-        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(interaction.type, set())
-        if callback_type not in allowed:
-            raise invalid_form(
-                "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Callback type {callback_type} is not valid here"
-            )
-
-        # A refused callback does not acknowledge the interaction: the bot may answer again.
-        if callback_type == 4:
-            validate_message(data, prefix=("data",))
-        elif callback_type == 7:
-            source = state.messages.get(interaction.source_message_id or 0)
-            v2 = source is not None and bool(source.current.flags & IS_COMPONENTS_V2)
-            validate_message(data, prefix=("data",), components_v2=v2)
-        elif callback_type == 9:
-            validate_modal(data, prefix=("data",))
-
-        callback = CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic())
-        interaction.callbacks.append(callback)
-        interaction.acked_at = req.at
-        message: MessageRecord | None = None
-        try:
-            if callback_type == 4:
-                message = await self._respond_with_message(interaction, data, req.files)
-            elif callback_type == 5:
-                # The "is thinking..." placeholder; its ephemerality is fixed here.
-                message = await self._respond_with_message(interaction, {"flags": data.get("flags", 0)}, [], LOADING)
-            elif callback_type == 7:
-                source_message = self._source_message(interaction)
-                message = await state.edit_message(source_message, data, req.files, via="interaction")
-            elif callback_type == 6:
-                message = self._source_message(interaction)
-        except ApiError:
-            interaction.callbacks.remove(callback)  # e.g. an empty message: nothing was answered
-            interaction.acked_at = None
-            raise
-        await state.notify()
-
-        if req.query.get("with_response") not in ("1", "true", "True"):
-            return no_content()
-        info: dict[str, Any] = {"id": str(interaction.id), "type": interaction.type}
-        resource: dict[str, Any] = {"type": callback_type}
-        if message is not None:
-            info.update(
-                response_message_id=str(message.id),
-                response_message_loading=message.current.loading,
-                response_message_ephemeral=message.ephemeral,
-            )
-            if callback_type != 6:
-                resource["message"] = state.message_payload(message)
-        return json_response({"interaction": info, "resource": resource})
-
-    async def _respond_with_message(
-        self, interaction: InteractionRecord, data: dict[str, Any], files: list[UploadedFile], extra_flags: int = 0
-    ) -> MessageRecord:
-        message = await self.state.create_message(
-            channel_id=interaction.channel_id,
-            author_id=self.state.bot.id,
-            payload=data,
-            files=files,
-            via="interaction",
-            interaction=interaction,
-            message_type=20 if interaction.type == 2 else 0,  # 20: CHAT_INPUT_COMMAND
-            extra_flags=extra_flags,
-        )
-        interaction.original_message_id = message.id
-        return message
-
-    def _source_message(self, interaction: InteractionRecord) -> MessageRecord:
-        message = self.state.messages.get(interaction.source_message_id or 0)
-        if message is None or message.deleted:
-            raise unknown_message()
-        return message
-
-    def _webhook_interaction(self, app_id: str, token: str) -> InteractionRecord:
-        """The interaction an interaction-webhook URL belongs to (it needs an answer first)."""
-        if int(app_id) == self.state.application_id:
-            for interaction in self.state.interactions.values():
-                if interaction.token == token and interaction.callbacks:
-                    return interaction
-        raise ApiError(404, 10015, "Unknown Webhook")
-
-    def _webhook_message(self, interaction: InteractionRecord, message_id: str) -> MessageRecord:
-        mid = interaction.original_message_id if message_id == "@original" else int(message_id)
-        if mid is None or (mid != interaction.original_message_id and mid not in interaction.followup_ids):
-            raise unknown_message()
-        message = self.state.messages.get(mid)
-        if message is None or message.deleted:
-            raise unknown_message()
-        return message
-
-    async def create_followup(self, req: RequestRecord, app_id: str, token: str) -> web.Response:
-        interaction = self._webhook_interaction(app_id, token)
-        payload = req.payload or {}
-        original = interaction.original
-        if original is not None and not original.deleted and original.current.loading:
-            # Discord: the first follow-up after a "thinking" defer replaces the placeholder,
-            # which keeps the ephemerality chosen at defer time.
-            message = await self.state.edit_message(original, payload, req.files, via="interaction")
-        else:
-            message = await self.state.create_message(
-                channel_id=interaction.channel_id,
-                author_id=self.state.bot.id,
-                payload=payload,
-                files=req.files,
-                via="interaction",
-                interaction=interaction,
-            )
-            interaction.followup_ids.append(message.id)
-            await self.state.notify()
-        if req.query.get("wait") in ("1", "true", "True"):
-            return json_response(self.state.message_payload(message))
-        return no_content()
-
-    async def get_webhook_message(self, req: RequestRecord, app_id: str, token: str, message_id: str) -> web.Response:
-        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
-        return json_response(self.state.message_payload(message))
-
-    async def edit_webhook_message(self, req: RequestRecord, app_id: str, token: str, message_id: str) -> web.Response:
-        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
-        await self.state.edit_message(message, req.payload or {}, req.files, via="interaction")
-        return json_response(self.state.message_payload(message))
-
-    async def delete_webhook_message(
-        self, req: RequestRecord, app_id: str, token: str, message_id: str
-    ) -> web.Response:
-        message = self._webhook_message(self._webhook_interaction(app_id, token), message_id)
-        await self.state.delete_message(message, by="interaction")
         return no_content()
 
     # ------------------------------------------------------------- downloads

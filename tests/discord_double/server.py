@@ -1,18 +1,23 @@
-"""``DiscordDouble``: the server plus the test-facing API (ids, records, driver, faults)."""
+"""``DiscordDouble``: the server plus the test-facing API (ids, records, faults, waiting).
+
+What users do to the bot (interactions, messages, guilds joining, dropped
+gateways) is in actions.py, the queries over the records in queries.py; both
+are mixed into ``DiscordDouble``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import re
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import driver
+from .actions import Actions
 from .gateway import Gateway
+from .queries import Queries
 from .ratelimit import ChannelWriteLimiter
 from .records import (
     DelayRule,
@@ -22,11 +27,11 @@ from .records import (
     InteractionRecord,
     MessageRecord,
     RequestRecord,
-    UploadedFile,
-    WriteEvent,
 )
 from .rest import RestApi
-from .state import ALL_TEXT_PERMISSIONS, State
+from .shards import Sharding
+from .state import State
+from .world import ALL_TEXT_PERMISSIONS
 
 T = TypeVar("T")
 
@@ -35,7 +40,7 @@ DEFAULT_TOKEN = "discord-double-bot-token"
 DISCORD_CHANNEL_WRITE_LIMIT = (5, 5.0)
 
 
-class DiscordDouble:
+class DiscordDouble(Actions, Queries):
     """A Discord stand-in on 127.0.0.1 that an unmodified discord.py client can log into.
 
     Point a client at it with::
@@ -43,7 +48,9 @@ class DiscordDouble:
         discord.http.Route.BASE = dd.api_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(dd.gateway_url)
 
-    and start it with ``dd.bot_token``.
+    and start it with ``dd.bot_token``.  A bot may also run as several clients, each with
+    some shards (``AutoShardedClient(shard_count=N, shard_ids=[...])``): each session then
+    gets only its shard's guilds and their events (see shards.py).
     """
 
     def __init__(
@@ -58,6 +65,11 @@ class DiscordDouble:
         interaction_ack_timeout: float | None = None,
         text_channels: int = 2,
         channel_write_limit: tuple[int, float] | None = DISCORD_CHANNEL_WRITE_LIMIT,
+        guild_id: int | None = None,
+        shard_count: int = 1,
+        require_sharding: bool | None = None,
+        max_concurrency: int = 1,
+        session_start_limit: int = 1000,
     ):
         """
         :param heartbeat_interval: seconds, sent in HELLO.
@@ -71,6 +83,15 @@ class DiscordDouble:
             (POST/PATCH/DELETE on ``/channels/{id}/messages[/{mid}]`` with the bot token) per
             ``per`` seconds in each channel, like Discord (5 per 5 s, the default); more are
             answered 429.  ``None`` disables it.  Interaction callbacks and webhooks are not counted.
+        :param guild_id: the main guild's id (default: a fresh snowflake), e.g. to put it on a
+            chosen shard with ``guild_id_on_shard``; more guilds: ``add_guild``.
+        :param shard_count: the shard count ``GET /gateway/bot`` recommends (``shards``).
+        :param require_sharding: whether IDENTIFY must carry ``shard`` with at least
+            ``shard_count`` shards, else the gateway closes with 4011 Sharding required
+            (None, the default: required when ``shard_count`` is over 1).
+        :param max_concurrency: ``session_start_limit.max_concurrency`` (reported, not enforced).
+        :param session_start_limit: the daily IDENTIFY budget; ``remaining`` goes down with
+            every accepted IDENTIFY (reported, not enforced).
         """
         self._host = host
         self._port = port
@@ -81,6 +102,13 @@ class DiscordDouble:
             interaction_ack_timeout=interaction_ack_timeout,
             text_channels=text_channels,
             channel_write_limit=channel_write_limit,
+            guild_id=guild_id,
+            sharding=Sharding(
+                count=shard_count,
+                required=require_sharding,
+                max_concurrency=max_concurrency,
+                session_start_total=session_start_limit,
+            ),
         )
         self.gateway = Gateway(self.state, heartbeat_interval=heartbeat_interval)
         self.rest = RestApi(self.state)
@@ -162,7 +190,29 @@ class DiscordDouble:
 
     @property
     def guild_id(self) -> int:
+        """The main guild, where ``slash``, ``send_user_message``... act unless told otherwise."""
         return self.state.guild.id
+
+    @property
+    def guild_ids(self) -> list[int]:
+        """Every guild the bot is in: the main one first, then those of ``add_guild``."""
+        return list(self.state.guilds)
+
+    def channel_ids_of(self, guild_id: int) -> list[int]:
+        """The text channels of any guild, in guild order."""
+        return [c.id for c in self.state.guild_by_id(guild_id).channels]
+
+    @property
+    def shard_count(self) -> int:
+        """The shard count ``GET /gateway/bot`` recommends; a test may change it, as Discord
+        does when a bot grows (sessions already identified keep their shard)."""
+        return self.state.sharding.count
+
+    @shard_count.setter
+    def shard_count(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"shard_count must be >= 1, got {value}")
+        self.state.sharding.count = value
 
     @property
     def channel_ids(self) -> list[int]:
@@ -243,251 +293,6 @@ class DiscordDouble:
     def channel_write_limit(self, value: tuple[int, float] | None) -> None:
         """Change (or switch off with None) the limit; every channel's bucket starts empty."""
         self.state.write_limiter = None if value is None else ChannelWriteLimiter(*value)
-
-    @property
-    def rate_limited(self) -> list[RequestRecord]:
-        """Every request the channel write rate limit answered 429, in order.
-
-        Injected 429s (``fail_next``) are not here: see their rule's ``hits``.
-        """
-        return self.state.rate_limited
-
-    @property
-    def refusals(self) -> list[RequestRecord]:
-        """Every request the double refused with 400 by one of Discord's rules, in order.
-
-        Mostly 50035 Invalid Form Body (content over 2000, a bad emoji, too many rows...: see
-        validation.py), also 50006 empty message, 40060 already acknowledged...  Each record has
-        ``status`` 400, ``error`` (the JSON body sent), ``error_code`` and ``form_errors``
-        (``FormError(path, code, message)``).  A refused request changed nothing.  Injected
-        faults (``fail_next``) are not refusals.
-        """
-        return self.state.refusals
-
-    def refused_requests(
-        self, method: str | None = None, path_re: str | None = None, *, code: str | int | None = None
-    ) -> list[RequestRecord]:
-        """``refusals`` filtered by method, path (re.search) and error ``code``: Discord's JSON code
-        (50035) or a form error code name ("BASE_TYPE_MAX_LENGTH", "BUTTON_COMPONENT_INVALID_EMOJI")."""
-        return [
-            r
-            for r in self.state.refusals
-            if (method is None or r.method == method.upper())
-            and (path_re is None or re.search(path_re, r.path))
-            and (
-                code is None
-                or (r.error_code == code if isinstance(code, int) else any(e.code == code for e in r.form_errors))
-            )
-        ]
-
-    def rate_limit_hits(self, channel_id: int | None = None) -> int:
-        """How many 429s the write rate limit sent for ``channel_id`` (None: all channels)."""
-        return sum(1 for r in self.state.rate_limited if channel_id is None or r.write_channel_id == channel_id)
-
-    def channel_writes(self, channel_id: int | None = None) -> int:
-        """Message writes the rate limit let through in ``channel_id`` (None: all channels).
-
-        Counted whatever the route then answered (a PATCH of a deleted message still
-        counts, as on Discord); 429s are not writes (see ``rate_limit_hits``).  Counted
-        with the limit off too.
-        """
-        return sum(
-            1
-            for r in self.state.requests
-            if r.write_channel_id is not None
-            and not r.rate_limited
-            and (channel_id is None or r.write_channel_id == channel_id)
-        )
-
-    def write_timeline(self, channel_id: int | None = None) -> list[WriteEvent]:
-        """Message writes in ``channel_id`` (None: all channels) in arrival order, 429s included.
-
-        Each is ``(at, method, path, status)``: ``at`` is ``time.monotonic()`` when the rate limit
-        counted it; ``status`` 429 means refused by the limit, None not answered yet.  Recorded
-        with the limit off too.
-        """
-        return [
-            WriteEvent(r.at, r.method, r.path, r.status)
-            for r in self.state.requests
-            if r.write_channel_id is not None and (channel_id is None or r.write_channel_id == channel_id)
-        ]
-
-    def find_requests(self, method: str | None = None, path_re: str | None = None) -> list[RequestRecord]:
-        return [
-            r
-            for r in self.state.requests
-            if (method is None or r.method == method.upper()) and (path_re is None or re.search(path_re, r.path))
-        ]
-
-    def channel_messages(
-        self, channel_id: int | None = None, *, include_deleted: bool = False, include_ephemeral: bool = True
-    ) -> list[MessageRecord]:
-        """Messages of a channel (default: the main one), oldest first."""
-        channel_id = self.channel_id if channel_id is None else channel_id
-        return sorted(
-            (
-                m
-                for m in self.state.messages.values()
-                if m.channel_id == channel_id
-                and (include_deleted or not m.deleted)
-                and (include_ephemeral or not m.ephemeral)
-            ),
-            key=lambda m: m.id,
-        )
-
-    def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
-        """The registered commands as Discord stores them: global ones, or a guild's."""
-        return self.state.commands.get(guild_id, [])
-
-    def command(self, name: str, guild_id: int | None = None) -> dict[str, Any]:
-        for command in self.commands(guild_id):
-            if command["name"] == name:
-                return command
-        raise KeyError(f"no command {name!r} registered {'globally' if guild_id is None else f'in guild {guild_id}'}")
-
-    @property
-    def identify_count(self) -> int:
-        return sum(1 for f in self.state.gateway_log if f.direction == "in" and f.op == 2)
-
-    @property
-    def resume_count(self) -> int:
-        """RESUMEs the double accepted (answered with RESUMED)."""
-        return sum(1 for f in self.state.gateway_log if f.direction == "out" and f.t == "RESUMED")
-
-    # ------------------------------------------------------------------ driver
-
-    async def slash(
-        self,
-        name: str,
-        options: dict[str, Any] | None = None,
-        *,
-        user: int | None = None,
-        channel: int | None = None,
-        attachments: dict[str, driver.AttachmentSpec] | None = None,
-        locale: str = "en-US",
-        app_permissions: int | None = None,
-    ) -> InteractionRecord:
-        """Run a registered slash command as ``user`` would; returns at once with its record.
-
-        ``name`` may include subcommands ("settings show").  ``attachments`` maps
-        attachment options to ``(filename, bytes, content_type)``.
-        """
-        interaction = driver.slash_interaction(
-            self.state,
-            name,
-            options or {},
-            attachments or {},
-            user_id=self.member_id if user is None else user,
-            channel_id=self.channel_id if channel is None else channel,
-            locale=locale,
-            app_permissions=app_permissions,
-        )
-        await self._send_interaction(interaction)
-        return interaction
-
-    async def submit_modal(
-        self,
-        opened_by: InteractionRecord,
-        values: dict[str, str] | None = None,
-        *,
-        user: int | None = None,
-        locale: str = "en-US",
-    ) -> InteractionRecord:
-        """Fill in the modal the bot answered ``opened_by`` with (``{input custom_id: text}``; inputs
-        not named keep their prefilled value) and submit it."""
-        interaction = driver.modal_submit_interaction(
-            self.state, opened_by, values or {}, user_id=opened_by.user_id if user is None else user, locale=locale
-        )
-        await self._send_interaction(interaction)
-        return interaction
-
-    async def click(
-        self, message_id: int, custom_id: str, *, user: int | None = None, locale: str = "en-US"
-    ) -> InteractionRecord:
-        """Click a button of a message (as its current version shows it).
-
-        discord.py registers a non-persistent view only once it has processed the
-        response that created the message, which can be after the double recorded
-        it: before clicking, wait for something the bot does afterwards.  Persistent
-        views and DynamicItems (registered at startup) have no such race.
-        """
-        return await self._component(message_id, custom_id, None, user, locale)
-
-    async def select(
-        self, message_id: int, custom_id: str, values: list[str], *, user: int | None = None, locale: str = "en-US"
-    ) -> InteractionRecord:
-        """Pick ``values`` in a select menu of a message."""
-        return await self._component(message_id, custom_id, values, user, locale)
-
-    async def _component(
-        self, message_id: int, custom_id: str, values: list[str] | None, user: int | None, locale: str
-    ) -> InteractionRecord:
-        message = self.state.messages.get(message_id)
-        if message is None:
-            raise LookupError(f"no message {message_id}")
-        interaction = driver.component_interaction(
-            self.state,
-            message,
-            custom_id,
-            values,
-            user_id=self.member_id if user is None else user,
-            locale=locale,
-            app_permissions=None,
-        )
-        await self._send_interaction(interaction)
-        return interaction
-
-    async def _send_interaction(self, interaction: InteractionRecord) -> None:
-        if not self.gateway.live_sessions:
-            del self.state.interactions[interaction.id]
-            raise RuntimeError("no gateway session: is the client logged in?")
-        await self.state.notify()
-        # A dropped session buffers the event; the client gets it on RESUME.
-        interaction.sent_at = time.monotonic()
-        await self.gateway.dispatch("INTERACTION_CREATE", interaction.payload)
-
-    async def send_user_message(
-        self,
-        content: str,
-        *,
-        user: int | None = None,
-        channel: int | None = None,
-        files: list[tuple[str, bytes, str]] | None = None,
-        reply_to: int | None = None,
-    ) -> MessageRecord:
-        """Post a message as a member (the bot gets MESSAGE_CREATE, content gated by MESSAGE_CONTENT)."""
-        channel_id = self.channel_id if channel is None else channel
-        payload: dict[str, Any] = {"content": content}
-        if reply_to is not None:
-            payload["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
-        uploads = [UploadedFile(f"files[{i}]", name, ctype, data) for i, (name, data, ctype) in enumerate(files or [])]
-        return await self.state.create_message(
-            channel_id=channel_id,
-            author_id=self.member_id if user is None else user,
-            payload=payload,
-            files=uploads,
-            via="user",
-        )
-
-    async def delete_message(self, message_id: int) -> None:
-        """Delete a message as a user/moderator would; later edits of it get 404 Unknown Message."""
-        message = self.state.messages.get(message_id)
-        if message is None:
-            raise LookupError(f"no message {message_id}")
-        await self.state.delete_message(message, by="user")
-
-    async def drop_gateway(self, code: int | None = None) -> int:
-        """Break the client's gateway connection so it must RESUME.
-
-        By default the TCP connection is cut with no close frame; pass ``code``
-        (e.g. 4000) to close with that code instead.  Events dispatched until
-        the client resumes are buffered and replayed.
-        """
-        dropped = await self.gateway.drop(code)
-        if not dropped:
-            raise RuntimeError("no identified gateway connection to drop")
-        await self.state.notify()
-        return dropped
 
     # ------------------------------------------------------------------ faults
 
