@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.core.config import Settings
 from bot.discord.app import MjBot
 from bot.jobs.shards import ShardKeeper
+from bot.storage.connect import open_database
 from bot.storage.leases import ShardLeases
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,11 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         # discord.py launches self.shard_ids; they are known once the leases are (before_jobs_start).
         super().__init__(settings, shard_count=cluster.shard_count, shard_ids=[], **options)
         self.member = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # The leases on connections of their own: a renewal must not queue behind a busy tick's
+        # writes, or a process under load would let its leases run out while alive.
+        self._lease_db = open_database(settings.storage.database_url, connections=2)
         self.keeper = ShardKeeper(
-            ShardLeases(self.store.database, self.member, cluster.shard_count),
+            ShardLeases(self._lease_db, self.member, cluster.shard_count),
             static_shards=cluster.shard_ids,
             ttl_s=cluster.lease_ttl_s,
             renew_s=cluster.lease_renew_s,
@@ -53,8 +57,11 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         return f"<ShardedMjBot member={self.member!r} shards={sorted(self.keeper.owned)}>"
 
     async def before_jobs_start(self) -> None:
+        await self._lease_db.open()
         owned = await self.keeper.start()
-        if not owned:
+        if owned:
+            self._have_shards.set()
+        else:
             log.info("every shard is served by another process: standing by to take one over")
             await self._have_shards.wait()
             owned = set(self.keeper.owned)
@@ -95,3 +102,4 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
     async def before_store_close(self) -> None:
         # After the jobs stopped: the process taking these shards over finds every write done.
         await self.keeper.stop()
+        await self._lease_db.close()

@@ -46,6 +46,9 @@ _QUIET = {
     "httpcore": logging.WARNING,
     "aiosqlite": logging.WARNING,
     "asyncio": logging.WARNING,
+    # Its pool logs a traceback per reconnect attempt while PostgreSQL is away; the store says it
+    # once (bot.storage.postgres).
+    "asyncpg": logging.ERROR,
 }
 
 _secrets: set[str] = set()

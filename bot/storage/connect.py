@@ -7,10 +7,11 @@ from bot.storage.postgres import PostgresDatabase
 from bot.storage.sqlite import SqliteDatabase
 
 
-def open_database(url: str) -> Database:
-    """``postgresql://…`` or an SQLite file path (``:memory:`` too); not connected yet."""
+def open_database(url: str, *, connections: int = 10) -> Database:
+    """``postgresql://…`` (a pool of up to ``connections``) or an SQLite file path (``:memory:``
+    too); not connected yet."""
     if is_postgres_url(url):
-        return PostgresDatabase(url)
+        return PostgresDatabase(url, pool_size=connections)
     if "://" in url:
         raise StorageError(f"[storage] url: {redacted_url(url)!r} is neither an SQLite path nor postgresql://…")
     return SqliteDatabase(url)

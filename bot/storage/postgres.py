@@ -52,6 +52,7 @@ class PostgresDatabase:
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._sql: dict[str, str] = {}
+        self._down_since: float | None = None  # when the server went away (None: it is there)
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.where!r})"
@@ -91,7 +92,8 @@ class PostgresDatabase:
             try:
                 connection = await asyncpg.connect(self._url, timeout=10)
             except (*_GONE, TimeoutError) as exc:
-                log.warning("listening on %s at %s: cannot connect (%s); trying again", channel, self.where, exc)
+                if delay == 0.1:
+                    log.warning("listening on %s at %s: cannot connect (%s); trying again", channel, self.where, exc)
                 await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
                 delay = min(delay * 2, 2.0)
                 continue
@@ -135,15 +137,28 @@ class PostgresDatabase:
         delay = 0.1
         while True:
             try:
-                return await work()
+                result = await work()
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict(str(exc)) from exc
             except _GONE as exc:
+                self._outage(exc)
                 if time.monotonic() + delay > deadline:
                     raise StorageUnavailable(f"PostgreSQL at {self.where} is unreachable ({what}): {exc}") from None
-                log.warning("PostgreSQL at %s unreachable (%s): %s; trying again", self.where, what, exc)
                 await asyncio.sleep(delay)  # backoff between attempts, not synchronisation
                 delay = min(delay * 2, 2.0)
+            else:
+                if self._down_since is not None:
+                    log.warning(
+                        "PostgreSQL at %s is back after %.1f s", self.where, time.monotonic() - self._down_since
+                    )
+                    self._down_since = None
+                return result
+
+    def _outage(self, exc: BaseException) -> None:
+        """Said once when the server goes away (every caller waits for it meanwhile), not per try."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("PostgreSQL at %s is unreachable (%s); waiting for it", self.where, exc)
 
     async def run(self, statements: Sequence[Statement]) -> list[int]:
         async def attempt() -> list[int]:

@@ -37,15 +37,18 @@ def write_config(
     extra: str = "",
     max_running_per_user: int = 0,
     max_attachment_mb: float = 10,
+    storage_url: str = "",
+    guild_ids: list[int] | None = None,
 ) -> Path:
-    """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``)."""
+    """The bot's config.toml for a test; ``extra`` adds TOML sections (e.g. ``[access]``);
+    ``storage_url`` a PostgreSQL database instead of the SQLite file."""
     path.write_text(
         f"""
 [discord]
 token = "{dd.bot_token}"
 api_base = "{dd.api_base}"
 gateway_url = "{dd.gateway_url}"
-guild_ids = [{dd.guild_id}]
+guild_ids = {guild_ids or [dd.guild_id]}
 
 [proxy]
 base_url = "{sim.base_url}"
@@ -56,6 +59,7 @@ timeout_s = 2
 
 [storage]
 path = "{db_path}"
+url = "{storage_url}"
 
 [tracking]
 poll_interval_s = {poll_interval_s}
