@@ -240,7 +240,6 @@ async def test_store_keeps_one_job_per_button(harness, sim):
     grid = await grid_of(jobs, view, sim)
     await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
     child = (await jobs.store.child_jobs(grid.task_id))[0]
-    import sqlite3
 
     with pytest.raises(Conflict):
         await jobs.store.insert_job(child.with_changes(task_id="another"))
