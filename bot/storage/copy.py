@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.storage.backup import BackupInfo, backup_database
 from bot.storage.database import Database, StorageError
-from bot.storage.store import Store
+from bot.storage.store import Store, insert_sql
 
 # What an install's data is; anything else (shard leases, say) belongs to the running processes.
 TABLES = ("jobs", "submissions", "meta", "pruned")
@@ -40,7 +40,7 @@ async def copy_store(source: Store, target: Store) -> CopyInfo:
         if not rows:
             continue
         columns = list(rows[0].keys())
-        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        sql = insert_sql(table, dict.fromkeys(columns))
         for start in range(0, len(rows), _ROWS_PER_BATCH):
             statements.append((sql, [tuple(row[c] for c in columns) for row in rows[start : start + _ROWS_PER_BATCH]]))
     if statements:

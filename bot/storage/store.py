@@ -115,7 +115,7 @@ class Store(Transactions):
         """Store a new job; in the same transaction, its submission (if any) is done with. Raises
         :class:`~bot.storage.database.Conflict` when its button already has a job."""
         row = row_of(job)
-        statements: list[tuple[str, list[tuple[Any, ...]]]] = [(_insert_sql("jobs", row), [tuple(row.values())])]
+        statements: list[tuple[str, list[tuple[Any, ...]]]] = [(insert_sql("jobs", row), [tuple(row.values())])]
         if job.nonce:
             statements.append(("DELETE FROM submissions WHERE nonce = ?", [(job.nonce,)]))
         await self.database.run(statements)
@@ -126,7 +126,7 @@ class Store(Transactions):
         one, and :class:`TooManyRunning` / :class:`DailyLimitReached` when the member is at a limit
         (their unfinished jobs and submissions under way count, in every process)."""
         row = asdict(submission)
-        insert = _insert_sql("submissions", row)
+        insert = insert_sql("submissions", row)
         if limits is None or not (limits.max_running or limits.max_per_day):
             await self.database.run([(insert, [tuple(row.values())])])
             return
@@ -373,7 +373,7 @@ async def _scalar(tx: Transaction, sql: str, params: tuple[Any, ...]) -> int:
     return int(rows[0][0])
 
 
-def _insert_sql(table: str, row: dict[str, Any]) -> str:
+def insert_sql(table: str, row: dict[str, Any]) -> str:
     return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})"
 
 
