@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -27,13 +26,13 @@ from bot.storage import Store
 from bot.storage.schema import row_of
 from bot.storage.store import insert_sql
 from tests.discord_double import DiscordDouble, guild_id_on_shard
-from tests.e2e.harness import ROOT, BotProcess, write_config
+from tests.e2e.harness import BotProcess, write_config
 from tests.pg_server import PgServer
 from tests.proxy_sim import ProxySim
 
 SECRET = "bench-proxy-secret"
 SHARDS, GUILDS, CHANNELS = 4, 8, 8  # guilds, and channels per guild
-PACED_JOBS, PACE_S = 40, 0.25  # push latency: jobs arriving four a second, over the 64 channels
+PACE_S = 0.25  # push latency: jobs arriving four a second, over the 64 channels
 SETUPS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 2))
 LABEL = {
     ("sqlite", 1): "1 process, SQLite",
@@ -42,23 +41,30 @@ LABEL = {
 }
 
 
+@dataclass(frozen=True)
+class Sizes:
+    jobs: int  # the burst, for jobs per minute
+    paced: int  # jobs at a steady pace, for push latency
+    tracked: int  # unfinished tasks, for memory
+
+
+FULL, QUICK = Sizes(jobs=400, paced=40, tracked=10_000), Sizes(jobs=20, paced=8, tracked=300)
+
+
 @dataclass
 class SetupResult:
-    jobs: int
+    sizes: Sizes
     jobs_per_min: float
     push_p50_s: float
     push_max_s: float
-    tracked: int
     rss_mb: list[float]  # per process
 
 
-async def measure_setup(
-    workdir: Path, pg: PgServer, engine: str, processes: int, *, jobs: int, tracked: int
-) -> SetupResult:
+async def measure_setup(workdir: Path, pg: PgServer, engine: str, processes: int, sizes: Sizes) -> SetupResult:
     name = f"{engine}-{processes}"
-    rss = await _memory(workdir / f"{name}-memory", pg, engine, processes, tracked)
-    throughput, p50, worst = await _throughput(workdir / f"{name}-jobs", pg, engine, processes, jobs)
-    return SetupResult(jobs, throughput, p50, worst, tracked, rss)
+    rss = await _memory(workdir / f"{name}-memory", pg, engine, processes, sizes.tracked)
+    throughput, p50, worst = await _throughput(workdir / f"{name}-jobs", pg, engine, processes, sizes)
+    return SetupResult(sizes, throughput, p50, worst, rss)
 
 
 async def _cluster(
@@ -98,22 +104,9 @@ async def _cluster(
 
 
 async def _start(stack: AsyncExitStack, dd: DiscordDouble, bots: list[BotProcess], processes: int) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
     for bot in bots:
         stack.push_async_callback(bot.stop)
-        with bot.log_path.open("ab") as log:
-            bot.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                "--config",
-                str(bot.config_path),
-                cwd=ROOT,
-                stdout=log,
-                stderr=log,
-                env=env,
-            )
+        await bot.spawn()
     wanted = list(range(SHARDS)) if processes > 1 else [0]
     await dd.wait_for(lambda: sorted(s for s, _ in dd.live_shards) == wanted, timeout=90, what="every shard served")
 
@@ -158,14 +151,15 @@ async def _memory(directory: Path, pg: PgServer, engine: str, processes: int, tr
 
 
 async def _throughput(
-    directory: Path, pg: PgServer, engine: str, processes: int, jobs: int
+    directory: Path, pg: PgServer, engine: str, processes: int, sizes: Sizes
 ) -> tuple[float, float, float]:
     """Jobs per minute under a burst; then push latency with jobs arriving at a steady pace (a burst's
     latency is its queue, measured by the first figure)."""
     async with AsyncExitStack() as stack:
         sim = await stack.enter_async_context(
-            ProxySim(secret=SECRET, mode="time", step_s=0.5, seed=7, max_running=jobs, max_queue=jobs)
+            ProxySim(secret=SECRET, mode="time", step_s=0.5, seed=7, max_running=sizes.jobs, max_queue=sizes.jobs)
         )
+        jobs = sizes.jobs
         dd, guilds, bots, _ = await _cluster(stack, directory, pg, engine, processes, sim, push=True)
         await _start(stack, dd, bots, processes)
 
@@ -186,7 +180,7 @@ async def _throughput(
         started = time.monotonic()
         await imagine("burst job", jobs, 0)
         elapsed = max(first_final(m).at for m in messages("**burst job")) - started
-        await imagine("paced job", PACED_JOBS, PACE_S)
+        await imagine("paced job", sizes.paced, PACE_S)
         offset = wall_minus_monotonic()
         finished = {t.prompt: t.finished_at for t in sim.tasks.values()}
         latencies = [
@@ -195,11 +189,11 @@ async def _throughput(
         return jobs / elapsed * 60, statistics.median(latencies), max(latencies)
 
 
-async def measure_all(workdir: Path, *, jobs: int, tracked: int) -> dict[tuple[str, int], SetupResult]:
+async def measure_all(workdir: Path, sizes: Sizes) -> dict[tuple[str, int], SetupResult]:
     pg = PgServer().start()
     try:
         return {
-            (engine, processes): await measure_setup(workdir, pg, engine, processes, jobs=jobs, tracked=tracked)
+            (engine, processes): await measure_setup(workdir, pg, engine, processes, sizes)
             for engine, processes in SETUPS
         }
     finally:
@@ -212,18 +206,18 @@ def lines(results: dict[tuple[str, int], SetupResult]) -> list[str]:
     out = ["| metric | " + " | ".join(LABEL[s] for s in setups) + " | goal |", "|---" * (len(setups) + 2) + "|"]
     first = results[setups[0]]
     out.append(
-        f"| jobs per minute ({first.jobs} /imagine, push) | "
+        f"| jobs per minute ({first.sizes.jobs} /imagine, push) | "
         + " | ".join(f"{results[s].jobs_per_min:,.0f}" for s in setups)
         + " | — |"
     )
     out.append(
-        f"| push p50 (proxy final → Discord; {PACED_JOBS} jobs, {1 / PACE_S:.0f} a second) | "
+        f"| push p50 (proxy final → Discord; {first.sizes.paced} jobs, {1 / PACE_S:.0f} a second) | "
         + " | ".join(f"{results[s].push_p50_s * 1000:.0f} ms" for s in setups)
         + " | < 100 ms |"
     )
     out.append("| push max | " + " | ".join(f"{results[s].push_max_s * 1000:.0f} ms" for s in setups) + " | — |")
     out.append(
-        f"| RSS per process, {first.tracked:,} unfinished tasks | "
+        f"| RSS per process, {first.sizes.tracked:,} unfinished tasks | "
         + " | ".join(" + ".join(f"{mb:.0f} MiB" for mb in results[s].rss_mb) for s in setups)
         + " | — |"
     )
@@ -234,10 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes")
     args = parser.parse_args(argv)
-    jobs, tracked = (40, 500) if args.quick else (400, 10_000)
     with tempfile.TemporaryDirectory(prefix="mjbot-bench-cluster-") as folder:
         started = time.monotonic()
-        results = asyncio.run(measure_all(Path(folder), jobs=jobs, tracked=tracked))
+        results = asyncio.run(measure_all(Path(folder), QUICK if args.quick else FULL))
     print("\n".join(lines(results)))
     print(f"\n(measured in {time.monotonic() - started:.0f} s)")
     return 0

@@ -86,21 +86,7 @@ class BotProcess:
     async def start(self, dd: DiscordDouble) -> None:
         """Start and wait until it has logged in and registered its commands."""
         identified = dd.identify_count
-        log = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(self.config_path),
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-            env=env,
-        )
-        log.close()
+        await self.spawn()
         await dd.wait_for(
             lambda: self._exited() or (dd.identify_count > identified and dd.gateway.live_sessions),
             timeout=START_TIMEOUT_S,
@@ -108,6 +94,23 @@ class BotProcess:
         )
         if self._exited():
             raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
+
+    async def spawn(self) -> None:
+        """Start ``mjbot run`` without waiting for anything (several processes log in together)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                "--config",
+                str(self.config_path),
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
 
     def _exited(self) -> bool:
         return self.process is not None and self.process.returncode is not None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble, guild_id_on_shard, shard_of
-from tests.e2e.harness import ROOT, BotProcess, free_port, write_config
+from tests.e2e.harness import BotProcess, free_port, write_config
 from tests.proxy_sim import ProxySim
 
 SHARDS = 4
@@ -59,7 +58,7 @@ async def start_cluster(
         stack.push_async_callback(process.stop)
     # Started together, as a deployment starts them: they see each other before claiming shards.
     for process in processes.values():
-        await spawn(process)
+        await process.spawn()
     await dd.wait_for(
         lambda: (
             sorted(shard for shard, _ in dd.live_shards) == list(range(SHARDS))
@@ -71,24 +70,6 @@ async def start_cluster(
     for name, process in processes.items():
         assert process.process.returncode is None, f"{name} exited:\n{process.log_tail()}"
     return processes, guilds
-
-
-async def spawn(process: BotProcess) -> None:
-    """``mjbot run`` in a child process, without waiting for a login of its own (they share the double)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
-    with process.log_path.open("ab") as log:
-        process.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            "--config",
-            str(process.config_path),
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-            env=env,
-        )
 
 
 def job_messages(dd: DiscordDouble, guilds: list[int]):
