@@ -7,6 +7,9 @@ written as Markdown to ``bench/results.md``. Every child process is stopped at t
 errors and Ctrl-C. The default run takes about 4.5 minutes on a 2-core machine; ``--quick`` is a
 smoke run (small sizes, under a minute) whose figures are not comparable with the goals.
 
+After the table, a full run measures issue 14's setups side by side (``bench/cluster.py``): one
+process on SQLite, one on PostgreSQL, two sharing the shards over PostgreSQL.
+
 Rows of issue 12: final latency with progress in one channel and push; interaction acks (``/imagine``
 and button presses) under a burst while thousands of tasks are tracked and pushes arrive; CPU per
 1,000 updates against the naive bot; and each scenario's event-loop lag, read from the bots'
@@ -826,9 +829,20 @@ def main(argv: list[str] | None = None) -> int:
     table = build_table(profile, runner, time.monotonic() - started, command, commit)
     print()
     print(table.text())
+    markdown = table.markdown()
+    if not args.quick and not runner.errors:
+        # Issue 14's rows: one setup per column, so a table of their own (about 2 minutes).
+        from bench import cluster
+
+        cluster_started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="mjbot-bench-cluster-") as folder:
+            setups = asyncio.run(cluster.measure_all(Path(folder), cluster.FULL))
+        rows = "\n".join(cluster.lines(setups))
+        print(f"\nSeveral processes (measured in {time.monotonic() - cluster_started:.0f} s):\n{rows}")
+        markdown += f"\n\n### Several processes (`python -m bench.cluster`)\n\n{rows}\n"
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
-        out.write_text(table.markdown(), encoding="utf-8")
+        out.write_text(markdown, encoding="utf-8")
         print(f"\n(written to {out})")
     if runner.errors or args.keep:
         print(f"work directory with the bots' logs: {workdir}", file=sys.stderr)

@@ -94,6 +94,13 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         self.lease_lost = True
         asyncio.get_running_loop().create_task(self.close(), name="mjbot-close-lease-lost")
 
+    async def _post_alert(self, text: str) -> None:
+        # Every process watches the proxy; one speaks, or the channel would get each alert twice.
+        if 0 in self.keeper.owned:
+            await super()._post_alert(text)
+        else:
+            log.info("alert left to the process serving shard 0: %s", text)
+
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
