@@ -57,6 +57,62 @@ async def test_two_processes_share_the_shards_and_one_takes_over_the_other(pg_ds
         await store.close()
 
 
+async def test_a_database_outage_longer_than_the_lease_never_serves_a_shard_twice(pg_server, pg_dsn):
+    """PostgreSQL away for longer than the leases last: when it is back, a process neither "gains"
+    the shards it already serves nor keeps serving one another process took (it learns of it and
+    stops), and every shard ends with exactly one server."""
+    from bot.storage.postgres import PostgresDatabase
+
+    store = Store(pg_dsn)
+    await store.open()
+    await store.close()
+    gained: dict[str, list[set[int]]] = {"a": [], "b": []}
+    lost: dict[str, list[set[int]]] = {"a": [], "b": []}
+    databases, keepers = [], []
+    for name in "ab":
+
+        async def on_gained(shards: set[int], name: str = name) -> None:
+            gained[name].append(shards)
+
+        database = PostgresDatabase(pg_dsn, pool_size=2)  # waits for the server, as the store does
+        await database.open()
+        databases.append(database)
+        keepers.append(
+            ShardKeeper(
+                ShardLeases(database, name, 4),
+                ttl_s=1.0,
+                renew_s=0.2,
+                on_gained=on_gained,
+                on_lost=lambda shards, name=name: lost[name].append(shards),
+            )
+        )
+    before = await asyncio.gather(*(keeper.start() for keeper in keepers))
+    pg_server.stop()
+    await asyncio.sleep(2.0)  # the outage itself: twice the lease
+    rounds = [keeper.rounds for keeper in keepers]
+    pg_server.start()
+    # Each live keeper renews a few times more once the database is back (or stopped, its lease lost).
+    await wait_until(
+        lambda: all(k._loop.done() or k.rounds >= n + 3 for k, n in zip(keepers, rounds, strict=True)), timeout=30
+    )
+    assert _settled(keepers)
+    for name, first in zip("ab", before, strict=True):
+        for shards in gained[name]:
+            assert not shards & first or lost[name], f"{name} gained {shards}, which it served all along"
+    serving = [k.owned for k in keepers if not k._loop.done()]
+    assert sorted(s for owned in serving for s in owned) == [0, 1, 2, 3]
+    for keeper in keepers:
+        await keeper.stop()
+    for database in databases:
+        await database.close()
+
+
+def _settled(keepers: list[ShardKeeper]) -> bool:
+    live = [k for k in keepers if not k._loop.done()]
+    owned = [s for k in live for s in k.owned]
+    return len(owned) == len(set(owned)) == 4
+
+
 async def test_fixed_shards_that_overlap_another_process_are_refused(pg_dsn):
     from bot.core.errors import ConfigError
 

@@ -164,6 +164,26 @@ async def test_a_refused_insert_does_not_undo_another_callers_update(db_url):
     await reopened.close()
 
 
+async def test_an_insert_tried_again_after_its_commit_went_through_is_not_a_conflict(db_url):
+    """PostgreSQL's connection can drop after a COMMIT went through; the store then tries the same
+    insert again. Its own row (the same nonce) is success; another's is still a conflict."""
+    from bot.core.models import Submission
+    from bot.storage import MemberLimits
+
+    store = await open_store(db_url)
+    job = make_job(nonce="mjbot:n1")
+    await store.insert_job(job)
+    await store.insert_job(job)  # the same job again: already stored
+    with pytest.raises(Conflict):
+        await store.insert_job(job.with_changes(nonce="mjbot:other"))
+    pending = Submission("mjbot:s1", "IMAGINE", "p", 42, 9, 7, None, None, 1000.0)
+    await store.insert_submission(pending)
+    await store.insert_submission(pending)
+    await store.insert_submission(pending, MemberLimits(max_running=2))  # its own row is not counted twice
+    assert len(await store.submissions(before=float("inf"))) == 1
+    await store.close()
+
+
 def test_every_stored_field_of_a_job_has_its_column():
     """The jobs table's columns are listed once (bot/storage/schema.py); a Job field added without its
     column (or a column without its field) fails here, not at run time."""
@@ -238,8 +258,8 @@ async def test_shard_leases_are_shared_and_taken_over(db_url):
 
     store = await open_store(db_url)
     a, b = ShardLeases(store.database, "a", 4), ShardLeases(store.database, "b", 4)
-    await a.prepare()
-    await b.prepare()
+    await a.prepare(1000.0)
+    await b.prepare(1000.0)
     now = 1000.0
     assert [await a.claim(s, now, 20) for s in (0, 1)] == [True, True]
     assert [await b.claim(s, now, 20) for s in (0, 1, 2, 3)] == [False, False, True, True]
@@ -254,7 +274,11 @@ async def test_shard_leases_are_shared_and_taken_over(db_url):
     from bot.storage import StorageError
 
     with pytest.raises(StorageError, match="same count"):
-        await ShardLeases(store.database, "c", 8).prepare()
+        await ShardLeases(store.database, "c", 8).prepare(now + 22)
+    # Once the others' leases ran out (a crash leaves them owned), another count is taken.
+    await ShardLeases(store.database, "d", 8).prepare(now + 100)
+    assert await ShardLeases(store.database, "d", 8).free(now + 100) == list(range(8))
+    await ShardLeases(store.database, "b", 4).prepare(now + 100)
     await b.release()
     assert await b.free(now + 22) == [0, 1, 2, 3]
     await store.close()
@@ -299,6 +323,22 @@ def test_a_postgres_url_never_shows_its_password():
     assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in settings.where
     assert settings.where == "postgresql://mjbot:***@db.example:5432/mj"
     assert "s3cret-pw" not in repr(PostgresDatabase(url)) and "s3cret-pw" not in repr(Store(url))
+    # Passwords that were not percent-encoded, and a password given as a parameter, are masked too.
+    from bot.core.config import redacted_url, url_password
+
+    odd = "postgresql://mjbot:ab/c#d?e@f@db:5432/mj"
+    assert redacted_url(odd) == "postgresql://mjbot:***@db:5432/mj" and url_password(odd) == "ab/c#d?e@f"
+    query = "postgresql://db/mj?user=mjbot&password=hunter2&sslmode=require"
+    assert redacted_url(query) == "postgresql://db/mj?user=mjbot&password=***&sslmode=require"
+    assert url_password(query) == "hunter2"
+
+
+async def test_an_unparsable_postgres_url_is_refused_without_its_password():
+    from bot.storage import StorageUnavailable
+
+    with pytest.raises(StorageUnavailable, match="percent-encode") as refused:
+        await open_store("postgresql://mjbot:ab:cd/ef@db:notaport/mj")
+    assert "ab:cd/ef" not in str(refused.value)
 
 
 async def test_an_unreachable_postgres_says_which_and_why_without_the_password(pg_server):

@@ -10,7 +10,6 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -89,19 +88,41 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def _userinfo(url: str) -> tuple[str, str, str] | None:
+    """(``scheme://``, the user info, the rest from its ``@``) of a database URL; the user info runs
+    to the last ``@`` before the path, so a password with an unencoded ``/``, ``#``, ``?`` or ``@``
+    is still found whole."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    at = rest.rfind("@")
+    if at < 0:
+        return None
+    return scheme + sep, rest[:at], rest[at:]
+
+
 def redacted_url(url: str) -> str:
-    """A database URL without its password, for logs and messages."""
+    """A database URL without its password (in the user info or a ``password=`` parameter), for
+    logs and messages."""
     if not is_postgres_url(url):
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    parts = _userinfo(url)
+    if parts is not None and ":" in parts[1]:
+        url = f"{parts[0]}{parts[1].split(':', 1)[0]}:***{parts[2]}"
+    return _QUERY_PASSWORD.sub(r"\1***", url)
 
 
 def url_password(url: str) -> str | None:
-    return urlsplit(url).password if is_postgres_url(url) else None
+    if not is_postgres_url(url):
+        return None
+    parts = _userinfo(url)
+    if parts is not None and ":" in parts[1]:
+        return parts[1].split(":", 1)[1]
+    match = re.search(r"[?&]password=([^&]*)", url, re.IGNORECASE)
+    return match.group(1) if match else None
 
 
 class StorageSettings(_Section):

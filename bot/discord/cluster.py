@@ -39,7 +39,8 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         self.member = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         # The leases on connections of their own: a renewal must not queue behind a busy tick's
         # writes, or a process under load would let its leases run out while alive.
-        self._lease_db = open_database(settings.storage.database_url, connections=2)
+        # And they do not wait long for a database that is away: the next round tries again.
+        self._lease_db = open_database(settings.storage.database_url, connections=2, patience_s=cluster.lease_renew_s)
         self.keeper = ShardKeeper(
             ShardLeases(self._lease_db, self.member, cluster.shard_count),
             static_shards=cluster.shard_ids,
@@ -51,6 +52,7 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         self._launched = False  # the gateway connections were opened (launch_shards ran)
         self._have_shards = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._launching: set[asyncio.Task[None]] = set()
         self.lease_lost = False
 
     def __repr__(self) -> str:
@@ -77,16 +79,23 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         self._launched = True
 
     async def _gained(self, gained: set[int]) -> None:
-        """Shards of a process that died (or a first share for a process standing by)."""
+        """Shards of a process that died (or a first share for a process standing by): their jobs
+        are tracked from now on, and their gateway connections opened in the background (discord.py
+        waits 5 s between two identifies; the lease loop must not wait with it)."""
         if not self._have_shards.is_set():
             self._have_shards.set()  # before_jobs_start goes on with them
             return
+        await self.jobs.adopt_shards(self.keeper.shard_count, set(self.keeper.owned), gained)
         self.shard_ids = sorted({*(self.shard_ids or ()), *gained})
         self._connection.shard_ids = self.shard_ids
-        await self.jobs.adopt_shards(self.keeper.shard_count, set(self.keeper.owned), gained)
         if self._launched:
-            for shard_id in sorted(gained):
-                await self.launch_shard(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, shard_id)
+            task = asyncio.create_task(self._launch(sorted(gained)), name="mjbot-launch-shards")
+            self._launching.add(task)
+            task.add_done_callback(self._launching.discard)
+
+    async def _launch(self, shard_ids: list[int]) -> None:
+        for shard_id in shard_ids:
+            await self.launch_shard(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, shard_id)
 
     def _lost(self, lost: set[int]) -> None:
         """Another process serves a shard of ours (this one stalled past its lease): stop at once
@@ -104,6 +113,8 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
     async def close(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
+        for task in list(self._launching):
+            task.cancel()
         await super().close()
 
     async def before_store_close(self) -> None:

@@ -190,6 +190,8 @@ class JobService:
                 self._track.follow(job)
         for job in await self.store.undelivered_jobs(shards=gained):
             self._deliver.schedule(job)
+        # The process that died may have been submitting for these guilds: look for its tasks.
+        self._track.submission_unconfirmed()
         log.info("took over shards %s: %d unfinished jobs", sorted(gained), len(jobs))
         return len(jobs)
 

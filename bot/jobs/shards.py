@@ -51,6 +51,7 @@ class ShardKeeper:
         self._clock = clock
         self.started_at = clock()
         self.owned: set[int] = set()
+        self.rounds = 0  # renewals done (for tests and tools)
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
 
@@ -63,7 +64,7 @@ class ShardKeeper:
 
     async def start(self) -> set[int]:
         """Claim this process's first shards; the loop that keeps them runs from then on."""
-        await self.leases.prepare()
+        await self.leases.prepare(self._clock())
         await self.leases.heartbeat(self._clock(), self.started_at)
         if self.static:
             await self._claim_static()
@@ -102,14 +103,16 @@ class ShardKeeper:
         log.info("serving shards %s of %d (fixed)", sorted(self.owned), self.shard_count)
 
     async def _claim_share(self) -> set[int]:
-        now = self._clock()
-        live = await self.leases.live_members(now, self.ttl_s)
+        live = await self.leases.live_members(self._clock(), self.ttl_s)
         share = math.ceil(self.shard_count / live)
         gained: set[int] = set()
-        for shard in await self.leases.free(now):
+        # The clock is read at each step: a step may have waited for the database.
+        for shard in await self.leases.free(self._clock()):
             if len(self.owned) + len(gained) >= share:
                 break
-            if await self.leases.claim(shard, now, self.ttl_s):
+            if shard in self.owned:
+                continue  # ours, its renewal late (the database was away): renewed, not gained
+            if await self.leases.claim(shard, self._clock(), self.ttl_s):
                 gained.add(shard)
         if gained:
             self.owned |= gained
@@ -126,15 +129,15 @@ class ShardKeeper:
         while not await wait_event(self._stopping, self.renew_s):
             try:
                 await self._renew_once()
+                self.rounds += 1
             except LeaseLost:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be back at the next round
                 log.warning("renewing shard leases failed: %s", exc)
 
     async def _renew_once(self) -> None:
-        now = self._clock()
-        await self.leases.heartbeat(now, self.started_at)
-        held = await self.leases.renew(now, self.ttl_s)
+        await self.leases.heartbeat(self._clock(), self.started_at)
+        held = await self.leases.renew(self._clock(), self.ttl_s)
         lost = self.owned - held
         if lost:
             log.error("shards %s are now served by another process: this one stops", sorted(lost))
@@ -146,4 +149,10 @@ class ShardKeeper:
             return
         gained = await self._claim_share()
         if gained and self.on_gained is not None:
-            await self.on_gained(gained)
+            try:
+                await self.on_gained(gained)
+            except Exception:
+                # Not served after all: give them back, so this process or another takes them again.
+                log.exception("taking over shards %s failed; giving them back", sorted(gained))
+                self.owned -= gained
+                await self.leases.release_shards(gained)

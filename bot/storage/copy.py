@@ -31,9 +31,11 @@ async def copy_store(source: Store, target: Store) -> CopyInfo:
     one transaction: a failed copy leaves ``target`` empty."""
     if await target.schema_version() != await source.schema_version():
         raise StorageError("the two databases are at different schema versions")
-    total, _ = await target.count_jobs()
-    if total:
-        raise StorageError(f"{target.database.where} already holds {total} jobs: copy only into an empty database")
+    for table in TABLES:
+        rows = await target.database.fetch(f"SELECT COUNT(*) FROM {table}")
+        if int(rows[0][0]):
+            what = f"{int(rows[0][0])} jobs" if table == "jobs" else f"rows in {table}"
+            raise StorageError(f"{target.database.where} already holds {what}: copy only into an empty database")
     snapshot = await _snapshot(source.database)
     statements = []
     for table, rows in snapshot.items():
@@ -77,7 +79,7 @@ async def backup_postgres(source_url: str, target: str | Path) -> BackupInfo:
     partial.unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        async with _opened(source_url) as source, _opened(str(partial)) as copy:
+        async with _opened(source_url, migrate=False) as source, _opened(str(partial)) as copy:
             info = await copy_store(source, copy)
             version = await copy.schema_version()
     except BaseException:
@@ -88,9 +90,11 @@ async def backup_postgres(source_url: str, target: str | Path) -> BackupInfo:
 
 
 @contextlib.asynccontextmanager
-async def _opened(url: str):  # type: ignore[no-untyped-def]
+async def _opened(url: str, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+    """``migrate=False`` for a live install: a newer mjbot's CLI must not upgrade the schema under
+    the processes still running the older one (the copy then says the versions differ)."""
     store = Store(url)
-    await store.open()
+    await store.open(migrate=migrate)
     try:
         yield store
     finally:

@@ -12,15 +12,16 @@ class ShardLeases:
         self.member = member  # this process's name in the cluster
         self.shard_count = shard_count
 
-    async def prepare(self) -> None:
+    async def prepare(self, now: float) -> None:
         """One row per shard; refuse a database whose leases were made for another shard count
         (two processes disagreeing on the count would both serve some guilds)."""
         rows = await self.database.fetch("SELECT DISTINCT shard_count FROM shard_leases")
         counts = {int(row[0]) for row in rows}
         if counts - {self.shard_count}:
             live = await self.database.fetch(
-                "SELECT COUNT(*) FROM shard_leases WHERE owner IS NOT NULL AND owner <> ? AND shard_count <> ?",
-                (self.member, self.shard_count),
+                "SELECT COUNT(*) FROM shard_leases "
+                "WHERE owner IS NOT NULL AND owner <> ? AND shard_count <> ? AND expires_at > ?",
+                (self.member, self.shard_count, now),
             )
             if int(live[0][0]):
                 raise StorageError(
@@ -88,6 +89,17 @@ class ShardLeases:
             ]
         )
         return counts[0] == 1
+
+    async def release_shards(self, shards: set[int]) -> None:
+        """Give back ``shards`` (taken, but this process could not start serving them)."""
+        await self.database.run(
+            [
+                (
+                    "UPDATE shard_leases SET owner = NULL, expires_at = 0 WHERE owner = ? AND shard_id = ?",
+                    [(self.member, shard) for shard in sorted(shards)],
+                )
+            ]
+        )
 
     async def release(self) -> None:
         """Give every lease back (a clean stop): the others take the shards over at once."""

@@ -69,6 +69,11 @@ class PostgresDatabase:
             )
         except asyncpg.InvalidPasswordError:
             raise StorageUnavailable(f"PostgreSQL at {self.where} refused the password") from None
+        except ValueError:  # asyncpg could not parse it; its message may quote the password
+            raise StorageUnavailable(
+                f"[storage] url {self.where} is not a valid PostgreSQL URL: percent-encode the special "
+                f"characters of the password (/ becomes %2F, @ becomes %40…)"
+            ) from None
         except asyncpg.InvalidCatalogNameError:
             raise StorageUnavailable(f"PostgreSQL at {self.where}: no such database") from None
         except (TimeoutError, *_GONE) as exc:
@@ -101,11 +106,11 @@ class PostgresDatabase:
             try:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(channel, lambda _c, _pid, _channel, payload: callback(payload))
-                # A server that vanishes without closing the socket: the check every few seconds.
+                # A server that vanishes without closing the socket: asked every few seconds.
                 while not await wait_event(lost, 5.0) and not connection.is_closed():
-                    pass
+                    await connection.fetchval("SELECT 1", timeout=5)
                 log.warning("listening on %s at %s: connection lost; reconnecting", channel, self.where)
-            except _GONE as exc:
+            except (*_GONE, TimeoutError) as exc:
                 log.warning("listening on %s at %s failed (%s); reconnecting", channel, self.where, exc)
             finally:
                 if not connection.is_closed():

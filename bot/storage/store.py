@@ -10,28 +10,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bot.core.errors import DailyLimitReached, TooManyRunning
 from bot.core.models import BUTTON_MARK, Action, Job, Status, Submission
 from bot.storage.connect import open_database
-from bot.storage.database import Database, Transaction
+from bot.storage.database import Conflict, Database, Transaction, newer_schema
+from bot.storage.limits import RUNNING_SQL, TODAY_SQL, MemberLimits, scalar
 from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 from bot.storage.transactions import Transactions, settle
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MemberLimits:
-    """What a member may still start, checked by the database as their submission is written (so
-    two processes serving the same member cannot both let one more through)."""
-
-    max_running: int = 0  # 0: no limit
-    max_per_day: int = 0
-    day_start: float = 0.0
 
 
 class Store(Transactions):
@@ -61,12 +52,15 @@ class Store(Transactions):
     def is_open(self) -> bool:
         return self._open
 
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         if self._open:
             return
         await self.database.open()
         try:
-            await self.database.migrate(MIGRATIONS)
+            if migrate:
+                await self.database.migrate(MIGRATIONS)
+            elif (version := await self.database.schema_version()) > len(MIGRATIONS):
+                raise newer_schema(self.database.where, version, len(MIGRATIONS))
         except BaseException:
             await self.database.close()
             raise
@@ -118,7 +112,11 @@ class Store(Transactions):
         statements: list[tuple[str, list[tuple[Any, ...]]]] = [(insert_sql("jobs", row), [tuple(row.values())])]
         if job.nonce:
             statements.append(("DELETE FROM submissions WHERE nonce = ?", [(job.nonce,)]))
-        await self.database.run(statements)
+        try:
+            await self.database.run(statements)
+        except Conflict:
+            if not await self._stored_already("jobs", "task_id", job.task_id, job.nonce):
+                raise
 
     async def insert_submission(self, submission: Submission, limits: MemberLimits | None = None) -> None:
         """Record an intent to submit, before the proxy is asked. Raises
@@ -128,23 +126,38 @@ class Store(Transactions):
         row = asdict(submission)
         insert = insert_sql("submissions", row)
         if limits is None or not (limits.max_running or limits.max_per_day):
-            await self.database.run([(insert, [tuple(row.values())])])
+            try:
+                await self.database.run([(insert, [tuple(row.values())])])
+            except Conflict:
+                if not await self._stored_already("submissions", "nonce", submission.nonce, submission.nonce):
+                    raise
             return
 
         async def reserve(tx: Transaction) -> None:
+            # Tried again after the connection dropped during a COMMIT that went through: done.
+            if await tx.fetch("SELECT 1 FROM submissions WHERE nonce = ?", (submission.nonce,)):
+                return
             await tx.lock(submission.owner_id)  # one submit at a time per member, cluster-wide
             owner = submission.owner_id
             if limits.max_running:
-                running = await _scalar(tx, _RUNNING_SQL, (owner, owner))
+                running = await scalar(tx, RUNNING_SQL, (owner, owner))
                 if running >= limits.max_running:
                     raise TooManyRunning(f"user {owner} has {running} jobs running", limit=limits.max_running)
             if limits.max_per_day:
-                today = await _scalar(tx, _TODAY_SQL, (owner, limits.day_start, owner, limits.day_start))
+                today = await scalar(tx, TODAY_SQL, (owner, limits.day_start, owner, limits.day_start))
                 if today >= limits.max_per_day:
                     raise DailyLimitReached(f"user {owner} started {today} jobs today", limit=limits.max_per_day)
             await tx.execute(insert, tuple(row.values()))
 
         await self.database.transact(reserve)
+
+    async def _stored_already(self, table: str, key: str, value: str, nonce: str | None) -> bool:
+        """Whether a refused insert's row is there with our nonce: PostgreSQL's connection dropped
+        after the COMMIT went through, and the store tried again (``PostgresDatabase._patiently``)."""
+        if not nonce:
+            return False
+        rows = await self.database.fetch(f"SELECT nonce FROM {table} WHERE {key} = ?", (value,))
+        return bool(rows) and rows[0][0] == nonce
 
     async def delete_submission(self, nonce: str) -> None:
         await self.database.run([("DELETE FROM submissions WHERE nonce = ?", [(nonce,)])])
@@ -356,21 +369,6 @@ class Store(Transactions):
         return [
             job.with_changes(used_buttons=frozenset(used[job.task_id])) if job.task_id in used else job for job in jobs
         ]
-
-
-_RUNNING_SQL = (
-    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND finished_at IS NULL)"
-    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ?)"
-)
-_TODAY_SQL = (
-    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND created_at >= ?)"
-    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ? AND created_at >= ?)"
-)
-
-
-async def _scalar(tx: Transaction, sql: str, params: tuple[Any, ...]) -> int:
-    rows = await tx.fetch(sql, params)
-    return int(rows[0][0])
 
 
 def insert_sql(table: str, row: dict[str, Any]) -> str:

@@ -1,0 +1,34 @@
+"""A member's limits as the database checks them: their unfinished jobs and their submissions under
+way count, in every process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.storage.database import Transaction
+
+
+@dataclass(frozen=True)
+class MemberLimits:
+    """What a member may still start, checked by the database as their submission is written (so
+    two processes serving the same member cannot both let one more through)."""
+
+    max_running: int = 0  # 0: no limit
+    max_per_day: int = 0
+    day_start: float = 0.0
+
+
+RUNNING_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND finished_at IS NULL)"
+    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ?)"
+)
+TODAY_SQL = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND created_at >= ?)"
+    " + (SELECT COUNT(*) FROM submissions WHERE owner_id = ? AND created_at >= ?)"
+)
+
+
+async def scalar(tx: Transaction, sql: str, params: tuple[Any, ...]) -> int:
+    rows = await tx.fetch(sql, params)
+    return int(rows[0][0])
