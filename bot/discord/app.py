@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import discord
@@ -40,6 +41,17 @@ def point_discord_at(settings: DiscordSettings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
+def gateway_intents() -> discord.Intents:
+    """What the bot listens to on the gateway: the defaults without message events. The bot reads
+    no messages (slash commands, buttons and reactions are its input), and every edit of its own
+    comes back as a MESSAGE_UPDATE that discord.py would parse into a Message: about a tenth of its
+    CPU per task update."""
+    intents = discord.Intents.default()
+    intents.guild_messages = False
+    intents.dm_messages = False
+    return intents
+
+
 class MjBot(commands.Bot):
     def __init__(self, settings: Settings, *, commands_only: bool = False, **options: object) -> None:
         """``commands_only``: log in and declare the commands, nothing else (``mjbot sync-commands``)."""
@@ -51,7 +63,7 @@ class MjBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned,
             tree_cls=MjCommandTree,  # one error path for every command
-            intents=discord.Intents.default(),
+            intents=gateway_intents(),
             help_command=None,
             # Mentions are opted into per message (the job's owner only).
             allowed_mentions=discord.AllowedMentions.none(),
@@ -121,6 +133,11 @@ class MjBot(commands.Bot):
         self.housekeeper.start()
         if self.alerts is not None:
             self.alerts.start()
+        # What start-up made (modules, commands, settings) lives as long as the process: keep it out
+        # of every collection, and collect the young generation less often. The tracker makes
+        # many short-lived objects per update; collections were 7-8% of its CPU.
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
 
     async def before_jobs_start(self) -> None:
         """The store is open, nothing is tracked yet (the sharded bot decides its shards here)."""

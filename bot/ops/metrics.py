@@ -182,23 +182,36 @@ class Metrics(NoEvents):
 
     def discord_trace(self) -> aiohttp.TraceConfig:
         """Hooks for discord.py's aiohttp session (``Client(http_trace=...)``): each HTTP attempt,
-        retries after a 429 included, is timed and counted."""
-        trace = aiohttp.TraceConfig()
-
-        async def started(
-            session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestStartParams
-        ) -> None:
-            context.started = time.perf_counter()
+        retries after a 429 included, is timed and counted. It runs for every Discord request, so
+        it is kept lean: the start time is taken when aiohttp makes the attempt's context (just
+        before its ``on_request_start``, which then needs no hook), and each method's metrics are
+        looked up once (``labels()`` takes a lock and builds a key on every call)."""
+        trace = aiohttp.TraceConfig(trace_config_ctx_factory=_TimedContext)
+        write_seconds: dict[str, Histogram] = {}
+        rate_limited: dict[str, Counter] = {}
 
         async def ended(
-            session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+            session: aiohttp.ClientSession, context: _TimedContext, params: aiohttp.TraceRequestEndParams
         ) -> None:
             method = params.method.upper()
             if params.response.status == 429:
-                self.discord_rate_limited.labels(method).inc()
-            if method != "GET" and hasattr(context, "started"):
-                self.discord_write_seconds.labels(method).observe(time.perf_counter() - context.started)
+                counter = rate_limited.get(method)
+                if counter is None:
+                    counter = rate_limited[method] = self.discord_rate_limited.labels(method)
+                counter.inc()
+            if method != "GET":
+                histogram = write_seconds.get(method)
+                if histogram is None:
+                    histogram = write_seconds[method] = self.discord_write_seconds.labels(method)
+                histogram.observe(time.perf_counter() - context.started)
 
-        trace.on_request_start.append(started)
         trace.on_request_end.append(ended)
         return trace
+
+
+class _TimedContext(SimpleNamespace):
+    """aiohttp's per-attempt trace context (a ``SimpleNamespace``), stamped when it is made."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.started = time.perf_counter()
