@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.procs import memory_mb
-from bench.world import first_final, free_port, wall_minus_monotonic
+from bench.world import SECRET, first_final, free_port, wall_minus_monotonic
 from bot.core.models import Action, Display, Job, Status
 from bot.storage import Store
 from bot.storage.schema import row_of
@@ -30,7 +30,6 @@ from tests.e2e.harness import BotProcess, write_config
 from tests.pg_server import PgServer
 from tests.proxy_sim import ProxySim
 
-SECRET = "bench-proxy-secret"
 SHARDS, GUILDS, CHANNELS = 4, 8, 8  # guilds, and channels per guild
 PACE_S = 0.25  # push latency: jobs arriving four a second, over the 64 channels
 SETUPS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 2))

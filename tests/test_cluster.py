@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from bot.core.background import wait_event
-from bot.jobs.shards import ShardKeeper, shard_of
+from bot.jobs.shards import ShardKeeper
 from bot.storage import Store
 from bot.storage.leases import ShardLeases
 from tests.test_store import make_job
@@ -23,14 +23,6 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 def guild_on(shard: int, count: int, n: int = 0) -> int:
     return ((n * count + shard) << 22) | 12345
-
-
-def test_the_shard_of_a_guild_is_discords():
-    assert shard_of(None, 4) == 0
-    assert [shard_of(guild_on(s, 4, n), 4) for s in range(4) for n in range(3)] == [
-        s for s in range(4) for _ in range(3)
-    ]
-    assert shard_of(81384788765712384, 2) == (81384788765712384 >> 22) % 2
 
 
 async def test_two_processes_share_the_shards_and_one_takes_over_the_other(pg_dsn):

@@ -21,11 +21,6 @@ from bot.storage.leases import ShardLeases
 log = logging.getLogger(__name__)
 
 
-def shard_of(guild_id: int | None, shard_count: int) -> int:
-    """The shard Discord sends a guild's events on; direct messages come on shard 0."""
-    return (guild_id >> 22) % shard_count if guild_id else 0
-
-
 class LeaseLost(Exception):
     """Another process holds a shard this one was serving."""
 
@@ -58,9 +53,6 @@ class ShardKeeper:
     @property
     def shard_count(self) -> int:
         return self.leases.shard_count
-
-    def owns_guild(self, guild_id: int | None) -> bool:
-        return shard_of(guild_id, self.shard_count) in self.owned
 
     async def start(self) -> set[int]:
         """Claim this process's first shards; the loop that keeps them runs from then on."""

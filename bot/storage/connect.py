@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.storage.database import Database, StorageError, is_postgres_url, redacted_url
+from bot.core.config import is_postgres_url, redacted_url
+from bot.storage.database import Database, StorageError
 from bot.storage.postgres import PostgresDatabase
 from bot.storage.sqlite import SqliteDatabase
 

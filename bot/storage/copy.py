@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.core.config import is_postgres_url
 from bot.storage.backup import BackupInfo, backup_database
 from bot.storage.database import Database, StorageError
 from bot.storage.store import Store, insert_sql
@@ -64,7 +65,7 @@ async def migrate_storage(source_url: str, target_url: str) -> CopyInfo:
     source is first copied with SQLite's online backup, so the bot may keep running meanwhile (what
     it writes after that moment is not copied: stop it before switching)."""
     with tempfile.TemporaryDirectory(prefix="mjbot-migrate-") as folder:
-        if not source_url.startswith(("postgresql://", "postgres://")):
+        if not is_postgres_url(source_url):
             snapshot = Path(folder) / "snapshot.sqlite3"
             await asyncio.to_thread(backup_database, source_url, snapshot)
             source_url = str(snapshot)

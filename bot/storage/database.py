@@ -10,10 +10,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from bot.core.config import is_postgres_url, redacted_url
 from bot.core.errors import ConfigError, MjBotError
-
-__all__ = ["is_postgres_url", "redacted_url"]  # re-exported for the storage layer
 
 # One statement of a batch, with the rows it runs for (``executemany`` when there are several).
 Statement = tuple[str, Sequence[tuple[Any, ...]]]

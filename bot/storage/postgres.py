@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from bot.core.background import wait_event
+from bot.core.config import redacted_url
 from bot.storage.database import (
     Conflict,
     Statement,
@@ -23,7 +24,6 @@ from bot.storage.database import (
     newer_schema,
     numbered,
     postgres_ddl,
-    redacted_url,
 )
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,7 @@ class Store(Transactions):
     def __init__(self, url: str | Path) -> None:
         self.url = str(url)
         self.database: Database = open_database(self.url)
-        self.path = self.url  # the SQLite file (or the redacted PostgreSQL URL), for messages
-        if self.database.engine != "sqlite":
-            self.path = self.database.where
+        self.path = self.database.where  # the SQLite file, or the PostgreSQL URL without its password
         self._open = False
         # Job updates waiting for the next group commit, and the task committing them.
         self._queued: list[tuple[list[tuple[str, list[tuple[Any, ...]]]], asyncio.Future[None]]] = []
