@@ -18,7 +18,9 @@ from bot.core.config import (
     Settings,
     StorageSettings,
     TrackingSettings,
+    is_postgres_url,
 )
+from bot.core.credits import CreditsSettings
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.core.models import Display, ImageFile, Job
 from bot.jobs import JobService
@@ -46,13 +48,17 @@ def make_settings(
     *,
     access: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    credits: dict[str, Any] | None = None,
     **tracking: Any,
 ) -> Settings:
-    """Settings for tests: fast polling, and no per-user limits unless a test sets them."""
+    """Settings for tests: fast polling, and no per-user limits unless a test sets them. ``db_path``
+    may be a PostgreSQL URL."""
+    where = str(db_path)
     return Settings(
         discord=DiscordSettings(token="discord-token-not-real"),
         proxy=ProxySettings(base_url=sim.base_url, secret=PROXY_SECRET, timeout_s=2),
-        storage=StorageSettings(path=str(db_path)),
+        storage=StorageSettings(url=where) if is_postgres_url(where) else StorageSettings(path=where),
+        credits=CreditsSettings(**(credits or {})),
         tracking=TrackingSettings(**{"poll_interval_s": 0.02, "deadline_s": 900, **tracking}),
         access=AccessSettings(**(access or {})),
         limits=LimitsSettings(**{"max_running_per_user": 0, **(limits or {})}),

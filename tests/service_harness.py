@@ -28,13 +28,13 @@ def who(user_id: int = OWNER, **kw) -> Requester:
 class Harness:
     """A service on a real database file, reopened at will (a restart)."""
 
-    def __init__(self, sim: ProxySim, path: Path, **settings) -> None:
+    def __init__(self, sim: ProxySim, path: Path | str, **settings) -> None:
         self.now = 1_800_000_000.0
         self.settings = make_settings(sim, path, **settings)
         self.jobs: JobService | None = None
 
     async def start(self) -> tuple[JobService, RecordingView]:
-        self.proxy, self.store = ProxyClient(self.settings.proxy), Store(self.settings.storage.path)
+        self.proxy, self.store = ProxyClient(self.settings.proxy), Store(self.settings.storage.database_url)
         await self.store.open()
         self.jobs, self.view = (
             JobService(self.settings, self.proxy, self.store, clock=lambda: self.now, **FAST_WRITES),

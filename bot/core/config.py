@@ -28,6 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.core.credits import CreditsSettings
 from bot.core.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -256,6 +257,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    credits: CreditsSettings = Field(default_factory=CreditsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -260,3 +260,37 @@ class VideoUnsupported(UserInputError):
     """A video button or task: the bot does not show videos yet."""
 
     key = "video.unsupported"
+
+
+# --- credits -------------------------------------------------------------------------------------
+
+
+class NotEnoughCredits(UserInputError):
+    """The member's balance does not cover the job's price: nothing is submitted."""
+
+    key = "credits.not_enough"  # params: price, balance, unit, refill, refill_at (0: no allowance)
+
+    def __init__(self, message: str = "", **params: object) -> None:
+        super().__init__(message, **params)
+        if not params.get("refill_at"):
+            self.key = "credits.not_enough_no_refill"
+
+
+class BadAmount(UserInputError):
+    """An amount that is not a number, not finite, too precise or too large."""
+
+    key = "credits.bad_amount"  # params: amount, limit (maybe absent)
+
+
+class MemberNotInGuild(UserInputError):
+    key = "credits.not_member"  # params: user_id
+
+
+class TakeTooMuch(UserInputError):
+    """An admin asked to take more credits than the member has."""
+
+    key = "credits.take_too_much"  # params: amount, balance
+
+
+class CreditsOff(UserInputError):
+    key = "credits.off"

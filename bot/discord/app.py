@@ -147,11 +147,13 @@ class MjBot(commands.Bot):
 
     async def load_commands(self) -> None:
         self.add_dynamic_items(JobButton, StaleButton)
-        from bot.discord.cogs import admin, describe, history, imagine
+        from bot.discord.cogs import admin, credits, describe, history, imagine
 
         await self.tree.set_translator(CatalogueTranslator())
         for cog in (imagine, describe, history, admin):
             await cog.setup(self)
+        if self.settings.credits.enabled:
+            await credits.setup(self)
 
     async def sync_commands(self, guild_ids: list[int] | None = None) -> list[str]:
         """Register the commands with Discord: in ``guild_ids`` (default: ``[discord] guild_ids``),

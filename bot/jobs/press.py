@@ -127,7 +127,16 @@ class Presser:
             return accepted
 
         return await self._submit_child(
-            parent, who, action=action, index=index, button=position, what=what, submit=submit, done=done, prompt=prompt
+            parent,
+            who,
+            action=action,
+            index=index,
+            button=position,
+            what=what,
+            submit=submit,
+            done=done,
+            prompt=prompt,
+            pressed=button,
         )
 
     async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
@@ -162,6 +171,7 @@ class Presser:
         submit: Callable[[str], Awaitable[SubmitAccepted]],
         done: Job | None,
         prompt: str | None = None,
+        pressed: TaskButton | None = None,
     ) -> Job:
         """What every button press shares: once per button, the member's limits, a stored
         submission before the proxy hears of it, and the new job's message as a reply."""
@@ -182,7 +192,9 @@ class Presser:
                 action, prompt or parent.prompt, who, parent.channel_id, parent=parent, index=index, button=button
             )
             try:
-                await self.store.insert_submission(submission, self.submitter.limits_for(who.user_id))
+                await self.store.insert_submission(
+                    submission, self.submitter.limits_for(who.user_id), self.submitter.charge_for(who, action, pressed)
+                )
             except Conflict:  # one left by a crash, being recovered
                 raise ButtonBusy(f"{what} has a submission") from None
             accepted = await self.submitter.submitting(submission, submit(submission.nonce))

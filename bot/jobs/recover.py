@@ -84,7 +84,9 @@ class Recovery:
                     await self.store.insert_job(job)
                 except Conflict:
                     log.error("task %s: recovered, but its button already has a job; dropped", task.id)
-                    await self.store.delete_submission(submission.nonce)
+                    await self.store.delete_submission(
+                        submission.nonce, refund="its button already has a job", now=self._clock()
+                    )
                     continue
                 yield job, task
             elif not tasks or now - submission.created_at > SUBMISSION_GIVE_UP_S:
@@ -101,4 +103,6 @@ class Recovery:
                 submission.owner_id,
                 submission.channel_id,
             )
-            await self.store.delete_submission(submission.nonce)
+            await self.store.delete_submission(
+                submission.nonce, refund="the proxy never confirmed it", now=self._clock()
+            )

@@ -19,12 +19,14 @@ from bot.core.config import Settings
 from bot.core.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
 from bot.core.events import JobEvents, NoEvents
 from bot.core.models import Action, ImageFile, Job, Status
+from bot.jobs.credits import Credits
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.press import Presser
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
+from bot.storage.credit_book import Account, Cost, Spend
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class JobService:
             settings, proxy, store, self.policy, self._track, self._deliver, clock=clock, events=self.events
         )
         self._press = Presser(settings, proxy, store, self.policy, self._submit, self._track, self._deliver)
+        self._credits = Credits(settings, store, self.policy, clock=clock)
         self._closing = False  # stop() began: members' requests are refused
         self._requests = 0  # members' requests under way
         self._requests_idle = asyncio.Event()
@@ -97,6 +100,10 @@ class JobService:
         """Resume from SQLite: track unfinished jobs again and repair messages left stale."""
         self._deliver.view = view
         self._closing = False
+        try:
+            await self.store.credits.reconcile()
+        except Exception:  # noqa: BLE001 - a safety net; the jobs must start all the same
+            log.exception("credits: checking for holds without a settle or refund failed")
         await self._track.start()
 
     async def stop(self) -> None:
@@ -311,6 +318,34 @@ class JobService:
         await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
         log.info("task %s: message %s deleted by user %s", task_id, job.message_id, who.user_id)
         return job
+
+    # --- credits -------------------------------------------------------------------------------
+
+    @property
+    def credits_unit(self) -> str | None:
+        """The credits' unit when credits are on, else None."""
+        return self._credits.unit if self._credits.enabled else None
+
+    @_member_request
+    async def account(self, who: Requester, *, last: int = 10) -> Account:
+        """/balance: the member's balance here, allowance, next refill and last entries."""
+        return await self._credits.account(who, last=last)
+
+    @_member_request
+    async def job_costs(self, jobs: Sequence[Job]) -> dict[str, Cost]:
+        return await self._credits.costs(jobs)
+
+    @_member_request
+    async def adjust_credits(
+        self, admin: Requester, member_id: int, member_roles: frozenset[int], amount: str, reason: str, *, give: bool
+    ) -> tuple[int, int]:
+        """/mj credits give|take: the amount and the member's new balance (units)."""
+        return await self._credits.adjust(admin, member_id, member_roles, amount, reason, give=give)
+
+    @_member_request
+    async def spend(self, admin: Requester, period: str) -> Spend:
+        """/mj spend: this server's charges by action and its top members since ``period``."""
+        return await self._credits.spend(admin, period)
 
     async def final_image(self, job: Job) -> ImageFile | None:
         """The job's final image from the proxy's link (None if it cannot be had)."""

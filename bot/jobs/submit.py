@@ -6,6 +6,7 @@ tracked job whose message is then posted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,6 +14,7 @@ from datetime import datetime, timezone
 
 from bot.core.access import AccessPolicy, Requester
 from bot.core.config import Settings
+from bot.core.credits import price_name
 from bot.core.errors import (
     ButtonBusy,
     DeliveryForbidden,
@@ -32,6 +34,7 @@ from bot.core.models import (
     Status,
     Submission,
     SubmitAccepted,
+    TaskButton,
     describe_prompts,
 )
 from bot.core.prompt import check_prompt
@@ -40,6 +43,7 @@ from bot.jobs.recover import SUBMISSION_GIVE_UP_S
 from bot.jobs.track import Tracker
 from bot.proxy.client import ProxyClient
 from bot.storage import Conflict, MemberLimits, Store
+from bot.storage.ledger import Charge
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +135,7 @@ class Submitter:
         origin: object | None = None,
     ) -> Job:
         submission = self.submission(action, prompt, who, who.channel_id)
-        await self.store.insert_submission(submission, self.limits_for(who.user_id))
+        await self.store.insert_submission(submission, self.limits_for(who.user_id), self.charge_for(who, action))
         accepted = await self.submitting(submission, submit(submission.nonce))
         log.info(
             "task %s submitted: %s by user %s in guild %s channel %s",
@@ -160,6 +164,22 @@ class Submitter:
             max_running=limits.max_running_per_user,
             max_per_day=limits.max_jobs_per_user_per_day,
             day_start=midnight,
+        )
+
+    def charge_for(self, who: Requester, action: Action, button: TaskButton | None = None) -> Charge | None:
+        """What the job costs the member, held from their credits with its submission (None: credits
+        are off). Admins are never refused, but what they spend is recorded like anyone's."""
+        credits = self.settings.credits
+        if not credits.enabled:
+            return None
+        name = price_name(action, button)
+        return Charge(
+            action=name,
+            price=credits.price_of(name),
+            allowance=credits.allowance_for(who.role_ids, who.guild_id),
+            starting_balance=credits.starting_balance,
+            overdraft=self.policy.is_admin(who.user_id),
+            unit=credits.unit,
         )
 
     def submission(
@@ -195,10 +215,18 @@ class Submitter:
         except ProxyTimeout as exc:
             self.tracker.submission_unconfirmed()
             raise SubmitUnconfirmed(str(exc), minutes=round(SUBMISSION_GIVE_UP_S / 60)) from exc
+        except asyncio.CancelledError:
+            # The request may have reached the proxy: kept, like a lost answer, for recovery to
+            # find or give up (and refund).
+            self.tracker.submission_unconfirmed()
+            raise
         except BaseException as exc:
             if isinstance(exc, ProxyError):
                 self.events.submit_refused(exc)
-            await self.store.delete_submission(submission.nonce)
+            # Nothing was submitted: the member gets their credits back.
+            await self.store.delete_submission(
+                submission.nonce, refund=f"refused: {type(exc).__name__}", now=self._clock()
+            )
             raise
 
     async def accept_task(self, submission: Submission, accepted: SubmitAccepted) -> Job:
@@ -214,7 +242,7 @@ class Submitter:
             # all the same, which the log must say, since the proxy will run it.
             log.error("task %s: accepted by the proxy but its button already has a job; not tracked", job.task_id)
             if job.nonce:
-                await self.store.delete_submission(job.nonce)
+                await self.store.delete_submission(job.nonce, refund="its button already has a job", now=self._clock())
             raise ButtonBusy(f"task {job.task_id}: its button already has a job") from None
         self.tracker.follow(job)
         self.events.job_submitted(job)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.errors import DailyLimitReached, TooManyRunning
 from bot.storage.database import Transaction
 
 
@@ -32,3 +33,16 @@ TODAY_SQL = (
 async def scalar(tx: Transaction, sql: str, params: tuple[Any, ...]) -> int:
     rows = await tx.fetch(sql, params)
     return int(rows[0][0])
+
+
+async def check_limits(tx: Transaction, owner: int, limits: MemberLimits) -> None:
+    """Raise :class:`TooManyRunning` or :class:`DailyLimitReached` when ``owner`` is at a limit (the
+    caller holds the member's lock)."""
+    if limits.max_running:
+        running = await scalar(tx, RUNNING_SQL, (owner, owner))
+        if running >= limits.max_running:
+            raise TooManyRunning(f"user {owner} has {running} jobs running", limit=limits.max_running)
+    if limits.max_per_day:
+        today = await scalar(tx, TODAY_SQL, (owner, limits.day_start, owner, limits.day_start))
+        if today >= limits.max_per_day:
+            raise DailyLimitReached(f"user {owner} started {today} jobs today", limit=limits.max_per_day)

@@ -127,6 +127,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_guild_unfinished ON jobs (guild_id) WHERE finished_at IS NULL;
     """,
+    # 9: credits. The ledger is append-only (see bot/storage/ledger.py): a balance is the sum of a
+    # member's rows in a server; entry_key makes each row happen once. Amounts are in 1/10000 of a
+    # unit. A job finds its hold through its nonce.
+    """
+    CREATE TABLE ledger (
+        entry_key  TEXT PRIMARY KEY,
+        guild_id   INTEGER NOT NULL,   -- 0: a direct message
+        member_id  INTEGER NOT NULL,
+        kind       TEXT NOT NULL,      -- grant, refill, hold, settle, refund, adjust
+        amount     INTEGER NOT NULL,   -- the change of the balance
+        price      INTEGER,            -- hold, settle, refund: the job's price
+        action     TEXT,               -- hold, settle, refund: the price list's name (mj_imagine)
+        nonce      TEXT,               -- hold, settle, refund: the submission's nonce
+        task_id    TEXT,               -- settle, refund: the proxy's task
+        reason     TEXT,
+        admin_id   INTEGER,            -- adjust: who did it
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX ledger_member ON ledger (guild_id, member_id, created_at);
+    CREATE INDEX ledger_time ON ledger (created_at);
+    CREATE INDEX ledger_nonce ON ledger (nonce) WHERE nonce IS NOT NULL;
+    CREATE INDEX jobs_nonce ON jobs (nonce) WHERE nonce IS NOT NULL;
+    """,
 ]
 
 

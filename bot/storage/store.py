@@ -14,11 +14,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bot.core.errors import DailyLimitReached, TooManyRunning
+import bot.storage.ledger as ledger
 from bot.core.models import BUTTON_MARK, Action, Job, Status, Submission
 from bot.storage.connect import open_database
+from bot.storage.credit_book import CreditBook
 from bot.storage.database import Conflict, Database, Transaction, newer_schema
-from bot.storage.limits import RUNNING_SQL, TODAY_SQL, MemberLimits, scalar
+from bot.storage.ledger import Charge
+from bot.storage.limits import MemberLimits, check_limits
 from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 from bot.storage.transactions import Transactions, settle
 
@@ -38,6 +40,7 @@ class Store(Transactions):
         self._wanted: dict[str, list[asyncio.Future[Job | None]]] = {}
         self._reading: asyncio.Task[None] | None = None
         self._shards: tuple[int, tuple[int, ...]] | None = None  # see serve_shards
+        self.credits = CreditBook(self.database)  # balances, the ledger's reports, admins' changes
 
     def __repr__(self) -> str:
         return f"Store({self.database.where!r})"
@@ -110,20 +113,24 @@ class Store(Transactions):
         statements: list[tuple[str, list[tuple[Any, ...]]]] = [(insert_sql("jobs", row), [tuple(row.values())])]
         if job.nonce:
             statements.append(("DELETE FROM submissions WHERE nonce = ?", [(job.nonce,)]))
+            statements += ledger.end_statements([job])
         try:
             await self.database.run(statements)
         except Conflict:
             if not await self._stored_already("jobs", "task_id", job.task_id, job.nonce):
                 raise
 
-    async def insert_submission(self, submission: Submission, limits: MemberLimits | None = None) -> None:
-        """Record an intent to submit, before the proxy is asked. Raises
-        :class:`~bot.storage.database.Conflict` when the same button of the same grid already has
-        one, and :class:`TooManyRunning` / :class:`DailyLimitReached` when the member is at a limit
-        (their unfinished jobs and submissions under way count, in every process)."""
+    async def insert_submission(
+        self, submission: Submission, limits: MemberLimits | None = None, charge: Charge | None = None
+    ) -> None:
+        """Record an intent to submit, before the proxy is asked, with its price held from the
+        member's credits (``charge``). Raises :class:`~bot.storage.database.Conflict` when the same
+        button of the same grid already has one, :class:`TooManyRunning` / :class:`DailyLimitReached`
+        when the member is at a limit (their unfinished jobs and submissions under way count, in
+        every process), and :class:`NotEnoughCredits` when their balance does not cover the price."""
         row = asdict(submission)
         insert = insert_sql("submissions", row)
-        if limits is None or not (limits.max_running or limits.max_per_day):
+        if charge is None and (limits is None or not (limits.max_running or limits.max_per_day)):
             try:
                 await self.database.run([(insert, [tuple(row.values())])])
             except Conflict:
@@ -136,16 +143,11 @@ class Store(Transactions):
             if await tx.fetch("SELECT 1 FROM submissions WHERE nonce = ?", (submission.nonce,)):
                 return
             await tx.lock(submission.owner_id)  # one submit at a time per member, cluster-wide
-            owner = submission.owner_id
-            if limits.max_running:
-                running = await scalar(tx, RUNNING_SQL, (owner, owner))
-                if running >= limits.max_running:
-                    raise TooManyRunning(f"user {owner} has {running} jobs running", limit=limits.max_running)
-            if limits.max_per_day:
-                today = await scalar(tx, TODAY_SQL, (owner, limits.day_start, owner, limits.day_start))
-                if today >= limits.max_per_day:
-                    raise DailyLimitReached(f"user {owner} started {today} jobs today", limit=limits.max_per_day)
+            if limits is not None:
+                await check_limits(tx, submission.owner_id, limits)
             await tx.execute(insert, tuple(row.values()))
+            if charge is not None:
+                await ledger.hold(tx, submission, charge, submission.created_at)
 
         await self.database.transact(reserve)
 
@@ -157,8 +159,14 @@ class Store(Transactions):
         rows = await self.database.fetch(f"SELECT nonce FROM {table} WHERE {key} = ?", (value,))
         return bool(rows) and rows[0][0] == nonce
 
-    async def delete_submission(self, nonce: str) -> None:
-        await self.database.run([("DELETE FROM submissions WHERE nonce = ?", [(nonce,)])])
+    async def delete_submission(self, nonce: str, *, refund: str = "", now: float | None = None) -> None:
+        """Forget a submission; ``refund`` (why) gives back its hold, unless it became a job."""
+        statements: list[tuple[str, Sequence[tuple[Any, ...]]]] = [
+            ("DELETE FROM submissions WHERE nonce = ?", [(nonce,)])
+        ]
+        if refund:
+            statements.append(ledger.refund_unused(nonce, refund, time.time() if now is None else now))
+        await self.database.run(statements)
 
     async def submissions(self, *, before: float) -> list[Submission]:
         where, params = self._shard_filter(self._shards)  # a process recovers its own guilds' only
@@ -184,6 +192,7 @@ class Store(Transactions):
         updates is kept, so of two updates of one job the later still wins.
         """
         batches: list[tuple[str, list[tuple[Any, ...]]]] = []
+        finished: list[Job] = []
         for job, fields in updates:
             fields = list(fields)
             unknown = set(fields) - UPDATABLE
@@ -196,6 +205,11 @@ class Store(Transactions):
                 batches[-1][1].append(values)
             else:
                 batches.append((sql, [values]))
+            if "finished_at" in fields and job.nonce:
+                finished.append(job)
+        # A job's settle or refund is written with its final state, in one transaction: there is
+        # no moment, and no crash, between the two.
+        batches += ledger.end_statements(finished)
 
         self._check_open()  # raises at once when the store is not open
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

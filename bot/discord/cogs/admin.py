@@ -9,18 +9,32 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.credits import format_amount
+from bot.core.errors import MemberNotInGuild
 from bot.core.i18n import error_text, t
 from bot.core.models import message_link
 from bot.core.text import MAX_CONTENT, clip, duration_text
+from bot.discord.ui.credits import spend_text
 from bot.discord.ui.interactions import _, interaction_language, requester
+from bot.jobs.credits import PERIODS
 
 if TYPE_CHECKING:
     from bot.discord.app import MjBot
 
 
+PERIOD_CHOICES = [
+    app_commands.Choice(name=_(period, f"cmd.mj.spend.period.choice.{period}"), value=period) for period in PERIODS
+]
+
+
 class AdminCog(commands.Cog):
     mj = app_commands.Group(
         name=_("mj", "cmd.mj.name"), description=_("mjbot administration", "cmd.mj.description"), guild_only=True
+    )
+    credits = app_commands.Group(
+        name=_("credits", "cmd.mj.credits.name"),
+        description=_("Give or take a member's credits (admins only)", "cmd.mj.credits.description"),
+        parent=mj,
     )
 
     def __init__(self, bot: MjBot) -> None:
@@ -57,6 +71,94 @@ class AdminCog(commands.Cog):
                 )
             )
         await interaction.edit_original_response(content=clip("\n".join(lines), MAX_CONTENT))
+
+    @credits.command(
+        name=_("give", "cmd.mj.credits.give.name"),
+        description=_("Give a member credits (admins only)", "cmd.mj.credits.give.description"),
+    )
+    @app_commands.rename(
+        member=_("member", "cmd.mj.credits.give.member.name"),
+        amount=_("amount", "cmd.mj.credits.give.amount.name"),
+        reason=_("reason", "cmd.mj.credits.give.reason.name"),
+    )
+    @app_commands.describe(
+        member=_("Who gets them", "cmd.mj.credits.give.member.description"),
+        amount=_("How many, e.g. 10 or 0.5", "cmd.mj.credits.give.amount.description"),
+        reason=_("Why (kept in the ledger)", "cmd.mj.credits.give.reason.description"),
+    )
+    async def give(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member | discord.User,
+        amount: app_commands.Range[str, 1, 40],
+        reason: app_commands.Range[str, 1, 200],
+    ) -> None:
+        await self._adjust(interaction, member, amount, reason, give=True)
+
+    @credits.command(
+        name=_("take", "cmd.mj.credits.take.name"),
+        description=_("Take credits from a member (admins only)", "cmd.mj.credits.take.description"),
+    )
+    @app_commands.rename(
+        member=_("member", "cmd.mj.credits.take.member.name"),
+        amount=_("amount", "cmd.mj.credits.take.amount.name"),
+        reason=_("reason", "cmd.mj.credits.take.reason.name"),
+    )
+    @app_commands.describe(
+        member=_("Whose credits", "cmd.mj.credits.take.member.description"),
+        amount=_("How many, e.g. 10 or 0.5", "cmd.mj.credits.take.amount.description"),
+        reason=_("Why (kept in the ledger)", "cmd.mj.credits.take.reason.description"),
+    )
+    async def take(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member | discord.User,
+        amount: app_commands.Range[str, 1, 40],
+        reason: app_commands.Range[str, 1, 200],
+    ) -> None:
+        await self._adjust(interaction, member, amount, reason, give=False)
+
+    async def _adjust(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member | discord.User,
+        amount: str,
+        reason: str,
+        *,
+        give: bool,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        self.bot.jobs.check_admin(requester(interaction))
+        if not isinstance(member, discord.Member):  # a user who is not (or no longer) in this server
+            raise MemberNotInGuild(f"user {member.id} is not in guild {interaction.guild_id}", user_id=member.id)
+        roles = frozenset(role.id for role in member.roles)
+        units, balance = await self.bot.jobs.adjust_credits(
+            requester(interaction), member.id, roles, amount, reason, give=give
+        )
+        await interaction.edit_original_response(
+            content=t(
+                "credits.given" if give else "credits.taken",
+                interaction_language(interaction),
+                amount=format_amount(units),
+                unit=self.bot.settings.credits.unit,
+                member=member.id,
+                balance=format_amount(balance),
+            )
+        )
+
+    @mj.command(
+        name=_("spend", "cmd.mj.spend.name"),
+        description=_("What members spent, by action and member (admins only)", "cmd.mj.spend.description"),
+    )
+    @app_commands.rename(period=_("period", "cmd.mj.spend.period.name"))
+    @app_commands.describe(period=_("Since when (UTC); default today", "cmd.mj.spend.period.description"))
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def spend(self, interaction: discord.Interaction, period: str = "today") -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        spend = await self.bot.jobs.spend(requester(interaction), period)
+        await interaction.edit_original_response(
+            content=spend_text(spend, self.bot.settings.credits.unit, period, interaction_language(interaction))
+        )
 
 
 async def setup(bot: MjBot) -> None:

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot.core.errors import MjBotError
 from bot.core.i18n import t
 from bot.core.models import Display, ImageFile, Job, message_link
+from bot.discord.ui.credits import cost_text
 from bot.discord.ui.interactions import _, interaction_language, member_requester, report_failure, requester
 from bot.discord.ui.render import render
 
@@ -25,7 +26,21 @@ PER_PAGE = 8
 DELETE_EMOJI = "❌"
 
 
-def jobs_page(jobs: list[Job], page: int, has_more: bool, language: str) -> tuple[discord.Embed, discord.ui.View]:
+async def jobs_answer(bot: MjBot, interaction: discord.Interaction, page: int) -> tuple[discord.Embed, discord.ui.View]:
+    """A page of the member's jobs, each with what it cost when credits are on."""
+    jobs, has_more = await bot.jobs.recent_jobs(requester(interaction), page=page, per_page=PER_PAGE)
+    unit = bot.jobs.credits_unit
+    costs = await bot.jobs.job_costs(jobs) if unit is not None else {}
+    language = interaction_language(interaction)
+    return jobs_page(
+        jobs, page, has_more, language, {task_id: cost_text(c, unit, language) for task_id, c in costs.items()}
+    )
+
+
+def jobs_page(
+    jobs: list[Job], page: int, has_more: bool, language: str, costs: dict[str, str] | None = None
+) -> tuple[discord.Embed, discord.ui.View]:
+    costs = costs or {}
     embed = discord.Embed(title=t("jobs.title", language))
     if not jobs:
         embed.description = t("jobs.empty", language)
@@ -50,6 +65,7 @@ def jobs_page(jobs: list[Job], page: int, has_more: bool, language: str) -> tupl
                 when=int(job.created_at),
                 link=link,
             )
+            + costs.get(job.task_id, "")
         )
     if lines:
         embed.description = "\n".join(lines)
@@ -82,10 +98,7 @@ class JobsPageButton(discord.ui.DynamicItem[discord.ui.Button], template=r"mjl:(
 
     async def callback(self, interaction: discord.Interaction[MjBot]) -> None:  # type: ignore[override]
         try:
-            jobs, has_more = await interaction.client.jobs.recent_jobs(
-                requester(interaction), page=self.page, per_page=PER_PAGE
-            )
-            embed, view = jobs_page(jobs, self.page, has_more, interaction_language(interaction))
+            embed, view = await jobs_answer(interaction.client, interaction, self.page)
             await interaction.response.edit_message(embed=embed, view=view)
         except Exception as exc:
             await report_failure(interaction, exc, what=f"/jobs page {self.page}")
@@ -98,8 +111,7 @@ class JobsCog(commands.Cog):
     @app_commands.command(name=_("jobs", "cmd.jobs.name"), description=_("Your recent jobs", "cmd.jobs.description"))
     @app_commands.guild_only()
     async def jobs(self, interaction: discord.Interaction) -> None:
-        jobs, has_more = await self.bot.jobs.recent_jobs(requester(interaction), page=0, per_page=PER_PAGE)
-        embed, view = jobs_page(jobs, 0, has_more, interaction_language(interaction))
+        embed, view = await jobs_answer(self.bot, interaction, 0)
         await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(

@@ -1,0 +1,102 @@
+"""Members' credits as the commands see them: a member's account, what their jobs cost, an admin's
+give or take, and who spent what. The holds, settles and refunds happen with the jobs themselves
+(``submit`` holds, the store settles or refunds with the final state)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from bot.core.access import AccessPolicy, Requester
+from bot.core.config import Settings
+from bot.core.credits import period_start, to_units
+from bot.core.errors import BadAmount, CreditsOff
+from bot.core.models import Job
+from bot.storage import Store
+from bot.storage.credit_book import Account, Cost, Spend
+
+log = logging.getLogger(__name__)
+
+PERIODS = ("today", "week", "month", "all")
+
+
+class Credits:
+    def __init__(self, settings: Settings, store: Store, policy: AccessPolicy, *, clock: Callable[[], float]) -> None:
+        self.settings = settings.credits
+        self.store = store
+        self.policy = policy
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    @property
+    def unit(self) -> str:
+        return self.settings.unit
+
+    def _check_on(self) -> None:
+        if not self.settings.enabled:
+            raise CreditsOff("credits are off ([credits] enabled = false)")
+
+    async def account(self, who: Requester, *, last: int = 10) -> Account:
+        """The member's balance in this server, allowance, next refill and last entries."""
+        self._check_on()
+        return await self.store.credits.account(
+            who.guild_id or 0,
+            who.user_id,
+            allowance=self.settings.allowance_for(who.role_ids, who.guild_id),
+            starting=self.settings.starting_balance,
+            now=self._clock(),
+            last=last,
+        )
+
+    async def costs(self, jobs: Sequence[Job]) -> dict[str, Cost]:
+        """What each job cost, by task id (jobs made with credits off have none)."""
+        found = await self.store.credits.costs([job.nonce for job in jobs if job.nonce])
+        return {job.task_id: found[job.nonce] for job in jobs if job.nonce in found}
+
+    async def adjust(
+        self, admin: Requester, member_id: int, member_roles: frozenset[int], amount: str, reason: str, *, give: bool
+    ) -> tuple[int, int]:
+        """``/mj credits give|take``: (the amount, the member's new balance), both in units."""
+        self.policy.check_admin(admin)
+        self._check_on()
+        units = to_units(amount)
+        if units <= 0:
+            raise BadAmount(f"amount {amount!r} is not above 0", amount=amount.strip()[:40], limit="1,000,000,000")
+        balance = await self.store.credits.adjust(
+            admin.guild_id or 0,
+            member_id,
+            units if give else -units,
+            reason=reason.strip() or ("given" if give else "taken"),
+            admin_id=admin.user_id,
+            allowance=self.settings.allowance_for(member_roles, admin.guild_id),
+            starting=self.settings.starting_balance,
+            now=self._clock(),
+        )
+        log.info(
+            "credits: admin %s %s %s %s member %s in guild %s (%s); balance now %s",
+            admin.user_id,
+            "gave" if give else "took",
+            units,
+            "to" if give else "from",
+            member_id,
+            admin.guild_id,
+            reason.strip()[:100],
+            balance,
+        )
+        return units, balance
+
+    async def spend(self, admin: Requester, period: str) -> Spend:
+        """``/mj spend``: this server's charges since the start of ``period`` (UTC)."""
+        self.policy.check_admin(admin)
+        self._check_on()
+        return await self.store.credits.spend(admin.guild_id, self.since(period))
+
+    def since(self, period: str) -> float:
+        if period not in PERIODS:
+            raise ValueError(f"period {period!r} is not one of {PERIODS}")
+        if period == "all":
+            return 0.0
+        return period_start({"today": "day", "week": "week", "month": "month"}[period], self._clock())
