@@ -391,18 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="only in this server (repeatable); default: [discord] guild_ids, or globally",
     )
-    backup = command(
-        "backup",
-        lambda args: storage_cli.backup(_settings(args), args.path),
-        "copy the live database to the SQLite file PATH (SQLite online backup, or PostgreSQL)",
-    )
-    backup.add_argument("path", metavar="PATH", help="the backup file to write")
-    migrate = command(
-        "migrate-storage",
-        lambda args: storage_cli.migrate(_settings(args), args.to),
-        "copy this install's database into another, empty one (e.g. PostgreSQL)",
-    )
-    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host/db, or a path")
+    storage_cli.add_commands(command, _settings)
     health = command("healthcheck", cmd_healthcheck, "ask the running bot's /healthz; exit 0 if healthy")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     return parser

@@ -5,12 +5,14 @@ once per period, admins' changes, reports, and bad input."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from pathlib import Path
 
 import pytest
 
-from bot.core.config import load_settings
+from bot.core.config import AlertsSettings, load_settings
 from bot.core.credits import SCALE, format_amount, next_period_start, price_name, to_units
 from bot.core.errors import (
     AdminOnly,
@@ -21,9 +23,13 @@ from bot.core.errors import (
     TakeTooMuch,
 )
 from bot.core.models import Action, Job, Phase, Status, TaskButton
+from bot.ops.alerts import AlertMonitor
+from bot.ops.spend_alert import SpendAlert
+from bot.ops.spend_report import COLUMNS as SPEND_COLUMNS
 from bot.storage.ledger import ORDER_SQL, Charge
-from tests.service_harness import ADMIN, GUILD, OWNER, ROLE, Harness, who
 from tests.proxy_sim import ProxySim
+from tests.service_harness import ADMIN, GUILD, OWNER, ROLE, Harness, who
+from tests.test_cli import run_cli
 
 ONE = SCALE  # one credit, in units
 CREDITS = {"enabled": True, "starting_balance": 1, "prices": {"mj_imagine": 0.1, "mj_upscale": 0.05}}
@@ -349,3 +355,55 @@ async def test_two_processes_share_one_balance(services, sim: ProxySim):
     assert sum(isinstance(r, Job) for r in results) == 10
     assert sum(isinstance(r, NotEnoughCredits) for r in results) == 90
     assert sim.count("/submit/imagine") == 10
+
+
+# --- reports and alerts ------------------------------------------------------------------------
+
+
+async def test_the_spend_alert_is_posted_once_a_day(services, sim: ProxySim):
+    harness = await services(credits={**CREDITS, "starting_balance": 5, "daily_alert": 0.15})
+    posted: list[str] = []
+
+    async def post(text: str) -> None:
+        posted.append(text)
+
+    alerts = AlertMonitor(AlertsSettings(channel_id=1), post=post, probe=harness.proxy.ping)
+
+    def spend_alert() -> SpendAlert:  # a process's, made again at each restart
+        return SpendAlert(to_units("0.15"), "credits", harness.store.credits, alerts, clock=lambda: harness.now)
+
+    watcher = spend_alert()
+    for prompt in ("a", "b"):
+        assert not await watcher.check()  # 0, then 0.1: under the level
+        job = await harness.jobs.imagine(prompt, who())
+        sim.succeed(job.task_id)
+        await finished(harness, job.task_id)
+    assert await watcher.check()
+    assert not await watcher.check() and not await spend_alert().check()  # once, restarts included
+    await alerts.flush()
+    assert len(posted) == 1 and "0.15" in posted[0] and "0.2 credits" in posted[0]
+    harness.now += 86_400
+    assert not await spend_alert().check()  # a new day, nothing spent yet
+
+
+async def test_spend_report_csv_for_accounting(services, sim: ProxySim, db_url: str, tmp_path: Path):
+    harness = await services()
+    job = await harness.jobs.imagine("reported fox", who())
+    sim.succeed(job.task_id)
+    await finished(harness, job.task_id)
+    config = tmp_path / "report.toml"
+    storage = f'url = "{db_url}"' if db_url.startswith("postgresql") else f'path = "{db_url}"'
+    config.write_text(f'[storage]\n{storage}\n[credits]\nunit = "¥"\n', encoding="utf-8")
+    report = run_cli("spend-report", "--since", "2020-01-01", "--config", str(config))
+    assert report.returncode == 0, report.stderr
+    rows = list(csv.DictReader(io.StringIO(report.stdout)))
+    assert [(r["kind"], r["amount"], r["unit"]) for r in rows] == [
+        ("grant", "1", "¥"),
+        ("hold", "-0.1", "¥"),
+        ("settle", "0", "¥"),
+    ]
+    assert rows[2]["task_id"] == job.task_id and rows[2]["price"] == "0.1" and rows[2]["member_id"] == str(OWNER)
+    later = run_cli("spend-report", "--since", "2099-01-01", "--config", str(config))
+    assert later.returncode == 0 and later.stdout.strip() == ",".join(SPEND_COLUMNS)
+    bad = run_cli("spend-report", "--since", "last tuesday", "--config", str(config))
+    assert bad.returncode == 2 and "'last tuesday' is not a date" in bad.stderr

@@ -23,6 +23,7 @@ from bot.ops.housekeeping import Housekeeper
 from bot.ops.http import Health, OpsEndpoints, OpsServer, tracker_stale_after
 from bot.ops.metrics import Metrics
 from bot.ops.notify import TOKEN_KEY, NotifyReceiver, new_token
+from bot.ops.spend_alert import SpendAlert
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
@@ -86,6 +87,15 @@ class MjBot(commands.Bot):
                 language=settings.bot.language or DEFAULT_LANGUAGE,
             )
             observers.append(self.alerts)
+        self.spend_alert: SpendAlert | None = None
+        credits = settings.credits
+        if credits.enabled and credits.daily_alert and self.alerts is not None:
+            self.spend_alert = SpendAlert(
+                credits.daily_alert, credits.unit, self.store.credits, self.alerts, speaks=self.speaks_for_all
+            )
+            observers.append(self.spend_alert)
+        elif credits.enabled and credits.daily_alert:
+            log.warning("[credits] daily_alert is set but [alerts] channel_id is not: no spend alert will be posted")
         self.jobs = JobService(settings, self.proxy, self.store, events=Fanout(*observers))
         self.housekeeper = Housekeeper(self.store, settings.storage.keep_days)
         self.notify: NotifyReceiver | None = None
@@ -133,6 +143,8 @@ class MjBot(commands.Bot):
         self.housekeeper.start()
         if self.alerts is not None:
             self.alerts.start()
+        if self.spend_alert is not None:
+            self.spend_alert.start()
         # What start-up made (modules, commands, settings) lives as long as the process: keep it out
         # of every collection, and collect the young generation less often. The tracker makes
         # many short-lived objects per update; collections were 7-8% of its CPU.
@@ -176,6 +188,8 @@ class MjBot(commands.Bot):
         # Stop tracking first so nothing writes to a closed database or a closed HTTP session.
         if self.alerts is not None:
             await self.alerts.stop()
+        if self.spend_alert is not None:
+            await self.spend_alert.stop()
         await self.housekeeper.stop()
         if self.ops_server is not None:
             await self.ops_server.stop()
@@ -187,6 +201,10 @@ class MjBot(commands.Bot):
         await self.before_store_close()
         await self.store.close()
         await self.metrics.loop_lag.stop()
+
+    def speaks_for_all(self) -> bool:
+        """Whether this process posts what concerns every process (alerts): the only one, here."""
+        return True
 
     async def _post_alert(self, text: str) -> None:
         channel = self.get_partial_messageable(self.settings.alerts.channel_id)

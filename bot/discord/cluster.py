@@ -103,9 +103,12 @@ class ShardedMjBot(MjBot, commands.AutoShardedBot):
         self.lease_lost = True
         asyncio.get_running_loop().create_task(self.close(), name="mjbot-close-lease-lost")
 
-    async def _post_alert(self, text: str) -> None:
+    def speaks_for_all(self) -> bool:
         # Every process watches the proxy; one speaks, or the channel would get each alert twice.
-        if 0 in self.keeper.owned:
+        return 0 in self.keeper.owned
+
+    async def _post_alert(self, text: str) -> None:
+        if self.speaks_for_all():
             await super()._post_alert(text)
         else:
             log.info("alert left to the process serving shard 0: %s", text)

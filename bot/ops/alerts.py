@@ -140,6 +140,10 @@ class AlertMonitor(NoEvents):
             self.posted.append(text)
             log.info("alert posted to channel %s: %s", self.settings.channel_id, text)
 
+    def announce(self, key: str, **params: object) -> None:
+        """Post the catalogue's ``key`` to the alerts channel (for other watchers: spend)."""
+        self._queue(key, **params)
+
     def _queue(self, key: str, **params: object) -> None:
         # Bounded: an alert Discord refuses for its length would be retried, then dropped.
         self._outbox.append(clip(t(key, self.language, **params), MAX_CONTENT))

@@ -1,14 +1,18 @@
-"""The storage commands of the CLI: ``mjbot backup`` and ``mjbot migrate-storage``."""
+"""The storage commands of the CLI: ``mjbot backup``, ``mjbot migrate-storage`` and ``mjbot spend-report``."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sqlite3
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from bot.core.config import Settings, url_password
 from bot.core.errors import ConfigError
 from bot.ops import logs
+from bot.ops.spend_report import spend_report
 
 
 def backup(settings: Settings | None, path: str) -> int:
@@ -58,3 +62,30 @@ def migrate(settings: Settings | None, to: str) -> int:
     print(f"copied {settings.storage.where} to {redacted_url(target)}: {rows}")
     print("now set [storage] url (or MJBOT_STORAGE__URL) to the new database and restart the bot")
     return 0
+
+
+def add_commands(
+    command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[Any], Settings | None]
+) -> None:
+    """Declare the storage commands with the CLI's ``command`` helper."""
+    backup_cmd = command(
+        "backup",
+        lambda args: backup(settings_of(args), args.path),
+        "copy the live database to the SQLite file PATH (SQLite online backup, or PostgreSQL)",
+    )
+    backup_cmd.add_argument("path", metavar="PATH", help="the backup file to write")
+    migrate_cmd = command(
+        "migrate-storage",
+        lambda args: migrate(settings_of(args), args.to),
+        "copy this install's database into another, empty one (e.g. PostgreSQL)",
+    )
+    migrate_cmd.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host/db, or a path")
+    report = command(
+        "spend-report",
+        lambda args: spend_report(settings_of(args), args.since, args.until, args.format, args.output),
+        "the credits ledger's entries from a date (UTC), for accounting",
+    )
+    report.add_argument("--since", required=True, metavar="DATE", help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--until", metavar="DATE", help="up to (not including) this day; default: now")
+    report.add_argument("--format", choices=("csv", "json"), default="csv", help="default csv")
+    report.add_argument("--output", metavar="FILE", help="write here instead of to stdout")
