@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from bot.core.access import AccessPolicy, Requester
 from bot.core.config import Settings
-from bot.core.credits import period_start, to_units
+from bot.core.credits import format_amount, period_start, to_units
 from bot.core.errors import BadAmount, CreditsOff
 from bot.core.models import Job
 from bot.storage import Store
@@ -79,12 +79,12 @@ class Credits:
             "credits: admin %s %s %s %s member %s in guild %s (%s); balance now %s",
             admin.user_id,
             "gave" if give else "took",
-            units,
+            format_amount(units),
             "to" if give else "from",
             member_id,
             admin.guild_id,
             reason.strip()[:100],
-            balance,
+            format_amount(balance),
         )
         return units, balance
 

@@ -182,6 +182,10 @@ class Actions:
             return channel
         return self.channel_id if guild is None else self.state.guild_by_id(guild).channels[0].id
 
+    def add_user(self, name: str) -> int:
+        """A Discord user in none of the bot's guilds (a slash command's user option may name them)."""
+        return self.state.add_user(name).id
+
     async def add_guild(self, guild_id: int | None = None, *, name: str | None = None, text_channels: int = 1) -> int:
         """The bot joins a new guild (alice owns it, bob is in it); returns its id.
 

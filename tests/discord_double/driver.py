@@ -135,6 +135,10 @@ def command_options(
             member = guild.member_payload(int(raw), with_permissions=True)
             del member["user"]  # resolved members come without their user, which is in "users"
             resolved.setdefault("members", {})[value] = member
+        elif kind == USER and int(raw) in state.users:
+            # Someone not in this server (left it, or picked by id): Discord resolves the user alone.
+            value = str(raw)
+            resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
         elif kind in (ROLE, MENTIONABLE):
             value = str(raw)
             resolved.setdefault("roles", {})[value] = state.role(int(raw)).to_payload()

@@ -97,7 +97,7 @@ class State(MessageStore):
         guild_id = self.new_id() if guild_id is None else guild_id
         if guild_id in self.guilds or guild_id in self.users:
             raise ValueError(f"id {guild_id} is taken")
-        alice, bob = (u for u in self.users.values() if not u.bot)
+        alice, bob = [u for u in self.users.values() if not u.bot][:2]  # users added later join no guild
         guild = build_guild(
             guild_id,
             name or f"Double Guild {len(self.guilds) + 1}",
@@ -108,6 +108,11 @@ class State(MessageStore):
         )
         self.guilds[guild.id] = guild
         return guild
+
+    def add_user(self, name: str) -> User:
+        user = User(self.new_id(), name)
+        self.users[user.id] = user
+        return user
 
     def guild_by_id(self, guild_id: int) -> Guild:
         guild = self.guilds.get(guild_id)

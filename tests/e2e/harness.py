@@ -186,6 +186,11 @@ def custom_id(message: MessageRecord, label: str) -> str:
     raise LookupError(label)
 
 
+def task_for(sim: ProxySim, prompt: str) -> str:
+    """The simulator's task for ``prompt``."""
+    return next(t.id for t in sim.tasks.values() if t.prompt == prompt)
+
+
 async def wait_public(dd: DiscordDouble, count: int) -> MessageRecord:
     await dd.wait_for(lambda: len(public_messages(dd)) >= count, what=f"{count} public messages")
     return public_messages(dd)[count - 1]

@@ -13,16 +13,13 @@ from tests.e2e.harness import (
     custom_id,
     imagine_grid,
     public_messages,
+    task_for,
     wait_final,
     wait_public,
 )
 from tests.proxy_sim import ProxySim
 
 ATTACH_FILES = 1 << 15
-
-
-def task_for(sim: ProxySim, prompt: str) -> str:
-    return next(t.id for t in sim.tasks.values() if t.prompt == prompt)
 
 
 def messages_for(dd: DiscordDouble, prompt: str):

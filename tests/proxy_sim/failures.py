@@ -26,7 +26,7 @@ class _ScriptedFailure:
     content_type: str | None
 
 
-_FAILURE_KINDS = ("http500_spring", "html502", "empty200", "malformed", "unauthorized", "logic")
+_FAILURE_KINDS = ("http500_spring", "html502", "empty200", "malformed", "unauthorized", "logic", "hang")
 _FAILURE_PREFIXES = ("status:", "delay:", "code:")
 
 # Descriptions novicezk uses for each submit code, for fail_next("code:N").
@@ -89,7 +89,8 @@ class _FailureMixin:
         ``times=None`` keeps failing until clear_failures(); an empty suffix matches
         every request. Kinds: http500_spring, html502, empty200, malformed,
         unauthorized, ``status:<N>`` (``body``/``content_type`` optional),
-        ``delay:<seconds>`` (then answer normally), ``code:<N>`` (a submit result
+        ``delay:<seconds>`` (then answer normally), ``hang`` (no answer until the simulator
+        stops, and no effect: the request as good as never arrived), ``code:<N>`` (a submit result
         with ``description``/``properties``/``result``), ``logic`` (trueai, or new-api in
         front of it: HTTP 200 ``{"success": false, "code": -1, "message": description,
         "timestamp": "<.NET ticks>"}``, description defaulting to "并发数已达上限", as

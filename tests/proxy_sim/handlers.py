@@ -42,6 +42,9 @@ class _HttpMixin:
 
         failure = self._take_failure(request.path)
         if failure is not None:
+            if failure.kind == "hang":  # never reaches the proxy's logic: as if it was never sent
+                await self._delay(3600)
+                return web.Response(status=503)
             if not failure.kind.startswith("delay:"):
                 return self._failure_response(failure, request.path)
             if await self._delay(float(failure.kind.split(":", 1)[1])):
