@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -26,10 +28,11 @@ from bot.core.models import Action, Job, Phase, Status, TaskButton
 from bot.ops.alerts import AlertMonitor
 from bot.ops.spend_alert import SpendAlert
 from bot.ops.spend_report import COLUMNS as SPEND_COLUMNS
+from bot.storage import Store
 from bot.storage.ledger import ORDER_SQL, Charge
 from tests.proxy_sim import ProxySim
 from tests.service_harness import ADMIN, GUILD, OWNER, ROLE, Harness, who
-from tests.test_cli import run_cli
+from tests.test_cli import ROOT, run_cli
 
 ONE = SCALE  # one credit, in units
 CREDITS = {"enabled": True, "starting_balance": 1, "prices": {"mj_imagine": 0.1, "mj_upscale": 0.05}}
@@ -407,3 +410,39 @@ async def test_spend_report_csv_for_accounting(services, sim: ProxySim, db_url: 
     assert later.returncode == 0 and later.stdout.strip() == ",".join(SPEND_COLUMNS)
     bad = run_cli("spend-report", "--since", "last tuesday", "--config", str(config))
     assert bad.returncode == 2 and "'last tuesday' is not a date" in bad.stderr
+
+
+async def test_two_os_processes_on_postgresql_share_one_balance(sim: ProxySim, pg_dsn: str):
+    """The same over two real processes: 50 imagines each, at once, credit for 10 in all."""
+    store = Store(pg_dsn)
+    await store.open()  # migrated once, before both start
+    await store.close()
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.credits_worker",
+            pg_dsn,
+            sim.base_url,
+            "50",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        for worker in workers:
+            assert await asyncio.wait_for(worker.stdout.readline(), 30) == b"ready\n"
+        for worker in workers:
+            worker.stdin.write(b"go\n")
+            await worker.stdin.drain()
+        outcomes = [json.loads(await asyncio.wait_for(worker.stdout.readline(), 60)) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+            await worker.wait()
+    assert [o["other"] for o in outcomes] == [[], []]
+    assert sum(o["submitted"] for o in outcomes) == 10 and sum(o["refused"] for o in outcomes) == 90
+    assert sim.count("/submit/imagine") == 10
