@@ -446,3 +446,15 @@ async def test_two_os_processes_on_postgresql_share_one_balance(sim: ProxySim, p
     assert [o["other"] for o in outcomes] == [[], []]
     assert sum(o["submitted"] for o in outcomes) == 10 and sum(o["refused"] for o in outcomes) == 90
     assert sim.count("/submit/imagine") == 10
+
+
+def test_the_readme_example_for_a_community_loads(tmp_path: Path):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Credits") :]
+    example = section[section.index("```toml") + len("```toml") : section.index("```", section.index("```toml") + 7)]
+    config = tmp_path / "config.toml"
+    config.write_text(example, encoding="utf-8")
+    credits = load_settings(config).credits
+    free, supporter = (a.allowance() for a in credits.allowances)
+    assert (free.amount, supporter.amount, supporter.cap) == (ONE, 20 * ONE, 20 * ONE)
+    assert credits.price_of("mj_imagine") == ONE and credits.price_of("mj_describe") == to_units("0.05")
