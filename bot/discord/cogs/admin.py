@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
@@ -21,10 +22,36 @@ from bot.jobs.credits import PERIODS
 if TYPE_CHECKING:
     from bot.discord.app import MjBot
 
+T = TypeVar("T")
+
 
 PERIOD_CHOICES = [
     app_commands.Choice(name=_(period, f"cmd.mj.spend.period.choice.{period}"), value=period) for period in PERIODS
 ]
+
+
+# Text options, so a non-number gets our own clear answer rather than the client's.
+Amount = app_commands.Range[str, 1, 40]
+Reason = app_commands.Range[str, 1, 200]
+
+
+def adjust_options(sub: str, member_text: str) -> Callable[[T], T]:
+    """The options of ``/mj credits give`` and ``take``: names and descriptions, with their keys."""
+    key = f"cmd.mj.credits.{sub}"
+
+    def decorate(command: T) -> T:
+        command = app_commands.describe(
+            member=_(member_text, f"{key}.member.description"),
+            amount=_("How many, e.g. 10 or 0.5", f"{key}.amount.description"),
+            reason=_("Why (kept in the ledger)", f"{key}.reason.description"),
+        )(command)
+        return app_commands.rename(
+            member=_("member", f"{key}.member.name"),
+            amount=_("amount", f"{key}.amount.name"),
+            reason=_("reason", f"{key}.reason.name"),
+        )(command)
+
+    return decorate
 
 
 class AdminCog(commands.Cog):
@@ -76,22 +103,9 @@ class AdminCog(commands.Cog):
         name=_("give", "cmd.mj.credits.give.name"),
         description=_("Give a member credits (admins only)", "cmd.mj.credits.give.description"),
     )
-    @app_commands.rename(
-        member=_("member", "cmd.mj.credits.give.member.name"),
-        amount=_("amount", "cmd.mj.credits.give.amount.name"),
-        reason=_("reason", "cmd.mj.credits.give.reason.name"),
-    )
-    @app_commands.describe(
-        member=_("Who gets them", "cmd.mj.credits.give.member.description"),
-        amount=_("How many, e.g. 10 or 0.5", "cmd.mj.credits.give.amount.description"),
-        reason=_("Why (kept in the ledger)", "cmd.mj.credits.give.reason.description"),
-    )
+    @adjust_options("give", "Who gets them")
     async def give(
-        self,
-        interaction: discord.Interaction,
-        member: discord.Member | discord.User,
-        amount: app_commands.Range[str, 1, 40],
-        reason: app_commands.Range[str, 1, 200],
+        self, interaction: discord.Interaction, member: discord.Member | discord.User, amount: Amount, reason: Reason
     ) -> None:
         await self._adjust(interaction, member, amount, reason, give=True)
 
@@ -99,22 +113,9 @@ class AdminCog(commands.Cog):
         name=_("take", "cmd.mj.credits.take.name"),
         description=_("Take credits from a member (admins only)", "cmd.mj.credits.take.description"),
     )
-    @app_commands.rename(
-        member=_("member", "cmd.mj.credits.take.member.name"),
-        amount=_("amount", "cmd.mj.credits.take.amount.name"),
-        reason=_("reason", "cmd.mj.credits.take.reason.name"),
-    )
-    @app_commands.describe(
-        member=_("Whose credits", "cmd.mj.credits.take.member.description"),
-        amount=_("How many, e.g. 10 or 0.5", "cmd.mj.credits.take.amount.description"),
-        reason=_("Why (kept in the ledger)", "cmd.mj.credits.take.reason.description"),
-    )
+    @adjust_options("take", "Whose credits")
     async def take(
-        self,
-        interaction: discord.Interaction,
-        member: discord.Member | discord.User,
-        amount: app_commands.Range[str, 1, 40],
-        reason: app_commands.Range[str, 1, 200],
+        self, interaction: discord.Interaction, member: discord.Member | discord.User, amount: Amount, reason: Reason
     ) -> None:
         await self._adjust(interaction, member, amount, reason, give=False)
 
