@@ -100,13 +100,19 @@ def end_statements(jobs: Sequence[Any], now: float | None = None) -> list[Statem
     for job in jobs:
         if not job.nonce or not job.status.finished:
             continue
-        reason = job.status.value if job.status is Status.SUCCESS else f"{job.status.value}: {job.fail_reason or ''}"
+        reason = f"{job.status.value}: {job.fail_reason}" if job.fail_reason else job.status.value
+        success = job.status is Status.SUCCESS
         when = now if now is not None else job.updated_at
-        row = (f"end:{job.nonce}", job.task_id, reason.rstrip(": ")[:MAX_REASON], when, f"hold:{job.nonce}")
-        if job.status is Status.SUCCESS:
-            settles.append((f"end:{job.nonce}", SETTLE, *row[1:]))
-        else:
-            refunds.append((f"end:{job.nonce}", REFUND, *row[1:]))
+        (settles if success else refunds).append(
+            (
+                f"end:{job.nonce}",
+                SETTLE if success else REFUND,
+                job.task_id,
+                reason[:MAX_REASON],
+                when,
+                f"hold:{job.nonce}",
+            )
+        )
     return [(sql, rows) for sql, rows in ((SETTLE_SQL, settles), (REFUND_SQL, refunds)) if rows]
 
 
