@@ -28,7 +28,7 @@ from bot.core.models import Action, Job, Phase, Status, TaskButton
 from bot.ops.alerts import AlertMonitor
 from bot.ops.spend_alert import SpendAlert
 from bot.ops.spend_report import COLUMNS as SPEND_COLUMNS
-from bot.storage import Store
+from bot.storage import Store, ledger
 from bot.storage.ledger import ORDER_SQL, Charge
 from tests.proxy_sim import ProxySim
 from tests.service_harness import ADMIN, GUILD, OWNER, ROLE, Harness, who
@@ -458,3 +458,29 @@ def test_the_readme_example_for_a_community_loads(tmp_path: Path):
     free, supporter = (a.allowance() for a in credits.allowances)
     assert (free.amount, supporter.amount, supporter.cap) == (ONE, 20 * ONE, 20 * ONE)
     assert credits.price_of("mj_imagine") == ONE and credits.price_of("mj_describe") == to_units("0.05")
+
+
+async def test_a_refill_seen_by_a_refused_submit_is_kept(services, sim: ProxySim):
+    """The refusal commits the period's refill: refused today, the member can afford it tomorrow."""
+    allowance = {"role_id": ROLE, "amount": 0.05, "every": "day", "cap": 0.2}
+    harness = await services(credits={**CREDITS, "starting_balance": 0, "allowances": [allowance]})
+    member = who(role_ids=frozenset({ROLE}))
+    with pytest.raises(NotEnoughCredits):
+        await harness.jobs.imagine("too soon", member)
+    harness.now += 86_400
+    job = await harness.jobs.imagine("next day", member)
+    assert await ledger_rows(harness, job.nonce) == [("hold", -1000)]
+
+
+async def test_an_adjustment_retried_after_its_commit_is_made_once(services):
+    harness = await services()
+
+    async def give(tx):
+        return await ledger.adjust(
+            tx, "adjust:retried", GUILD, OWNER, ONE, reason="r", admin_id=ADMIN, now=harness.now,
+            allowance=None, starting=0,
+        )  # fmt: skip
+
+    assert await harness.store.database.transact(give) == ONE
+    assert await harness.store.database.transact(give) == ONE  # what a retry after the COMMIT does
+    assert await ledger_rows(harness) == [("adjust", ONE)]

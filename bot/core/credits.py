@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -49,10 +49,11 @@ def to_units(value: Any, *, what: str = "amount") -> int:
     """``value`` (a number or its text, e.g. "0.05" or "1,000") as whole parts of a unit; raises
     :class:`BadAmount` for anything else: text that is not a number, NaN, infinity, more than four
     decimals, or more than :data:`MAX_AMOUNT`."""
-    text = str(value).strip().replace(",", "").replace("_", "")[:40]
+    text = str(value).strip().replace(",", "").replace("_", "")
 
     def bad(problem: str) -> BadAmount:
-        return BadAmount(f"{what}: {text!r} {problem}", amount=text, limit=f"{MAX_AMOUNT:,}")
+        shown = text[:40]  # bounded in messages; parsed whole
+        return BadAmount(f"{what}: {shown!r} {problem}", amount=shown, limit=f"{MAX_AMOUNT:,}")
 
     if isinstance(value, bool):
         raise bad("is not a number")
@@ -64,7 +65,9 @@ def to_units(value: Any, *, what: str = "amount") -> int:
         raise bad("is not a finite number")
     if abs(number) > MAX_AMOUNT:
         raise bad(f"is over {MAX_AMOUNT:,}")
-    units = number * SCALE
+    with localcontext() as exact:
+        exact.prec = len(number.as_tuple().digits) + 8  # no rounding: 1.00000000001 is not 1
+        units = number * SCALE
     if units != units.to_integral_value():
         raise bad("has more than 4 decimal places")
     return int(units)

@@ -68,8 +68,9 @@ class SpendAlert(NoEvents):
         total = await self._book.spent_since(day)
         if total < self.limit:
             return False
-        self._told_day = day
-        if not await self._book.claim(f"spend_alert:{int(day)}"):
+        claimed = await self._book.claim(f"spend_alert:{int(day)}")
+        self._told_day = day  # only once the claim is settled: a failed one is tried again
+        if not claimed:
             return False  # told already (before a restart)
         log.warning("today's spend %s passed the alert level %s", format_amount(total), format_amount(self.limit))
         self._alerts.announce(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,9 +90,11 @@ class CreditBook:
     ) -> int:
         """An admin's ``give`` (amount > 0) or ``take``: one ``adjust`` row. Returns the new balance."""
         when = time.time() if now is None else now
+        key = f"adjust:{uuid.uuid4().hex}"  # made once: a retried transaction must not add a second row
         return await self.database.transact(
             lambda tx: ledger.adjust(
                 tx,
+                key,
                 guild_id,
                 member_id,
                 amount,
@@ -170,10 +173,12 @@ class CreditBook:
 
     async def claim(self, key: str) -> bool:
         """True for the first process to claim ``key`` (e.g. today's spend alert), false after."""
-        counts = await self.database.run(
-            [("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [(key, str(time.time()))])]
+        mine = uuid.uuid4().hex  # ours if it is what the row holds (a retried insert still counts)
+        await self.database.run(
+            [("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [(key, mine)])]
         )
-        return counts[0] > 0
+        rows = await self.database.fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return bool(rows) and rows[0][0] == mine
 
     async def reconcile(self, now: float | None = None) -> int:
         """Settle or refund holds whose end is missing: a finished job's (its end is written with its

@@ -9,7 +9,6 @@ new member's starting balance. Rows are only ever inserted.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -170,15 +169,16 @@ async def top_up(
                             f"{allowance.every} from {day}, role {allowance.role_id}", None, now))  # fmt: skip
 
 
-async def hold(tx: Transaction, submission: Submission, charge: Charge, now: float) -> None:
-    """Take the job's price from the member's balance before the proxy is asked; raises
-    :class:`NotEnoughCredits` (nothing written) when the balance does not cover it."""
+async def hold(tx: Transaction, submission: Submission, charge: Charge, now: float) -> NotEnoughCredits | None:
+    """Take the job's price from the member's balance before the proxy is asked. When the balance
+    does not cover it, nothing is held and the refusal is returned: the caller commits what
+    :func:`top_up` wrote all the same (a refill refused with the submit would never add up)."""
     guild_id, member_id = submission.guild_id or 0, submission.owner_id
     await top_up(tx, guild_id, member_id, charge.allowance, charge.starting_balance, now)
     have = await balance(tx, guild_id, member_id)
     if have < charge.price and not charge.overdraft:
         refill_at = next_period_start(charge.allowance.every, now) if charge.allowance else 0
-        raise NotEnoughCredits(
+        return NotEnoughCredits(
             f"user {member_id} has {format_amount(have)}, {charge.action} costs {format_amount(charge.price)}",
             price=format_amount(charge.price),
             balance=format_amount(have),
@@ -188,10 +188,12 @@ async def hold(tx: Transaction, submission: Submission, charge: Charge, now: flo
         )
     await _insert(tx, Entry(f"hold:{submission.nonce}", guild_id, member_id, HOLD, -charge.price, charge.price,
                             charge.action, submission.nonce, None, submission.action, None, now))  # fmt: skip
+    return None
 
 
 async def adjust(
     tx: Transaction,
+    key: str,
     guild_id: int,
     member_id: int,
     amount: int,
@@ -202,9 +204,12 @@ async def adjust(
     allowance: Allowance | None,
     starting: int,
 ) -> int:
-    """An admin gives (``amount`` > 0) or takes credits; returns the new balance. Taking more than
-    the member has raises :class:`TakeTooMuch`."""
+    """An admin gives (``amount`` > 0) or takes credits as the entry ``key``; returns the new
+    balance. Taking more than the member has raises :class:`TakeTooMuch`. Run again with the same
+    key (a retry after a COMMIT that went through), it changes nothing."""
     await tx.lock(member_id)
+    if await tx.fetch("SELECT 1 FROM ledger WHERE entry_key = ?", (key,)):
+        return await balance(tx, guild_id, member_id)
     await top_up(tx, guild_id, member_id, allowance, starting, now)
     have = await balance(tx, guild_id, member_id)
     if have + amount < 0:
@@ -213,7 +218,7 @@ async def adjust(
             amount=format_amount(-amount),
             balance=format_amount(have),
         )
-    await _insert(tx, Entry(f"adjust:{uuid.uuid4().hex}", guild_id, member_id, ADJUST, amount, None, None, None,
+    await _insert(tx, Entry(key, guild_id, member_id, ADJUST, amount, None, None, None,
                             None, reason[:MAX_REASON], admin_id, now))  # fmt: skip
     return have + amount
 

@@ -138,18 +138,21 @@ class Store(Transactions):
                     raise
             return
 
-        async def reserve(tx: Transaction) -> None:
+        async def reserve(tx: Transaction) -> Exception | None:
             # Tried again after the connection dropped during a COMMIT that went through: done.
             if await tx.fetch("SELECT 1 FROM submissions WHERE nonce = ?", (submission.nonce,)):
-                return
+                return None
             await tx.lock(submission.owner_id)  # one submit at a time per member, cluster-wide
             if limits is not None:
                 await check_limits(tx, submission.owner_id, limits)
+            if charge is not None and (refused := await ledger.hold(tx, submission, charge, submission.created_at)):
+                return refused  # committed: the member's refill stands, nothing else was written
             await tx.execute(insert, tuple(row.values()))
-            if charge is not None:
-                await ledger.hold(tx, submission, charge, submission.created_at)
+            return None
 
-        await self.database.transact(reserve)
+        refused = await self.database.transact(reserve)
+        if refused is not None:
+            raise refused
 
     async def _stored_already(self, table: str, key: str, value: str, nonce: str | None) -> bool:
         """Whether a refused insert's row is there with our nonce: PostgreSQL's connection dropped
