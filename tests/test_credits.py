@@ -24,7 +24,7 @@ from bot.core.errors import (
     NotEnoughCredits,
     TakeTooMuch,
 )
-from bot.core.models import Action, Job, Phase, Status, TaskButton
+from bot.core.models import Action, Job, Phase, Status, Submission, TaskButton
 from bot.ops.alerts import AlertMonitor
 from bot.ops.spend_alert import SpendAlert
 from bot.ops.spend_report import COLUMNS as SPEND_COLUMNS
@@ -192,9 +192,7 @@ async def test_a_crash_between_hold_and_submit_is_refunded_after_the_restart(ser
     assert sim.count("/submit/imagine") == 0
 
 
-def harness_submission(harness: Harness):
-    from bot.core.models import Submission
-
+def harness_submission(harness: Harness) -> Submission:
     return Submission(
         nonce="mjbot:crashed", action="IMAGINE", prompt="fox", owner_id=OWNER, guild_id=GUILD,
         channel_id=1, parent_task_id=None, parent_index=None, created_at=harness.now,

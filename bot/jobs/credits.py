@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from bot.core.access import AccessPolicy, Requester
 from bot.core.config import Settings
-from bot.core.credits import format_amount, period_start, to_units
+from bot.core.credits import MAX_AMOUNT, format_amount, period_start, to_units
 from bot.core.errors import BadAmount, CreditsOff
 from bot.core.models import Job
 from bot.storage import Store
@@ -64,7 +64,7 @@ class Credits:
         self._check_on()
         units = to_units(amount)
         if units <= 0:
-            raise BadAmount(f"amount {amount!r} is not above 0", amount=amount.strip()[:40], limit="1,000,000,000")
+            raise BadAmount(f"amount {amount!r} is not above 0", amount=amount.strip()[:40], limit=f"{MAX_AMOUNT:,}")
         balance = await self.store.credits.adjust(
             admin.guild_id or 0,
             member_id,
