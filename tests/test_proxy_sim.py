@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import io
+import json
 import logging
 import socket
 import struct
@@ -15,6 +17,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 from aiohttp import web
+from PIL import Image
 
 from tests.proxy_sim import (
     CANCEL,
@@ -29,6 +32,7 @@ from tests.proxy_sim import (
 )
 
 SECRET = "s3cret"
+JSON = {"Content-Type": "application/json"}
 DATA_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
 
 
@@ -757,16 +761,19 @@ async def test_unknown_task_by_flavour(options, status, check):
         assert [t["id"] for t in listed] == [known.id]
 
 
+NOVICEZK_FULL, TRUEAI_FULL = "队列已满，请稍后尝试", "提交失败，队列已满，请稍后重试"  # DiscordService.cs RedisEnqueue
 QUEUE = [
-    ({"flavour": "novicezk"}, (1, 22, 23)),
-    ({"flavour": "trueai"}, (1, 22, 9)),
-    ({"flavour": "newapi", "upstream": "novicezk"}, (1, 1, 23)),  # new-api rewrites 22 to 1
-    ({"flavour": "newapi", "upstream": "trueai"}, (1, 1, 9)),
+    ({"flavour": "novicezk"}, (1, 22, 23), NOVICEZK_FULL),
+    ({"flavour": "trueai"}, (1, 22, 9), TRUEAI_FULL),
+    ({"flavour": "newapi", "upstream": "novicezk"}, (1, 1, 23), NOVICEZK_FULL),  # new-api rewrites 22 to 1
+    ({"flavour": "newapi", "upstream": "trueai"}, (1, 1, 9), TRUEAI_FULL),
 ]
 
 
-@pytest.mark.parametrize(("options", "codes"), QUEUE, ids=["novicezk", "trueai", "newapi-novicezk", "newapi-trueai"])
-async def test_queue_and_queue_full_by_flavour(options, codes):
+@pytest.mark.parametrize(
+    ("options", "codes", "full_text"), QUEUE, ids=["novicezk", "trueai", "newapi-novicezk", "newapi-trueai"]
+)
+async def test_queue_and_queue_full_by_flavour(options, codes, full_text):
     async with served(**options, max_running=1, max_queue=1) as (sim, client):
         responses = [await client.post("/submit/imagine", json={"prompt": f"p{i}"}) for i in range(3)]
         assert [r.status_code for r in responses] == [200, 200, 200]
@@ -776,7 +783,7 @@ async def test_queue_and_queue_full_by_flavour(options, codes):
         assert queued["description"] == "排队中，前面还有0个任务"
         assert queued["properties"]["numberOfQueues"] == 0
         assert sim.tasks[queued["result"]].status == NOT_START
-        assert (full["description"], full["result"]) == ("队列已满，请稍后尝试", None)
+        assert (full["description"], full["result"]) == (full_text, None)
         assert len(sim.tasks) == 2
 
 
@@ -924,7 +931,18 @@ async def test_trueai_action_refusals():
         ):
             response = await action(client, task_id, custom_id)
             assert (response.status_code, response.json()["code"]) == (200, 4)
-        assert (await client.post("/submit/action", content=b"not json")).status_code == 400
+        # Program.cs InvalidModelStateResponseFactory: HTTP 200 Result.Fail(System.Text.Json's error).
+        bad = await client.post("/submit/action", content=b"not json", headers={"Content-Type": "application/json"})
+        assert bad.status_code == 200
+        assert (bad.json()["success"], bad.json()["code"]) == (False, -1)
+        assert (
+            bad.json()["message"]
+            == "'n' is an invalid start of a value. Path: $ | LineNumber: 0 | BytePositionInLine: 0."
+        )
+        listed = await client.post("/submit/action", json=[1])
+        assert listed.json()["message"].startswith(
+            "The JSON value could not be converted to Midjourney.Base.Dto.SubmitActionDTO. Path: $"
+        )
 
 
 async def test_trueai_custom_zoom_waits_for_the_modal():
@@ -1019,9 +1037,17 @@ async def test_trueai_speed_prefixes_and_bot_type():
         plain = (await imagine(client))["result"]
         assert (sim.last_request().prefix, sim.tasks[plain].mode) == ("/mj", "FAST")
 
-        bad = await client.post("/submit/imagine", json={"prompt": "x", "botType": "DALL_E"})
-        assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
-        assert bad.json()["status"] == 400 and "errors" in bad.json()
+        # Controllers/SubmitController.cs GetBotType: botType is a string read loosely.
+        for bot_type, expected in (("DALL_E", "MID_JOURNEY"), ("niji", "NIJI_JOURNEY"), ("mj", "MID_JOURNEY")):
+            loose = await imagine(client, "x", botType=bot_type)
+            assert loose["code"] in (1, 22) and sim.tasks[loose["result"]].bot_type == expected
+        # Not a string: System.Text.Json cannot bind it (Program.cs: HTTP 200 Result.Fail).
+        bad = await client.post("/submit/imagine", content=b'{"prompt": "x", "botType": 5}', headers=JSON)
+        assert bad.status_code == 200 and (bad.json()["success"], bad.json()["code"]) == (False, -1)
+        assert bad.json()["message"] == (
+            "The JSON value could not be converted to System.String. Path: $.botType | LineNumber: 0 | "
+            "BytePositionInLine: 28."
+        )
         with pytest.raises(ValueError):
             sim.speed_url("ludicrous")
 
@@ -1396,26 +1422,57 @@ async def test_trueai_animate_makes_a_video_task_TaskInfo_cs():
 
 
 async def test_trueai_submit_video_SubmitVideoDTO_cs():
-    """Controllers/SubmitController.cs Video and Dto/SubmitVideoDTO.cs: prompt, image, motion,
-    batchSize, or action "extend" + taskId + index."""
-    async with served("trueai") as (sim, client):
+    """Controllers/SubmitController.cs Video, Dto/SubmitVideoDTO.cs, Services/TaskService.cs SubmitVideo:
+    the image is stored and put before the prompt, then --video 1, --end, --motion, --bs."""
+    async with served("trueai", max_running=100) as (sim, client):
         body = {"prompt": "a fox runs", "image": DATA_URL, "motion": "high", "batchSize": 2, "state": "g:1"}
         submitted = (await client.post("/submit/video", json=body)).json()
-        assert submitted["code"] == 1
+        assert (submitted["code"], submitted["description"]) == (1, "提交成功")
         task_id = submitted["result"]
+        [(stored, data, content_type)] = sim.uploads
+        assert (data, content_type) == (base64.b64decode(DATA_URL.split(",")[1]), "image/png")
+        composed = f"{stored} a fox runs --video 1 --motion high --bs 2"
         sim.succeed(task_id)
         video = await fetch(client, task_id)
-        assert (video["action"], video["description"], video["state"]) == ("VIDEO", "/video a fox runs", "g:1")
+        assert (video["action"], video["prompt"], video["promptEn"]) == ("VIDEO", composed, composed)
+        assert (video["description"], video["state"]) == (f"/video {composed}", "g:1")
         assert len(video["videoUrls"]) == 2 and [b["label"] for b in video["buttons"]] == ["U1", "U2", ""]
+        async with httpx.AsyncClient() as anonymous:  # the storage serves it
+            assert (await anonymous.get(stored)).content == data
+
+        async def composed_prompt(**fields) -> str:
+            answer = (await client.post("/submit/video", json={"prompt": "p", **fields})).json()
+            assert answer["code"] == 1, answer
+            return sim.tasks[answer["result"]].prompt
+
+        link = "https://example.com/a.png"
+        assert await composed_prompt() == "p --video 1 --motion low"  # no image needed; 4 videos
+        assert (
+            await composed_prompt(image=link, loop=True, endImage=link) == f"{link} p --video 1 --end loop --motion low"
+        )
+        assert await composed_prompt(endImage=link, motion=None) == f"p --video 1 --end {link}"
+        assert await composed_prompt(batchSize="1") == "p --video 1 --motion low --bs 1"  # numbers from strings
+        assert await composed_prompt(batchSize=3, motion="HIGH") == "p --video 1 --motion HIGH"  # not checked
+        bare = (await client.post("/submit/video", json={"prompt": "p", "Image": DATA_URL.split(",")[1]})).json()
+        assert sim.tasks[bare["result"]].prompt.startswith(sim.uploads[-1][0])  # any case; bare base64 is a PNG
+        assert len(sim.uploads) == 2
 
         extend = {"prompt": "keeps running", "action": "extend", "taskId": task_id, "index": 0}
         extended = (await client.post("/submit/video", json=extend)).json()
-        assert extended["code"] == 1 and sim.tasks[extended["result"]].parent_id == task_id
+        child = sim.tasks[extended["result"]]
+        assert (extended["code"], child.parent_id, child.action, child.index) == (1, task_id, "VIDEO", 1)
+        assert (child.description, child.prompt) == ("/video extend", "keeps running --video 1 --motion low")
+        running = sim.add_task("busy").id
         refusals = [
-            ({"image": DATA_URL}, 200, 4, "Prompt 不能为空"),
-            ({"prompt": "x", "image": "not an image"}, 200, 4, "base64格式错误"),
+            ({"image": DATA_URL}, 200, 4, "Prompt 不能为空"),  # an image does not make the prompt optional
+            ({"prompt": "  "}, 200, 4, "Prompt 不能为空"),
+            ({"prompt": "x", "image": "not an image!"}, 200, 4, "base64格式错误"),
+            ({"prompt": "x", "endImage": "data:image/png;base64,%%%"}, 200, 4, "base64格式错误"),
             ({"prompt": "x", "taskId": task_id}, 200, 4, "任务类型错误"),
+            ({"prompt": "x", "taskId": task_id, "action": "Extend"}, 200, 4, "任务类型错误"),  # case-sensitive
             ({"prompt": "x", "taskId": "1234567890123456", "action": "extend"}, 404, 3, "关联任务不存在或已失效"),
+            ({"prompt": "x", "taskId": running, "action": "extend"}, 200, 4, "关联任务状态错误"),
+            ({"prompt": "x", "action": "EXTEND"}, 200, 3, "目标任务不存在"),  # SubmitVideo: no target, any case
         ]
         for refused, status, code, description in refusals:
             response = await client.post("/submit/video", json=refused)
@@ -1423,11 +1480,50 @@ async def test_trueai_submit_video_SubmitVideoDTO_cs():
                 status,
                 code,
                 description,
-            )
-    async with served("trueai", video=False) as (sim, client):
-        off = (await client.post("/submit/video", json={"prompt": "x", "image": DATA_URL})).json()
-        assert (off["code"], off["description"]) == (4, "视频功能未启用")
+            ), refused
+        # NewTask's LogicException is not caught in Video; a field of the wrong type is a binding error.
+        for refused, message in (
+            ({"prompt": "x", "state": "s" * 256}, "State参数过长，最大255字符"),
+            ({"prompt": "x", "notifyHook": "h" * 2001}, "NotifyHook参数过长，最大2000字符"),
+            (
+                {"prompt": "x", "loop": "yes"},
+                "The JSON value could not be converted to System.Boolean. Path: $.loop | LineNumber: 0 | "
+                "BytePositionInLine: 29.",
+            ),
+            (
+                {"prompt": "x", "index": 1.5},
+                "The JSON value could not be converted to System.Nullable`1[System.Int32]. Path: $.index | "
+                "LineNumber: 0 | BytePositionInLine: 28.",
+            ),
+        ):
+            answer = await client.post("/submit/video", content=json.dumps(refused).encode(), headers=JSON)
+            assert answer.status_code == 200
+            assert {k: answer.json()[k] for k in ("success", "code", "message")} == {
+                "success": False,
+                "code": -1,
+                "message": message,
+            }
+        video_imagine = await imagine(client, "a fox --video 1 --bs 1")  # TaskService.cs SubmitImagine
+        assert (sim.tasks[video_imagine["result"]].action, sim.tasks[video_imagine["result"]].batch_size) == (
+            "VIDEO",
+            1,
+        )
+    async with served("trueai", video=False) as (sim, client):  # Setting.EnableVideo off: the first check
+        for refused in ({"prompt": "x", "image": DATA_URL}, {}):
+            off = (await client.post("/submit/video", json=refused)).json()
+            assert (off["code"], off["description"]) == (4, "视频功能未启用")
         assert "Animate (High motion)" not in buttons_by_label(await upscaled(sim, client))
+        assert ((await imagine(client, "a fox --video 1"))["code"], sim.uploads) == (9, [])
+    for options in ({"flavour": "novicezk"}, {"flavour": "newapi", "upstream": "novicezk"}):
+        async with served(**options) as (sim, client):  # no such route: Spring's 404
+            response = await client.post("/submit/video", json={"prompt": "x"})
+            assert response.status_code == 404
+            assert {k: response.json()[k] for k in ("status", "error", "path")} == {
+                "status": 404,
+                "error": "Not Found",
+                "path": "/mj/submit/video",
+            }
+            assert sim.tasks == {}
 
 
 async def test_trueai_logic_exception_body_CustomLogicExceptionFilterAttribute_cs():
@@ -1629,8 +1725,309 @@ async def test_newapi_relays_submit_video_to_trueai_relay_router_go():
         )
         assert video["videoUrl"] == sim.video_url(task_id)
         assert video["videoUrls"] == [{"url": sim.video_url(task_id, i)} for i in range(4)]
+        assert "imageUrls" not in video and "contentType" not in video  # dto/midjourney.go MidjourneyDto
         async with httpx.AsyncClient() as anonymous:
             relayed = await anonymous.get(video["imageUrl"])
         assert relayed.headers["content-type"] == "video/mp4" and relayed.content == sim.video_bytes(task_id)
         extend = {"prompt": "x", "action": "extend", "taskId": "1234567890123456", "index": 0}
         assert (await client.post("/submit/video", json=extend)).json() == newapi_error("task_not_found")
+        # new-api re-encodes the body (a Go map: keys sorted) and relays trueai's binding error as it came.
+        bad = await client.post("/submit/video", json={"prompt": "x", "loop": "yes"})
+        assert bad.status_code == 200 and bad.json()["message"] == (
+            "The JSON value could not be converted to System.Boolean. Path: $.loop | LineNumber: 0 | "
+            "BytePositionInLine: 13."
+        )
+
+
+# --------------------------------------------------------------------------
+# trueai's imageUrls, uploads, photo-sized finals and cut downloads
+
+
+def pixels(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+async def test_trueai_grid_image_urls_TaskInfo_cs():
+    """Models/TaskInfo.cs Success (Setting.EnableFillOfficialCdn, or an official/YouChuan account): an
+    IMAGINE or any task with U1-U4 lists its images alone in imageUrls, [{url, thumbnail}], as many as
+    GetVideoBatchSize says; an upscale has none, and neither has a task before SUCCESS."""
+    async with served("trueai", max_running=100) as (sim, client):
+        grid_id = (await imagine(client))["result"]
+        sim.advance(grid_id)
+        assert (await fetch(client, grid_id))["imageUrls"] is None
+        sim.succeed(grid_id)
+        grid = await fetch(client, grid_id)
+        assert grid["imageUrls"] == [
+            {"url": sim.grid_image_url(grid_id, i), "thumbnail": sim.grid_thumbnail_url(grid_id, i)} for i in range(4)
+        ]
+        async with httpx.AsyncClient() as anonymous:  # CDN stand-ins: no secret
+            whole = pixels((await anonymous.get(grid["imageUrl"])).content)
+            singles = []
+            for i, link in enumerate(grid["imageUrls"]):
+                response = await anonymous.get(link["url"])
+                assert response.headers["content-type"] == "image/png"
+                assert response.content == sim.grid_image_bytes(grid_id, i)
+                single = pixels(response.content)
+                assert single.size == (32, 32) and assert_valid_png(response.content) == (32, 32)
+                quadrant = ((i % 2) * 32 + 16, (i // 2) * 32 + 16)  # the grid's quadrant i, same colour
+                assert single.getpixel((5, 5)) == whole.getpixel(quadrant)
+                singles.append(response.content)
+                thumbnail = await anonymous.get(link["thumbnail"])
+                assert thumbnail.headers["content-type"] == "image/webp"
+                assert pixels(thumbnail.content).format == "WEBP"
+            assert len(set(singles)) == 4
+            assert (await anonymous.get(f"{sim.base_url}/image/{grid_id}-grid-4.png")).status_code == 404
+
+        buttons = sim.tasks[grid_id].buttons
+        made = {}
+        for custom_id in (buttons[0]["customId"], buttons[4]["customId"], buttons[5]["customId"]):  # U1, 🔄, V1
+            made[custom_id] = (await action(client, grid_id, custom_id)).json()["result"]
+        for child_id in made.values():
+            sim.succeed(child_id)
+            child = await fetch(client, child_id)
+            expected = None if child["action"] == "UPSCALE" else 4  # REROLL and VARIATION are grids
+            assert (len(child["imageUrls"]) if child["imageUrls"] else None) == expected, child["action"]
+        pan = await action(
+            client,
+            made[buttons[0]["customId"]],
+            buttons_by_label(await fetch(client, made[buttons[0]["customId"]]))["⬅️"],
+        )
+        sim.succeed(pan.json()["result"])
+        assert len((await fetch(client, pan.json()["result"]))["imageUrls"]) == 4  # PAN makes a grid too
+        blend = (await client.post("/submit/blend", json={"base64Array": [DATA_URL] * 2})).json()["result"]
+        sim.succeed(blend)
+        assert len((await fetch(client, blend))["imageUrls"]) == 4
+        two = (await imagine(client, "a fox --bs 2"))["result"]
+        sim.succeed(two)
+        assert [link["url"] for link in (await fetch(client, two))["imageUrls"]] == [
+            sim.grid_image_url(two, i) for i in range(2)
+        ]
+        with pytest.raises(ValueError):
+            sim.grid_image_url(grid_id, 4)
+        with pytest.raises(KeyError):
+            sim.grid_image_bytes(made[buttons[0]["customId"]], 0)  # an upscale is no grid
+    async with served("trueai", image_urls=False) as (sim, client):  # a Discord account, default settings
+        task_id = (await imagine(client))["result"]
+        sim.succeed(task_id)
+        assert (await fetch(client, task_id))["imageUrls"] is None
+    async with served("newapi", upstream="trueai") as (sim, client):  # dto/midjourney.go MidjourneyDto: no imageUrls
+        task_id = (await imagine(client))["result"]
+        sim.succeed(task_id)
+        sim.gateway_poll()
+        fetched = await fetch(client, task_id)
+        assert fetched["status"] == SUCCESS and "imageUrls" not in fetched and "contentType" not in fetched
+        assert len(sim._upstream.task_json(sim.tasks[task_id])["imageUrls"]) == 4  # the upstream had them
+    async with served("novicezk") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        sim.succeed(task_id)
+        assert "imageUrls" not in await fetch(client, task_id)
+
+
+PNG_BYTES = base64.b64decode(DATA_URL.split(",")[1])
+
+
+async def test_trueai_upload_discord_images_SubmitController_cs():
+    """Controllers/SubmitController.cs ImagineDiscordImages + Services/DiscordService.cs UploadAsync: each
+    image of base64Array is stored and its URL listed in result; no task; blank entries are skipped."""
+    async with served("trueai", user_core_size=1) as (sim, client):
+        sim.add_task("busy")
+        sim.advance(next(iter(sim.tasks)))  # the one slot taken: no NewTask here, so no limit applies
+        jpeg = "data:image/jpeg;base64," + base64.b64encode(b"\xff\xd8\xff fake jpeg").decode()
+        images = [DATA_URL, jpeg, "", base64.b64encode(PNG_BYTES).decode()]  # a blank one, a bare one
+        response = await client.post("/submit/upload-discord-images", json={"base64Array": images})
+        assert response.status_code == 200
+        answer = response.json()
+        assert (answer["code"], answer["description"], answer["properties"]) == (1, "提交成功", {})
+        urls = answer["result"]
+        assert isinstance(urls, list) and len(urls) == 3 and len(sim.tasks) == 1
+        assert [url.rsplit(".", 1)[1] for url in urls] == ["png", "jpg", "png"]
+        assert all(url.startswith(f"{sim.base_url}/image/attachments/") for url in urls)
+        assert sim.uploads == [
+            (urls[0], PNG_BYTES, "image/png"),
+            (urls[1], b"\xff\xd8\xff fake jpeg", "image/jpeg"),
+            (urls[2], PNG_BYTES, "image/png"),
+        ]
+        async with httpx.AsyncClient() as anonymous:
+            for url, data, content_type in sim.uploads:
+                served_back = await anonymous.get(url)
+                assert (served_back.content, served_back.headers["content-type"]) == (data, content_type)
+            assert (await anonymous.get(f"{sim.base_url}/image/attachments/20260101/none.png")).status_code == 404
+
+        async def upload(body) -> httpx.Response:
+            return await client.post("/submit/upload-discord-images", json=body)
+
+        for body, code, description in (
+            ({}, 4, "base64 参数错误"),
+            ({"base64Array": []}, 4, "base64 参数错误"),
+            ({"base64Array": [DATA_URL, "not base64!"]}, 4, "base64格式错误"),
+        ):
+            refused = (await upload(body)).json()
+            assert (refused["code"], refused["description"], refused["result"]) == (code, description, None)
+        assert (await upload({"base64Array": ["", " "]})).json()["result"] == []  # all blank: nothing to store
+        # A link has no bytes to store: Message.Of(code, description), two fields only.
+        assert (await upload({"base64Array": ["https://example.com/a.png"]})).json() == {
+            "code": 9,
+            "description": "上传图片到云存储异常",
+        }
+        wrong_type = (await upload({"base64Array": "abc"})).json()
+        assert (wrong_type["success"], wrong_type["code"]) == (False, -1)
+        assert wrong_type["message"].startswith(
+            "The JSON value could not be converted to System.Collections.Generic.List`1[System.String]. "
+            "Path: $.base64Array | LineNumber: 0"
+        )
+        assert (
+            (await upload({"base64Array": [1]}))
+            .json()["message"]
+            .startswith("The JSON value could not be converted to System.String. Path: $.base64Array[0]")
+        )
+        assert len(sim.uploads) == 3 and len(sim.tasks) == 1
+        # No limit on how many; Kestrel's MaxRequestBodySize (30,000,000 bytes) bounds the body: 413, empty.
+        big = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + bytes(23_000_000)).decode()
+        too_big = await upload({"base64Array": [big]})
+        assert (too_big.status_code, too_big.content) == (413, b"")
+        assert sim.last_request().path == "/mj/submit/upload-discord-images"
+        many = (await upload({"base64Array": [DATA_URL] * 20})).json()
+        assert len(many["result"]) == 20 and len(sim.uploads) == 23
+
+    async with served("newapi", upstream="trueai") as (sim, client):  # relayed; its answer unchanged
+        answer = (await client.post("/submit/upload-discord-images", json={"base64Array": [DATA_URL]})).json()
+        assert (answer["code"], answer["result"]) == (1, [sim.uploads[0][0]])
+        assert sim.gateway_tasks == {}
+        sim.quota_exhausted = True
+        refused = await client.post("/submit/upload-discord-images", json={"base64Array": [DATA_URL]})
+        assert (refused.status_code, refused.json()) == (400, newapi_error("quota_not_enough"))
+    async with served("newapi", upstream="trueai", denied_models={"mj_upload"}) as (sim, client):
+        refused = await client.post("/submit/upload-discord-images", json={"base64Array": [DATA_URL]})
+        assert refused.status_code == 403 and "mj_upload" in refused.json()["error"]["message"]
+    for options in ({"flavour": "novicezk"}, {"flavour": "newapi", "upstream": "novicezk"}):
+        async with served(**options) as (sim, client):  # novicezk has no such route: Spring's 404
+            response = await client.post("/submit/upload-discord-images", json={"base64Array": [DATA_URL]})
+            assert (response.status_code, response.json()["status"], response.json()["path"]) == (
+                404,
+                404,
+                "/mj/submit/upload-discord-images",
+            )
+            assert sim.uploads == []
+
+
+async def test_trueai_imagine_stores_its_images_before_the_prompt_TaskService_cs():
+    """Services/TaskService.cs SubmitImagine: every image of base64Array (no limit on their number) is
+    stored and its URL goes before the prompt, space-separated; trueai has no ``base64`` field."""
+    async with served("trueai") as (sim, client):
+        answer = await imagine(client, "a fox", base64Array=[DATA_URL, DATA_URL, DATA_URL], base64=DATA_URL)
+        urls = [url for url, _, _ in sim.uploads]
+        assert len(urls) == 3
+        task = sim.tasks[answer["result"]]
+        assert task.prompt == task.prompt_en == " ".join(urls) + " a fox"
+        assert task.description == "/imagine " + task.prompt
+        link = await imagine(client, "a fox", base64Array=["https://example.com/a.png"])
+        assert (link["code"], link["description"]) == (9, "上传图片到云存储异常")
+        bad = await imagine(client, "a fox", base64Array=["%%%"])
+        assert (bad["code"], bad["description"]) == (4, "base64格式错误")
+    async with served("novicezk") as (sim, client):  # novicezk keeps the prompt as it came
+        answer = await imagine(client, "a fox", base64Array=[DATA_URL])
+        assert sim.tasks[answer["result"]].prompt == "a fox" and sim.uploads == []
+
+
+async def test_final_image_pixels_makes_a_photo_sized_upscale():
+    async with ProxySim(final_image_pixels=(4096, 2048)) as sim:
+        grid = sim.add_task()
+        upscale = sim.add_task(action="UPSCALE", parent_id=grid.id, index=1)
+        sim.succeed(upscale.id)
+        started = time.perf_counter()
+        data = sim.image_bytes(upscale.id)
+        assert time.perf_counter() - started < 2.0
+        assert 25_000_000 <= len(data) <= 35_000_000
+        assert sim.image_bytes(upscale.id) is data  # made once per task
+        photo = pixels(data)
+        assert (photo.format, photo.mode, photo.size) == ("PNG", "RGB", (4096, 2048))
+        crop = photo.crop((1000, 1000, 1064, 1064))
+        assert len(crop.getcolors(maxcolors=64 * 64)) > 1000  # real pixels, not a flat colour
+        low, high = photo.getextrema()[0]
+        assert high - low > 100  # gradients across the picture
+        jpeg = io.BytesIO()
+        photo.save(jpeg, "JPEG", quality=90)
+        assert 300_000 < len(jpeg.getvalue()) < 6_000_000  # re-encodes to a few MB
+        assert assert_valid_png(sim.image_bytes(grid.id)) == (64, 64)  # grids stay small
+        async with httpx.AsyncClient() as anonymous:
+            response = await anonymous.get(sim.final_url(upscale.id))
+            assert response.content == data and response.headers["content-length"] == str(len(data))
+    async with ProxySim(final_image_pixels=(300, 200), final_image_size=500_000) as sim:  # both apply
+        task = sim.add_task(action="UPSCALE", parent_id="1", index=1)
+        data = sim.image_bytes(task.id)
+        assert len(data) == 500_000 and pixels(data).size == (300, 200)
+        assert assert_valid_png(data) == (300, 200)
+    for bad in ((0, 10), (10,), (1, 2, 3)):
+        with pytest.raises(ValueError):
+            ProxySim(final_image_pixels=bad)
+
+
+async def raw_get(url: str) -> tuple[int, dict[str, str], bytes]:
+    """GET on a bare socket, reading until the server closes: (status, headers, the bytes that came)."""
+    parts = httpx.URL(url)
+    reader, writer = await asyncio.open_connection(parts.host, parts.port)
+    target = parts.raw_path.decode()
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {parts.host}\r\nConnection: close\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+async def test_cut_media_announces_everything_and_sends_half():
+    async with ProxySim(final_image_pixels=(512, 512)) as sim:
+        task = sim.add_task(action="UPSCALE", parent_id="1", index=1)
+        sim.succeed(task.id)
+        whole = sim.image_bytes(task.id)
+        sim.cut_media(task.id, times=2)
+        for _ in range(2):
+            status, headers, body = await raw_get(sim.final_url(task.id))
+            assert (status, headers["content-length"]) == (200, str(len(whole)))
+            assert len(body) == len(whole) // 2 and body == whole[: len(whole) // 2]
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(sim.final_url(task.id))).content == whole  # whole again
+            sim.cut_media(task.id)
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(sim.final_url(task.id))
+            other = sim.add_task()
+            sim.succeed(other.id)
+            assert (await client.get(sim.final_url(other.id))).content == sim.image_bytes(other.id)
+            sim.advance(sim.add_task().id)
+        with pytest.raises(KeyError):
+            sim.cut_media("1234")
+        with pytest.raises(ValueError):
+            sim.cut_media(task.id, times=0)
+
+    async with served("trueai") as (sim, client):  # a batch: each download of its videos counts
+        parent = await upscaled(sim, client, "a fox --bs 2")
+        video_id = (await action(client, parent["id"], buttons_by_label(parent)["Animate (Low motion)"])).json()[
+            "result"
+        ]
+        sim.succeed(video_id)
+        sim.cut_media(video_id, times=2)
+        first = await raw_get(sim.video_url(video_id, 1))
+        thumbnail = await raw_get(sim.thumbnail_url(video_id, 1))  # not final media: whole, not counted
+        second = await raw_get(sim.video_url(video_id))
+        third = await raw_get(sim.video_url(video_id, 0))
+        assert len(first[2]) == len(sim.video_bytes(video_id, 1)) // 2
+        assert thumbnail[2] == sim._image_for(f"{video_id}_1.png")
+        assert len(second[2]) == len(sim.video_bytes(video_id)) // 2
+        assert third[2] == sim.video_bytes(video_id, 0)
+
+    async with served("newapi") as (sim, client):  # new-api streams the cut upstream download on
+        task_id = (await imagine(client))["result"]
+        sim.succeed(task_id)
+        sim.gateway_poll()
+        url = (await fetch(client, task_id))["imageUrl"]
+        sim.cut_media(task_id)
+        status, headers, body = await raw_get(url)
+        assert (
+            int(headers["content-length"])
+            == len(sim.image_bytes(task_id))
+            == 2 * len(body) + len(sim.image_bytes(task_id)) % 2
+        )
+        assert (await raw_get(url))[2] == sim.image_bytes(task_id)

@@ -13,12 +13,16 @@ project (``shared/docs/mj-proxy-contract.md`` beside the repository), chosen by
   the real button set (Upscale (Subtle/Creative) with ``"emoji": "upscale_1"``, Vary
   (Subtle/Strong/Region), zoom, pans, Animate (High/Low motion), reroll), chosen by the
   prompt's ``--v``/``--niji`` version (v7 when it names none). Animate and
-  ``/submit/video`` make VIDEO tasks whose ``imageUrl`` is an ``.mp4`` the sim serves
-  (with ``videoUrl``, ``videoUrls``, ``contentType: "video/mp4"``, U1-U4
-  ``video_virtual_upscale`` buttons). Limits answer trueai's LogicException body
-  (HTTP 200 ``{"success": false, "code": -1, "message": ..., "timestamp": ...}``):
+  ``/submit/video`` (checked as Controllers/SubmitController.cs Video does; its images
+  stored and put in the prompt) make VIDEO tasks whose ``imageUrl`` is an ``.mp4`` the sim
+  serves (with ``videoUrl``, ``videoUrls``, ``contentType: "video/mp4"``, U1-U4
+  ``video_virtual_upscale`` buttons). A finished grid lists its four images alone in
+  ``imageUrls`` (``[{url, thumbnail}]``, served: ``grid_image_url(id, i)``,
+  ``grid_image_bytes(id, i)``; ``image_urls=False`` for none). ``/submit/upload-discord-images``
+  stores images and answers their URLs (``sim.uploads``). Limits answer trueai's LogicException
+  body (HTTP 200 ``{"success": false, "code": -1, "message": ..., "timestamp": ...}``):
   ``fail_next(path, kind="logic", description=...)`` or ``user_core_size`` /
-  ``user_queue_size``.
+  ``user_queue_size``; so does a body its JSON binding refuses (a field of the wrong type).
 - ``"newapi"``: the QuantumNous (formerly Calcium-Ion) new-api gateway in front of an
   ``upstream`` (``"novicezk"`` or ``"trueai"``): Bearer keys, "code":22 turned into 1
   (21 too, except Custom Zoom / Vary (Region)), its own 400 errors, customIds it cannot
@@ -52,19 +56,25 @@ records each attempt, and drop / duplicate / reorder script the ways pushes go w
     sim.succeed(task_id)
     await sim.wait_deliveries()         # nothing in flight any more
 
+Final media: ``final_image_pixels=(4096, 2048)`` makes upscales photo-like PNGs of real size
+(~25 MB), ``final_image_size`` pads final PNGs, ``cut_media(task_id, times=1)`` cuts the next
+downloads of a task's final image or videos halfway (full Content-Length, half the bytes).
+
 Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``
 (``--flavour trueai``, ``--flavour newapi --upstream trueai``).
 
 The package, module by module: timeline.py (Step, timelines, constants), tasks.py (SimTask and
 the records), wire.py (answer bodies and checks), buttons.py (trueai's buttons), flavours.py
-(novicezk / trueai / new-api), images.py (PNG and MP4 bytes), server.py (ProxySim), with its
-parts in submits.py, delivery.py, failures.py, gateway.py, handlers.py and media.py;
-__main__.py is the command line.
+(novicezk / trueai / new-api), newapi_rules.py (new-api's keys, customIds, pages),
+trueai_input.py (trueai's JSON binding and image inputs), images.py (small PNG and MP4 bytes),
+photo.py (photo-sized PNGs, WebP thumbnails), server.py (ProxySim), with its parts in
+scripting.py, submits.py, videos.py, uploads.py, delivery.py, failures.py, gateway.py,
+handlers.py and media.py; __main__.py is the command line.
 """
 
 from .buttons import UPSCALE_EMOJI
-from .flavours import NEWAPI_INDEX_HTML
 from .images import mp4_bytes, png_bytes
+from .newapi_rules import NEWAPI_INDEX_HTML
 from .server import ProxySim
 from .tasks import Delivery, RecordedRequest, SimTask
 from .timeline import (

@@ -30,10 +30,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--banned-word", action="append", default=[], help="repeat for several words")
     parser.add_argument("--no-previews", action="store_true", help="no preview imageUrl while running")
     parser.add_argument("--final-image-size", type=int, default=None, help="pad final images to this many bytes")
+    parser.add_argument(
+        "--final-image-pixels", default=None, help="upscales as photo-like PNGs of WIDTHxHEIGHT pixels, e.g. 4096x2048"
+    )
+    parser.add_argument("--no-image-urls", action="store_true", help="trueai: no imageUrls on finished grids")
     parser.add_argument("--notify-hook", default=None, help="POST every task change here (global hook)")
     parser.add_argument("--jitter", type=float, default=0.0, help="time mode: vary each task's step by +-this fraction")
     parser.add_argument("--seed", type=int, default=None, help="seed for --jitter")
     args = parser.parse_args(argv)
+    pixels = None
+    if args.final_image_pixels:
+        try:
+            width, height = (int(part) for part in args.final_image_pixels.lower().split("x"))
+        except ValueError:
+            parser.error("--final-image-pixels is WIDTHxHEIGHT, e.g. 4096x2048")
+        pixels = (width, height)
 
     async def serve() -> None:
         sim = ProxySim(
@@ -56,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
             banned_words=args.banned_word,
             previews=not args.no_previews,
             final_image_size=args.final_image_size,
+            final_image_pixels=pixels,
+            image_urls=not args.no_image_urls,
             notify_hook=args.notify_hook,
             jitter=args.jitter,
             seed=args.seed,

@@ -3,8 +3,6 @@ routes, answers and task JSON on the wire)."""
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +13,15 @@ from .buttons import (
     _upscale_buttons,
     _upscale_hd_buttons,
     _version,
+    _video_batch_size,
     _video_buttons,
     _video_extend_buttons,
 )
+from .newapi_rules import NewApiReject, newapi_action, newapi_key, newapi_request_id
 from .tasks import SimTask
 from .timeline import API_PREFIX, GRID_ACTIONS, SPEED_PREFIXES, SUCCESS
-from .wire import _json_response, _Outcome, _problem, _speed_of, _spring_error
+from .trueai_input import body_error
+from .wire import _json_response, _logic_error, _Outcome, _speed_of, _spring_error
 
 if TYPE_CHECKING:
     from .server import ProxySim
@@ -40,6 +41,7 @@ class _Flavour:
     endpoints = frozenset({"imagine", "change", "describe", "blend", "fetch", "list-by-condition", "list"})
     queue_full = (23, "队列已满，请稍后尝试")
     fails_banned_later = False  # trueai accepts a banned prompt and fails the task afterwards
+    max_body = 256 * 1024 * 1024  # request bodies the sim reads (Spring and gin set no limit on JSON)
 
     def __init__(self, sim: ProxySim | None = None) -> None:
         self.sim = sim
@@ -57,22 +59,29 @@ class _Flavour:
         return 200  # novicezk answers every submit outcome with HTTP 200
 
     def submit_result(
-        self, code: int, description: str, result: Any = None, properties: dict | None = None
+        self,
+        code: int,
+        description: str,
+        result: Any = None,
+        properties: dict | None = None,
+        status: int | None = None,
     ) -> web.Response:
         return _json_response(
             {"code": code, "description": description, "result": result, "properties": properties or {}},
-            status=self.status_for(code),
+            status=self.status_for(code) if status is None else status,
         )
 
     def render(self, outcome: _Outcome | web.Response) -> web.Response:
         if isinstance(outcome, web.Response):
             return outcome
-        return self.submit_result(outcome.code, outcome.description, outcome.result, outcome.properties)
+        return self.submit_result(
+            outcome.code, outcome.description, outcome.result, outcome.properties, outcome.http_status
+        )
 
     def http_error(self, status: int, request: web.Request) -> web.Response:
         return _spring_error(status, request.path)  # no route, wrong method
 
-    def bad_body(self, request: web.Request) -> web.Response:
+    def bad_body(self, request: web.Request, raw: bytes = b"") -> web.Response:
         return _spring_error(400, request.path)  # Spring cannot read the JSON
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
@@ -88,7 +97,8 @@ class _Flavour:
         """Called on every save of a task, before it is stamped and pushed."""
 
     async def submit(self, kind: str, request: web.Request, body: dict) -> web.Response:
-        return self.render(self.sim._run_submit(kind, body, _speed_of(request.path)))
+        raw = await request.read()  # cached by aiohttp: trueai's binding errors point into it
+        return self.render(self.sim._run_submit(kind, body, _speed_of(request.path), raw))
 
     def view(self, task_id: str) -> dict[str, Any] | None:
         """The task as fetch and list-by-condition show it; None if unknown."""
@@ -105,15 +115,23 @@ class _Flavour:
                     sim._auto_advance(task)
 
 
+def _lists_its_images(task: SimTask) -> bool:
+    """Models/TaskInfo.cs Success: an IMAGINE, or a task whose buttons include U1-U4."""
+    return task.action == "IMAGINE" or any("MJ::JOB::upsample::" in b["customId"] for b in task.buttons)
+
+
 class _TrueaiFlavour(_Flavour):
     """trueai-org/midjourney-proxy (C#, ASP.NET Core)."""
 
     name = "trueai"
     prefixes = (API_PREFIX, *SPEED_PREFIXES)
-    endpoints = frozenset(
-        {"imagine", "action", "modal", "describe", "blend", "video", "fetch", "list-by-condition", "list"}
-    )
-    queue_full = (9, "队列已满，请稍后尝试")
+    _submits = ("imagine", "action", "modal", "describe", "blend", "video", "upload-discord-images")
+    endpoints = frozenset((*_submits, "fetch", "list-by-condition", "list"))
+    # Kestrel's MaxRequestBodySize: 30,000,000 bytes unless KESTREL_MAX_REQUEST_BODY_SIZE (Program.cs)
+    # says otherwise; over it, 413 with an empty body.
+    max_body = 30_000_000
+    # Services/DiscordService.cs RedisEnqueue: code 9 (ReturnCode.FAILURE) and this text.
+    queue_full = (9, "提交失败，队列已满，请稍后重试")
     fails_banned_later = True
 
     def authorized(self, headers: dict[str, str], secret: str | None) -> bool:
@@ -134,8 +152,9 @@ class _TrueaiFlavour(_Flavour):
     def http_error(self, status: int, request: web.Request) -> web.Response:
         return web.Response(status=status)  # ASP.NET: status only, empty body
 
-    def bad_body(self, request: web.Request) -> web.Response:
-        return _problem(400, {"$": ["The JSON value could not be converted."]})
+    def bad_body(self, request: web.Request, raw: bytes = b"") -> web.Response:
+        # Program.cs InvalidModelStateResponseFactory: HTTP 200 Result.Fail(System.Text.Json's error).
+        return _logic_error(body_error(request.path.rsplit("/", 1)[-1], raw))
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
         data = super().task_json(task)
@@ -165,6 +184,16 @@ class _TrueaiFlavour(_Flavour):
                 items = [{"url": task.image_url, "thumbnail": sim.thumbnail_url(task.id, 0)}]
             data["videoUrls"] = items
             data["imageUrls"] = [dict(item) for item in items]
+        elif task.status == SUCCESS and self.sim.image_urls and _lists_its_images(task):
+            # Models/TaskInfo.cs Success: with Setting.EnableFillOfficialCdn (official and YouChuan
+            # accounts fill them too) a grid lists its images alone, {url, thumbnail}, as many as
+            # GetVideoBatchSize says (--bs N, else 4): cdn.midjourney.com/<job>/0_<i>.png.
+            sim = self.sim
+            count = _video_batch_size(task.final_prompt or task.prompt_en or task.prompt)
+            data["imageUrls"] = [
+                {"url": sim.grid_image_url(task.id, i), "thumbnail": sim.grid_thumbnail_url(task.id, i)}
+                for i in range(count)
+            ]
         return data
 
     def on_save(self, task: SimTask) -> None:
@@ -194,29 +223,24 @@ class _TrueaiFlavour(_Flavour):
         task.content_type = "video/mp4" if task.video else "image/png"
 
 
-def _newapi_key(headers: dict[str, str]) -> str:
-    """The key new-api reads: mj-api-secret first, else Authorization; "Bearer " and "sk-" stripped."""
-    key = headers.get("mj-api-secret") or headers.get("authorization") or ""
-    return key.removeprefix("Bearer ").removeprefix("sk-")
-
-
 class _NewApiFlavour(_Flavour):
     """Calcium-Ion/new-api (Go): a gateway relaying /mj to ``upstream``, with its own task copies."""
 
     name = "newapi"
-    endpoints = frozenset(
-        {"imagine", "change", "action", "modal", "describe", "blend", "video", "fetch", "list-by-condition"}
-    )
+    # router/relay-router.go registerMjRouterGroup (its /task/{id}/image-seed, /submit/shorten,
+    # /submit/edits, /insight-face/swap are not simulated).
+    _submits = ("imagine", "change", "action", "modal", "describe", "blend", "video", "upload-discord-images")
+    endpoints = frozenset((*_submits, "fetch", "list-by-condition"))
 
     def __init__(self, sim: ProxySim, upstream: _Flavour) -> None:
         super().__init__(sim)
         self.upstream = upstream
 
     def authorized(self, headers: dict[str, str], secret: str | None) -> bool:
-        return not secret or _newapi_key(headers) == secret.removeprefix("sk-")
+        return not secret or newapi_key(headers) == secret.removeprefix("sk-")
 
     def unauthorized(self, headers: dict[str, str] | None = None) -> web.Response:
-        message = "无效的令牌" if headers is None or _newapi_key(headers) else "未提供令牌"
+        message = "无效的令牌" if headers is None or newapi_key(headers) else "未提供令牌"
         return _json_response({"error": {"message": message, "type": "new_api_error"}}, status=401)
 
     def error(self, description: str, code: int = 4, status: int = 400) -> web.Response:
@@ -242,7 +266,7 @@ class _NewApiFlavour(_Flavour):
             status=status,
         )
 
-    def bad_body(self, request: web.Request) -> web.Response:
+    def bad_body(self, request: web.Request, raw: bytes = b"") -> web.Response:
         return self.error("bind_request_body_failed")
 
     def task_json(self, task: SimTask) -> dict[str, Any]:
@@ -268,7 +292,7 @@ class _NewApiFlavour(_Flavour):
         return _json_response(
             {
                 "error": {
-                    "message": f"{message} (request id: {_newapi_request_id()})",
+                    "message": f"{message} (request id: {newapi_request_id()})",
                     "type": "new_api_error",
                     "code": "",
                 }
@@ -281,7 +305,7 @@ class _NewApiFlavour(_Flavour):
         getModelRequest -> service/midjourney.go GetMjRequestModel / CoverPlusActionToNormalAction);
         raises _NewApiReject for a customId it cannot convert."""
         if kind == "action":
-            action = _newapi_action(body.get("customId"))
+            action = newapi_action(body.get("customId"))
         elif kind == "change":
             action = str(body.get("action") or "")
         else:
@@ -291,6 +315,7 @@ class _NewApiFlavour(_Flavour):
                 "blend": "BLEND",
                 "modal": "MODAL",
                 "video": "VIDEO",
+                "upload-discord-images": "UPLOAD",
             }[kind]
         return "mj_" + action.lower(), action  # CovertMjpActionToModelName
 
@@ -299,7 +324,7 @@ class _NewApiFlavour(_Flavour):
         if kind == "imagine":
             prompt = body.get("prompt")
             return None if isinstance(prompt, str) and prompt.strip() else "prompt_is_required"
-        if kind in ("describe", "blend"):
+        if kind in ("describe", "blend", "upload-discord-images"):
             return None  # the upstream checks the images
         task_id = body.get("taskId")
         if not task_id:
@@ -324,11 +349,11 @@ class _NewApiFlavour(_Flavour):
         # and so is a model the key may not use (403).
         try:
             model, action = self._model(kind, body)
-        except _NewApiReject as reject:
+        except NewApiReject as reject:
             return self.openai_error(400, f"无效的请求，{reject.description}")  # distributor.invalid_request
         if model in sim.denied_models:
             return self.openai_error(403, f"该令牌无权访问模型 {model}")  # distributor.token_model_forbidden
-        if kind in ("action", "modal", "video") and self.upstream.name == "novicezk":
+        if kind in ("action", "modal", "video", "upload-discord-images") and self.upstream.name == "novicezk":
             # Relayed to a server without that route: its 404 comes back as it was.
             return _spring_error(404, f"{API_PREFIX}/submit/{kind}")
         refusal = self._refusal(kind, body)
@@ -350,64 +375,13 @@ class _NewApiFlavour(_Flavour):
         code = outcome.code
         if code == 22 or (code == 21 and action not in ("INPAINT", "CUSTOM_ZOOM")):
             code = 1
-        return self.upstream.submit_result(code, outcome.description, outcome.result, outcome.properties)
-
-
-class _NewApiReject(Exception):
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-def _newapi_action(custom_id: Any) -> str:
-    """service/midjourney.go CoverPlusActionToNormalAction: the action new-api reads from a
-    customId (the 2nd or, after "JOB", the 3rd "::" part); anything else is refused."""
-    if not isinstance(custom_id, str) or not custom_id:
-        raise _NewApiReject("custom_id_is_required")
-    parts = custom_id.split("::")
-    if len(parts) < 3:
-        raise _NewApiReject(f"unknown_action:{custom_id}")  # Go would index out of range
-    action = parts[2] if parts[1] == "JOB" else parts[1]  # "Job" (PicReader) is not "JOB"
-    if not action:
-        raise _NewApiReject("unknown_action")
-    if "upsample" in action:  # U1-U4 and Upscale (Subtle/Creative) alike
-        if len(parts) < 4 or not parts[3].lstrip("-").isdigit():
-            raise _NewApiReject("index_parse_failed")
-        return "UPSCALE"
-    if "variation" in action:
-        if action == "variation":
-            if len(parts) < 4 or not parts[3].lstrip("-").isdigit():
-                raise _NewApiReject("index_parse_failed")
-            return "VARIATION"
-        return {"low_variation": "LOW_VARIATION", "high_variation": "HIGH_VARIATION"}.get(action, "")
-    if "pan" in action:
-        return "PAN"
-    if "reroll" in action:
-        return "REROLL"
-    known = {"Outpaint": "ZOOM", "CustomZoom": "CUSTOM_ZOOM", "Inpaint": "INPAINT"}
-    if action in known:
-        return known[action]
-    raise _NewApiReject(f"unknown_action:{custom_id}")
-
-
-def _newapi_request_id() -> str:
-    """common.NewRequestId's shape: time string, nanoseconds, 8 random characters."""
-    now = time.time_ns()
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    return time.strftime("%Y%m%d%H%M%S") + str(now % 10**9) + "".join(random.choice(alphabet) for _ in range(8))
-
-
-# router/web-router.go: every path no route claims gets the web UI's index.html with HTTP 200
-# (except /v1, /api and /assets). A stand-in for the built dashboard page.
-NEWAPI_INDEX_HTML = (
-    '<!doctype html><html lang="zh"><head><meta charset="UTF-8" />'
-    '<link rel="icon" href="/logo.png" /><meta name="viewport" content="width=device-width, initial-scale=1.0" />'
-    '<meta name="description" content="OpenAI 接口聚合管理，支持多种渠道包括 Azure，可用于二次分发管理 key，仅单可执行文件，已打包好 Docker 镜像，一键部署，开箱即用" />'
-    "<title>New API</title>"
-    '<script type="module" crossorigin src="/assets/index.js"></script>'
-    '<link rel="stylesheet" crossorigin href="/assets/index.css"></head>'
-    '<body><noscript>You need to enable JavaScript to run this app.</noscript><div id="root"></div></body></html>'
-)
+        # An upload's list of URLs does not fit new-api's MidjourneyResponse (result is a string):
+        # encoding/json still fills code and description, the list is read as a
+        # MidjourneyUploadResponse (service/midjourney.go DoMidjourneyHttpRequest), the call is
+        # billed as mj_upload with a finished record of no id, and the body goes back unchanged.
+        return self.upstream.submit_result(
+            code, outcome.description, outcome.result, outcome.properties, outcome.http_status
+        )
 
 
 _FLAVOURS: dict[str, type[_Flavour]] = {"novicezk": _Flavour, "trueai": _TrueaiFlavour, "newapi": _NewApiFlavour}

@@ -113,8 +113,10 @@ class _GatewayMixin:
             await asyncio.sleep(self.gateway_poll_s)
             self.gateway_poll()
 
-    def _gateway_image(self, task_id: str) -> web.Response:
-        """new-api's /mj/image/{id}: relays the upstream image its copy points at (no auth)."""
+    async def _gateway_image(self, request: web.Request, task_id: str) -> web.StreamResponse:
+        """new-api's /mj/image/{id}: relays the upstream image its copy points at (no auth), with
+        the upstream's Content-Type (an .mp4 too); a cut upstream download is cut here as well
+        (relay/mjproxy_handler.go RelayMidjourneyImage streams it with io.Copy)."""
         if task_id not in self.gateway_tasks:
             return _json_response({"error": "midjourney_task_not_found"}, status=400)
         raw = self._gateway_images.get(task_id) or ""
@@ -124,5 +126,4 @@ class _GatewayMixin:
         found = self._media_for(raw[len(prefix) :]) if raw.startswith(prefix) else None
         if found is None:
             return _json_response({"error": f"fetch image failed: {raw}"}, status=502)
-        data, content_type = found  # new-api relays the upstream's Content-Type (an .mp4 too)
-        return web.Response(body=data, content_type=content_type)
+        return await self._send_media(request, *found)

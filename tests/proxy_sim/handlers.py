@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from .flavours import NEWAPI_INDEX_HTML
+from .newapi_rules import NEWAPI_INDEX_HTML
 from .tasks import RecordedRequest
 from .timeline import API_PREFIX
 from .wire import _json_response, _prefix_of
@@ -22,7 +22,23 @@ class _HttpMixin:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:  # over the flavour's max_body (Kestrel's 30 MB for trueai)
+            self.requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=dict(request.query),
+                    headers={k.lower(): v for k, v in request.headers.items()},
+                    json=None,
+                    body=b"",
+                    time=time.time(),
+                    prefix=_prefix_of(request.path),
+                )
+            )
+            self._notify()
+            return self._flavour.http_error(413, request)
         try:
             parsed = json.loads(raw) if raw else None
         except ValueError:
@@ -88,8 +104,8 @@ class _HttpMixin:
         """POST /submit/<kind>: the flavour checks and renders, _run_submit does the work."""
         body = await self._json_object(request)
         if body is None:
-            return self._flavour.bad_body(request)
-        kind = request.path.rsplit("/", 1)[-1]  # imagine, change, action, modal
+            return self._flavour.bad_body(request, await request.read())
+        kind = request.path.rsplit("/", 1)[-1]  # imagine, change, action, modal, ...
         return await self._flavour.submit(kind, request, body)
 
     async def _fetch(self, request: web.Request) -> web.Response:
@@ -108,7 +124,7 @@ class _HttpMixin:
     async def _list_by_condition(self, request: web.Request) -> web.Response:
         body = await self._json_object(request)
         if body is None:
-            return self._flavour.bad_body(request)
+            return self._flavour.bad_body(request, await request.read())
         ids = dict.fromkeys(str(i) for i in body.get("ids") or [])  # dedupe, keep order
         found = {i: view for i in ids if (view := self._flavour.view(i)) is not None}
         response = _json_response(list(found.values()))

@@ -1,5 +1,5 @@
-"""Generated media: PNG images (pure Python, so no image library is needed), MP4 stand-ins,
-and the file names the sim serves them under."""
+"""Generated media: small PNG images (pure Python), MP4 stand-ins, and the file names the sim
+serves them under (photo-sized finals and WebP thumbnails are in photo.py)."""
 
 from __future__ import annotations
 
@@ -50,16 +50,34 @@ def png_bytes(width: int, height: int, rows: Iterable[bytes], pad_to: int | None
     return PNG_SIGNATURE + body + end
 
 
+def pad_png(data: bytes, pad_to: int | None) -> bytes:
+    """Add a tEXt chunk before IEND so the PNG is (at least) ``pad_to`` bytes; still valid."""
+    if pad_to is None or len(data) >= pad_to:
+        return data
+    keyword = b"Comment\x00"
+    filler = max(0, pad_to - len(data) - 12 - len(keyword))  # 12: chunk length + type + CRC
+    end = len(data) - 12  # IEND is the last chunk, 12 bytes
+    return data[:end] + _png_chunk(b"tEXt", keyword + b" " * filler) + data[end:]
+
+
 def _colour(seed: str) -> bytes:
     return hashlib.sha256(seed.encode()).digest()[:3]
 
 
+def grid_colour(task_id: str, quadrant: int) -> bytes:
+    """The colour of one quadrant of a grid (0 top left, 1 top right, 2 bottom left, 3 bottom right)."""
+    return _colour(f"{task_id}:grid:{quadrant}")
+
+
 def _render(task_id: str, kind: str, n: int = 0, pad_to: int | None = None) -> bytes:
-    """The picture for one task: a 2x2 grid, a solid upscale or a gradient preview."""
+    """The picture for one task: a 2x2 grid, one of its images alone (``single``, image ``n``: the
+    grid's quadrant, same size and colour), a solid upscale or a gradient preview."""
     side = IMAGE_SIDE
     half = side // 2
+    if kind == "single":
+        return png_bytes(half, half, [grid_colour(task_id, n) * half] * half, pad_to)
     if kind == "grid":
-        quads = [_colour(f"{task_id}:grid:{q}") for q in range(4)]
+        quads = [grid_colour(task_id, q) for q in range(4)]
         top = quads[0] * half + quads[1] * half
         bottom = quads[2] * half + quads[3] * half
         rows = [top] * half + [bottom] * half
@@ -76,3 +94,6 @@ def _render(task_id: str, kind: str, n: int = 0, pad_to: int | None = None) -> b
 _IMAGE_NAME = re.compile(r"(\d+)(?:-preview-(\d+))?\.png")
 _THUMBNAIL_NAME = re.compile(r"(\d+)_([0-3])\.png")
 _VIDEO_NAME = re.compile(r"(\d+)(?:_([0-3]))?\.mp4")
+# trueai's imageUrls of a grid (cdn.midjourney.com/<job>/0_<i>.png and its 0_<i>_640_N.webp).
+_GRID_IMAGE_NAME = re.compile(r"(\d+)-grid-([0-3])\.png")
+_GRID_THUMBNAIL_NAME = re.compile(r"(\d+)-grid-([0-3])-thumb\.webp")

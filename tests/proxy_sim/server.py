@@ -1,11 +1,10 @@
-"""``ProxySim``: construction, lifecycle, scripting of task state, inspection, the task life
-cycle and time mode. Submits, deliveries, failures, new-api's copies, HTTP handlers and media
-are mixins from the modules beside it."""
+"""``ProxySim``: construction, lifecycle, inspection, the task life cycle and time mode.
+Scripting of task state, submits (videos, uploads), deliveries, failures, new-api's copies, HTTP
+handlers and media are mixins from the modules beside it."""
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import random
 import time
 from collections import deque
@@ -23,28 +22,38 @@ from .flavours import _FLAVOURS, _Flavour, _NewApiFlavour
 from .gateway import _GatewayMixin
 from .handlers import _HttpMixin
 from .media import _MediaMixin
+from .scripting import _ScriptingMixin
 from .submits import _SubmitMixin
-from .tasks import Delivery, RecordedRequest, SimTask, _description, _new_task_id, _now_ms
+from .tasks import Delivery, RecordedRequest, SimTask, _new_task_id, _now_ms
 from .timeline import (
     API_PREFIX,
-    CANCEL,
     DEFAULT_TIMELINE,
-    FAILURE,
     MODAL,
     MODES,
     NOT_START,
     SPEED_PREFIXES,
-    SUCCESS,
     TERMINAL_STATUSES,
     UPSTREAMS,
     Step,
     _as_timeline,
 )
+from .uploads import _UploadMixin
+from .videos import _VideoMixin
 
 _UNSET: Any = object()
 
 
-class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _HttpMixin, _MediaMixin):
+class ProxySim(
+    _ScriptingMixin,
+    _SubmitMixin,
+    _VideoMixin,
+    _UploadMixin,
+    _DeliveryMixin,
+    _FailureMixin,
+    _GatewayMixin,
+    _HttpMixin,
+    _MediaMixin,
+):
     """An in-process Midjourney Proxy (novicezk, trueai or new-api) that tests can script.
 
     Options for the other flavours: ``upstream`` (new-api only: "novicezk" or "trueai",
@@ -56,8 +65,21 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
     notifyHook of a submit on to the upstream; off, as by default in new-api),
     ``video`` (trueai's Setting.EnableVideo: Animate buttons and /submit/video; on),
     ``user_core_size`` / ``user_queue_size`` (trueai: the user's limits; a submit past
-    them is refused with a LogicException body) and ``denied_models`` (new-api: model
-    names such as "mj_blend" the key may not use: 403).
+    them is refused with a LogicException body), ``image_urls`` (trueai: a finished grid
+    lists its images alone in ``imageUrls``, ``[{url, thumbnail}]``, as with
+    Setting.EnableFillOfficialCdn or an official/YouChuan account; each served by the sim,
+    see grid_image_url() / grid_image_bytes(); on. False: ``null``, a Discord account with the
+    default settings) and ``denied_models`` (new-api: model names such as "mj_blend" the key
+    may not use: 403).
+
+    Final images: ``final_image_size`` pads every final PNG to that many bytes (a tEXt
+    chunk: the pixels stay 64x64); ``final_image_pixels=(width, height)`` makes an upscale's
+    final image (UPSCALE, UPSCALE_HD) a photo-like PNG of that many real pixels, smooth
+    gradients under ±6 noise, stored uncompressed: (4096, 2048) is ~25 MB, and a
+    high-quality JPEG or WebP of it a megabyte or two (made with Pillow once per task, in
+    about half a second). ``cut_media(task_id, times)`` cuts downloads of a task's final
+    media halfway. ``uploads`` lists every image trueai stored, ``(url, bytes,
+    content_type)``: /submit/upload-discord-images, and the images of an imagine or a video.
     """
 
     def __init__(
@@ -75,6 +97,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
         max_queue: int = 10,
         banned_words: Iterable[str] = (),
         final_image_size: int | None = None,
+        final_image_pixels: tuple[int, int] | None = None,
         notify_hook: str | None = None,
         notify_timeout_s: float = 5.0,
         jitter: float = 0.0,
@@ -87,6 +110,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
         video: bool = True,
         user_core_size: int | None = None,
         user_queue_size: int | None = None,
+        image_urls: bool = True,
         denied_models: Iterable[str] = (),
     ) -> None:
         if flavour == "new-api":
@@ -107,6 +131,10 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "time" and step_s <= 0:
             raise ValueError("step_s must be positive in time mode")
+        if final_image_pixels is not None:
+            final_image_pixels = tuple(final_image_pixels)
+            if len(final_image_pixels) != 2 or min(final_image_pixels) < 1:
+                raise ValueError(f"final_image_pixels is (width, height), not {final_image_pixels!r}")
         if not 0 <= jitter < 1:
             raise ValueError("jitter must be in [0, 1): a step can neither vanish nor go back in time")
         self.secret = secret
@@ -128,6 +156,12 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
         self.max_queue = max_queue
         self.banned_words = list(banned_words)
         self.final_image_size = final_image_size
+        self.final_image_pixels = final_image_pixels
+        self._photos: dict[str, bytes] = {}  # task id -> its final photo (final_image_pixels)
+        self._cuts: dict[str, int] = {}  # task id -> downloads of its final media still to cut
+        # trueai's stored images: (url, bytes, content type), and "<day>/<name>" -> (bytes, type).
+        self.uploads: list[tuple[str, bytes, str]] = []
+        self._stored: dict[str, tuple[bytes, str]] = {}
         self.notify_hook = notify_hook  # novicezk's global mj.notify-hook: for tasks without one
         self.notify_timeout_s = notify_timeout_s
         self.jitter = jitter
@@ -147,6 +181,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
         self.user_queue_size = user_queue_size
         # new-api: models the key may not use (mj_imagine, mj_blend, mj_upscale, ...): 403.
         self.denied_models = set(denied_models)
+        self.image_urls = image_urls  # trueai: imageUrls of finished grids
         self._last_rand = 0
         self._videos: set[str] = set()  # ids whose final result is an .mp4
 
@@ -262,7 +297,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
 
     async def _listen(self) -> None:
         self._closing = asyncio.Event()
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(middlewares=[self._middleware], client_max_size=self._flavour.max_body)
         routes = {
             "imagine": ("POST", "/submit/imagine", self._submit),
             "change": ("POST", "/submit/change", self._submit),
@@ -271,6 +306,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
             "describe": ("POST", "/submit/describe", self._submit),
             "blend": ("POST", "/submit/blend", self._submit),
             "video": ("POST", "/submit/video", self._submit),
+            "upload-discord-images": ("POST", "/submit/upload-discord-images", self._submit),
             "fetch": ("GET", "/task/{id}/fetch", self._fetch),
             "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
             "list": ("GET", "/task/list", self._list_all),
@@ -281,6 +317,7 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
                     add = app.router.add_get if method == "GET" else app.router.add_post
                     add(prefix + path, handler)
         app.router.add_get(API_PREFIX + "/image/{name}", self._image)
+        app.router.add_get(API_PREFIX + "/image/attachments/{day}/{name}", self._attachment)
         # A short shutdown timeout keeps test teardown fast when a client is mid-request.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -298,137 +335,6 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
         if runner is not None:
             self._closing.set()
             await runner.cleanup()
-
-    # ---- scripting: task state -----------------------------------------
-
-    def next_timeline(self, steps: Iterable[Step | tuple]) -> None:
-        """Use this timeline for the next task created (calls queue up, one per task)."""
-        self._next_timelines.append(_as_timeline(steps))
-
-    def advance(self, task_id: str) -> SimTask:
-        """Move a task one step along its timeline.
-
-        A queued (NOT_START) task starts even if every slot is busy: the test decides.
-        A finished task, one at the end of its timeline, or one waiting for /submit/modal
-        (trueai's MODAL) stays where it is.
-        """
-        task = self.tasks[task_id]
-        if not task.is_finished and not task.is_modal and task.step + 1 < len(task.timeline):
-            task.step += 1
-            self._apply(task, task.timeline[task.step])
-        return task
-
-    def tick(self) -> None:
-        """Advance every unfinished task one step, all together (time mode moves each
-        task on its own clock instead).
-
-        Queued tasks start only when a slot is free, oldest first.
-        """
-        for task in list(self.tasks.values()):
-            self._auto_advance(task)
-
-    def start_queued(self) -> list[str]:
-        """Start queued tasks, oldest first, while a running slot is free."""
-        started = []
-        # Takes from the head of the queue, so a clock wake-up with no free slot is O(1).
-        while self._queued_ids and len(self._running) < self.max_running:
-            task_id = next(iter(self._queued_ids))
-            self.advance(task_id)
-            if task_id in self._queued_ids:  # its timeline keeps it waiting: do not spin
-                break
-            started.append(task_id)
-        return started
-
-    def set_state(
-        self,
-        task_id: str,
-        *,
-        status: str = _UNSET,
-        progress: str | None = _UNSET,
-        image_url: str | None = _UNSET,
-        fail_reason: str | None = _UNSET,
-    ) -> SimTask:
-        """Overwrite fields of a task (times follow the status); its timeline position is kept."""
-        task = self.tasks[task_id]
-        if status is not _UNSET:
-            task.status = status
-        if progress is not _UNSET:
-            task.progress = progress
-        if image_url is not _UNSET:
-            task.image_url = image_url
-        if fail_reason is not _UNSET:
-            task.fail_reason = fail_reason
-        self._save(task)
-        return task
-
-    def succeed(self, task_id: str) -> SimTask:
-        """Finish a task now: SUCCESS, "100%", and its final image."""
-        task = self.tasks[task_id]
-        task.status, task.progress = SUCCESS, "100%"
-        task.image_url = self.final_url(task_id)
-        self._save(task)
-        return task
-
-    def fail(self, task_id: str, reason: str = "任务失败") -> SimTask:
-        """Fail a task now, as novicezk does: FAILURE, progress "", failReason."""
-        task = self.tasks[task_id]
-        task.status, task.progress, task.fail_reason = FAILURE, "", reason
-        self._save(task)
-        return task
-
-    def cancel(self, task_id: str, reason: str = "任务已取消") -> SimTask:
-        """Cancel a task now, as trueai can: CANCEL (terminal), failReason, progress kept."""
-        task = self.tasks[task_id]
-        task.status, task.fail_reason = CANCEL, reason
-        self._save(task)
-        return task
-
-    def forget(self, task_id: str) -> None:
-        """Drop a task, as a server restart with an in-memory store does: unknown from now on.
-
-        Its images stay downloadable (they stand in for CDN links). For new-api this
-        is the upstream forgetting it: new-api's copy stays, frozen.
-        """
-        self.tasks.pop(task_id, None)
-        self._running.discard(task_id)
-        self._queued_ids.pop(task_id, None)
-        self._notify()
-
-    def add_task(
-        self,
-        prompt: str = "a cat",
-        *,
-        action: str = "IMAGINE",
-        parent_id: str | None = None,
-        index: int | None = None,
-        state: str | None = None,
-        notify_hook: str | None = None,
-        timeline: Iterable[Step | tuple] | None = None,
-        started: bool = True,
-    ) -> SimTask:
-        """Create a task directly (no HTTP, no queue limits), e.g. one the bot knew before a restart.
-
-        For new-api the task is the upstream's, and new-api holds a copy of it too.
-        """
-        task = self._new_task(
-            action=action,
-            prompt=prompt,
-            prompt_en=prompt,
-            description=_description(action, prompt, parent_id, index),
-            timeline=None if timeline is None else _as_timeline(timeline),
-            state=state,
-            notify_hook=notify_hook,
-            parent_id=parent_id,
-            index=index,
-        )
-        self._register(task)
-        if started:
-            self.advance(task.id)
-        else:
-            self._save(task)  # created queued: that is its first save
-        if self.flavour == "newapi":
-            self._gateway_track(task.id)
-        return task
 
     # ---- inspection -----------------------------------------------------
 
@@ -540,44 +446,3 @@ class ProxySim(_SubmitMixin, _DeliveryMixin, _FailureMixin, _GatewayMixin, _Http
             task.start_time = now_ms
         if task.status in TERMINAL_STATUSES and task.finish_time is None:
             task.finish_time = now_ms
-
-    def _auto_advance(self, task: SimTask) -> None:
-        """One automatic step (poll and time modes): queued tasks wait for a slot, in order."""
-        if task.id not in self.tasks or task.is_finished:
-            return
-        if task.is_queued:
-            if len(self._running) >= self.max_running or next(iter(self._queued_ids)) != task.id:
-                return
-        self.advance(task.id)
-
-    # ---- internals: time mode -------------------------------------------
-
-    def _schedule(self, task: SimTask) -> None:
-        """Make a running task due one step_s from now, unless it already is due."""
-        self._wake.set()  # a slot may have freed up, or this step is due before the others
-        if task.is_running and task.id not in self._scheduled:
-            self._scheduled.add(task.id)
-            self._due_seq += 1
-            # time.monotonic(), not the loop's clock: tasks may be added before start().
-            due = time.monotonic() + task.step_s
-            heapq.heappush(self._due, (due, self._due_seq, task.id))
-
-    async def _run_clock(self) -> None:
-        """Time mode: move each task when its own step is due; start queued ones as slots free.
-
-        A heap keeps each wake-up O(log n) in the tasks held, so thousands can run at once.
-        """
-        while True:
-            self._wake.clear()
-            self.start_queued()
-            now = time.monotonic()
-            while self._due and self._due[0][0] <= now:
-                _, _, task_id = heapq.heappop(self._due)
-                self._scheduled.discard(task_id)
-                task = self.tasks.get(task_id)
-                if task is not None:
-                    self._auto_advance(task)  # saves, which schedules its next step
-            if self._wake.is_set():
-                continue  # those steps may have freed slots
-            delay = max(0.0, self._due[0][0] - time.monotonic()) if self._due else None
-            await wait_event(self._wake, delay)

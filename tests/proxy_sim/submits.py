@@ -1,5 +1,6 @@
-"""The submit logic of the server holding the tasks: imagine, change, action, modal, describe,
-blend and video, admission to the running slots or the queue, and trueai's user limits."""
+"""The submit logic of the server holding the tasks: imagine, change, action, modal, describe and
+blend (video and uploads: videos.py, uploads.py), trueai's binding of a body to its DTO,
+admission to the running slots or the queue, and trueai's NewTask checks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from aiohttp import web
 from .buttons import _WINDOW_WAIT, _action_of, _video_batch_size
 from .tasks import SimTask, _description
 from .timeline import (
-    BOT_TYPES,
     CHANGE_ACTIONS,
     CHANGEABLE_PARENT_ACTIONS,
     DESCRIBE_MARKS,
@@ -25,7 +25,9 @@ from .timeline import (
     SUCCESS,
     Step,
 )
-from .wire import _is_data_url, _logic_error, _Outcome, _parse_index, _problem
+from .trueai_input import bind, parse_images
+from .videos import asks_for_video
+from .wire import _is_data_url, _logic_error, _Outcome, _parse_index
 
 
 class _SubmitMixin:
@@ -33,8 +35,17 @@ class _SubmitMixin:
 
     # ---- internals: submits (the upstream's task logic) -------------------
 
-    def _run_submit(self, kind: str, body: dict, speed: str | None) -> _Outcome | web.Response:
-        """A submit as the server holding the tasks (``_upstream``) handles it."""
+    def _run_submit(
+        self, kind: str, body: dict, speed: str | None, raw: bytes | None = None
+    ) -> _Outcome | web.Response:
+        """A submit as the server holding the tasks (``_upstream``) handles it. trueai first binds
+        the body to its DTO (``raw``: the bytes it was sent; None: the JSON new-api re-encodes)."""
+        if self._upstream.name == "trueai":
+            body, error = bind(kind, body, raw)
+            if error is not None:
+                return _logic_error(error)  # Program.cs InvalidModelStateResponseFactory: Result.Fail
+        if kind == "upload-discord-images":
+            return self._do_upload(body)
         if kind == "imagine":
             return self._do_imagine(body, speed)
         if kind == "change":
@@ -57,7 +68,7 @@ class _SubmitMixin:
         image = body.get("base64")
         if not _is_data_url(image):
             return _Outcome(4, "base64格式错误")
-        limit = self._limit_refusal()
+        limit = self._limit_refusal(body)
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Describe has no try
         prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
@@ -82,7 +93,7 @@ class _SubmitMixin:
         dimensions = body.get("dimensions") or "SQUARE"
         if dimensions not in ("PORTRAIT", "SQUARE", "LANDSCAPE"):
             return _Outcome(4, "dimensions参数错误")
-        limit = self._limit_refusal()
+        limit = self._limit_refusal(body)
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Blend has no try
         task = self._new_task(
@@ -139,38 +150,64 @@ class _SubmitMixin:
         if not isinstance(prompt, str) or not prompt.strip():
             return _Outcome(4, "prompt不能为空")
         prompt = prompt.strip()
-        trueai = self._upstream.name == "trueai"
-        bot_type = body.get("botType") or "MID_JOURNEY"
-        if trueai and bot_type not in BOT_TYPES:
-            return _problem(400, {"$.botType": ["The JSON value could not be converted to BotType."]})
-        timeline = None
+        if self._upstream.name == "trueai":
+            return self._do_trueai_imagine(body, prompt, speed)
         # novicezk checks banned words (on the translated prompt) before the images.
         banned = self._banned_word(prompt)
         if banned is not None:
-            if not self._upstream.fails_banned_later:
-                return _Outcome(24, "可能包含敏感词", None, {"promptEn": prompt, "bannedWord": banned})
-            # trueai takes it; Midjourney then refuses the job.
-            if self._next_timelines:
-                self._next_timelines.pop(0)  # this task still uses up its scripted timeline
-            timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"Banned prompt detected: {banned}"))
+            return _Outcome(24, "可能包含敏感词", None, {"promptEn": prompt, "bannedWord": banned})
         images = list(body.get("base64Array") or [])
         if body.get("base64"):
             images.append(body["base64"])
         if not all(_is_data_url(image) for image in images):
             return _Outcome(4, "base64格式错误")
-        limit = self._limit_refusal()
-        if limit is not None:
-            return _Outcome(4, limit)  # Imagine catches the LogicException: a code 4 SubmitResultVO
         task = self._new_task(
             action="IMAGINE",
             prompt=prompt,
             prompt_en=prompt,
             description=_description("IMAGINE", prompt, None, None),
+            state=body.get("state"),
+            notify_hook=body.get("notifyHook") or None,
+            mode=speed or "FAST",
+        )
+        return self._admit(task)
+
+    def _do_trueai_imagine(self, body: dict, prompt: str, speed: str | None) -> _Outcome | web.Response:
+        """trueai's /submit/imagine (Controllers/SubmitController.cs Imagine, Services/TaskService.cs
+        SubmitImagine): botType read loosely (GetBotType: "niji" / "NIJI_JOURNEY", else MID_JOURNEY),
+        no ``base64`` field, images as DataUrl.Parse reads them, stored and put before the prompt;
+        a ``--video`` prompt makes a VIDEO task; a banned word fails the task later."""
+        limit = self._limit_refusal(body)
+        if limit is not None:
+            return _Outcome(4, limit)  # Imagine catches the LogicException: a code 4 SubmitResultVO
+        try:
+            images = parse_images(body.get("base64Array") or [])
+        except ValueError:
+            return _Outcome(4, "base64格式错误")
+        video = asks_for_video(prompt)
+        if video and not self.video:
+            return _Outcome(9, "视频功能未启用")
+        timeline = None
+        banned = self._banned_word(prompt)
+        if banned is not None:  # trueai takes it; Midjourney then refuses the job
+            if self._next_timelines:
+                self._next_timelines.pop(0)  # this task still uses up its scripted timeline
+            timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"Banned prompt detected: {banned}"))
+        prompt, refusal = self._imagine_images(prompt, images)
+        if refusal is not None:
+            return _Outcome(9, refusal)
+        task = self._new_task(
+            action="VIDEO" if video else "IMAGINE",
+            prompt=prompt,
+            prompt_en=prompt,
+            description=f"/imagine {prompt}",
             timeline=timeline,
             state=body.get("state"),
             notify_hook=body.get("notifyHook") or None,
             mode=speed or "FAST",
-            bot_type=bot_type if trueai else "MID_JOURNEY",
+            bot_type="NIJI_JOURNEY" if body.get("botType") in ("niji", "NIJI_JOURNEY") else "MID_JOURNEY",
+            video=video,
+            batch_size=_video_batch_size(prompt),
         )
         return self._admit(task)
 
@@ -243,7 +280,7 @@ class _SubmitMixin:
         parsed = _action_of(custom_id)
         if parsed is None or not any(b["customId"] == custom_id for b in parent.buttons):
             return _Outcome(4, "无效的customId")
-        limit = self._limit_refusal()
+        limit = self._limit_refusal(body)
         if limit is not None:  # NewTask's LogicException: no try around it in Action
             return _logic_error(limit)
         action, index = parsed
@@ -320,56 +357,16 @@ class _SubmitMixin:
                 task.timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason="提交失败"))
         return self._admit(task)
 
-    def _do_video(self, body: dict, speed: str | None) -> _Outcome | web.Response:
-        """trueai's /submit/video (Controllers/SubmitController.cs Video, Dto/SubmitVideoDTO.cs):
-        prompt, image / endImage (URL or data URL), motion low|high, loop, batchSize 1|2|4, or
-        action "extend" + taskId + index (0-3) to extend a video of a batch."""
-        if not self.video:
-            return _Outcome(4, "视频功能未启用")
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            return _Outcome(4, "Prompt 不能为空")
-        for key in ("image", "endImage"):
-            value = body.get(key)
-            if value and not (isinstance(value, str) and (value.startswith("http") or _is_data_url(value))):
-                return _Outcome(4, "base64格式错误")
-        parent = None
-        task_id = body.get("taskId")
-        if task_id:
-            if body.get("action") != "extend":
-                return _Outcome(4, "任务类型错误")
-            parent = self.tasks.get(str(task_id))
-            if parent is None:
-                return _Outcome(3, "关联任务不存在或已失效")
-            if parent.status != SUCCESS:
-                return _Outcome(4, "关联任务状态错误")
-        limit = self._limit_refusal()
-        if limit is not None:
-            return _logic_error(limit)
-        batch_size = body.get("batchSize")
-        if batch_size not in (1, 2, 4):
-            batch_size = 4
-        motion = str(body.get("motion") or "low").lower()
-        prompt = prompt.strip()
-        task = self._new_task(
-            action="VIDEO",
-            prompt=prompt,
-            prompt_en=prompt,
-            description=f"/video {prompt}",
-            final_prompt=f"{prompt} --motion {motion} --video 1" + (" --loop" if body.get("loop") else ""),
-            state=body.get("state"),
-            notify_hook=body.get("notifyHook") or None,
-            parent_id=parent.id if parent is not None else None,
-            mode=speed or (parent.mode if parent is not None else "FAST"),
-            video=True,
-            batch_size=batch_size,
-        )
-        return self._admit(task)
-
-    def _limit_refusal(self) -> str | None:
-        """trueai NewTask's user limits (Controllers/SubmitController.cs): the LogicException text."""
+    def _limit_refusal(self, body: dict | None = None) -> str | None:
+        """trueai NewTask's checks (Controllers/SubmitController.cs): state at most 255 characters,
+        notifyHook at most 2000, then the user's limits; the LogicException text, or None."""
         if self._upstream.name != "trueai":
             return None
+        body = body or {}
+        if isinstance(body.get("state"), str) and len(body["state"]) > 255:
+            return "State参数过长，最大255字符"
+        if isinstance(body.get("notifyHook"), str) and len(body["notifyHook"]) > 2000:
+            return "NotifyHook参数过长，最大2000字符"
         if self.user_core_size:
             running = sum(1 for task_id in self._running if self.tasks[task_id].status == IN_PROGRESS)
             if running >= self.user_core_size:

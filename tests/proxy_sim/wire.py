@@ -88,6 +88,7 @@ class _Outcome:
     description: str
     result: Any = None
     properties: dict | None = None
+    http_status: int | None = None  # None: the flavour's status for the code
 
 
 def _speed_of(path: str) -> str | None:
