@@ -12,8 +12,10 @@ types: a message (4), an update of the clicked message (7), a modal (9) and a
 "thinking" defer on a button replaced by its follow-up.
 
 The rest covers the per-channel message write rate limit (headers, 429s, what
-discord.py does with them), more channels, and answers held back by
-``delay_next``.
+discord.py does with them), more channels, answers held back by
+``delay_next``, Discord's payload rules, and uploads: the per-file limit of
+each boost tier (``set_premium_tier``, GUILD_UPDATE), 10 attachments at most,
+and the content type and size Discord gives images and videos.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import discord
@@ -772,6 +775,10 @@ MESSAGE_RULES = [
 ]
 
 
+# Files of a multipart request: (filename, bytes), sent as files[0], files[1]...
+Uploads = Sequence[tuple[str, bytes]]
+
+
 class Endpoint:
     """One way to create or edit a message over HTTP, prepared on a fresh double."""
 
@@ -781,12 +788,20 @@ class Endpoint:
 
     async def prepare(self) -> None: ...
 
-    async def send(self, payload: dict) -> aiohttp.ClientResponse: ...
+    async def send(self, payload: dict, files: Uploads = ()) -> tuple[int, dict | None]: ...
 
-    async def request(self, method: str, path: str, json_body: dict) -> tuple[int, dict | None]:
-        async with self.session.request(method, f"/api/v10{path}", json=json_body) as response:
-            body = await response.json() if response.content_type == "application/json" else None
-            return response.status, body
+    async def request(self, method: str, path: str, json_body: dict, files: Uploads = ()) -> tuple[int, dict | None]:
+        """JSON, or multipart with ``files`` as files[0], files[1]... (discord.py's shape) if there are any."""
+        body: dict[str, object] = {"json": json_body}
+        if files:
+            form = aiohttp.FormData()
+            form.add_field("payload_json", json.dumps(json_body), content_type="application/json")
+            for index, (filename, data) in enumerate(files):
+                form.add_field(f"files[{index}]", data, filename=filename, content_type="application/octet-stream")
+            body = {"data": form}
+        async with self.session.request(method, f"/api/v10{path}", **body) as response:
+            answer = await response.json() if response.content_type == "application/json" else None
+            return response.status, answer
 
     async def post_message(self, payload: dict) -> dict:
         status, body = await self.request("POST", f"/channels/{self.dd.channel_id}/messages", payload)
@@ -805,24 +820,26 @@ class Endpoint:
             app_permissions=None,
         )
 
-    async def callback(self, interaction: InteractionRecord, body: dict) -> tuple[int, dict | None]:
-        return await self.request("POST", f"/interactions/{interaction.id}/{interaction.token}/callback", body)
+    async def callback(
+        self, interaction: InteractionRecord, body: dict, files: Uploads = ()
+    ) -> tuple[int, dict | None]:
+        return await self.request("POST", f"/interactions/{interaction.id}/{interaction.token}/callback", body, files)
 
     def webhook(self, interaction: InteractionRecord) -> str:
         return f"/webhooks/{self.dd.application_id}/{interaction.token}"
 
 
 class ChannelPost(Endpoint):
-    async def send(self, payload):
-        return await self.request("POST", f"/channels/{self.dd.channel_id}/messages", payload)
+    async def send(self, payload, files=()):
+        return await self.request("POST", f"/channels/{self.dd.channel_id}/messages", payload, files)
 
 
 class ChannelPatch(Endpoint):
     async def prepare(self):
         self.message_id = (await self.post_message({"content": "base"}))["id"]
 
-    async def send(self, payload):
-        return await self.request("PATCH", f"/channels/{self.dd.channel_id}/messages/{self.message_id}", payload)
+    async def send(self, payload, files=()):
+        return await self.request("PATCH", f"/channels/{self.dd.channel_id}/messages/{self.message_id}", payload, files)
 
 
 class CallbackMessage(Endpoint):
@@ -832,8 +849,8 @@ class CallbackMessage(Endpoint):
         self.prefix = "data."
         self.slash = self.interaction()
 
-    async def send(self, payload):
-        return await self.callback(self.slash, {"type": 4, "data": payload})
+    async def send(self, payload, files=()):
+        return await self.callback(self.slash, {"type": 4, "data": payload}, files)
 
 
 class CallbackUpdate(Endpoint):
@@ -852,8 +869,8 @@ class CallbackUpdate(Endpoint):
             app_permissions=None,
         )
 
-    async def send(self, payload):
-        return await self.callback(self.click, {"type": 7, "data": payload})
+    async def send(self, payload, files=()):
+        return await self.callback(self.click, {"type": 7, "data": payload}, files)
 
 
 class FollowupPost(Endpoint):
@@ -861,13 +878,13 @@ class FollowupPost(Endpoint):
         self.slash = self.interaction()
         assert (await self.callback(self.slash, {"type": 4, "data": {"content": "base"}}))[0] == 204
 
-    async def send(self, payload):
-        return await self.request("POST", f"{self.webhook(self.slash)}?wait=true", payload)
+    async def send(self, payload, files=()):
+        return await self.request("POST", f"{self.webhook(self.slash)}?wait=true", payload, files)
 
 
 class WebhookPatchOriginal(FollowupPost):
-    async def send(self, payload):
-        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/@original", payload)
+    async def send(self, payload, files=()):
+        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/@original", payload, files)
 
 
 class WebhookPatchFollowup(FollowupPost):
@@ -877,8 +894,8 @@ class WebhookPatchFollowup(FollowupPost):
         assert status == 200
         self.message_id = body["id"]
 
-    async def send(self, payload):
-        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/{self.message_id}", payload)
+    async def send(self, payload, files=()):
+        return await self.request("PATCH", f"{self.webhook(self.slash)}/messages/{self.message_id}", payload, files)
 
 
 ENDPOINTS = [
@@ -1086,6 +1103,213 @@ async def test_injected_faults_are_not_refusals(dd: DiscordDouble, raw) -> None:
     async with raw.post(f"/api/v10/channels/{dd.channel_id}/messages", json={"content": "x"}) as response:
         assert response.status == 400
     assert dd.refusals == [] and dd.requests[-1].error == {"message": "custom", "code": 50035, "errors": {}}
+
+
+# ------------------------------------------------- uploads: size per boost tier, count, media
+#
+# Discord checks the upload limit per file, not per request
+# (https://discord.com/developers/docs/reference#uploading-files): 10 MiB, 50 MiB at boost
+# tier 2, 100 MiB at tier 3; a file over it is answered 413 Request entity too large (40005).
+# A message has at most 10 attachments.
+
+MiB = 1024 * 1024
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def mp4(width: int, height: int, size: int = 0) -> bytes:
+    """An MP4 of one ``width`` x ``height`` track (ftyp, moov > trak > tkhd), padded to ``size`` with mdat."""
+    tkhd = box(b"tkhd", bytes(76) + struct.pack(">II", width << 16, height << 16))  # version 0
+    head = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41") + box(b"moov", box(b"trak", tkhd))
+    return head + box(b"mdat", bytes(max(0, size - len(head) - 8)))
+
+
+def webp(width: int, height: int) -> bytes:
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes(4) + (width - 1).to_bytes(3, "little")
+    vp8x += (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x
+
+
+def jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+def gif(width: int, height: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00;"
+
+
+async def set_tier(dd: DiscordDouble, bot: EchoBot, tier: int) -> discord.Guild:
+    """Boost the main guild to ``tier``; returns discord.py's guild once its GUILD_UPDATE arrived."""
+    updated = bot.wait_for("guild_update", check=lambda before, after: after.id == dd.guild_id, timeout=5)
+    await dd.set_premium_tier(dd.guild_id, tier)
+    _, guild = await updated
+    return guild
+
+
+@double(channel_write_limit=None)
+async def test_upload_limit_follows_the_boost_tier(dd: DiscordDouble, bot: EchoBot) -> None:
+    channel = bot.get_channel(dd.channel_id)
+    guild = bot.get_guild(dd.guild_id)
+    assert guild.premium_tier == 0 and guild.filesize_limit == dd.upload_limit() == 10 * MiB
+    twelve, sixty = mp4(1280, 720, 12 * MiB), mp4(1920, 1080, 60 * MiB)
+
+    async def refused(data: bytes) -> None:
+        with pytest.raises(discord.HTTPException) as error:
+            await channel.send("too big", file=discord.File(io.BytesIO(data), "clip.mp4"))
+        assert error.value.status == 413 and error.value.code == 40005
+        assert "Request entity too large" in error.value.text
+
+    await refused(twelve)
+    assert (await set_tier(dd, bot, 1)).filesize_limit == 10 * MiB  # tier 1 adds no upload room
+    await refused(twelve)
+
+    guild = await set_tier(dd, bot, 2)
+    assert guild.premium_tier == 2 and guild.premium_subscription_count == 7
+    assert guild.filesize_limit == dd.upload_limit() == 50 * MiB and dd.premium_tier() == 2
+    sent = await channel.send("twelve", file=discord.File(io.BytesIO(twelve), "clip.mp4"))
+    await refused(sixty)
+
+    assert (await set_tier(dd, bot, 3)).filesize_limit == dd.upload_limit() == 100 * MiB
+    sent_60 = await channel.send("sixty", file=discord.File(io.BytesIO(sixty), "big.mp4"))
+
+    # What the double stored, and what discord.py was answered.
+    assert [m.content for m in dd.channel_messages()] == ["twelve", "sixty"]
+    (stored,) = dd.messages[sent.id].attachments
+    assert (stored.filename, stored.content_type, stored.size) == ("clip.mp4", "video/mp4", 12 * MiB)
+    assert stored.data == twelve and (stored.width, stored.height) == (1280, 720) and stored.is_video
+    (stored_60,) = dd.messages[sent_60.id].attachments
+    assert stored_60.data == sixty and stored_60.content_type == "video/mp4"
+    assert (sent_60.attachments[0].size, sent_60.attachments[0].content_type) == (60 * MiB, "video/mp4")
+    assert (sent_60.attachments[0].width, sent_60.attachments[0].height) == (1920, 1080)
+    refusals = [r for r in dd.find_requests("POST", r"/messages$") if r.status == 413]
+    assert len(refusals) == 3 and all(r.error_code == 40005 for r in refusals)
+    assert dd.refusals == []  # 413 is not a 400 refusal
+
+    # The tier is the guild's own: another guild keeps 10 MiB; interactions say which limit applies.
+    other = await dd.add_guild()
+    assert dd.upload_limit(other) == 10 * MiB and dd.premium_tier(other) == 0
+    here = driver.slash_interaction(
+        dd.state, "echo", {"text": "t", "n": 1}, {}, user_id=dd.member_id, channel_id=dd.channel_id,
+        locale="en-US", app_permissions=None,
+    )  # fmt: skip
+    assert here.payload["attachment_size_limit"] == 100 * MiB
+
+    await set_tier(dd, bot, 0)  # boosts run out
+    await refused(twelve)
+    with pytest.raises(ValueError):
+        await dd.set_premium_tier(dd.guild_id, 4)
+
+
+@double(channel_write_limit=None)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.__name__)
+async def test_every_upload_endpoint_applies_the_guilds_limit(dd: DiscordDouble, raw, endpoint) -> None:
+    target = endpoint(dd, raw)
+    await target.prepare()
+    assert target.interaction().payload["attachment_size_limit"] == 10 * MiB
+    before = world(dd)
+    clip = mp4(640, 480, 12 * MiB)
+    payload = {"content": "clip", "attachments": [{"id": 0, "filename": "clip.mp4"}]}
+
+    status, body = await target.send(payload, [("clip.mp4", clip)])
+    assert (status, body) == (413, {"message": "Request entity too large", "code": 40005})
+    assert world(dd) == before, "a refused upload changed something"
+
+    await dd.set_premium_tier(dd.guild_id, 2)
+    assert target.interaction().payload["attachment_size_limit"] == 50 * MiB
+    status, body = await target.send(payload, [("clip.mp4", clip)])
+    assert status in (200, 204), body
+    (message,) = [m for m in dd.messages.values() if m.content == "clip"]
+    (attachment,) = message.attachments
+    assert (attachment.filename, attachment.content_type, attachment.data) == ("clip.mp4", "video/mp4", clip)
+    assert await download(attachment.url) == clip
+
+
+@double(channel_write_limit=None)
+async def test_the_limit_is_per_file_not_per_request(dd: DiscordDouble, raw) -> None:
+    target = ChannelPost(dd, raw)
+    files = [("a.png", bytes(6 * MiB)), ("b.png", bytes(6 * MiB))]
+    status, body = await target.send({"content": "twelve in two"}, files)
+    assert status == 200, body
+    assert [a["size"] for a in body["attachments"]] == [6 * MiB, 6 * MiB]
+
+    status, _ = await target.send({"content": "at the limit"}, [("c.bin", bytes(10 * MiB))])
+    assert status == 200
+    status, body = await target.send({"content": "one byte over"}, [("d.bin", bytes(10 * MiB + 1))])
+    assert status == 413 and body["code"] == 40005
+
+    # At tier 3 a file may have 100 MiB (the double's HTTP server takes requests that big).
+    await dd.set_premium_tier(dd.guild_id, 3)
+    status, body = await target.send({"content": "the most"}, [("e.bin", bytes(100 * MiB))])
+    assert status == 200, body
+    assert [m.content for m in dd.channel_messages()] == ["twelve in two", "at the limit", "the most"]
+
+
+@double(channel_write_limit=None)
+async def test_more_than_10_attachments_are_refused(dd: DiscordDouble, raw) -> None:
+    target = ChannelPost(dd, raw)
+    eleven = [(f"f{i}.png", PNG) for i in range(11)]
+    listed = [{"id": i, "filename": name} for i, (name, _) in enumerate(eleven)]
+
+    # discord.py's shape (an attachments array): 400 Invalid Form Body on "attachments".
+    status, body = await target.send({"content": "many", "attachments": listed}, eleven)
+    assert_refused(dd, status, body, {"attachments": "BASE_TYPE_MAX_LENGTH"}, "")
+    # An interaction callback is refused the same way, under "data".
+    callback = CallbackMessage(dd, raw)
+    await callback.prepare()
+    status, body = await callback.send({"content": "many", "attachments": listed}, eleven)
+    assert_refused(dd, status, body, {"attachments": "BASE_TYPE_MAX_LENGTH"}, "data.")
+    assert callback.slash.callbacks == []
+    # Files alone: Discord's 30015.
+    status, body = await target.send({"content": "many"}, eleven)
+    assert (status, body["code"]) == (400, 30015) and dd.refusals[-1].error_code == 30015
+    assert dd.messages == {} and dd.state.files == {}
+
+    status, body = await target.send({"content": "ten", "attachments": listed[:10]}, eleven[:10])
+    assert status == 200 and len(body["attachments"]) == 10
+    # An edit adding an 11th (no attachments array: the upload is appended) is refused too.
+    status, body = await Endpoint(dd, raw).request(
+        "PATCH", f"/channels/{dd.channel_id}/messages/{body['id']}", {"content": "eleven"}, eleven[:1]
+    )
+    assert (status, body["code"]) == (400, 30015)
+    (message,) = dd.messages.values()
+    assert len(message.versions) == 1 and len(message.attachments) == 10
+
+
+async def test_attachments_get_discords_content_type_and_size(dd: DiscordDouble, bot: EchoBot) -> None:
+    channel = bot.get_channel(dd.channel_id)
+    uploads = {
+        "clip.mp4": mp4(1920, 1080),
+        "still.webp": webp(512, 256),
+        "photo.jpg": jpeg(800, 600),
+        "anim.gif": gif(64, 32),
+        "grid.png": PNG,
+        "notes.txt": b"hello",
+        "no-extension": PNG,  # Discord reads the bytes when the name says nothing
+    }
+    files = [discord.File(io.BytesIO(data), name) for name, data in uploads.items()]
+    sent = await channel.send("media", files=files)
+
+    expected = [
+        ("clip.mp4", "video/mp4", 1920, 1080),
+        ("still.webp", "image/webp", 512, 256),
+        ("photo.jpg", "image/jpeg", 800, 600),
+        ("anim.gif", "image/gif", 64, 32),
+        ("grid.png", "image/png", 1, 1),
+        ("notes.txt", "text/plain; charset=utf-8", None, None),
+        ("no-extension", "image/png", 1, 1),
+    ]
+    record = dd.messages[sent.id]
+    assert [(a.filename, a.content_type, a.width, a.height) for a in record.attachments] == expected
+    assert [(a.filename, a.content_type, a.width, a.height) for a in sent.attachments] == expected
+    for attachment in record.attachments:  # the bytes, from the record and from the attachment's url
+        assert attachment.data == uploads[attachment.filename]
+        assert await download(attachment.url) == attachment.data
+    assert record.current.attachment("clip.mp4").is_video and record.current.attachment("still.webp").is_image
+    assert await sent.attachments[0].read() == uploads["clip.mp4"]
 
 
 VALID_EMOJI = [

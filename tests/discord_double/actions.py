@@ -12,8 +12,10 @@ from typing import Any
 
 from . import driver
 from .gateway import Gateway
+from .messages import INTENT_GUILDS
 from .records import InteractionRecord, MessageRecord, UploadedFile
 from .state import State
+from .world import PREMIUM_TIERS
 
 
 class Actions:
@@ -197,3 +199,19 @@ class Actions:
         await self.gateway.dispatch("GUILD_CREATE", guild.to_payload(), guild_id=guild.id)
         await self.state.notify()
         return guild.id
+
+    async def set_premium_tier(self, guild_id: int, tier: int) -> None:
+        """Set a guild's boost tier (0-3), as when members boost it or their boosts run out.
+
+        From now on every file uploaded to a message there may have up to ``upload_limit(guild_id)``
+        bytes: 10 MiB at tiers 0 and 1, 50 MiB at 2, 100 MiB at 3 (never less than the double's
+        ``attachment_size_limit``); interactions there carry that ``attachment_size_limit``.  Live
+        sessions owning the guild get GUILD_UPDATE, so discord.py's ``guild.premium_tier`` and
+        ``guild.filesize_limit`` follow.
+        """
+        if tier not in PREMIUM_TIERS:
+            raise ValueError(f"a premium tier is 0, 1, 2 or 3, got {tier!r}")
+        guild = self.state.guild_by_id(guild_id)
+        guild.premium_tier = tier
+        await self.gateway.dispatch("GUILD_UPDATE", guild.rest_payload(), INTENT_GUILDS, guild_id=guild.id)
+        await self.state.notify()

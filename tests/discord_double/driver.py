@@ -56,7 +56,8 @@ def base_interaction(
         "entitlement_sku_ids": [],
         "authorizing_integration_owners": {"0": str(guild.id)},
         "context": 0,  # GUILD
-        "attachment_size_limit": state.attachment_size_limit,
+        # Per file, the most of the guild's (boost tier) and the user's (no Nitro in the double) limits.
+        "attachment_size_limit": guild.upload_limit(state.attachment_size_limit),
     }
 
 

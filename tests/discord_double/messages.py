@@ -9,7 +9,6 @@ guild of the message's channel.
 from __future__ import annotations
 
 import datetime
-import mimetypes
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import ApiError, invalid_form
+from .media import describe
 from .records import (
     EPHEMERAL,
     LOADING,
@@ -27,10 +27,11 @@ from .records import (
     UploadedFile,
     snapshot,
 )
-from .validation import validate_message
+from .validation import MAX_ATTACHMENTS, validate_message
 from .world import Channel, Guild, iso, snowflake_time
 
 # Gateway intents that decide which events a session receives.
+INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_MESSAGE_CONTENT = 1 << 15
@@ -47,6 +48,10 @@ def unknown_message() -> ApiError:
     return ApiError(404, 10008, "Unknown Message")
 
 
+def too_many_attachments() -> ApiError:
+    return ApiError(400, 30015, f"Maximum number of attachments in a message reached ({MAX_ATTACHMENTS})")
+
+
 # (event name, data, required intent or None, whether MESSAGE_CONTENT gates the content)
 Emitter = Callable[[str, dict[str, Any], int | None, bool], Awaitable[Any]]
 
@@ -56,6 +61,7 @@ class MessageStore:
 
     # Provided by State.
     attachment_size_limit: int
+    upload_limit: Callable[[int], int]
     base_url: str
     messages: dict[int, MessageRecord]
     interactions: dict[int, InteractionRecord]
@@ -144,20 +150,20 @@ class MessageStore:
         ephemeral: bool = False,
     ) -> AttachmentRecord:
         attachment_id = self.new_id()
-        guessed = mimetypes.guess_type(filename)[0]
-        if not content_type or content_type == "application/octet-stream":
-            # Discord sniffs the type; discord.py always uploads as octet-stream.
-            content_type = guessed or "application/octet-stream"
+        # Discord names the type itself (discord.py always uploads as octet-stream) and measures media.
+        media = describe(filename, data, content_type)
         url = f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{quote(filename)}"
         record = AttachmentRecord(
             id=attachment_id,
             filename=filename,
-            content_type=content_type,
+            content_type=media.content_type,
             data=data,
             url=url,
             proxy_url=url.replace("/attachments/", "/media/attachments/", 1),
             description=description,
             ephemeral=ephemeral,
+            width=media.width,
+            height=media.height,
         )
         self.files[attachment_id] = record
         return record
@@ -175,38 +181,47 @@ class MessageStore:
 
         New files are referenced by their upload index (``files[n]``); kept ones by their id.
         Without an ``attachments`` array, existing attachments stay and uploads are appended.
+        Checked before anything is stored: every file against the channel's upload limit (per
+        file, by the guild's boost tier: 413 Request entity too large), and the message's
+        attachments against Discord's 10 (an ``attachments`` array of more is refused by
+        ``validate_message``; more uploads than that, or an edit adding past 10, get 30015).
         """
-        for upload in files:
-            if upload.size > self.attachment_size_limit:
-                raise ApiError(413, 40005, "Request entity too large")
+        limit = self.upload_limit(channel_id)
+        if any(upload.size > limit for upload in files):
+            raise ApiError(413, 40005, "Request entity too large")
+        if len(files) > MAX_ATTACHMENTS:
+            raise too_many_attachments()
         uploads = dict(enumerate(files))
         existing_by_id = {str(a.id): a for a in existing}
         if payload.get("attachments") is None:
+            if len(existing_by_id) + len(files) > MAX_ATTACHMENTS:
+                raise too_many_attachments()
             new = [self.store_file(channel_id, f.filename, f.data, f.content_type) for f in files]
             return (*existing_by_id.values(), *new)
 
-        result: list[AttachmentRecord] = []
+        # Resolved first, stored once all is known to be accepted.
+        plan: list[AttachmentRecord | tuple[UploadedFile, str, str | None]] = []
         used: set[int] = set()
         for index, item in enumerate(payload["attachments"]):
             key = str(item.get("id"))
             if key in existing_by_id:
-                result.append(existing_by_id[key])
+                plan.append(existing_by_id[key])
                 continue
             upload = uploads.get(int(key)) if key.isdigit() else None
             if upload is None:
                 raise invalid_form(f"attachments.{index}", "ATTACHMENT_NOT_FOUND", f"Unknown attachment {key}")
             used.add(int(key))
-            filename = item.get("filename") or upload.filename
-            result.append(
-                self.store_file(
-                    channel_id, filename, upload.data, upload.content_type, description=item.get("description")
-                )
-            )
+            plan.append((upload, item.get("filename") or upload.filename, item.get("description")))
         # Discord still attaches uploads the array forgot to mention.
-        result += [
-            self.store_file(channel_id, f.filename, f.data, f.content_type) for i, f in uploads.items() if i not in used
-        ]
-        return tuple(result)
+        plan += [(f, f.filename, None) for i, f in uploads.items() if i not in used]
+        if len(plan) > MAX_ATTACHMENTS:
+            raise too_many_attachments()
+        return tuple(
+            item
+            if isinstance(item, AttachmentRecord)
+            else self.store_file(channel_id, item[1], item[0].data, item[0].content_type, description=item[2])
+            for item in plan
+        )
 
     @staticmethod
     def _resolve_embed_urls(

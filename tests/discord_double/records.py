@@ -97,10 +97,21 @@ class AttachmentRecord:
     proxy_url: str
     description: str | None = None
     ephemeral: bool = False
+    # Images and videos Discord could read (see media.py); None for other files.
+    width: int | None = None
+    height: int | None = None
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
+
+    @property
+    def is_video(self) -> bool:
+        return self.content_type.startswith("video/")
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -111,6 +122,8 @@ class AttachmentRecord:
             "proxy_url": self.proxy_url,
             "content_type": self.content_type,
         }
+        if self.width is not None and self.height is not None:
+            payload.update(width=self.width, height=self.height)
         if self.description is not None:
             payload["description"] = self.description
         if self.ephemeral:

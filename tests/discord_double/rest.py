@@ -300,19 +300,7 @@ class RestApi(CommandRoutes, InteractionRoutes):
     # ----------------------------------------------------- guild and channels
 
     async def get_guild(self, req: RequestRecord, guild_id: str) -> web.Response:
-        payload = self._guild(guild_id).to_payload()
-        for key in (
-            "members",
-            "channels",
-            "threads",
-            "presences",
-            "voice_states",
-            "joined_at",
-            "large",
-            "member_count",
-        ):
-            payload.pop(key, None)  # REST guilds come without the gateway-only fields
-        return json_response(payload)
+        return json_response(self._guild(guild_id).rest_payload())  # without the gateway-only fields
 
     async def get_guild_channels(self, req: RequestRecord, guild_id: str) -> web.Response:
         return json_response([c.to_payload() for c in self._guild(guild_id).channels])

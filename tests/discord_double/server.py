@@ -31,7 +31,8 @@ from .records import (
 from .rest import RestApi
 from .shards import Sharding
 from .state import State
-from .world import ALL_TEXT_PERMISSIONS
+from .validation import MAX_ATTACHMENTS
+from .world import ALL_TEXT_PERMISSIONS, BOOSTED_UPLOAD_LIMITS, DEFAULT_UPLOAD_LIMIT
 
 T = TypeVar("T")
 
@@ -60,7 +61,7 @@ class DiscordDouble(Actions, Queries):
         host: str = "127.0.0.1",
         port: int = 0,
         heartbeat_interval: float = 41.25,
-        attachment_size_limit: int = 10 * 1024 * 1024,
+        attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
         app_permissions: int = ALL_TEXT_PERMISSIONS,
         interaction_ack_timeout: float | None = None,
         text_channels: int = 2,
@@ -73,6 +74,9 @@ class DiscordDouble(Actions, Queries):
     ):
         """
         :param heartbeat_interval: seconds, sent in HELLO.
+        :param attachment_size_limit: the most bytes one uploaded file may have (checked per file,
+            as Discord does) at boost tiers 0 and 1 and outside guilds; tiers 2 and 3 raise it to
+            50 and 100 MiB (``set_premium_tier``, ``upload_limit``).  Over it: 413, code 40005.
         :param app_permissions: the bot's permissions in interactions (``app_permissions`` field).
         :param interaction_ack_timeout: if set, callbacks later than this many seconds after the
             interaction get 404 Unknown interaction, like Discord's 3 s window.  Off by default
@@ -119,7 +123,10 @@ class DiscordDouble(Actions, Queries):
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> DiscordDouble:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        # Room for a message's 10 files at the highest upload limit: the double, not aiohttp, refuses
+        # what is too big, with Discord's 413 (per file) or 400 (too many files).
+        largest_file = max(self.state.attachment_size_limit, *BOOSTED_UPLOAD_LIMITS.values())
+        app = web.Application(client_max_size=MAX_ATTACHMENTS * largest_file + 1024 * 1024)
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway/resume", self.gateway.handle)
         app.router.add_route("*", r"/api/{tail:.*}", self.rest.handle)
@@ -201,6 +208,16 @@ class DiscordDouble(Actions, Queries):
     def channel_ids_of(self, guild_id: int) -> list[int]:
         """The text channels of any guild, in guild order."""
         return [c.id for c in self.state.guild_by_id(guild_id).channels]
+
+    def upload_limit(self, guild_id: int | None = None) -> int:
+        """The most bytes one uploaded file may have in a guild (default: the main one), by its boost
+        tier: see ``set_premium_tier``.  A file over it is answered 413 Request entity too large (40005)."""
+        guild = self.state.guild if guild_id is None else self.state.guild_by_id(guild_id)
+        return guild.upload_limit(self.state.attachment_size_limit)
+
+    def premium_tier(self, guild_id: int | None = None) -> int:
+        """A guild's boost tier (default: the main one's), 0 unless ``set_premium_tier`` changed it."""
+        return (self.state.guild if guild_id is None else self.state.guild_by_id(guild_id)).premium_tier
 
     @property
     def shard_count(self) -> int:

@@ -124,6 +124,12 @@ class State(MessageStore):
         """The guild a channel is in (404 Unknown Channel if none)."""
         return self.guild_by_id(self.channel(channel_id).guild_id)
 
+    def upload_limit(self, channel_id: int) -> int:
+        """The most bytes one file may have in a message of this channel: its guild's limit (by boost
+        tier), or ``attachment_size_limit`` outside guilds (DMs)."""
+        guild = self.guilds.get(self.channel(channel_id).guild_id)
+        return self.attachment_size_limit if guild is None else guild.upload_limit(self.attachment_size_limit)
+
     def user(self, user_id: int) -> User:
         user = self.users.get(user_id)
         if user is None:

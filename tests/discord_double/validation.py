@@ -11,6 +11,7 @@ Rules (Discord's limits, https://discord.com/developers/docs):
 - ``content`` at most 2000 characters;
 - at most 10 embeds; title 256, description 4096, at most 25 fields (name 256, value 1024),
   footer text 2048, author name 256; all embeds' text together at most 6000;
+- an ``attachments`` array of at most 10 (uploads and their sizes: messages.py);
 - components (not components v2): at most 5 action rows, each with 1-5 components; a select
   menu fills a whole row; buttons: label at most 80, a custom_id of 1-100 characters unless a
   link (url, no custom_id) or premium (sku_id) button; selects: custom_id 1-100, placeholder
@@ -34,6 +35,7 @@ MAX_EMBEDS = 10
 MAX_EMBED_TOTAL = 6000
 EMBED_LIMITS = {"title": 256, "description": 4096}
 MAX_EMBED_FIELDS = 25
+MAX_ATTACHMENTS = 10  # per message; more uploads without this array: 30015 (messages.py)
 MAX_ROWS = 5
 MAX_ROW_WIDTH = 5
 MAX_BUTTON_LABEL = 80
@@ -244,6 +246,9 @@ def message_errors(payload: Any, *, prefix: Path = (), components_v2: bool = Fal
         return errors
     _max_length(errors, ("content",), payload.get("content"), MAX_CONTENT)
     _embeds(errors, payload.get("embeds"))
+    attachments = payload.get("attachments")
+    if isinstance(attachments, list) and len(attachments) > MAX_ATTACHMENTS:
+        errors.add(("attachments",), "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length.")
     v2 = components_v2 or bool(int(payload.get("flags") or 0) & IS_COMPONENTS_V2)
     _Components(errors).top_level(("components",), payload.get("components"), v2)
     return errors

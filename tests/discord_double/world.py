@@ -53,6 +53,16 @@ EVERYONE_PERMISSIONS = (
     | USE_EXTERNAL_EMOJIS | USE_APPLICATION_COMMANDS
 )  # fmt: skip
 
+# Upload limits (https://discord.com/developers/docs/reference#uploading-files): each file of a
+# request may be up to 10 MiB, more in a boosted server; discord.py's Guild.filesize_limit
+# (``_PREMIUM_GUILD_LIMITS``) has the same numbers.
+MiB = 1024 * 1024
+DEFAULT_UPLOAD_LIMIT = 10 * MiB  # tiers 0 and 1, and DMs
+BOOSTED_UPLOAD_LIMITS = {2: 50 * MiB, 3: 100 * MiB}
+PREMIUM_TIERS = range(4)
+# Boosts a server needs for each tier: what ``premium_subscription_count`` shows.
+BOOSTS_FOR_TIER = {0: 0, 1: 2, 2: 7, 3: 14}
+
 
 def iso(ts: datetime.datetime) -> str:
     return ts.isoformat()
@@ -137,6 +147,13 @@ class Member:
     joined_at: datetime.datetime
 
 
+# What only GUILD_CREATE carries (https://discord.com/developers/docs/events/gateway-events#guild-create).
+GATEWAY_ONLY_GUILD_FIELDS = (
+    "joined_at", "large", "unavailable", "member_count", "members", "channels", "threads", "presences",
+    "voice_states", "stage_instances", "guild_scheduled_events", "soundboard_sounds",
+)  # fmt: skip
+
+
 @dataclass
 class Guild:
     id: int
@@ -146,6 +163,7 @@ class Guild:
     roles: list[Role] = field(default_factory=list)
     members: dict[int, Member] = field(default_factory=dict)
     locale: str = "en-US"
+    premium_tier: int = 0  # the server's boost level, 0-3 (``DiscordDouble.set_premium_tier``)
 
     def role(self, role_id: int) -> Role | None:
         return next((r for r in self.roles if r.id == role_id), None)
@@ -160,6 +178,11 @@ class Guild:
         for role in roles:
             permissions |= role.permissions if role is not None else 0
         return ALL_PERMISSIONS if permissions & ADMINISTRATOR else permissions
+
+    def upload_limit(self, default: int = DEFAULT_UPLOAD_LIMIT) -> int:
+        """The most bytes one file may have in this guild: ``default`` (10 MiB unless the double
+        was told otherwise) or more at boost tier 2 and 3."""
+        return max(default, BOOSTED_UPLOAD_LIMITS.get(self.premium_tier, 0))
 
     def member_payload(self, user_id: int, *, with_permissions: bool = False) -> dict[str, Any]:
         member = self.members[user_id]
@@ -200,8 +223,8 @@ class Guild:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "premium_tier": 0,
-            "premium_subscription_count": 0,
+            "premium_tier": self.premium_tier,
+            "premium_subscription_count": BOOSTS_FOR_TIER[self.premium_tier],
             "premium_progress_bar_enabled": False,
             "system_channel_id": str(self.channels[0].id),
             "system_channel_flags": 0,
@@ -230,6 +253,13 @@ class Guild:
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
         }
+
+    def rest_payload(self) -> dict[str, Any]:
+        """The guild as ``GET /guilds/{id}`` and GUILD_UPDATE carry it: without GUILD_CREATE's extras."""
+        payload = self.to_payload()
+        for key in GATEWAY_ONLY_GUILD_FIELDS:
+            payload.pop(key, None)
+        return payload
 
 
 def build_guild(
