@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from bot.core.config import (
 )
 from bot.core.credits import CreditsSettings
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
-from bot.core.models import Display, ImageFile, Job
+from bot.core.models import Display, ImageFile, Job, MediaNote
 from bot.jobs import JobService
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
@@ -82,9 +82,14 @@ class Shown:
     task_id: str
     message_id: int
     display: Display
-    image: ImageFile | None
+    files: tuple[ImageFile, ...]
     reply_to: int | None
     created: bool
+    note: MediaNote | None = None
+
+    @property
+    def image(self) -> ImageFile | None:
+        return self.files[0] if self.files else None
 
 
 class RecordingView:
@@ -96,15 +101,26 @@ class RecordingView:
         self.forbidden = False
         self.posted: dict[int, str] = {}  # message id -> task id, as a channel's history would tell
         self.lose_next_answer = False  # post the message, then fail as if the answer never came
+        self.limit = 10 * 1024 * 1024  # Discord's upload limit per file, without boosts
         self._next_id = 900_000_000_000_000_000
         self._changed = asyncio.Condition()
 
     def lane(self, job: Job, origin: object | None = None) -> int:
         return job.channel_id
 
+    def upload_limit(self, job: Job) -> int:
+        return self.limit
+
     async def show(
-        self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None, origin: object | None = None
+        self,
+        job: Job,
+        display: Display,
+        *,
+        files: Sequence[ImageFile] = (),
+        reply_to: int | None,
+        origin: object | None = None,
     ) -> int:
+        assert all(len(file.data) <= self.limit for file in files), "delivery must fit the upload limit"
         if self.forbidden:
             raise DeliveryForbidden("no send permission", permission="Send Messages")
         if job.message_id in self.gone:
@@ -118,7 +134,7 @@ class RecordingView:
                 raise DeliveryError("connection reset after posting")
         message_id = job.message_id or self._next_id
         async with self._changed:
-            self.shown.append(Shown(job.task_id, message_id, display, image, reply_to, created))
+            self.shown.append(Shown(job.task_id, message_id, display, tuple(files), reply_to, created, job.media_note))
             self._changed.notify_all()
         return message_id
 

@@ -379,9 +379,16 @@ class Recorder(app_commands.Translator):
 
 
 def cog_commands() -> list[app_commands.Command | app_commands.Group]:
-    from bot.discord.cogs import admin, credits, describe, history, imagine
+    from bot.discord.cogs import admin, animate, credits, describe, history, imagine
 
-    cogs = (imagine.ImagineCog, describe.DescribeCog, history.JobsCog, admin.AdminCog, credits.CreditsCog)
+    cogs = (
+        imagine.ImagineCog,
+        describe.DescribeCog,
+        animate.AnimateCog,
+        history.JobsCog,
+        admin.AdminCog,
+        credits.CreditsCog,
+    )
     return [command for cog in cogs for command in cog.__cog_app_commands__]
 
 

@@ -3,7 +3,6 @@ follow their source; see ../shared/docs/mj-proxy-contract.md, "What the servers 
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from bot.core.errors import (
@@ -11,15 +10,13 @@ from bot.core.errors import (
     ButtonBusy,
     SubmitRefused,
     SubmitUnconfirmed,
-    VideoUnsupported,
 )
 from bot.core.i18n import error_text
-from bot.core.models import Action, Phase, Status, Submission
+from bot.core.models import Action, Phase
 from bot.jobs import SUBMISSION_GIVE_UP_S
-from tests.conftest import PROXY_SECRET
 from tests.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
 from tests.proxy_sim import ProxySim
-from tests.service_harness import CHANNEL, GUILD, OWNER, Harness, grid_of, who
+from tests.service_harness import Harness, grid_of, who
 
 
 @pytest.fixture
@@ -79,40 +76,6 @@ async def test_buttons_that_share_an_action_and_index_each_submit_once(served):
     assert sim.count("/submit/action") == 1 + 4  # the U1, then the four presses
     refreshed = await jobs.store.get_job(upscale.task_id)
     assert {("button", p) for p in (subtle, creative, strong, soft)} <= refreshed.used_buttons
-
-
-async def test_animate_is_refused_before_the_proxy_hears_of_it(served):
-    """trueai: Animate makes a VIDEO task; showing videos is not built yet."""
-    sim, jobs, view = await served("trueai")
-    upscale = await upscale_of(sim, jobs, view)
-    animate = next(n for n, b in enumerate(upscale.buttons) if "animate" in b.custom_id)
-    before = sim.count("/submit/action")
-    with pytest.raises(VideoUnsupported) as caught:
-        await jobs.press(upscale.task_id, animate, who())
-    assert "not supported" in error_text(caught.value) and sim.count("/submit/action") == before
-
-
-async def test_a_video_task_fails_cleanly_instead_of_posting_an_mp4_as_png(served):
-    """trueai Models/TaskInfo.cs: a VIDEO task's imageUrl is the .mp4 (contentType video/mp4)."""
-    sim, jobs, view, h = await served("trueai", harness=True)
-    upscale = await upscale_of(sim, jobs, view)
-    animate = next(b for b in upscale.buttons if "animate" in b.custom_id)
-    # A video task the bot follows: submitted just before a crash, found again by its nonce.
-    await h.stop()
-    await h.store.open()
-    nonce = "mjbot:video-before-a-crash"
-    await h.store.insert_submission(Submission(nonce, "ACTION", "", OWNER, GUILD, CHANNEL, None, None, h.now))
-    await h.store.close()
-    async with httpx.AsyncClient(base_url=sim.base_url, headers={"Authorization": PROXY_SECRET}) as client:
-        body = {"taskId": upscale.task_id, "customId": animate.custom_id, "state": nonce}
-        task_id = (await client.post("/submit/action", json=body)).json()["result"]
-    sim.succeed(task_id)
-    h.now += 60  # past the proxy timeout and the grace: recovery looks for it
-    jobs, view = await h.start()
-    await view.wait_for(lambda: (s := view.last(task_id)) and s.display.phase is Phase.FAILED)
-    stored = await jobs.store.get_job(task_id)
-    assert stored.status is Status.FAILURE and "video" in stored.fail_reason
-    assert all(s.image is None for s in view.of(task_id))  # nothing attached as .png
 
 
 async def test_a_refusal_on_http_200_shows_the_servers_reason(served):

@@ -7,7 +7,7 @@ import re
 import discord
 import pytest
 
-from bot.core.models import Action, Display, Job, Phase, Status, TaskButton
+from bot.core.models import Action, Display, Job, MediaLink, MediaNote, Phase, Status, TaskButton
 from bot.discord.ui.buttons import JobButton, custom_id, grid_buttons
 from bot.discord.ui.render import render
 
@@ -190,3 +190,40 @@ def test_server_buttons_keep_their_label_and_lose_an_emoji_discord_refuses():
     assert [str(item.emoji) if item.emoji else None for item in items] == ["⬆️", None, None]
     assert items[0].label == "Upscale (Subtle)" and items[1].label == "Animate (High motion)"
     assert len(items[2].label) == 80 and items[2].label.endswith("…")
+
+
+def test_a_video_batch_is_not_embedded_and_its_titles_say_video():
+    clips = (MediaLink("http://x/v_0.mp4", "http://x/v_0.png"), MediaLink("http://x/v_1.mp4"))
+    done = job(action=Action.VIDEO, status=Status.SUCCESS, image_url="http://x/v_0.mp4", videos=clips)
+    assert rendered(done, attached=False).embeds == []  # an .mp4 in an embed shows nothing
+    assert rendered(done).content == "**a red fox** - Videos by <@4242>"
+    one = job(action=Action.VIDEO, parent_index=2, prompt="", status=Status.IN_PROGRESS, progress="10%")
+    assert rendered(one).content == "**Animate** - Video #2 <@4242> (10%)"
+
+
+@pytest.mark.parametrize(
+    ("note", "text"),
+    [
+        (
+            MediaNote("reencoded", "WebP", 10_276_044, 31_000_000),
+            "Re-encoded to fit this server's upload limit: 9.8 MB WebP.",
+        ),
+        (
+            MediaNote("reencoded", "JPEG", 5 * 1024 * 1024, 31_000_000, ("https://cdn.midjourney.com/a/0_1.png",)),
+            "5.0 MB JPEG. Original: <https://cdn.midjourney.com/a/0_1.png>",
+        ),
+        (MediaNote("video_too_large"), "here is its first frame"),
+        (MediaNote("linked", links=("https://cdn.midjourney.com/v.mp4",)), "upload to this server: <https://cdn"),
+        (MediaNote("too_large", size=200_000_000), "its link would expire"),
+        (MediaNote("download_failed"), "could not be downloaded"),
+    ],
+)
+def test_what_was_done_to_post_a_result_is_said_last(note, text):
+    done = job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS, media_note=note, prompt="x " * 1500)
+    content = rendered(done, attached=True).content
+    assert text in content.splitlines()[-1] and len(content) <= 2000
+
+
+def test_a_media_note_says_nothing_while_a_job_runs():
+    running = job(status=Status.IN_PROGRESS, progress="5%", media_note=MediaNote("download_failed"))
+    assert "downloaded" not in rendered(running).content

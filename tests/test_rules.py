@@ -263,11 +263,13 @@ async def on_trueai(tmp_path):
 
 async def test_auto_api_learns_that_the_server_has_no_change_endpoint(on_trueai):
     trueai, jobs, view = on_trueai
-    # A grid from before the server listed buttons: only /submit/change could press U1.
+    # A grid from before the server listed buttons (or its four images): only /submit/change could
+    # press U1.
     grid = await jobs.imagine("a fox", who())
     trueai.succeed(grid.task_id)
     await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
-    await jobs.store.update_job((await jobs.store.get_job(grid.task_id)).with_changes(buttons=()), ["buttons"])
+    bare = (await jobs.store.get_job(grid.task_id)).with_changes(buttons=(), grid_images=())
+    await jobs.store.update_job(bare, ["buttons", "grid_images"])
     with pytest.raises(ProxyEndpointMissing):
         await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
     assert trueai.count("/submit/change") == 1
@@ -276,6 +278,27 @@ async def test_auto_api_learns_that_the_server_has_no_change_endpoint(on_trueai)
         await jobs.change(grid.task_id, Action.UPSCALE, 2, who())
     assert trueai.count("/submit/change") == 1  # not asked again
     assert await jobs.store.submissions(before=float("inf")) == []  # nothing left half-done
+
+
+async def test_an_upscale_the_server_cannot_make_is_the_grids_own_image(on_trueai):
+    """trueai's imageUrls: the grid's four images, each alone. A grid without buttons cannot be
+    upscaled through /submit/action; U2 then posts the grid's image 2, once."""
+    trueai, jobs, view = on_trueai
+    grid = await jobs.imagine("a fox", who())
+    trueai.succeed(grid.task_id)
+    await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)
+    stored = await jobs.store.get_job(grid.task_id)
+    assert stored.grid_images == tuple(trueai.grid_image_url(grid.task_id, i) for i in range(4))
+    await jobs.store.update_job(stored.with_changes(buttons=()), ["buttons"])
+    split = await jobs.change(grid.task_id, Action.UPSCALE, 2, who())
+    assert (split.action, split.parent_index, split.status) == (Action.UPSCALE, 2, Status.SUCCESS)
+    shown = await view.wait_for(lambda: (s := view.last(split.task_id)) and s.display.phase is Phase.DONE and s)
+    assert shown.image.data == trueai.grid_image_bytes(grid.task_id, 1) and shown.reply_to is not None
+    with pytest.raises(ButtonAlreadyUsed):
+        await jobs.change(grid.task_id, Action.UPSCALE, 2, who())
+    assert trueai.count("/submit/action") == 0 and await jobs.store.submissions(before=float("inf")) == []
+    refreshed = await view.wait_for(lambda: (s := view.last(grid.task_id)) and s.display.used_buttons and s)
+    assert ("UPSCALE", 2) in refreshed.display.used_buttons
 
 
 async def test_own_buttons_are_sent_as_actions_when_the_task_lists_buttons(on_trueai):

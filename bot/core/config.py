@@ -76,6 +76,9 @@ class ProxySettings(_Section):
     # any public host. Private and loopback addresses are refused unless listed here, or the
     # proxy's own host.
     media_hosts: list[str] = Field(default_factory=list)
+    # Hosts whose links do not expire: a result too large for a server's uploads is linked only when
+    # it lives on one of these (Discord's CDN links expire within a day, a proxy's may any time).
+    lasting_media_hosts: list[str] = Field(default_factory=lambda: ["cdn.midjourney.com"])
 
     @property
     def api_base_url(self) -> str:
@@ -191,6 +194,14 @@ class LimitsSettings(_Section):
     max_attachment_mb: float = Field(default=10, gt=0)
 
 
+class MediaSettings(_Section):
+    # Re-encoding a result over a server's upload limit runs in worker processes, off the bot's
+    # event loop: how many at once, each one's memory cap, and how long one may take.
+    reencode_processes: int = Field(default=2, ge=1, le=16)
+    reencode_memory_mb: int = Field(default=1024, ge=256)
+    reencode_timeout_s: float = Field(default=60, gt=0)
+
+
 class BotSettings(_Section):
     # "" = each member's own Discord language (zh-CN -> Chinese, anything else -> English);
     # "en" or "zh-CN" = always that one.
@@ -252,6 +263,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     bot: BotSettings = Field(default_factory=BotSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

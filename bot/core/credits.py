@@ -107,6 +107,7 @@ def price_name(action: Action, button: TaskButton | None = None) -> str:
         Action.BLEND: "mj_blend",
         Action.ZOOM: "mj_zoom",
         Action.PAN: "mj_pan",
+        Action.VIDEO: "mj_video",
     }.get(action, "mj_other")
 
 

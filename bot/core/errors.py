@@ -167,6 +167,11 @@ class BannedWord(UserInputError):
 class NotAnImage(UserInputError):
     key = "input.not_image"
 
+    def __init__(self, message: str = "", *, option: str = "", **params: Any) -> None:
+        super().__init__(message, option=option, **params)
+        if option:  # a command with several images: say which one
+            self.key = "input.not_image_option"
+
 
 class ImageTooLarge(UserInputError):
     key = "input.image_too_large"
@@ -257,7 +262,7 @@ class ButtonUnsupported(UserInputError):
 
 
 class VideoUnsupported(UserInputError):
-    """A video button or task: the bot does not show videos yet."""
+    """The server cannot make videos (novicezk has no /submit/video; trueai with video off)."""
 
     key = "video.unsupported"
 
@@ -294,3 +299,43 @@ class TakeTooMuch(UserInputError):
 
 class CreditsOff(UserInputError):
     key = "credits.off"
+
+
+class AnimateNeedsOneImage(UserInputError):
+    """/animate takes an image or a job, exactly one of them."""
+
+    key = "animate.one_image"
+
+
+class BadVideoBatch(UserInputError):
+    """A video batch is 1, 2 or 4 clips (Dto/SubmitVideoDTO.cs)."""
+
+    key = "animate.batch"
+
+
+class NotAnImageJob(UserInputError):
+    """/animate job:<id> names a job whose result is not one image (a video, a describe)."""
+
+    key = "animate.not_image_job"
+
+
+class ReferenceTwice(UserInputError):
+    """``--sref`` (or --cref, --oref) both written in the prompt and attached."""
+
+    key = "input.reference_twice"  # params: parameter
+
+
+class ReferenceUploadUnsupported(UserInputError):
+    """An attached --sref/--cref/--oref image needs the server's image upload, which it lacks."""
+
+    key = "input.reference_upload"  # params: parameters
+
+
+class TooManyImages(UserInputError):
+    key = "input.too_many_images"
+
+
+class NotYourImage(NotJobOwner):
+    """/animate job:<id> names another member's job."""
+
+    key = "animate.not_owner"

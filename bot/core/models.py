@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Defined there, used by every layer as part of the models: re-exported.
+from bot.core.results import DESCRIBE_MARKS as DESCRIBE_MARKS
+from bot.core.results import MAX_VIDEOS, MediaLink, MediaNote, is_video_url
+from bot.core.results import ImageFile as ImageFile
+from bot.core.results import describe_prompts as describe_prompts
+from bot.core.results import image_identity as image_identity
+from bot.core.results import message_link as message_link
 
 
 class Action(str, enum.Enum):
@@ -20,6 +26,7 @@ class Action(str, enum.Enum):
     BLEND = "BLEND"
     ZOOM = "ZOOM"  # zoom out / custom zoom (trueai's Outpaint, CustomZoom)
     PAN = "PAN"
+    VIDEO = "VIDEO"  # Animate, Extend, /animate: a batch of short videos
     ACTION = "ACTION"  # another of the server's buttons
 
     @property
@@ -79,6 +86,10 @@ class TaskButton:
             return Action.ZOOM, None
         if kind.startswith("pan_"):
             return Action.PAN, None
+        if kind == "video_virtual_upscale":
+            return Action.VIDEO, index  # one video of a batch (trueai's task says UPSCALE)
+        if kind.startswith("animate"):
+            return Action.VIDEO, None  # Animate (High/Low motion), Extend
         return Action.ACTION, None
 
     def to_json(self) -> dict[str, Any]:
@@ -142,6 +153,9 @@ class ProxyTask(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     buttons: tuple[TaskButton, ...] = ()
     content_type: str | None = Field(default=None, alias="contentType")  # trueai: "video/mp4" for videos
+    video_url: str | None = Field(default=None, alias="videoUrl")
+    video_urls: tuple[MediaLink, ...] = Field(default=(), alias="videoUrls")  # a batch: [{url, thumbnail}]
+    image_urls: tuple[MediaLink, ...] = Field(default=(), alias="imageUrls")  # a grid's four images (trueai)
 
     @property
     def final_prompt(self) -> str | None:
@@ -150,12 +164,43 @@ class ProxyTask(BaseModel):
 
     @property
     def is_video(self) -> bool:
-        """A video result (trueai's VIDEO task: ``imageUrl`` is the .mp4), which the bot can't show yet."""
+        """A video result (trueai's VIDEO task, or one video of a batch: ``imageUrl`` is the .mp4)."""
         return (
             (self.action or "").upper().startswith("VIDEO")
             or (self.content_type or "").lower().startswith("video/")
-            or urlsplit(self.image_url or "").path.lower().endswith((".mp4", ".webm", ".mov"))
+            or bool(self.video_url or self.video_urls)
+            or is_video_url(self.image_url)
         )
+
+    @property
+    def videos(self) -> tuple[MediaLink, ...]:
+        """The videos of a finished video task, at most four: each of a batch, or the one."""
+        if not self.is_video:
+            return ()
+        links = self.video_urls
+        if not links:
+            url = self.video_url or self.image_url
+            links = (MediaLink(url),) if url else ()
+        return links[:MAX_VIDEOS]
+
+    @property
+    def grid_images(self) -> tuple[str, ...]:
+        """A grid's four images, each alone (trueai's ``imageUrls``); () when not four of them."""
+        if self.is_video or len(self.image_urls) != 4:
+            return ()
+        return tuple(link.url for link in self.image_urls)
+
+    @field_validator("video_urls", "image_urls", mode="before")
+    @classmethod
+    def _media_links(cls, value: Any) -> tuple[MediaLink, ...]:
+        if not isinstance(value, list):
+            return ()
+        return tuple(link for link in map(MediaLink.from_json, value) if link is not None)
+
+    @field_validator("video_url", mode="before")
+    @classmethod
+    def _video_url(cls, value: Any) -> str | None:
+        return value.strip() or None if isinstance(value, str) else None
 
     @field_validator("buttons", mode="before")
     @classmethod
@@ -201,19 +246,6 @@ class SubmitAccepted:
 
 
 @dataclass(frozen=True)
-class ImageFile:
-    filename: str
-    data: bytes
-    content_type: str | None = None
-
-    def as_data_url(self) -> str:
-        import base64
-
-        mime = self.content_type or "image/png"
-        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-
-
-@dataclass(frozen=True)
 class Job:
     """One proxy task the bot follows, as stored in SQLite."""
 
@@ -244,6 +276,13 @@ class Job:
     posting_at: float | None = None  # when posting its message began (NULL once the id is stored)
     nonce: str | None = None  # the submission's nonce, sent to the proxy as the task's `state`
     used_buttons: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    videos: tuple[MediaLink, ...] = ()  # a finished video task's clips
+    grid_images: tuple[str, ...] = ()  # a finished grid's four images, each alone (trueai)
+    media_note: MediaNote | None = None  # what happened to the result on its way to Discord
+
+    @property
+    def is_video(self) -> bool:
+        return bool(self.videos)
 
     @property
     def finished(self) -> bool:
@@ -271,22 +310,6 @@ _JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 BUTTON_MARK = "button"  # used_buttons entry for a server button: (BUTTON_MARK, position)
-DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
-_KEYCAP = re.compile(r"\s*([1-4])\ufe0f?\u20e3\s*")
-
-
-def describe_prompts(text: str | None) -> list[str]:
-    """The four prompts of a /describe answer: numbered 1️⃣-4️⃣ (with or without the emoji
-    variation selector), separated by blank lines of either kind, or only by blank lines."""
-    if not text:
-        return []
-    parts = _KEYCAP.split(text.replace("\r\n", "\n"))
-    if len(parts) > 1:
-        numbered = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
-        prompts = [numbered.get(n, "") for n in range(1, 5)]
-    else:
-        prompts = re.split(r"\n\s*\n", text)
-    return [" ".join(p.split()) for p in prompts if p.strip()][:4]
 
 
 @dataclass(frozen=True)
@@ -343,20 +366,6 @@ def parse_local_reason(reason: str | None) -> tuple[str, dict[str, str]] | None:
     name, _, query = reason[len(LOCAL_REASON_PREFIX) :].partition("?")
     params = dict(part.split("=", 1) for part in query.split("&") if "=" in part)
     return f"fail.{name}", params
-
-
-def image_identity(url: str | None) -> str | None:
-    """What an image URL points at, without new-api's ``?rand=`` that changes on every read: two
-    reads of an unchanged preview compare equal, so they cost no Discord edit."""
-    if not url or "rand=" not in url:
-        return url
-    parts = urlsplit(url)
-    query = urlencode([(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "rand"])
-    return urlunsplit(parts._replace(query=query))
-
-
-def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:
-    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id or ''}".rstrip("/")
 
 
 class Phase(str, enum.Enum):

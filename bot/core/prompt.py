@@ -21,6 +21,7 @@ _PHONE_DASH = re.compile(r"(?<!\S)[\u2013\u2014]{1,2}(?=[A-Za-z])")
 
 # A parameter is a token "--" + a letter; "--" alone or "-- ar" is plain text.
 _PARAMETER = re.compile(r"--([A-Za-z]\S*)")
+_PARAMETER_START = re.compile(r"(?:^| )--[A-Za-z]")
 
 # Scripts written without spaces between words (Hangul too: particles attach to the noun), where a
 # whole-word match would never fire.
@@ -76,6 +77,16 @@ def check_prompt(text: str, *, banned_words: Sequence[str] = (), max_length: int
 
 
 # --- parameters ----------------------------------------------------------------------------------
+
+
+def prompt_words(prompt: str) -> str:
+    """A prompt without its parameters: "a fox --ar 16:9" -> "a fox"."""
+    return _PARAMETER_START.split(normalize_prompt(prompt), maxsplit=1)[0].strip()
+
+
+def parameter_names(prompt: str) -> set[str]:
+    """The parameters a (normalised) prompt sets, lower-case, without ``--``."""
+    return {name.lower() for name, _ in _parameters(prompt)}
 
 
 def _parameters(prompt: str) -> Iterator[tuple[str, str]]:

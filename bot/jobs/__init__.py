@@ -9,7 +9,7 @@ The parts call one way, each owning its state:
 - ``submit``: new jobs, and what every submit shares: members' job slots, submissions become jobs.
 - ``track``: the loop, polls and pushes, changes stored, deadlines, tasks the proxy forgot; it adopts
   what ``recover`` finds (submissions cut off by a crash). ``changes``: what an answer changes.
-- ``deliver``: :class:`JobView`, the write budgets, one write at a time per job, final images.
+- ``deliver``: :class:`JobView`, the write budgets, one write at a time per job, final results (``media``: fitted to Discord's upload limit).
 
 service → press → submit → track → deliver (each may also call any part further along), and
 track → recover, track → changes. Nothing calls back up but through ``Delivery.on_shown``, a hook
@@ -22,12 +22,13 @@ from bot.jobs.deliver import (
     DISCORD_CHANNEL_WRITES,
     IMAGE_DOWNLOAD_ATTEMPTS,
     MAX_DELIVERY_ATTEMPTS,
-    MAX_IMAGE_BYTES,
     JobView,
 )
+from bot.jobs.media import MAX_IMAGE_BYTES
 from bot.jobs.press import API_STYLE_KEY
 from bot.jobs.recover import RECOVERY_GRACE_S, SUBMISSION_GIVE_UP_S
 from bot.jobs.service import SHUTDOWN_GRACE_S, JobService, ServiceStatus
+from bot.jobs.submit import AnimateRequest
 from bot.jobs.track import (
     FETCH_CONCURRENCY,
     LIST_BATCH_SIZE,
@@ -51,6 +52,7 @@ __all__ = [
     "SHUTDOWN_GRACE_S",
     "SUBMISSION_GIVE_UP_S",
     "VANISHED_AFTER_MISSES",
+    "AnimateRequest",
     "JobService",
     "JobView",
     "ServiceStatus",

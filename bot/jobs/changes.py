@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from bot.core.models import Job, ProxyTask, Status, image_identity, local_reason
+from bot.core.models import Job, ProxyTask, Status, image_identity
 
 _STATUS_RANK = {
     Status.UNKNOWN: 0,
@@ -40,10 +40,6 @@ def changes_of(job: Job, task: ProxyTask) -> dict[str, object] | None:
         changes["status"] = status
     if task.progress != job.progress:
         changes["progress"] = task.progress
-    if status is Status.SUCCESS and task.is_video:
-        # Showing videos is not built yet: end the job clearly rather than attach an .mp4 as .png.
-        status, changes["status"] = Status.FAILURE, Status.FAILURE
-        task = task.model_copy(update={"fail_reason": local_reason("video"), "image_url": None})
     if (task.image_url or status.finished) and image_identity(task.image_url) != image_identity(job.image_url):
         changes["image_url"] = task.image_url
     if task.prompt_en and task.prompt_en != job.prompt_en:
@@ -52,6 +48,13 @@ def changes_of(job: Job, task: ProxyTask) -> dict[str, object] | None:
         changes["final_prompt"] = task.final_prompt
     if task.buttons and task.buttons != job.buttons:
         changes["buttons"] = task.buttons
+    if status is Status.SUCCESS:
+        # Read once the task is done: a video's clips, a grid's four images alone.
+        videos, grid = task.videos, task.grid_images
+        if videos and videos != job.videos:
+            changes["videos"] = videos
+        if grid and grid != job.grid_images:
+            changes["grid_images"] = grid
     if status in (Status.FAILURE, Status.CANCEL):
         reason = task.fail_reason or task.description or "the proxy gave no reason"
         if reason != job.fail_reason:

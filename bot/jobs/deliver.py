@@ -1,5 +1,6 @@
 """Delivering jobs to the view: the front end's :class:`JobView`, the channels' write budgets, one
-write at a time per job, final images (downloaded, prefetched), and used buttons brought up to date.
+write at a time per job, final results (downloaded and fitted by :mod:`bot.jobs.media`, prefetched),
+and used buttons brought up to date.
 
 Every write reads the job's latest state from SQLite when its turn comes, and compares what it would
 show with what the message shows (``shown``), so a write is sent only when something changed.
@@ -10,18 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone, ProxyError, UserInputError
 from bot.core.models import Display, ImageFile, Job, Phase
+from bot.jobs.media import FinalMedia, Prepared
 from bot.jobs.scheduler import WriteScheduler
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
 log = logging.getLogger(__name__)
 
-MAX_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_DOWNLOAD_ATTEMPTS = 3
 # Discord's limit on message writes in one channel: about 5 per 5 s.
 DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
@@ -36,18 +37,23 @@ class JobView(Protocol):
         job: Job,
         display: Display,
         *,
-        image: ImageFile | None,
+        files: Sequence[ImageFile] = (),
         reply_to: int | None,
         origin: object | None = None,
     ) -> int:
         """Create (when ``job.message_id`` is None) or edit the job's message so that it shows
-        ``display``; return the message id. ``image`` is the final image to attach, if any;
-        ``origin`` is what the front end handed to the submit that started the job (e.g. the
-        command's interaction), for posting the first message.
+        ``display``; return the message id. ``files`` are the final result to attach (an image, or
+        a batch's videos), already within :meth:`upload_limit`; ``job.media_note`` says what was
+        done to them. ``origin`` is what the front end handed to the submit that started the job
+        (e.g. the command's interaction), for posting the first message.
 
         Raises :class:`MessageGone` when the message or channel no longer exists,
         :class:`DeliveryForbidden` when the bot may not post there, :class:`DeliveryError` otherwise.
         """
+        ...
+
+    def upload_limit(self, job: Job) -> int:
+        """How many bytes of files one message in ``job``'s channel may carry."""
         ...
 
     def lane(self, job: Job, origin: object | None = None) -> Hashable:
@@ -70,6 +76,7 @@ class Delivery:
         self,
         proxy: ProxyClient,
         store: Store,
+        media: FinalMedia,
         *,
         clock: Callable[[], float],
         writes_per_window: int = DISCORD_CHANNEL_WRITES,
@@ -77,6 +84,7 @@ class Delivery:
     ) -> None:
         self.proxy = proxy
         self.store = store
+        self.media = media
         self.view: JobView | None = None
         self._clock = clock
         # Told when a message now shows a state (task id, signature, message id): the tracker's hook.
@@ -86,7 +94,7 @@ class Delivery:
             self._write, limit=writes_per_window, per_s=write_window_s
         )
         self._retry: dict[str, Job] = {}  # jobs whose last delivery failed; retried on the next tick
-        self._images: dict[str, asyncio.Task[ImageFile | None]] = {}  # final images being fetched
+        self._finals: dict[str, asyncio.Task[Prepared | None]] = {}  # final results being fetched
         self._origins: dict[str, object] = {}  # the front end's handle for a job's first message
         self._delivery_failures: dict[str, int] = {}
         # One write at a time per job (see _write): its lock, and how many writes hold or await it.
@@ -101,9 +109,9 @@ class Delivery:
         # whose id never reaches SQLite, and the next start would post it again. Queued ones are
         # repaired at the next start (their display differs from what was shown).
         await self._writes.close(grace_s)
-        for fetch in self._images.values():
+        for fetch in self._finals.values():
             fetch.cancel()
-        await asyncio.gather(*self._images.values(), return_exceptions=True)
+        await asyncio.gather(*self._finals.values(), return_exceptions=True)
 
     def schedule(self, job: Job, display: Display | None = None) -> asyncio.Future[DeliveryError | None]:
         """Bring the job's message up to date, within its channel's write budget. A job already
@@ -157,12 +165,17 @@ class Delivery:
         signature = display.signature()
         if signature == job.shown:
             return None, False
-        image = None
-        if display.phase is Phase.DONE and job.image_url and not job.shows_final:
-            image = await self._final_image(job)
-            if image is None and self._image_failures.get(task_id, 0) < IMAGE_DOWNLOAD_ATTEMPTS:
-                self._retry[task_id] = job
-                return None, False
+        files: tuple[ImageFile, ...] = ()
+        note = job.media_note
+        if display.phase is Phase.DONE and (job.image_url or job.videos) and not job.shows_final:
+            prepared = await self._final_media(job)
+            if prepared is None:
+                if self._image_failures.get(task_id, 0) < IMAGE_DOWNLOAD_ATTEMPTS:
+                    self._retry[task_id] = job
+                    return None, False
+                prepared = self.media.gave_up(job)
+            files, note = prepared.files, prepared.note
+            job = job.with_changes(media_note=note)
         reply_to = None
         if job.message_id is None:
             job = await self._before_posting(job)
@@ -173,7 +186,7 @@ class Delivery:
             message_id = await self.view.show(
                 job,
                 display,
-                image=image,
+                files=files,
                 reply_to=reply_to,
                 origin=self._origins.pop(task_id, None) if job.message_id is None else None,
             )
@@ -192,11 +205,13 @@ class Delivery:
                 self._retry[task_id] = job
             return exc, True
         fields = ["shown"] if message_id == job.message_id else ["shown", "message_id"]
+        if files or note is not None:
+            fields.append("media_note")
         await self.store.update_job(job.with_changes(shown=signature, message_id=message_id), fields)
         self.on_shown(task_id, signature, message_id)
         self._image_failures.pop(task_id, None)
         self._delivery_failures.pop(task_id, None)
-        self._images.pop(task_id, None)
+        self._finals.pop(task_id, None)
         return None, True
 
     async def _before_posting(self, job: Job) -> Job:
@@ -220,38 +235,33 @@ class Delivery:
         await self.store.update_job(job, ["posting_at"])
         return job
 
-    # --- final images --------------------------------------------------------------------------
+    # --- final results -------------------------------------------------------------------------
 
     def prefetch_image(self, job: Job) -> None:
-        """Start downloading a final image as soon as it is known, not when the channel's write
-        budget lets its message be edited."""
-        if job.image_url and job.task_id not in self._images and not job.shows_final:
-            self._images[job.task_id] = asyncio.create_task(self._download_image(job))
+        """Start downloading (and fitting) a final result as soon as it is known, not when the
+        channel's write budget lets its message be edited."""
+        if (job.image_url or job.videos) and job.task_id not in self._finals and not job.shows_final:
+            self._finals[job.task_id] = asyncio.create_task(self._prepare(job))
 
-    async def final_image(self, job: Job) -> ImageFile | None:
-        """The job's final image from the proxy's link (None if it cannot be had)."""
-        return await self._download_image(job) if job.image_url else None
+    async def final_media(self, job: Job) -> tuple[ImageFile, ...]:
+        """The job's final result as files for its channel (() if it cannot be had), e.g. for /show."""
+        if not (job.image_url or job.videos) or self.view is None:
+            return ()
+        prepared = await self._prepare(job)
+        return prepared.files if prepared is not None else ()
 
-    async def _final_image(self, job: Job) -> ImageFile | None:
-        fetch = self._images.pop(job.task_id, None)
-        image = await fetch if fetch is not None else None
-        return image or await self._download_image(job)
+    async def _final_media(self, job: Job) -> Prepared | None:
+        fetch = self._finals.pop(job.task_id, None)
+        prepared = await fetch if fetch is not None else None
+        return prepared or await self._prepare(job)
 
-    async def _download_image(self, job: Job) -> ImageFile | None:
-        """Download the final image now: proxy and CDN links expire, the attachment does not."""
-        assert job.image_url
+    async def _prepare(self, job: Job) -> Prepared | None:
+        """Download the final result now: proxy and CDN links expire, attachments do not."""
+        assert self.view is not None
         try:
-            data, content_type = await self.proxy.download_image(job.image_url, max_bytes=MAX_IMAGE_BYTES)
+            return await self.media.prepare(job, self.view.upload_limit(job))
         except (ProxyError, UserInputError) as exc:
             count = self._image_failures.get(job.task_id, 0) + 1
             self._image_failures[job.task_id] = count
-            log.warning("task %s: downloading its image failed (%s, attempt %d)", job.task_id, exc, count)
+            log.warning("task %s: downloading its result failed (%s, attempt %d)", job.task_id, exc, count)
             return None
-        return ImageFile(filename=_image_filename(job, content_type), data=data, content_type=content_type)
-
-
-def _image_filename(job: Job, content_type: str | None) -> str:
-    extension = {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(
-        (content_type or "").split(";")[0].strip(), "png"
-    )
-    return f"{job.action.value.lower()}_{job.task_id}.{extension}"

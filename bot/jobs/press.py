@@ -15,10 +15,12 @@ from bot.core.errors import (
     ButtonBusy,
     ButtonInvalid,
     ButtonUnsupported,
+    DeliveryForbidden,
     JobNotFound,
     JobNotReady,
+    MessageGone,
+    ProxyActionNotAllowed,
     ProxyEndpointMissing,
-    VideoUnsupported,
 )
 from bot.core.models import BUTTON_MARK, Action, Job, Status, SubmitAccepted, TaskButton, message_link
 from bot.core.prompt import check_prompt
@@ -84,20 +86,63 @@ class Presser:
             )
 
         # On a task that lists buttons this is one of them: record which, so it shows as used.
-        return await self._submit_child(
-            parent,
-            who,
-            action=action,
-            index=index,
-            button=position,
-            what=what,
-            submit=submit,
-            done=await (
-                self.store.child_of_button(parent_task_id, position)
-                if position is not None
-                else self.store.child_job(parent_task_id, action, index)
-            ),
+        try:
+            return await self._submit_child(
+                parent,
+                who,
+                action=action,
+                index=index,
+                button=position,
+                what=what,
+                submit=submit,
+                done=await (
+                    self.store.child_of_button(parent_task_id, position)
+                    if position is not None
+                    else self.store.child_job(parent_task_id, action, index)
+                ),
+            )
+        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
+            if action is not Action.UPSCALE or not parent.grid_images:
+                raise
+            return await self._split_grid(parent, index, position, who, exc)
+
+    async def _split_grid(
+        self, parent: Job, index: int | None, position: int | None, who: Requester, why: Exception
+    ) -> Job:
+        """U1-U4 when the server's upscale is unavailable (no such endpoint, or a gateway key not
+        allowed mj_upscale): the grid's own image ``index`` (trueai's ``imageUrls``), posted as the
+        upscale's result. No proxy task, so nothing to charge or track; one per button all the same."""
+        assert index is not None
+        log.info("task %s: upscale %d unavailable (%s); posting the grid's own image", parent.task_id, index, why)
+        now = self.submitter.now()
+        job = Job(
+            task_id=f"{parent.task_id}.{index}",
+            action=Action.UPSCALE,
+            prompt=parent.prompt,
+            owner_id=who.user_id,
+            channel_id=parent.channel_id,
+            guild_id=parent.guild_id,
+            parent_task_id=parent.task_id,
+            parent_index=index,
+            parent_button=position,
+            language=who.language,
+            status=Status.SUCCESS,
+            image_url=parent.grid_images[index - 1],
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
         )
+        try:
+            await self.store.insert_job(job)
+        except Conflict:
+            done = await self.store.get_job(job.task_id)
+            link = message_link(parent.guild_id, parent.channel_id, done.message_id if done else None)
+            raise ButtonAlreadyUsed(f"upscale {index} of {parent.task_id} is split already", link=link) from None
+        problem = await self.delivery.schedule(job)
+        if isinstance(problem, (DeliveryForbidden, MessageGone)):
+            raise problem
+        await self.delivery.refresh_used_buttons(parent.task_id)
+        return await self.store.get_job(job.task_id) or job
 
     async def press(self, parent_task_id: str, position: int, who: Requester, *, prompt: str | None = None) -> Job:
         parent = await self._pressable(parent_task_id, who, need_grid=False)
@@ -106,8 +151,6 @@ class Presser:
         button = parent.buttons[position]
         if button.needs_mask:
             raise ButtonUnsupported(f"{button.custom_id} needs a mask")
-        if button.makes_video:
-            raise VideoUnsupported(f"{button.custom_id} makes a video")
         action, index = button.change()
         if action is Action.REROLL:
             index = 0
@@ -126,18 +169,23 @@ class Presser:
                 await self.proxy.submit_modal(accepted.task_id, prompt)
             return accepted
 
-        return await self._submit_child(
-            parent,
-            who,
-            action=action,
-            index=index,
-            button=position,
-            what=what,
-            submit=submit,
-            done=done,
-            prompt=prompt,
-            pressed=button,
-        )
+        try:
+            return await self._submit_child(
+                parent,
+                who,
+                action=action,
+                index=index,
+                button=position,
+                what=what,
+                submit=submit,
+                done=done,
+                prompt=prompt,
+                pressed=button,
+            )
+        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
+            if not (button.is_plain_change and action is Action.UPSCALE and parent.grid_images):
+                raise
+            return await self._split_grid(parent, index, position, who, exc)
 
     async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
         job = await self._pressable(task_id, who, need_grid=False, finished=False)

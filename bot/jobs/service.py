@@ -10,7 +10,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.core.access import AccessPolicy, Requester
@@ -21,9 +21,11 @@ from bot.core.events import JobEvents, NoEvents
 from bot.core.models import Action, ImageFile, Job, Status
 from bot.jobs.credits import Credits
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
+from bot.jobs.media import FinalMedia
 from bot.jobs.press import Presser
-from bot.jobs.submit import Submitter
+from bot.jobs.submit import AnimateRequest, Submitter
 from bot.jobs.track import Tracker
+from bot.media import MediaWorker
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
 from bot.storage.credit_book import Account, Cost, Spend
@@ -76,8 +78,13 @@ class JobService:
         self.events: JobEvents = events or NoEvents()  # metrics, alerts, health
         self.policy = AccessPolicy(settings.access)
         self._clock = clock
+        media = settings.media
+        self._media_worker = MediaWorker(
+            processes=media.reencode_processes, memory_mb=media.reencode_memory_mb, timeout_s=media.reencode_timeout_s
+        )
+        final_media = FinalMedia(proxy, self._media_worker, settings.proxy.lasting_media_hosts)
         self._deliver = Delivery(
-            proxy, store, clock=clock, writes_per_window=writes_per_window, write_window_s=write_window_s
+            proxy, store, final_media, clock=clock, writes_per_window=writes_per_window, write_window_s=write_window_s
         )
         self._track = Tracker(settings, proxy, store, self._deliver, clock=clock, events=self.events)
         self._deliver.on_shown = self._track.shown  # the tracked copy learns what its message shows
@@ -113,6 +120,7 @@ class JobService:
             log.warning("stopping with %d member requests still under way", self._requests)
         await self._track.stop(SHUTDOWN_GRACE_S)
         await self._deliver.close(SHUTDOWN_GRACE_S)
+        await self._media_worker.close()
 
     @contextlib.asynccontextmanager
     async def member_request(self, what: str) -> AsyncIterator[None]:
@@ -224,15 +232,24 @@ class JobService:
 
     @_member_request
     async def imagine(
-        self, prompt: str, who: Requester, *, image: ImageFile | None = None, origin: object | None = None
+        self,
+        prompt: str,
+        who: Requester,
+        *,
+        image: ImageFile | None = None,
+        images: Sequence[ImageFile] = (),
+        references: Mapping[str, ImageFile] | None = None,
+        origin: object | None = None,
     ) -> Job:
-        """Submit an imagine and post its message.
+        """Submit an imagine and post its message. ``image``/``images``: up to 3 images sent with
+        the prompt; ``references``: images for --sref, --cref, --oref, uploaded for a link each.
 
         Raises a UserInputError for a request the rules refuse and a ProxyError when the proxy
         refuses (nothing is stored or posted then), or a DeliveryError when the message could not be
         posted (the task is stored and tracked all the same).
         """
-        return await self._submit.imagine(prompt, who, image=image, origin=origin)
+        images = [image, *images] if image is not None else list(images)
+        return await self._submit.imagine(prompt, who, images=images, references=references, origin=origin)
 
     @_member_request
     async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
@@ -245,6 +262,12 @@ class JobService:
     ) -> Job:
         """Blend 2-5 images into a grid (``dimensions``: PORTRAIT, SQUARE or LANDSCAPE)."""
         return await self._submit.blend(images, dimensions, who, origin=origin)
+
+    @_member_request
+    async def animate(self, request: AnimateRequest, who: Requester, *, origin: object | None = None) -> Job:
+        """/animate: short videos from an image or one of the member's finished images. Raises
+        :class:`VideoUnsupported` when the server has no video (novicezk, or trueai with it off)."""
+        return await self._submit.animate(request, who, origin=origin)
 
     @_member_request
     async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:
@@ -347,9 +370,9 @@ class JobService:
         """/mj spend: this server's charges by action and its top members since ``period``."""
         return await self._credits.spend(admin, period)
 
-    async def final_image(self, job: Job) -> ImageFile | None:
-        """The job's final image from the proxy's link (None if it cannot be had)."""
-        return await self._deliver.final_image(job)
+    async def final_media(self, job: Job) -> tuple[ImageFile, ...]:
+        """The job's final result from the proxy's links, fitted to its channel (() if it cannot be had)."""
+        return await self._deliver.final_media(job)
 
     # --- for tests that reach inside (kept from the single-class service) ---------------------
 

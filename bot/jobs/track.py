@@ -257,8 +257,8 @@ class Tracker:
         for task in tasks:
             self._misses.pop(task.id, None)
             job = self._tracked.get(task.id)
-            if job is not None and task.status is Status.SUCCESS and task.image_url and not task.is_video:
-                self.delivery.prefetch_image(job.with_changes(image_url=task.image_url))
+            if job is not None and task.status is Status.SUCCESS and (task.image_url or task.videos):
+                self.delivery.prefetch_image(job.with_changes(image_url=task.image_url, videos=task.videos))
 
     async def _poll(self, ids: Sequence[str]) -> list[ProxyTask]:
         if self._list_supported:

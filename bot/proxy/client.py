@@ -166,6 +166,31 @@ class ProxyClient:
         add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/blend", body)
 
+    async def submit_video(
+        self,
+        prompt: str,
+        *,
+        image: str | None = None,
+        end_image: str | None = None,
+        motion: str = "low",
+        loop: bool = False,
+        batch_size: int = 4,
+        extend: tuple[str, int] | None = None,
+        state: str | None = None,
+        notify_hook: str | None = None,
+    ) -> SubmitAccepted:
+        """Short videos from an image (trueai's ``/submit/video``, relayed by new-api): ``image``
+        and ``end_image`` are URLs or data URLs, ``motion`` low|high, ``batch_size`` 1, 2 or 4;
+        ``extend`` = (task id, video index) extends a video of a batch instead. A server without
+        video answers 404 (:class:`ProxyEndpointMissing`)."""
+        body: dict[str, Any] = {"prompt": prompt, "motion": motion, "batchSize": batch_size}
+        if loop:
+            body["loop"] = True
+        if extend is not None:
+            body.update(action="extend", taskId=extend[0], index=extend[1])
+        add_optional(body, image=image, endImage=end_image, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/video", body)
+
     async def submit_action(
         self, task_id: str, custom_id: str, *, state: str | None = None, notify_hook: str | None = None
     ) -> SubmitAccepted:
@@ -178,6 +203,22 @@ class ProxyClient:
     async def submit_modal(self, task_id: str, prompt: str) -> SubmitAccepted:
         """Give a task waiting in MODAL (Custom Zoom, Remix) its prompt."""
         return await self._submit("/submit/modal", {"taskId": task_id, "prompt": prompt})
+
+    async def upload_images(self, images: Sequence[str]) -> list[str]:
+        """Store images (data URLs) on the server and get their links, for ``--sref``/``--cref``/
+        ``--oref`` (trueai's ``/submit/upload-discord-images``, relayed by new-api; its answer's
+        ``result`` is the list of links). A server without it: :class:`ProxyEndpointMissing`."""
+        path = "/submit/upload-discord-images"
+        data = await self._request_json("POST", path, json={"base64Array": list(images)}, accept_error_bodies=True)
+        if not isinstance(data, dict) or "code" not in data:
+            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=snippet(str(data)))
+        result, description = data.get("result"), str(data.get("description") or data.get("message") or "")
+        if data.get("code") == 1 and isinstance(result, list) and len(result) == len(images):
+            if all(isinstance(url, str) and url.startswith(("http://", "https://")) for url in result):
+                return list(result)
+            raise ProxyBadResponse(f"POST {path}: links that are not http(s)", detail=snippet(str(result)))
+        code = data["code"] if isinstance(data["code"], int) else -1
+        raise _REFUSALS.get(code, SubmitRefused)(code, description.strip() or "upload refused", {})
 
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
         data = await self._request_json("POST", path, json=body, accept_error_bodies=True)

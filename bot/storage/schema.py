@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.core.models import Action, Display, Job, Status, TaskButton
+from bot.core.models import Action, Display, Job, MediaLink, MediaNote, Status, TaskButton
 
 # Each entry upgrades the schema by one version; PRAGMA user_version records how far a file got.
 MIGRATIONS: list[str] = [
@@ -150,11 +150,27 @@ MIGRATIONS: list[str] = [
     CREATE INDEX ledger_nonce ON ledger (nonce) WHERE nonce IS NOT NULL;
     CREATE INDEX jobs_nonce ON jobs (nonce) WHERE nonce IS NOT NULL;
     """,
+    # 10: videos and grids' single images (trueai's videoUrls / imageUrls), and what the bot did to
+    # a result to post it (re-encoded to fit, linked, ...), so later edits say it too.
+    """
+    ALTER TABLE jobs ADD COLUMN videos TEXT;       -- JSON list of {url, thumbnail}
+    ALTER TABLE jobs ADD COLUMN grid_images TEXT;  -- JSON list of 4 URLs
+    ALTER TABLE jobs ADD COLUMN media_note TEXT;   -- JSON MediaNote
+    """,
 ]
 
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _json_list(items: tuple[Any, ...]) -> str | None:
+    return json.dumps(list(items), ensure_ascii=False) if items else None
+
+
+def videos_of(text: str | None) -> tuple[MediaLink, ...]:
+    links = json.loads(text) if text else []
+    return tuple(link for link in map(MediaLink.from_json, links) if link is not None)
 
 
 def buttons_of(text: str | None) -> tuple[TaskButton, ...]:
@@ -197,6 +213,9 @@ JOB_COLUMNS: dict[str, tuple[Callable[[Job], Any], Callable[[Any], Any] | None]]
     "final_prompt": (lambda job: job.final_prompt, _same),
     "parent_button": (lambda job: job.parent_button, _same),
     "language": (lambda job: job.language, _same),
+    "videos": (lambda job: _json_list(tuple(link.to_json() for link in job.videos)), videos_of),
+    "grid_images": (lambda job: _json_list(job.grid_images), lambda text: tuple(json.loads(text)) if text else ()),
+    "media_note": (lambda job: job.media_note.to_json() if job.media_note else None, MediaNote.from_json),
 }
 # How each column is written from a Job (an update computes only the columns it writes), and read.
 COLUMN_OF: dict[str, Callable[[Job], Any]] = {name: write for name, (write, _) in JOB_COLUMNS.items()}

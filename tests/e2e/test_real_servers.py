@@ -72,15 +72,6 @@ async def test_trueai_refusal_on_http_200_is_shown_in_its_words(bot, dd: Discord
     assert len(public_messages(dd)) == 2
 
 
-async def test_trueai_animate_says_videos_are_not_supported(bot, dd: DiscordDouble, sim: ProxySim):
-    """trueai CustomComponentModel.cs: Animate (High motion) makes a VIDEO task (an .mp4)."""
-    _, upscale = await upscaled(dd, sim)
-    before = sim.count("/submit/action")
-    click = await dd.click(upscale.id, custom_id(upscale, "Animate (High motion)"))
-    assert "not supported" in await ephemeral_answer(dd, click)
-    assert sim.count("/submit/action") == before
-
-
 async def test_forged_push_with_the_real_token_posts_nothing(start_bot, configure, dd: DiscordDouble, sim: ProxySim):
     """novicezk/trueai echo notifyHook in properties: the token is readable by any caller of the
     proxy, so a push is confirmed with the proxy before anything is shown."""

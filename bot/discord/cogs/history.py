@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.core.errors import MjBotError
 from bot.core.i18n import t
-from bot.core.models import Display, ImageFile, Job, message_link
+from bot.core.models import MAX_VIDEOS, Display, ImageFile, Job, message_link
 from bot.discord.ui.credits import cost_text
 from bot.discord.ui.interactions import _, interaction_language, member_requester, report_failure, requester
 from bot.discord.ui.render import render
@@ -125,32 +125,34 @@ class JobsCog(commands.Cog):
         # Checked before answering, so a refusal stays private (the tree's on_error answers it).
         job = await self.bot.jobs.job_to_show(job_id, requester(interaction))
         await interaction.response.defer(thinking=True)
-        image = await self._image_of(job)
+        files = await self._files_of(job)
         language = self.bot.settings.bot.language or job.language or interaction_language(interaction)
         rendered = render(
             job,
             Display.of(job),
             language=language,
-            image_attached=image is not None,
+            image_attached=bool(files),
             server_buttons_ok=self.bot.settings.proxy.api != "change",
         )
-        await interaction.followup.send(**rendered.new_message(image))
+        await interaction.followup.send(**rendered.new_message(files))
 
-    async def _image_of(self, job: Job) -> ImageFile | None:
-        """The job's image again: from its message's attachment (it does not expire), else from the
-        proxy's link; None if neither works (the message then links the image)."""
+    async def _files_of(self, job: Job) -> tuple[ImageFile, ...]:
+        """The job's result again: its message's attachments (they do not expire; a video batch has
+        up to four), else from the proxy's links; () if neither works (the message then links it)."""
         if job.message_id and not job.message_gone:
             try:
                 channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
                 message = await channel.fetch_message(job.message_id)
                 if message.attachments:
-                    attachment = message.attachments[0]
-                    return ImageFile(attachment.filename, await attachment.read(), attachment.content_type)
+                    return tuple(
+                        [
+                            ImageFile(a.filename, await a.read(), a.content_type)
+                            for a in message.attachments[:MAX_VIDEOS]
+                        ]
+                    )
             except discord.HTTPException as exc:
-                log.info("task %s: its message's image could not be read (%s); asking the proxy", job.task_id, exc)
-        if job.image_url:
-            return await self.bot.jobs.final_image(job)
-        return None
+                log.info("task %s: its message's files could not be read (%s); asking the proxy", job.task_id, exc)
+        return await self.bot.jobs.final_media(job)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

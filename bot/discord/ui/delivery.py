@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import datetime, timezone
 
 import discord
@@ -17,7 +17,7 @@ from discord.http import handle_message_parameters
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.core.i18n import DEFAULT_LANGUAGE, t
 from bot.core.models import Display, ImageFile, Job
-from bot.discord.ui.render import Rendered, attachment, content_prefix, render
+from bot.discord.ui.render import Rendered, attachments, content_prefix, render
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ class InteractionOrigin:
     def valid(self) -> bool:
         return time.monotonic() < self.expires_at
 
-    async def post(self, rendered: Rendered, image: ImageFile | None, language: str) -> int:
+    async def post(self, rendered: Rendered, files: Sequence[ImageFile], language: str) -> int:
         # Answer the "thinking" note first, or the follow-up would replace it (and stay ephemeral).
         await self.interaction.edit_original_response(content=t("job.started", language))
-        message = await self.interaction.followup.send(**rendered.new_message(image), wait=True)
+        message = await self.interaction.followup.send(**rendered.new_message(files), wait=True)
         return message.id
 
     async def edit(self, message_id: int, edit: dict) -> None:
@@ -77,23 +77,27 @@ class DiscordJobView:
     def language_of(self, job: Job) -> str:
         return self.language or job.language or DEFAULT_LANGUAGE
 
-    def upload_limit(self, guild_id: int | None) -> int:
-        guild = self.client.get_guild(guild_id) if guild_id else None
+    def upload_limit(self, job: Job) -> int:
+        """The guild's limit by its boost tier (discord.py follows GUILD_UPDATE); 10 MiB in DMs."""
+        guild = self.client.get_guild(job.guild_id) if job.guild_id else None
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
     async def show(
-        self, job: Job, display: Display, *, image: ImageFile | None, reply_to: int | None, origin: object | None = None
+        self,
+        job: Job,
+        display: Display,
+        *,
+        files: Sequence[ImageFile] = (),
+        reply_to: int | None,
+        origin: object | None = None,
     ) -> int:
-        if image is not None and len(image.data) > self.upload_limit(job.guild_id):
-            log.info("task %s: image of %d bytes is over the upload limit; linking it", job.task_id, len(image.data))
-            image = None
-        # Once the final image is attached, later renders (a button marked used) keep it.
-        keep_attachment = job.shows_final and image is None
+        # Once the final result is attached, later renders (a button marked used) keep it.
+        keep_attachment = job.shows_final and not files
         rendered = render(
             job,
             display,
             language=self.language_of(job),
-            image_attached=image is not None or keep_attachment,
+            image_attached=bool(files) or keep_attachment,
             server_buttons_ok=self.server_buttons_ok,
         )
         hook = self._origin(job, origin)
@@ -102,7 +106,7 @@ class DiscordJobView:
                 # Known before the post is answered: an update meanwhile goes to this lane, after it.
                 self._origins[job.task_id] = hook
                 try:
-                    return await hook.post(rendered, image, self.language_of(job))
+                    return await hook.post(rendered, files, self.language_of(job))
                 except BaseException:
                     self._origins.pop(job.task_id, None)
                     raise
@@ -113,7 +117,7 @@ class DiscordJobView:
                     else None
                 )
                 channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-                message = await channel.send(**rendered.new_message(image), reference=reference)
+                message = await channel.send(**rendered.new_message(files), reference=reference)
                 return message.id
             edit: dict = dict(
                 content=rendered.content,
@@ -122,7 +126,7 @@ class DiscordJobView:
                 allowed_mentions=rendered.allowed_mentions,
             )
             if not keep_attachment:
-                edit["attachments"] = attachment(image)
+                edit["attachments"] = attachments(files)
             if hook is not None and job.message_id is not None:
                 try:
                     await hook.edit(job.message_id, edit)
@@ -132,7 +136,7 @@ class DiscordJobView:
                         raise
                     self._origins.pop(job.task_id, None)  # the token is gone: the bot token takes over
                     if not keep_attachment:
-                        edit["attachments"] = attachment(image)  # the failed try consumed the file
+                        edit["attachments"] = attachments(files)  # the failed try consumed the files
             await self._edit(job, edit)
             return job.message_id
         except discord.NotFound as exc:

@@ -24,6 +24,7 @@ from bot.core.i18n import error_text, language_for, t
 from bot.core.models import ImageFile
 from bot.core.prompt import MAX_PROMPT_LENGTH
 from bot.core.text import clip
+from bot.media import MediaError, probe_image
 
 if TYPE_CHECKING:
     from bot.discord.app import MjBot
@@ -97,16 +98,24 @@ def member_requester(
     )
 
 
-async def read_reference_image(attachment: discord.Attachment, *, max_mb: float) -> ImageFile:
+async def read_reference_image(attachment: discord.Attachment, *, max_mb: float, option: str = "") -> ImageFile:
+    """An attached image, checked by its type, its size and its bytes (the type is the uploader's
+    word). ``option`` names the command's option in the refusal when there are several."""
     content_type = (attachment.content_type or "").split(";")[0].strip().lower()
     if content_type not in IMAGE_TYPES:
-        raise NotAnImage(f"attachment {attachment.filename!r} is {content_type or 'of unknown type'}")
+        raise NotAnImage(f"attachment {attachment.filename!r} is {content_type or 'of unknown type'}", option=option)
     if attachment.size > max_mb * 1024 * 1024:
         raise ImageTooLarge(f"attachment of {attachment.size} bytes", limit_mb=f"{max_mb:g}")
     try:
         data = await attachment.read()
     except (discord.HTTPException, discord.NotFound) as exc:
         raise DeliveryError(f"downloading the attachment failed: {exc.status}") from None
+    try:
+        probe_image(data)
+    except MediaError:
+        raise NotAnImage(
+            f"attachment {attachment.filename!r} says {content_type} but is not one", option=option
+        ) from None
     return ImageFile(filename=attachment.filename, data=data, content_type=content_type)
 
 

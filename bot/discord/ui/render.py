@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 
 from bot.core.i18n import t
-from bot.core.models import DESCRIBE_MARKS, Action, Display, ImageFile, Job, Phase, describe_prompts, parse_local_reason
+from bot.core.models import (
+    DESCRIBE_MARKS,
+    Action,
+    Display,
+    ImageFile,
+    Job,
+    MediaNote,
+    Phase,
+    describe_prompts,
+    is_video_url,
+    parse_local_reason,
+)
 from bot.core.text import MAX_CONTENT, clip, clip_words
 from bot.discord.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
 
@@ -25,20 +37,20 @@ class Rendered:
     view: discord.ui.View | None
     allowed_mentions: discord.AllowedMentions
 
-    def new_message(self, image: ImageFile | None) -> dict[str, Any]:
-        """What ``send`` takes to post this as a new message, with ``image`` attached if given (a
-        fresh file each call: discord.py consumes a file once it is sent)."""
+    def new_message(self, files: Sequence[ImageFile] = ()) -> dict[str, Any]:
+        """What ``send`` takes to post this as a new message, with ``files`` attached (fresh
+        file objects each call: discord.py consumes a file once it is sent)."""
         return dict(
             content=self.content,
             embeds=self.embeds,
-            files=attachment(image),
+            files=attachments(files),
             view=self.view or discord.utils.MISSING,
             allowed_mentions=self.allowed_mentions,
         )
 
 
-def attachment(image: ImageFile | None) -> list[discord.File]:
-    return [discord.File(io.BytesIO(image.data), filename=image.filename)] if image else []
+def attachments(files: Sequence[ImageFile]) -> list[discord.File]:
+    return [discord.File(io.BytesIO(file.data), filename=file.filename) for file in files]
 
 
 def status_text(display: Display, language: str) -> str | None:
@@ -74,14 +86,42 @@ def content_prefix(job: Job, language: str) -> str:
         title = t("job.title.describe", language)
     elif job.action is Action.BLEND and not job.prompt:
         title = t("job.title.blend", language)
+    elif job.action is Action.VIDEO and not job.prompt:
+        title = t("job.title.animate", language)
     else:
         title = discord.utils.escape_markdown(job.prompt)
     return f"**{clip(title, MAX_PROMPT_SHOWN)}** - "
 
 
+def size_text(size: int) -> str:
+    """Bytes as Discord's upload limits are spoken of: "9.8 MB" (MiB, as Discord counts them)."""
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def media_note_text(note: MediaNote, language: str) -> str:
+    """What the bot did to post a result: re-encoded to fit, linked, or too large for this server."""
+    links = " ".join(f"<{link}>" for link in note.links if len(link) <= MAX_EMBED_URL)
+    if note.kind == "reencoded":
+        text = t("media.reencoded", language, size=size_text(note.size or 0), format=note.format or "")
+        if links:
+            text += " " + t("media.original", language, links=links)
+        return text
+    if note.kind == "video_too_large":
+        return t("media.video_too_large", language)
+    if note.kind == "linked":
+        return t("media.linked", language, links=links)
+    if note.kind == "download_failed":
+        return t("media.download_failed", language) + (f" {links}" if links else "")
+    return t("media.too_large", language)
+
+
 def content_for(job: Job, display: Display, language: str) -> str:
     owner = f"<@{job.owner_id}>"
-    if job.action is Action.UPSCALE:
+    if job.action is Action.VIDEO and job.parent_index:
+        who = t("job.title.video_upscale", language, index=job.parent_index, owner=owner)
+    elif job.action is Action.VIDEO:
+        who = t("job.title.video", language, owner=owner)
+    elif job.action is Action.UPSCALE:
         who = t("job.title.upscale", language, index=job.parent_index, owner=owner)
     elif job.action is Action.VARIATION:
         who = t("job.title.variation", language, owner=owner)
@@ -103,6 +143,10 @@ def content_for(job: Job, display: Display, language: str) -> str:
             for mark, prompt in zip(DESCRIBE_MARKS, prompts, strict=False)
         ]
         text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
+    if display.phase is Phase.DONE and job.media_note is not None:
+        # Last, and kept within the limit: the note matters more than the prompt's tail.
+        note = "\n" + media_note_text(job.media_note, language)
+        return clip(text, MAX_CONTENT - len(note)) + note
     return clip(text, MAX_CONTENT)
 
 
@@ -116,6 +160,8 @@ def render(
     # A link longer than Discord takes in an embed is left out rather than have the edit refused.
     if (
         display.image_url
+        and not job.is_video
+        and not is_video_url(display.image_url)
         and len(display.image_url) <= MAX_EMBED_URL
         and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached))
     ):

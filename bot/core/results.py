@@ -1,0 +1,113 @@
+"""A finished task's result as it travels: files to attach, the links of a video batch or of a
+grid's four images, the note of what the bot did to post it, a describe's four prompts, and links."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MAX_VIDEOS = 4  # a video batch is at most four clips; Discord shows them in one message
+
+
+def is_video_url(url: str | None) -> bool:
+    return urlsplit(url or "").path.lower().endswith((".mp4", ".webm", ".mov"))
+
+
+@dataclass(frozen=True)
+class MediaLink:
+    """A video of a batch (``videoUrls``: ``{url, thumbnail}``) or one image of a grid (``imageUrls``)."""
+
+    url: str
+    thumbnail: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"url": self.url, "thumbnail": self.thumbnail} if self.thumbnail else {"url": self.url}
+
+    @classmethod
+    def from_json(cls, data: Any) -> MediaLink | None:
+        """A link from a string or ``{url, thumbnail}``; None for anything else."""
+        if isinstance(data, str):
+            return cls(data.strip()) if data.strip() else None
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not data["url"].strip():
+            return None
+        thumbnail = data.get("thumbnail")
+        return cls(data["url"].strip(), thumbnail.strip() or None if isinstance(thumbnail, str) else None)
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+    def as_data_url(self) -> str:
+        mime = self.content_type or "image/png"
+        return f"data:{mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass(frozen=True)
+class MediaNote:
+    """What the bot did to a result to post it: ``reencoded`` (to ``format``, ``size`` bytes, from
+    ``original`` bytes), ``linked`` (too large for the server: ``link`` does not expire),
+    ``video_too_large`` (its first frame is posted instead), ``too_large`` (nothing could be posted),
+    ``download_failed``. Kept with the job, so later edits of its message say it too."""
+
+    kind: str
+    format: str | None = None
+    size: int | None = None
+    original: int | None = None
+    links: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        data = {"kind": self.kind, "format": self.format, "size": self.size, "original": self.original}
+        data["links"] = list(self.links)
+        return json.dumps({key: value for key, value in data.items() if value not in (None, [])})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> MediaNote | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(
+            kind=str(data["kind"]),
+            format=data.get("format"),
+            size=data.get("size"),
+            original=data.get("original"),
+            links=tuple(data.get("links") or ()),
+        )
+
+
+DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+_KEYCAP = re.compile(r"\s*([1-4])\ufe0f?\u20e3\s*")
+
+
+def describe_prompts(text: str | None) -> list[str]:
+    """The four prompts of a /describe answer: numbered 1️⃣-4️⃣ (with or without the emoji
+    variation selector), separated by blank lines of either kind, or only by blank lines."""
+    if not text:
+        return []
+    parts = _KEYCAP.split(text.replace("\r\n", "\n"))
+    if len(parts) > 1:
+        numbered = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+        prompts = [numbered.get(n, "") for n in range(1, 5)]
+    else:
+        prompts = re.split(r"\n\s*\n", text)
+    return [" ".join(p.split()) for p in prompts if p.strip()][:4]
+
+
+def image_identity(url: str | None) -> str | None:
+    """What an image URL points at, without new-api's ``?rand=`` that changes on every read: two
+    reads of an unchanged preview compare equal, so they cost no Discord edit."""
+    if not url or "rand=" not in url:
+        return url
+    parts = urlsplit(url)
+    query = urlencode([(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "rand"])
+    return urlunsplit(parts._replace(query=query))
+
+
+def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id or ''}".rstrip("/")
