@@ -212,16 +212,35 @@ def test_a_video_batch_is_not_embedded_and_its_titles_say_video():
             MediaNote("reencoded", "JPEG", 5 * 1024 * 1024, 31_000_000, ("https://cdn.midjourney.com/a/0_1.png",)),
             "5.0 MB JPEG. Original: <https://cdn.midjourney.com/a/0_1.png>",
         ),
-        (MediaNote("video_too_large"), "here is its first frame"),
+        (MediaNote("video_too_large", attached=1), "here is its first frame"),
+        (MediaNote("video_too_large"), "it has no first frame to show"),
         (MediaNote("linked", links=("https://cdn.midjourney.com/v.mp4",)), "upload to this server: <https://cdn"),
         (MediaNote("too_large", size=200_000_000), "its link would expire"),
-        (MediaNote("download_failed"), "could not be downloaded"),
+        (MediaNote("download_failed"), "could not be fetched from the proxy"),
     ],
 )
 def test_what_was_done_to_post_a_result_is_said_last(note, text):
     done = job(action=Action.UPSCALE, parent_index=1, status=Status.SUCCESS, media_note=note, prompt="x " * 1500)
     content = rendered(done, attached=True).content
     assert text in content.splitlines()[-1] and len(content) <= 2000
+
+
+def test_links_in_a_note_are_checked_again_and_bounded():
+    forged = (
+        "https://cdn.midjourney.com/x> [free nitro](https://evil.example)",
+        "https://evil.example\\@cdn.midjourney.com/v.mp4",
+        "https://cdn.midjourney.com/" + "a" * 2000 + ".mp4",
+        "https://cdn.midjourney.com/ok_0.mp4",
+    )
+    done = job(action=Action.VIDEO, status=Status.SUCCESS, media_note=MediaNote("linked", links=forged))
+    last = rendered(done).content.splitlines()[-1]
+    assert last.endswith("<https://cdn.midjourney.com/ok_0.mp4>") and "evil" not in last and "aaaa" not in last
+
+
+def test_a_result_said_to_be_too_large_is_not_embedded_from_a_link_that_expires():
+    note = MediaNote("too_large", size=200_000_000)
+    done = job(status=Status.SUCCESS, image_url="http://proxy/1.png", media_note=note)
+    assert rendered(done).embeds == [] and "its link would expire" in rendered(done).content
 
 
 def test_a_media_note_says_nothing_while_a_job_runs():

@@ -13,6 +13,7 @@ from PIL import Image, ImageChops, ImageStat
 from bot.core.errors import (
     AnimateNeedsOneImage,
     BadVideoBatch,
+    ButtonNotRelayed,
     JobNotReady,
     NotAnImageJob,
     NotJobOwner,
@@ -53,6 +54,8 @@ def png(side: int = 64, colour=(200, 30, 30)) -> ImageFile:
 
 async def finished(sim, view, task_id: str):
     sim.succeed(task_id)
+    if sim.flavour == "newapi":
+        sim.gateway_poll()  # new-api sees the upstream's change on its own poll
     return await view.wait_for(lambda: (s := view.last(task_id)) and s.display.phase is Phase.DONE and s)
 
 
@@ -114,6 +117,15 @@ async def test_animate_a_finished_job_of_ones_own(served):
     assert len(clips_of(await finished(sim, view, job.task_id))) == 1
 
 
+async def test_animate_a_30_mb_upscale_sends_it_fitted_to_what_the_server_takes(served):
+    """trueai takes at most 30,000,000 bytes of request (Kestrel); base64 adds a third."""
+    sim, jobs, view, _ = await served("trueai", final_image_pixels=(4096, 2304))
+    upscale = await upscale_of(sim, jobs, view)
+    await jobs.animate(AnimateRequest(job_id=upscale.task_id), who())
+    sent = sim.last_request("/submit/video").json["image"]
+    assert len(sim.image_bytes(upscale.task_id)) > 25 * 1024 * 1024 and len(sent) < 14 * 1024 * 1024
+
+
 async def test_animate_refuses_bad_requests_before_the_proxy_hears_of_them(served):
     sim, jobs, view, _ = await served("trueai")
     upscale = await upscale_of(sim, jobs, view)
@@ -132,8 +144,9 @@ async def test_animate_refuses_bad_requests_before_the_proxy_hears_of_them(serve
         await jobs.animate(AnimateRequest(job_id=upscale.task_id), who(OTHER))
     batch = await jobs.press(upscale.task_id, button(upscale, "animate_low"), who())
     await finished(sim, view, batch.task_id)
-    with pytest.raises(NotAnImageJob):
-        await jobs.animate(AnimateRequest(job_id=batch.task_id), who())
+    for not_one_image in (batch.task_id, upscale.parent_task_id):  # a video batch, a grid
+        with pytest.raises(NotAnImageJob):
+            await jobs.animate(AnimateRequest(job_id=not_one_image), who())
     assert sim.count("/submit/video") == 0
 
 
@@ -154,10 +167,26 @@ async def test_trueai_with_video_off_says_so(served):
 async def test_new_api_relays_animate_command(served):
     sim, jobs, view, _ = await served("newapi", upstream="trueai")
     job = await jobs.animate(AnimateRequest(image=png(), batch=4), who())
-    sim.succeed(job.task_id)
-    sim.gateway_poll()
-    shown = await view.wait_for(lambda: (s := view.last(job.task_id)) and s.display.phase is Phase.DONE and s)
-    assert len(clips_of(shown)) == 4
+    assert len(clips_of(await finished(sim, view, job.task_id))) == 4
+
+
+async def test_animate_button_on_new_api_goes_through_its_video_submit(served):
+    """new-api middleware/distributor.go cannot turn animate's customId into an action (400
+    unknown_action); its /submit/video makes the same video from the upscale's image."""
+    sim, jobs, view, _ = await served("newapi", upstream="trueai")
+    grid = await jobs.imagine("a red fox --ar 3:2", who())
+    await finished(sim, view, grid.task_id)
+    upscale = await jobs.change(grid.task_id, Action.UPSCALE, 1, who())
+    await finished(sim, view, upscale.task_id)
+    stored = await jobs.store.get_job(upscale.task_id)
+    batch = await jobs.press(upscale.task_id, button(stored, "animate_low"), who())
+    sent = sim.last_request("/submit/video").json
+    assert (sent["motion"], sent["prompt"]) == ("low", "a red fox") and sent["image"].startswith("data:image/")
+    assert batch.action is Action.VIDEO and len(clips_of(await finished(sim, view, batch.task_id))) == 4
+    video_u1 = button(await jobs.store.get_job(batch.task_id), "video_virtual_upscale::1")
+    with pytest.raises(ButtonNotRelayed) as caught:  # no other way to it on new-api
+        await jobs.press(batch.task_id, video_u1, who())
+    assert "gateway can't press that button" in error_text(caught.value)
 
 
 async def test_a_video_download_cut_halfway_is_retried_and_never_half_posted(served):

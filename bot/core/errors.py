@@ -339,3 +339,10 @@ class NotYourImage(NotJobOwner):
     """/animate job:<id> names another member's job."""
 
     key = "animate.not_owner"
+
+
+class ButtonNotRelayed(UserInputError):
+    """A server button the gateway in front of the server cannot press (new-api refuses a video
+    batch's U1-U4, PicReader, BOOKMARK: middleware/distributor.go)."""
+
+    key = "button.not_relayed"

@@ -51,21 +51,23 @@ class ImageFile:
 
 @dataclass(frozen=True)
 class MediaNote:
-    """What the bot did to a result to post it: ``reencoded`` (to ``format``, ``size`` bytes, from
-    ``original`` bytes), ``linked`` (too large for the server: ``link`` does not expire),
-    ``video_too_large`` (its first frame is posted instead), ``too_large`` (nothing could be posted),
-    ``download_failed``. Kept with the job, so later edits of its message say it too."""
+    """How a result was posted: ``attached`` as it was, ``reencoded`` (to ``format``, ``size`` bytes,
+    from ``original`` bytes), ``linked`` (too large for the server: ``links`` do not expire),
+    ``video_too_large`` (its first frame posted instead, if it has one), ``too_large`` (nothing could
+    be posted), ``download_failed``. ``attached``: how many files the message carries. Kept with the
+    job, so later edits of its message keep its files and say it too."""
 
     kind: str
     format: str | None = None
     size: int | None = None
     original: int | None = None
     links: tuple[str, ...] = ()
+    attached: int = 0
 
     def to_json(self) -> str:
         data = {"kind": self.kind, "format": self.format, "size": self.size, "original": self.original}
-        data["links"] = list(self.links)
-        return json.dumps({key: value for key, value in data.items() if value not in (None, [])})
+        data.update(links=list(self.links), attached=self.attached)
+        return json.dumps({key: value for key, value in data.items() if value not in (None, [], 0)})
 
     @classmethod
     def from_json(cls, text: str | None) -> MediaNote | None:
@@ -78,7 +80,25 @@ class MediaNote:
             size=data.get("size"),
             original=data.get("original"),
             links=tuple(data.get("links") or ()),
+            attached=int(data.get("attached") or 0),
         )
+
+
+MAX_NOTE_LINK = 300  # longer links are left out of a note: a message has 2,000 characters
+# What a link in a message must not contain: it is shown as <link>, so nothing that could end it
+# or start Markdown of its own, and no whitespace or control characters.
+_UNSAFE_IN_LINK = re.compile(r"[\s<>()\[\]\\\"'`]|[\x00-\x1f\x7f]")
+
+
+def safe_link(url: str | None) -> str | None:
+    """``url`` as it may be shown in a message (http(s), a host, no user part, short, nothing that
+    could close ``<…>`` or smuggle a masked link), or None."""
+    if not url or len(url) > MAX_NOTE_LINK or _UNSAFE_IN_LINK.search(url):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return urlunsplit(parts)
 
 
 DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")

@@ -6,6 +6,7 @@ The parts call one way, each owning its state:
 - ``service``: :class:`JobService`, the front the rest of the bot uses (start/stop, status, members'
   questions, the guard that holds the service open for members' requests); it wires the others.
 - ``press``: button presses (the bot's U/V/🔄, the server's own buttons, a prompt for MODAL).
+- ``video``: /animate, and Animate where the server cannot press it (``/submit/video``).
 - ``submit``: new jobs, and what every submit shares: members' job slots, submissions become jobs.
 - ``track``: the loop, polls and pushes, changes stored, deadlines, tasks the proxy forgot; it adopts
   what ``recover`` finds (submissions cut off by a crash). ``changes``: what an answer changes.
@@ -28,7 +29,6 @@ from bot.jobs.media import MAX_IMAGE_BYTES
 from bot.jobs.press import API_STYLE_KEY
 from bot.jobs.recover import RECOVERY_GRACE_S, SUBMISSION_GIVE_UP_S
 from bot.jobs.service import SHUTDOWN_GRACE_S, JobService, ServiceStatus
-from bot.jobs.submit import AnimateRequest
 from bot.jobs.track import (
     FETCH_CONCURRENCY,
     LIST_BATCH_SIZE,
@@ -36,6 +36,7 @@ from bot.jobs.track import (
     PUSHED_POLL_FACTOR,
     VANISHED_AFTER_MISSES,
 )
+from bot.jobs.video import AnimateRequest
 
 __all__ = [
     "API_STYLE_KEY",

@@ -18,6 +18,7 @@ from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone, Proxy
 from bot.core.models import Display, ImageFile, Job, Phase
 from bot.jobs.media import FinalMedia, Prepared
 from bot.jobs.scheduler import WriteScheduler
+from bot.media import MediaError
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
 
@@ -27,6 +28,9 @@ IMAGE_DOWNLOAD_ATTEMPTS = 3
 # Discord's limit on message writes in one channel: about 5 per 5 s.
 DISCORD_CHANNEL_WRITES, DISCORD_CHANNEL_WINDOW_S = 5, 5.0
 MAX_DELIVERY_ATTEMPTS = 20  # one per tick; Discord trouble lasting longer than that is not passing
+# Downloading a result (up to four videos) and fitting it, in all: a stalled server is not waited
+# for longer (each read has the proxy timeout; a trickle would pass that).
+PREPARE_TIMEOUT_S = 180.0
 
 
 class JobView(Protocol):
@@ -160,15 +164,29 @@ class Delivery:
         assert self.view is not None, "start() the service with a view first"
         job = await self.store.get_job(task_id)
         if job is None or job.message_gone:
+            self._drop_final(task_id)
             return None, False
         display = Display.of(job)
         signature = display.signature()
         if signature == job.shown:
+            if job.shows_final:
+                self._drop_final(task_id)
             return None, False
         files: tuple[ImageFile, ...] = ()
         note = job.media_note
         if display.phase is Phase.DONE and (job.image_url or job.videos) and not job.shows_final:
-            prepared = await self._final_media(job)
+            # Downloading and re-encoding take seconds: never while this channel's lane waits.
+            # The write comes back when the result is ready.
+            fetch = self._finals.get(task_id)
+            if fetch is None or fetch.cancelled():
+                self._finals.pop(task_id, None)
+                self.prefetch_image(job)
+                fetch = self._finals[task_id]
+            if not fetch.done():
+                fetch.add_done_callback(lambda done: None if done.cancelled() else self.schedule(job))
+                return None, False
+            del self._finals[task_id]
+            prepared = fetch.result()
             if prepared is None:
                 if self._image_failures.get(task_id, 0) < IMAGE_DOWNLOAD_ATTEMPTS:
                     self._retry[task_id] = job
@@ -211,7 +229,6 @@ class Delivery:
         self.on_shown(task_id, signature, message_id)
         self._image_failures.pop(task_id, None)
         self._delivery_failures.pop(task_id, None)
-        self._finals.pop(task_id, None)
         return None, True
 
     async def _before_posting(self, job: Job) -> Job:
@@ -241,7 +258,14 @@ class Delivery:
         """Start downloading (and fitting) a final result as soon as it is known, not when the
         channel's write budget lets its message be edited."""
         if (job.image_url or job.videos) and job.task_id not in self._finals and not job.shows_final:
-            self._finals[job.task_id] = asyncio.create_task(self._prepare(job))
+            if not job.message_gone:
+                self._finals[job.task_id] = asyncio.create_task(self._prepare(job))
+
+    def _drop_final(self, task_id: str) -> None:
+        """A result fetched for a message that will not show it: let it go (it may be 400 MB)."""
+        fetch = self._finals.pop(task_id, None)
+        if fetch is not None:
+            fetch.cancel()
 
     async def final_media(self, job: Job) -> tuple[ImageFile, ...]:
         """The job's final result as files for its channel (() if it cannot be had), e.g. for /show."""
@@ -250,18 +274,19 @@ class Delivery:
         prepared = await self._prepare(job)
         return prepared.files if prepared is not None else ()
 
-    async def _final_media(self, job: Job) -> Prepared | None:
-        fetch = self._finals.pop(job.task_id, None)
-        prepared = await fetch if fetch is not None else None
-        return prepared or await self._prepare(job)
-
     async def _prepare(self, job: Job) -> Prepared | None:
-        """Download the final result now: proxy and CDN links expire, attachments do not."""
+        """Download the final result now: proxy and CDN links expire, attachments do not. None when
+        it failed for now (counted: after IMAGE_DOWNLOAD_ATTEMPTS the message goes without it)."""
         assert self.view is not None
         try:
-            return await self.media.prepare(job, self.view.upload_limit(job))
-        except (ProxyError, UserInputError) as exc:
-            count = self._image_failures.get(job.task_id, 0) + 1
-            self._image_failures[job.task_id] = count
-            log.warning("task %s: downloading its result failed (%s, attempt %d)", job.task_id, exc, count)
-            return None
+            async with asyncio.timeout(PREPARE_TIMEOUT_S):
+                return await self.media.prepare(job, self.view.upload_limit(job))
+        except (ProxyError, UserInputError, MediaError, TimeoutError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a bug here must not leave the message running
+            log.exception("task %s: preparing its result crashed", job.task_id)
+            problem = f"{type(exc).__name__}"
+        count = self._image_failures.get(job.task_id, 0) + 1
+        self._image_failures[job.task_id] = count
+        log.warning("task %s: fetching its result failed (%s, attempt %d)", job.task_id, problem, count)
+        return None

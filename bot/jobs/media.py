@@ -7,7 +7,8 @@ limit, and a note of what was done to fit them.
   checks each file alone) has it linked if its host's links last, else its first frame is posted
   with a note saying the video is too large.
 
-A download that fails raises, so delivery retries it; nothing is half-posted.
+A download that fails, or a worker that timed out or died, raises, so delivery retries it; nothing
+is half-posted. What cannot be made to fit is final: linked or said.
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ from urllib.parse import urlsplit
 
 from bot.core.errors import ImageTooLarge
 from bot.core.models import ImageFile, Job, MediaNote
-from bot.media import MediaError, MediaWorker
+from bot.core.results import safe_link
+from bot.media import MediaError, MediaTimeout, MediaWorker, MediaWorkerClosed, MediaWorkerCrashed
 from bot.proxy.client import ProxyClient
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # a final image larger than this is not downloaded at all
-_EXTENSIONS = {"image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4"}
+_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "video/quicktime": "mov",
+}
+# The worker's passing troubles: the result is tried again, not given up as too large.
+_PASSING = (MediaTimeout, MediaWorkerCrashed, MediaWorkerClosed)
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,10 @@ class FinalMedia:
         self._lasting = [pattern.lower() for pattern in lasting_hosts]
 
     def lasts(self, url: str | None) -> bool:
-        """Whether links to ``url`` keep working (its host is one of ``lasting_media_hosts``)."""
-        host = (urlsplit(url or "").hostname or "").lower()
+        """Whether ``url`` may be offered in a message because its links keep working: its host is
+        one of ``lasting_media_hosts``, and it is a plain link (see :func:`safe_link`)."""
+        link = safe_link(url)
+        host = (urlsplit(link or "").hostname or "").lower()
         return bool(host) and any(fnmatch.fnmatch(host, pattern) for pattern in self._lasting)
 
     async def prepare(self, job: Job, limit: int) -> Prepared:
@@ -65,10 +78,12 @@ class FinalMedia:
             log.info("task %s: its image is over %d bytes; not downloaded", job.task_id, MAX_IMAGE_BYTES)
             return self._too_large(job, [url], None)
         if len(data) <= limit:
-            note = MediaNote(note_kind) if note_kind else None
+            note = MediaNote(note_kind or "attached", attached=1)
             return Prepared((ImageFile(_filename(job, content_type), data, content_type),), note)
         try:
             fitted = await self.worker.fit(data, limit)
+        except _PASSING:
+            raise
         except MediaError as exc:
             log.warning(
                 "task %s: its image of %d bytes cannot be made to fit %d (%s)", job.task_id, len(data), limit, exc
@@ -88,6 +103,7 @@ class FinalMedia:
             size=len(fitted.data),
             original=len(data),
             links=(url,) if self.lasts(url) else (),
+            attached=1,
         )
         return Prepared((ImageFile(_filename(job, fitted.content_type), fitted.data, fitted.content_type),), note)
 
@@ -99,20 +115,23 @@ class FinalMedia:
                 data, content_type = await self.proxy.download_image(link.url, max_bytes=limit)
             except ImageTooLarge:
                 return await self._video_too_large(job, limit)
-            content_type = content_type if (content_type or "").startswith("video/") else "video/mp4"
+            content_type = content_type if (content_type or "").split(";")[0] in _EXTENSIONS else "video/mp4"
             suffix = f"_{n}" if len(job.videos) > 1 else ""
             files.append(ImageFile(_filename(job, content_type, suffix), data, content_type))
-        return Prepared(tuple(files))
+        return Prepared(tuple(files), MediaNote("attached", attached=len(files)))
 
     async def _video_too_large(self, job: Job, limit: int) -> Prepared:
         urls = [link.url for link in job.videos]
         log.info("task %s: its videos are over the upload limit of %d bytes", job.task_id, limit)
         if all(self.lasts(url) for url in urls):
             return Prepared((), MediaNote("linked", links=tuple(urls)))
+        lasting = tuple(url for url in urls if self.lasts(url))
         thumbnail = job.videos[0].thumbnail
         if thumbnail:
-            return await self._image(job, thumbnail, limit, note_kind="video_too_large")
-        return Prepared((), MediaNote("video_too_large"))
+            frame = await self._image(job, thumbnail, limit, note_kind="video_too_large")
+            if frame.files:
+                return Prepared(frame.files, MediaNote("video_too_large", links=lasting, attached=len(frame.files)))
+        return Prepared((), MediaNote("video_too_large", links=lasting))
 
     def _too_large(self, job: Job, urls: list[str], size: int | None) -> Prepared:
         lasting = tuple(url for url in urls if self.lasts(url))

@@ -14,6 +14,7 @@ from bot.core.errors import (
     ButtonAlreadyUsed,
     ButtonBusy,
     ButtonInvalid,
+    ButtonNotRelayed,
     ButtonUnsupported,
     DeliveryForbidden,
     JobNotFound,
@@ -21,12 +22,14 @@ from bot.core.errors import (
     MessageGone,
     ProxyActionNotAllowed,
     ProxyEndpointMissing,
+    SubmitRefused,
 )
 from bot.core.models import BUTTON_MARK, Action, Job, Status, SubmitAccepted, TaskButton, message_link
 from bot.core.prompt import check_prompt
 from bot.jobs.deliver import Delivery
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
+from bot.jobs.video import UNKNOWN_ACTION, Videos
 from bot.proxy.client import ProxyClient
 from bot.storage import Conflict, Store
 
@@ -47,6 +50,7 @@ class Presser:
         submitter: Submitter,
         tracker: Tracker,
         delivery: Delivery,
+        videos: Videos,
     ) -> None:
         self.settings = settings
         self.proxy = proxy
@@ -55,6 +59,7 @@ class Presser:
         self.submitter = submitter
         self.tracker = tracker
         self.delivery = delivery
+        self.videos = videos
         self._learned_api: str | None = None  # "change"/"action" once learned (kept in SQLite)
         self._pressing: set[tuple[str, str, int | None]] = set()  # buttons being submitted now
 
@@ -161,9 +166,17 @@ class Presser:
             done = await self.store.child_job(parent_task_id, action, index)
 
         async def submit(nonce: str) -> SubmitAccepted:
-            accepted = await self.proxy.submit_action(
-                parent_task_id, button.custom_id, state=nonce, notify_hook=self.submitter.notify_hook
-            )
+            try:
+                accepted = await self.proxy.submit_action(
+                    parent_task_id, button.custom_id, state=nonce, notify_hook=self.submitter.notify_hook
+                )
+            except SubmitRefused as exc:
+                if button.animates is not None:
+                    return await self.videos.animate_instead(parent, button.animates, exc, nonce)
+                if UNKNOWN_ACTION in (exc.description or ""):
+                    # new-api lists the server's buttons but cannot press this one (distributor.go).
+                    raise ButtonNotRelayed(f"{button.custom_id}: {exc.description}") from None
+                raise
             if prompt is not None:
                 # The new task waits in MODAL for its prompt (trueai answers 21; new-api says 1).
                 await self.proxy.submit_modal(accepted.task_id, prompt)

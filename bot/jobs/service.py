@@ -23,8 +23,9 @@ from bot.jobs.credits import Credits
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.media import FinalMedia
 from bot.jobs.press import Presser
-from bot.jobs.submit import AnimateRequest, Submitter
+from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
+from bot.jobs.video import AnimateRequest, Videos
 from bot.media import MediaWorker
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
@@ -91,7 +92,10 @@ class JobService:
         self._submit = Submitter(
             settings, proxy, store, self.policy, self._track, self._deliver, clock=clock, events=self.events
         )
-        self._press = Presser(settings, proxy, store, self.policy, self._submit, self._track, self._deliver)
+        self._videos = Videos(settings, proxy, store, self.policy, self._submit, final_media)
+        self._press = Presser(
+            settings, proxy, store, self.policy, self._submit, self._track, self._deliver, self._videos
+        )
         self._credits = Credits(settings, store, self.policy, clock=clock)
         self._closing = False  # stop() began: members' requests are refused
         self._requests = 0  # members' requests under way
@@ -118,9 +122,11 @@ class JobService:
         self._closing = True
         if not await wait_event(self._requests_idle, SHUTDOWN_GRACE_S):
             log.warning("stopping with %d member requests still under way", self._requests)
-        await self._track.stop(SHUTDOWN_GRACE_S)
-        await self._deliver.close(SHUTDOWN_GRACE_S)
-        await self._media_worker.close()
+        try:
+            await self._track.stop(SHUTDOWN_GRACE_S)
+            await self._deliver.close(SHUTDOWN_GRACE_S)
+        finally:
+            await self._media_worker.close()  # its processes outlive the bot otherwise
 
     @contextlib.asynccontextmanager
     async def member_request(self, what: str) -> AsyncIterator[None]:
@@ -267,7 +273,7 @@ class JobService:
     async def animate(self, request: AnimateRequest, who: Requester, *, origin: object | None = None) -> Job:
         """/animate: short videos from an image or one of the member's finished images. Raises
         :class:`VideoUnsupported` when the server has no video (novicezk, or trueai with it off)."""
-        return await self._submit.animate(request, who, origin=origin)
+        return await self._videos.animate(request, who, origin=origin)
 
     @_member_request
     async def imagine_described(self, task_id: str, number: int, who: Requester) -> Job:

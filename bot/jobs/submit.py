@@ -8,35 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from bot.core.access import AccessPolicy, Requester
 from bot.core.config import Settings
 from bot.core.credits import price_name
 from bot.core.errors import (
-    AnimateNeedsOneImage,
-    BadVideoBatch,
     ButtonBusy,
     DeliveryForbidden,
     JobNotFound,
     JobNotReady,
     MessageGone,
-    NotAnImageJob,
-    NotYourImage,
     ProxyEndpointMissing,
     ProxyError,
     ProxyTimeout,
     ReferenceTwice,
     ReferenceUploadUnsupported,
-    SubmitRefused,
     SubmitUnconfirmed,
     TooManyImages,
     UserInputError,
-    VideoUnsupported,
 )
 from bot.core.events import JobEvents
 from bot.core.models import (
@@ -49,9 +41,8 @@ from bot.core.models import (
     TaskButton,
     describe_prompts,
 )
-from bot.core.prompt import check_prompt, parameter_names, prompt_words
+from bot.core.prompt import check_prompt, parameter_names
 from bot.jobs.deliver import Delivery
-from bot.jobs.media import MAX_IMAGE_BYTES
 from bot.jobs.recover import SUBMISSION_GIVE_UP_S
 from bot.jobs.track import Tracker
 from bot.proxy.client import ProxyClient
@@ -60,27 +51,8 @@ from bot.storage.ledger import Charge
 
 log = logging.getLogger(__name__)
 
-VIDEO_BATCHES = (1, 2, 4)
 MAX_PROMPT_IMAGES = 3  # /imagine's image, image2, image3
 REFERENCE_PARAMETERS = ("sref", "cref", "oref")
-# trueai refuses a video without a prompt ("Prompt 不能为空", Controllers/SubmitController.cs Video);
-# /animate's prompt is optional, so an image alone is sent with these words.
-DEFAULT_MOTION_PROMPT = "natural motion"
-# trueai's refusal when its admin turned video off (Setting.EnableVideo).
-VIDEO_DISABLED = re.compile(r"视频.*(未启用|未开启|禁用)|video.*(disabled|not enabled)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class AnimateRequest:
-    """What /animate asks for: an image or one of the member's jobs (``job_id``), and the rest."""
-
-    image: ImageFile | None = None
-    job_id: str | None = None
-    prompt: str = ""
-    motion: str = "low"
-    end_image: ImageFile | None = None
-    loop: bool = False
-    batch: int = 4
 
 
 class Submitter:
@@ -133,7 +105,7 @@ class Submitter:
         if references:
             prompt = check_prompt(prompt + await self._reference_links(prompt, references), banned_words=banned)
         urls = [image.as_data_url() for image in images]
-        return await self._submit_new(
+        return await self.submit_new(
             Action.IMAGINE,
             prompt,
             who,
@@ -160,7 +132,7 @@ class Submitter:
 
     async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
         self.policy.check_start(who)
-        return await self._submit_new(
+        return await self.submit_new(
             Action.DESCRIBE,
             "",
             who,
@@ -175,69 +147,13 @@ class Submitter:
         if not 2 <= len(images) <= 5:
             raise UserInputError(f"blend of {len(images)} images")
         urls = [image.as_data_url() for image in images]
-        return await self._submit_new(
+        return await self.submit_new(
             Action.BLEND,
             "",
             who,
             lambda nonce: self.proxy.submit_blend(urls, dimensions, state=nonce, notify_hook=self.notify_hook),
             origin=origin,
         )
-
-    async def animate(self, request: AnimateRequest, who: Requester, *, origin: object | None = None) -> Job:
-        """/animate: short videos from an image (an attachment, or one of the member's finished
-        images), through the server's /submit/video."""
-        self.policy.check_start(who)
-        if request.batch not in VIDEO_BATCHES:
-            raise BadVideoBatch(f"batch of {request.batch}")
-        if (request.image is None) == (request.job_id is None):
-            raise AnimateNeedsOneImage("give an image or a job, not both or neither")
-        prompt = check_prompt(request.prompt, banned_words=self.settings.access.banned_words) if request.prompt else ""
-        if request.image is not None:
-            start, sent = request.image.as_data_url(), prompt or DEFAULT_MOTION_PROMPT
-        else:
-            start, described = await self._image_of_job(request.job_id or "", who)
-            sent = prompt or described or DEFAULT_MOTION_PROMPT
-        end = request.end_image.as_data_url() if request.end_image else None
-
-        async def submit(nonce: str) -> SubmitAccepted:
-            try:
-                return await self.proxy.submit_video(
-                    sent,
-                    image=start,
-                    end_image=end,
-                    motion=request.motion,
-                    loop=request.loop,
-                    batch_size=request.batch,
-                    state=nonce,
-                    notify_hook=self.notify_hook,
-                )
-            except ProxyEndpointMissing as exc:
-                raise VideoUnsupported(f"the proxy has no /submit/video: {exc}") from None
-            except SubmitRefused as exc:
-                if VIDEO_DISABLED.search(exc.description or ""):
-                    raise VideoUnsupported(f"the proxy refused video: {exc.description}") from None
-                raise
-
-        return await self._submit_new(Action.VIDEO, prompt, who, submit, origin=origin)
-
-    async def _image_of_job(self, task_id: str, who: Requester) -> tuple[str, str]:
-        """The image of one of the member's finished jobs, as /submit/video takes it (its link when
-        the link lasts, else its bytes: a proxy's own link may not be reachable from Midjourney),
-        and the words of its prompt (without parameters), for a video without a prompt of its own."""
-        job = await self.store.get_job(task_id.strip())
-        if job is None or job.guild_id != who.guild_id:
-            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
-        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
-            raise NotYourImage(f"user {who.user_id} animating {job.owner_id}'s job", owner_id=job.owner_id)
-        if job.status is not Status.SUCCESS:
-            raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
-        if job.is_video or job.action is Action.DESCRIBE or not job.image_url:
-            raise NotAnImageJob(f"job {task_id} is {job.action.value} without one image")
-        words = prompt_words(job.prompt)
-        if self.delivery.media.lasts(job.image_url):
-            return job.image_url, words
-        data, content_type = await self.proxy.download_image(job.image_url, max_bytes=MAX_IMAGE_BYTES)
-        return ImageFile("job", data, content_type).as_data_url(), words
 
     async def described_prompt(self, task_id: str, number: int, who: Requester) -> str:
         """Prompt ``number`` of a finished /describe answer in the member's guild."""
@@ -249,7 +165,7 @@ class Submitter:
             raise JobNotReady(f"job {task_id} has no prompt {number}", task_id=task_id)
         return prompts[number - 1]
 
-    async def _submit_new(
+    async def submit_new(
         self,
         action: Action,
         prompt: str,

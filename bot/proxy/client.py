@@ -213,10 +213,14 @@ class ProxyClient:
         if not isinstance(data, dict) or "code" not in data:
             raise ProxyBadResponse(f"POST {path}: answer without a code", detail=snippet(str(data)))
         result, description = data.get("result"), str(data.get("description") or data.get("message") or "")
-        if data.get("code") == 1 and isinstance(result, list) and len(result) == len(images):
-            if all(isinstance(url, str) and url.startswith(("http://", "https://")) for url in result):
+        if data.get("code") == 1:
+            if (
+                isinstance(result, list)
+                and len(result) == len(images)
+                and all(isinstance(url, str) and url.startswith(("http://", "https://")) for url in result)
+            ):
                 return list(result)
-            raise ProxyBadResponse(f"POST {path}: links that are not http(s)", detail=snippet(str(result)))
+            raise ProxyBadResponse(f"POST {path}: not one link per image", detail=snippet(str(result)))
         code = data["code"] if isinstance(data["code"], int) else -1
         raise _REFUSALS.get(code, SubmitRefused)(code, description.strip() or "upload refused", {})
 

@@ -91,13 +91,15 @@ class DiscordJobView:
         reply_to: int | None,
         origin: object | None = None,
     ) -> int:
-        # Once the final result is attached, later renders (a button marked used) keep it.
+        # Once the final result is posted, later renders (a button marked used) keep its files:
+        # as many as its note says (a message from before notes were kept: one).
         keep_attachment = job.shows_final and not files
+        attached = job.media_note.attached if job.media_note is not None else 1
         rendered = render(
             job,
             display,
             language=self.language_of(job),
-            image_attached=bool(files) or keep_attachment,
+            image_attached=bool(files) or (keep_attachment and attached > 0),
             server_buttons_ok=self.server_buttons_ok,
         )
         hook = self._origin(job, origin)
@@ -125,7 +127,9 @@ class DiscordJobView:
                 view=rendered.view,
                 allowed_mentions=rendered.allowed_mentions,
             )
-            if not keep_attachment:
+            if files:
+                # Only ever to attach: an edit without files keeps what the message carries (a
+                # result posted just before a restart, whose note was not stored yet).
                 edit["attachments"] = attachments(files)
             if hook is not None and job.message_id is not None:
                 try:
@@ -135,7 +139,7 @@ class DiscordJobView:
                     if exc.code != UNKNOWN_WEBHOOK:
                         raise
                     self._origins.pop(job.task_id, None)  # the token is gone: the bot token takes over
-                    if not keep_attachment:
+                    if files:
                         edit["attachments"] = attachments(files)  # the failed try consumed the files
             await self._edit(job, edit)
             return job.message_id

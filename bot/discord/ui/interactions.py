@@ -24,7 +24,8 @@ from bot.core.i18n import error_text, language_for, t
 from bot.core.models import ImageFile
 from bot.core.prompt import MAX_PROMPT_LENGTH
 from bot.core.text import clip
-from bot.media import MediaError, probe_image
+from bot.media import DEFAULT_MAX_PIXELS, MediaError, probe_image
+from bot.media import ImageTooLarge as PixelsTooMany
 
 if TYPE_CHECKING:
     from bot.discord.app import MjBot
@@ -111,7 +112,9 @@ async def read_reference_image(attachment: discord.Attachment, *, max_mb: float,
     except (discord.HTTPException, discord.NotFound) as exc:
         raise DeliveryError(f"downloading the attachment failed: {exc.status}") from None
     try:
-        probe_image(data)
+        probe_image(data, max_pixels=DEFAULT_MAX_PIXELS)
+    except PixelsTooMany:
+        raise ImageTooLarge(f"attachment {attachment.filename!r} has too many pixels", limit_mb=f"{max_mb:g}") from None
     except MediaError:
         raise NotAnImage(
             f"attachment {attachment.filename!r} says {content_type} but is not one", option=option

@@ -12,6 +12,7 @@ import discord
 from bot.core.i18n import t
 from bot.core.models import (
     DESCRIBE_MARKS,
+    MAX_VIDEOS,
     Action,
     Display,
     ImageFile,
@@ -22,12 +23,14 @@ from bot.core.models import (
     is_video_url,
     parse_local_reason,
 )
+from bot.core.results import safe_link
 from bot.core.text import MAX_CONTENT, clip, clip_words
 from bot.discord.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
 
 MAX_PROMPT_SHOWN = 1500
 MAX_EMBED_URL = 2048
 MAX_REASON_SHOWN = 300  # a failReason is the proxy's text, of any length
+MAX_NOTE = 1400  # four links of MAX_NOTE_LINK and the words: the prompt keeps at least 600
 
 
 @dataclass
@@ -99,16 +102,18 @@ def size_text(size: int) -> str:
 
 
 def media_note_text(note: MediaNote, language: str) -> str:
-    """What the bot did to post a result: re-encoded to fit, linked, or too large for this server."""
-    links = " ".join(f"<{link}>" for link in note.links if len(link) <= MAX_EMBED_URL)
+    """What the bot did to post a result: re-encoded to fit, linked, or too large for this server
+    ("" when it was attached as it was). Links are re-checked and bounded: at most four, each short."""
+    links = " ".join(f"<{link}>" for link in filter(None, map(safe_link, note.links[:MAX_VIDEOS])))
+    if note.kind == "attached":
+        return ""
     if note.kind == "reencoded":
         text = t("media.reencoded", language, size=size_text(note.size or 0), format=note.format or "")
-        if links:
-            text += " " + t("media.original", language, links=links)
-        return text
+        return text + (" " + t("media.original", language, links=links) if links else "")
     if note.kind == "video_too_large":
-        return t("media.video_too_large", language)
-    if note.kind == "linked":
+        text = t("media.video_too_large" if note.attached else "media.video_too_large_no_frame", language)
+        return text + (f" {links}" if links else "")
+    if note.kind == "linked" and links:
         return t("media.linked", language, links=links)
     if note.kind == "download_failed":
         return t("media.download_failed", language) + (f" {links}" if links else "")
@@ -143,9 +148,10 @@ def content_for(job: Job, display: Display, language: str) -> str:
             for mark, prompt in zip(DESCRIBE_MARKS, prompts, strict=False)
         ]
         text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
-    if display.phase is Phase.DONE and job.media_note is not None:
+    note = media_note_text(job.media_note, language) if display.phase is Phase.DONE and job.media_note else ""
+    if note:
         # Last, and kept within the limit: the note matters more than the prompt's tail.
-        note = "\n" + media_note_text(job.media_note, language)
+        note = "\n" + clip(note, MAX_NOTE)
         return clip(text, MAX_CONTENT - len(note)) + note
     return clip(text, MAX_CONTENT)
 
@@ -158,12 +164,15 @@ def render(
     ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action)."""
     embeds: list[discord.Embed] = []
     # A link longer than Discord takes in an embed is left out rather than have the edit refused.
+    # A finished image that could not be attached is linked in an embed, unless the bot already
+    # said why not (a link that expires would leave the message blank).
+    said = job.media_note is not None and job.media_note.kind != "download_failed"
     if (
         display.image_url
         and not job.is_video
         and not is_video_url(display.image_url)
         and len(display.image_url) <= MAX_EMBED_URL
-        and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached))
+        and (display.phase is Phase.RUNNING or (display.phase is Phase.DONE and not image_attached and not said))
     ):
         embed = discord.Embed()
         embed.set_image(url=display.image_url)
