@@ -16,6 +16,7 @@ from bot.core.errors import (
     ButtonNotRelayed,
     JobNotReady,
     NotAnImageJob,
+    NotEnoughCredits,
     NotJobOwner,
     VideoUnsupported,
 )
@@ -31,10 +32,10 @@ from tests.service_harness import CHANNEL, GUILD, OTHER, OWNER, Harness, grid_of
 async def served(tmp_path):
     made = []
 
-    async def make(flavour: str, **options):
+    async def make(flavour: str, *, credits: dict | None = None, **options):
         sim = ProxySim(secret="sim-secret-7f3a9c", flavour=flavour, **options)
         await sim.start()
-        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3")
+        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3", credits=credits)
         h.settings.proxy.auth = {"newapi": "bearer", "trueai": "authorization"}.get(flavour, "mj-api-secret")
         made.append((sim, h))
         jobs, view = await h.start()
@@ -156,6 +157,23 @@ async def test_novicezk_cannot_make_videos(served):
         await jobs.animate(AnimateRequest(image=png()), who())
     assert "can't make videos" in error_text(caught.value)
     assert await h.store.unfinished_jobs() == [] and not await h.store.submissions(before=h.now + 1)
+
+
+@pytest.mark.parametrize("flavour", ["trueai", "novicezk"])
+async def test_a_video_costs_mj_video_and_a_server_without_video_refunds_it(served, flavour):
+    credits = {"enabled": True, "starting_balance": 1, "prices": {"mj_video": 0.8}}
+    sim, jobs, view, _ = await served(flavour, credits=credits)
+    if flavour == "novicezk":
+        with pytest.raises(VideoUnsupported):
+            await jobs.animate(AnimateRequest(image=png()), who())
+        account = await jobs.account(who())
+        assert account.balance == 10_000 and [e.kind for e in account.entries] == ["refund", "hold", "grant"]
+        return
+    await jobs.animate(AnimateRequest(image=png()), who())
+    assert (await jobs.account(who())).balance == 2_000  # 1 - 0.8
+    with pytest.raises(NotEnoughCredits):
+        await jobs.animate(AnimateRequest(image=png()), who())
+    assert sim.count("/submit/video") == 1
 
 
 async def test_trueai_with_video_off_says_so(served):
