@@ -54,11 +54,11 @@ class Result:
     bench_lag_s: float  # this process's own worst loop lag meanwhile (the double, the simulator)
 
 
-async def measure(kind: str, workdir: Path) -> Result:
+async def measure(kind: str, workdir: Path, pixels: tuple[int, int] = PIXELS) -> Result:
     workdir.mkdir(parents=True, exist_ok=True)
     async with (
         DiscordDouble() as dd,
-        ProxySim(secret=SECRET, flavour="trueai", final_image_pixels=PIXELS, max_running=20) as sim,
+        ProxySim(secret=SECRET, flavour="trueai", final_image_pixels=pixels, max_running=20) as sim,
     ):
         config = write_config(
             workdir / "config.toml", dd, sim, workdir / "mjbot.sqlite3", secret=SECRET, auth="authorization"
@@ -110,14 +110,14 @@ async def measure(kind: str, workdir: Path) -> Result:
             await bot.stop()
 
 
-def table(results: dict[str, Result], total_s: float) -> Table:
+def table(results: dict[str, Result], total_s: float, pixels: tuple[int, int] = PIXELS) -> Table:
     real, naive = results["real"], results["naive"]
 
     def acks(r: Result) -> str:
         return " / ".join(seconds(v) for v in (nearest_rank(r.acks, 0.5), nearest_rank(r.acks, 0.99), max(r.acks)))
 
     t = Table(
-        f"Acks while re-encoding {UPSCALES} upscales of {PIXELS[0]}x{PIXELS[1]}",
+        f"Acks while re-encoding {UPSCALES} upscales of {pixels[0]}x{pixels[1]}",
         machine=machine_lines(total_s, "python -m bench.media_acks", current_commit()),
     )
     worst = max(real.acks) if real.acks else float("inf")
@@ -159,11 +159,13 @@ def table(results: dict[str, Result], total_s: float) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="3072x3072 images: a smoke run (the suite runs it)")
+    pixels = (3072, 3072) if parser.parse_args(argv).quick else PIXELS
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mjbot-bench-media-") as tmp:
-        results = {kind: asyncio.run(measure(kind, Path(tmp) / kind)) for kind in ("real", "naive")}
-    print(table(results, time.monotonic() - started).text())
+        results = {kind: asyncio.run(measure(kind, Path(tmp) / kind, pixels)) for kind in ("real", "naive")}
+    print(table(results, time.monotonic() - started, pixels).text())
     return 0
 
 

@@ -37,6 +37,21 @@ def test_quick_benchmark_runs_and_prints_the_table():
         assert row in result.stdout, row
 
 
+@pytest.mark.timeout(180)
+def test_the_re_encoding_benchmarks_run_and_print_their_tables():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJBOT_")}
+    for command, rows in (
+        (["bench.media_acks", "--quick"], ("Ack of /jobs every 50 ms", "re-encoded images on Discord")),
+        (["bench.media", "--side", "1024"], ("wall time", "event-loop lag, max")),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=170
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        for row in rows:
+            assert row in result.stdout, row
+
+
 async def test_the_loop_lag_monitor_sees_a_blocking_call():
     """The bot's 10 ms timer reports how late it fired: a call that blocks the loop shows up in the
     worst lag and in the histogram ``/metrics`` serves."""
