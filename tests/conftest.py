@@ -138,6 +138,12 @@ class RecordingView:
             self._changed.notify_all()
         return message_id
 
+    async def posted_files(self, job: Job) -> tuple[ImageFile, ...]:
+        """What the job's message carries: the files of its last show that attached any."""
+        if job.message_id in self.gone:
+            return ()
+        return next((s.files for s in reversed(self.of(job.task_id)) if s.files), ())
+
     async def find_posted(self, job: Job) -> list[int]:
         return sorted((m for m, t in self.posted.items() if t == job.task_id), reverse=True)
 

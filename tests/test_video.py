@@ -111,9 +111,11 @@ async def test_animate_command_sends_the_images_and_options(served):
 async def test_animate_a_finished_job_of_ones_own(served):
     sim, jobs, view, _ = await served("trueai")
     upscale = await upscale_of(sim, jobs, view)
+    sim.cut_media(upscale.task_id, times=100)  # the proxy's link is gone: its message's file is not
     job = await jobs.animate(AnimateRequest(job_id=upscale.task_id, batch=1), who())
     sent = sim.last_request("/submit/video").json
-    assert sent["image"].startswith("data:image/png;base64,")  # the proxy's own link may not reach Midjourney
+    # The proxy's own link may not reach Midjourney: the bytes, from the message that shows them.
+    assert sent["image"] == view.last(upscale.task_id).image.as_data_url()
     assert sent["prompt"] == "a red fox"  # no prompt given: the image's own words
     assert len(clips_of(await finished(sim, view, job.task_id))) == 1
 

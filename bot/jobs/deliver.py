@@ -60,6 +60,11 @@ class JobView(Protocol):
         """How many bytes of files one message in ``job``'s channel may carry."""
         ...
 
+    async def posted_files(self, job: Job) -> tuple[ImageFile, ...]:
+        """The files ``job``'s message carries (its result: they do not expire, links do); () when
+        it has none or cannot be read."""
+        ...
+
     def lane(self, job: Job, origin: object | None = None) -> Hashable:
         """Which write budget a write to ``job``'s message spends: writes in one lane wait for each
         other's budget, writes in different lanes never do (e.g. a channel, or an interaction's
@@ -268,9 +273,14 @@ class Delivery:
             fetch.cancel()
 
     async def final_media(self, job: Job) -> tuple[ImageFile, ...]:
-        """The job's final result as files for its channel (() if it cannot be had), e.g. for /show."""
+        """The job's final result as files (() if it cannot be had), e.g. for /show or /animate: its
+        message's attachments, else from the proxy's links, fitted to its channel."""
         if not (job.image_url or job.videos) or self.view is None:
             return ()
+        if job.message_id is not None and not job.message_gone and job.shows_final:
+            posted = await self.view.posted_files(job)
+            if posted:
+                return posted
         prepared = await self._prepare(job)
         return prepared.files if prepared is not None else ()
 

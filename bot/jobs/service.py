@@ -92,7 +92,7 @@ class JobService:
         self._submit = Submitter(
             settings, proxy, store, self.policy, self._track, self._deliver, clock=clock, events=self.events
         )
-        self._videos = Videos(settings, proxy, store, self.policy, self._submit, final_media)
+        self._videos = Videos(settings, proxy, store, self.policy, self._submit, self._deliver)
         self._press = Presser(
             settings, proxy, store, self.policy, self._submit, self._track, self._deliver, self._videos
         )
@@ -377,7 +377,7 @@ class JobService:
         return await self._credits.spend(admin, period)
 
     async def final_media(self, job: Job) -> tuple[ImageFile, ...]:
-        """The job's final result from the proxy's links, fitted to its channel (() if it cannot be had)."""
+        """The job's final result: its message's files, else from the proxy's links (() if neither)."""
         return await self._deliver.final_media(job)
 
     # --- for tests that reach inside (kept from the single-class service) ---------------------

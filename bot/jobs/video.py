@@ -26,7 +26,8 @@ from bot.core.errors import (
 )
 from bot.core.models import Action, ImageFile, Job, Status, SubmitAccepted
 from bot.core.prompt import check_prompt, prompt_words
-from bot.jobs.media import MAX_IMAGE_BYTES, FinalMedia
+from bot.jobs.deliver import Delivery
+from bot.jobs.media import MAX_IMAGE_BYTES
 from bot.jobs.submit import Submitter
 from bot.media import MediaError
 from bot.proxy.client import ProxyClient
@@ -63,14 +64,15 @@ class Videos:
         store: Store,
         policy: AccessPolicy,
         submitter: Submitter,
-        media: FinalMedia,
+        delivery: Delivery,
     ) -> None:
         self.settings = settings
         self.proxy = proxy
         self.store = store
         self.policy = policy
         self.submitter = submitter
-        self.media = media
+        self.delivery = delivery
+        self.media = delivery.media
 
     async def animate(self, request: AnimateRequest, who: Requester, *, origin: object | None = None) -> Job:
         self.policy.check_start(who)
@@ -134,13 +136,18 @@ class Videos:
         )
 
     async def image_of(self, job: Job) -> str:
-        """A finished image job's image as /submit/video takes it: its link when the link lasts, else
-        its bytes (a proxy's own link may not be reachable from Midjourney), fitted to what a member
-        may attach: trueai takes 30,000,000 bytes of request in all, and base64 adds a third."""
+        """A finished image job's image as /submit/video takes it: its link when the link lasts,
+        else its bytes (from its message, whose files do not expire, or the proxy's link, which may
+        not be reachable from Midjourney), fitted to what a member may attach: trueai takes
+        30,000,000 bytes of request in all, and base64 adds a third."""
         assert job.image_url
         if self.media.lasts(job.image_url):
             return job.image_url
-        data, content_type = await self.proxy.download_image(job.image_url, max_bytes=MAX_IMAGE_BYTES)
+        posted = [f for f in await self.delivery.final_media(job) if (f.content_type or "").startswith("image/")]
+        if posted:
+            data, content_type = posted[0].data, posted[0].content_type
+        else:
+            data, content_type = await self.proxy.download_image(job.image_url, max_bytes=MAX_IMAGE_BYTES)
         limit = int(self.settings.limits.max_attachment_mb * 1024 * 1024)
         if len(data) > limit:
             try:

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.core.errors import MjBotError
 from bot.core.i18n import t
-from bot.core.models import MAX_VIDEOS, Display, ImageFile, Job, message_link
+from bot.core.models import Display, Job, message_link
 from bot.discord.ui.credits import cost_text
 from bot.discord.ui.interactions import _, interaction_language, member_requester, report_failure, requester
 from bot.discord.ui.render import render
@@ -125,7 +125,7 @@ class JobsCog(commands.Cog):
         # Checked before answering, so a refusal stays private (the tree's on_error answers it).
         job = await self.bot.jobs.job_to_show(job_id, requester(interaction))
         await interaction.response.defer(thinking=True)
-        files = await self._files_of(job)
+        files = await self.bot.jobs.final_media(job)  # its message's files, else the proxy's links
         language = self.bot.settings.bot.language or job.language or interaction_language(interaction)
         rendered = render(
             job,
@@ -135,24 +135,6 @@ class JobsCog(commands.Cog):
             server_buttons_ok=self.bot.settings.proxy.api != "change",
         )
         await interaction.followup.send(**rendered.new_message(files))
-
-    async def _files_of(self, job: Job) -> tuple[ImageFile, ...]:
-        """The job's result again: its message's attachments (they do not expire; a video batch has
-        up to four), else from the proxy's links; () if neither works (the message then links it)."""
-        if job.message_id and not job.message_gone:
-            try:
-                channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-                message = await channel.fetch_message(job.message_id)
-                if message.attachments:
-                    return tuple(
-                        [
-                            ImageFile(a.filename, await a.read(), a.content_type)
-                            for a in message.attachments[:MAX_VIDEOS]
-                        ]
-                    )
-            except discord.HTTPException as exc:
-                log.info("task %s: its message's files could not be read (%s); asking the proxy", job.task_id, exc)
-        return await self.bot.jobs.final_media(job)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

@@ -16,7 +16,7 @@ from discord.http import handle_message_parameters
 
 from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.core.i18n import DEFAULT_LANGUAGE, t
-from bot.core.models import Display, ImageFile, Job
+from bot.core.models import MAX_VIDEOS, Display, ImageFile, Job
 from bot.discord.ui.render import Rendered, attachments, content_prefix, render
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,19 @@ class DiscordJobView:
             return
         with handle_message_parameters(**edit, previous_allowed_mentions=self.client.allowed_mentions) as params:
             await self.client.http.edit_message(job.channel_id, job.message_id, params=params)
+
+    async def posted_files(self, job: Job) -> tuple[ImageFile, ...]:
+        if job.message_id is None or job.message_gone:
+            return ()
+        try:
+            channel = self.client.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+            message = await channel.fetch_message(job.message_id)
+            return tuple(
+                [ImageFile(a.filename, await a.read(), a.content_type) for a in message.attachments[:MAX_VIDEOS]]
+            )
+        except discord.HTTPException as exc:
+            log.info("task %s: its message's files could not be read (%s)", job.task_id, exc)
+            return ()
 
     async def find_posted(self, job: Job) -> list[int]:
         if job.posting_at is None or self.client.user is None:
