@@ -91,25 +91,21 @@ class Presser:
             )
 
         # On a task that lists buttons this is one of them: record which, so it shows as used.
-        try:
-            return await self._submit_child(
-                parent,
-                who,
-                action=action,
-                index=index,
-                button=position,
-                what=what,
-                submit=submit,
-                done=await (
-                    self.store.child_of_button(parent_task_id, position)
-                    if position is not None
-                    else self.store.child_job(parent_task_id, action, index)
-                ),
-            )
-        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
-            if action is not Action.UPSCALE or not parent.grid_images:
-                raise
-            return await self._split_grid(parent, index, position, who, exc)
+        return await self._submit_child(
+            parent,
+            who,
+            action=action,
+            index=index,
+            button=position,
+            what=what,
+            submit=submit,
+            done=await (
+                self.store.child_of_button(parent_task_id, position)
+                if position is not None
+                else self.store.child_job(parent_task_id, action, index)
+            ),
+            splittable=action is Action.UPSCALE,
+        )
 
     async def _split_grid(
         self, parent: Job, index: int | None, position: int | None, who: Requester, why: Exception
@@ -182,23 +178,19 @@ class Presser:
                 await self.proxy.submit_modal(accepted.task_id, prompt)
             return accepted
 
-        try:
-            return await self._submit_child(
-                parent,
-                who,
-                action=action,
-                index=index,
-                button=position,
-                what=what,
-                submit=submit,
-                done=done,
-                prompt=prompt,
-                pressed=button,
-            )
-        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
-            if not (button.is_plain_change and action is Action.UPSCALE and parent.grid_images):
-                raise
-            return await self._split_grid(parent, index, position, who, exc)
+        return await self._submit_child(
+            parent,
+            who,
+            action=action,
+            index=index,
+            button=position,
+            what=what,
+            submit=submit,
+            done=done,
+            prompt=prompt,
+            pressed=button,
+            splittable=button.is_plain_change and action is Action.UPSCALE,
+        )
 
     async def give_prompt(self, task_id: str, prompt: str, who: Requester) -> Job:
         job = await self._pressable(task_id, who, need_grid=False, finished=False)
@@ -233,9 +225,35 @@ class Presser:
         done: Job | None,
         prompt: str | None = None,
         pressed: TaskButton | None = None,
+        splittable: bool = False,
     ) -> Job:
         """What every button press shares: once per button, the member's limits, a stored
-        submission before the proxy hears of it, and the new job's message as a reply."""
+        submission before the proxy hears of it, and the new job's message as a reply.
+        ``splittable``: an upscale, which the grid's own image stands in for when the server cannot
+        make it (see :meth:`_split_grid`)."""
+        try:
+            return await self._submit_once(
+                parent, who, action, index, button, what, submit, done, prompt=prompt, pressed=pressed
+            )
+        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
+            if not (splittable and parent.grid_images and index):
+                raise
+            return await self._split_grid(parent, index, button, who, exc)
+
+    async def _submit_once(
+        self,
+        parent: Job,
+        who: Requester,
+        action: Action,
+        index: int | None,
+        button: int | None,
+        what: str,
+        submit: Callable[[str], Awaitable[SubmitAccepted]],
+        done: Job | None,
+        *,
+        prompt: str | None,
+        pressed: TaskButton | None,
+    ) -> Job:
         if done is not None:
             raise ButtonAlreadyUsed(
                 f"{what} is task {done.task_id}", link=message_link(done.guild_id, done.channel_id, done.message_id)
