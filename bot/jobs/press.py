@@ -231,29 +231,6 @@ class Presser:
         submission before the proxy hears of it, and the new job's message as a reply.
         ``splittable``: an upscale, which the grid's own image stands in for when the server cannot
         make it (see :meth:`_split_grid`)."""
-        try:
-            return await self._submit_once(
-                parent, who, action, index, button, what, submit, done, prompt=prompt, pressed=pressed
-            )
-        except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
-            if not (splittable and parent.grid_images and index):
-                raise
-            return await self._split_grid(parent, index, button, who, exc)
-
-    async def _submit_once(
-        self,
-        parent: Job,
-        who: Requester,
-        action: Action,
-        index: int | None,
-        button: int | None,
-        what: str,
-        submit: Callable[[str], Awaitable[SubmitAccepted]],
-        done: Job | None,
-        *,
-        prompt: str | None,
-        pressed: TaskButton | None,
-    ) -> Job:
         if done is not None:
             raise ButtonAlreadyUsed(
                 f"{what} is task {done.task_id}", link=message_link(done.guild_id, done.channel_id, done.message_id)
@@ -276,7 +253,13 @@ class Presser:
                 )
             except Conflict:  # one left by a crash, being recovered
                 raise ButtonBusy(f"{what} has a submission") from None
-            accepted = await self.submitter.submitting(submission, submit(submission.nonce))
+            try:
+                accepted = await self.submitter.submitting(submission, submit(submission.nonce))
+            except (ProxyEndpointMissing, ProxyActionNotAllowed) as exc:
+                if not (splittable and parent.grid_images and index):
+                    raise
+                # Refunded and forgotten by submitting(): the grid's own image instead.
+                return await self._split_grid(parent, index, button, who, exc)
             log.info(
                 "task %s submitted: %s by user %s in channel %s",
                 accepted.task_id,
