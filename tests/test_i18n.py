@@ -379,13 +379,14 @@ class Recorder(app_commands.Translator):
 
 
 def cog_commands() -> list[app_commands.Command | app_commands.Group]:
-    from bot.discord.cogs import admin, animate, credits, describe, history, imagine
+    from bot.discord.cogs import admin, animate, credits, describe, history, imagine, member
 
     cogs = (
         imagine.ImagineCog,
         describe.DescribeCog,
         animate.AnimateCog,
         history.JobsCog,
+        member.MemberCog,
         admin.AdminCog,
         credits.CreditsCog,
     )

@@ -294,7 +294,7 @@ async def test_migrate_storage_copies_a_live_sqlite_install_into_postgres(tmp_pa
     await source.insert_submission(Submission("mjbot:s", "IMAGINE", "p", 42, 9, 7, None, None, 1000.0))
     await source.set_meta("push_token", "tok")
     info = await migrate_storage(str(tmp_path / "live.sqlite3"), pg_dsn)  # the source stays open
-    assert info.rows == {"jobs": 1500, "submissions": 1, "meta": 1, "pruned": 0, "ledger": 0}
+    assert info.rows == {"jobs": 1500, "submissions": 1, "meta": 1, "pruned": 0, "ledger": 0, "member_preferences": 0}
     await source.close()
     target = await open_store(pg_dsn)
     assert (await target.get_job("5007")).prompt == "fox 7 🦊"

@@ -79,6 +79,10 @@ class ProxySettings(_Section):
     # Hosts whose links do not expire: a result too large for a server's uploads is linked only when
     # it lives on one of these (Discord's CDN links expire within a day, a proxy's may any time).
     lasting_media_hosts: list[str] = Field(default_factory=lambda: ["cdn.midjourney.com"])
+    # The speed modes the server takes per job ("fast", "relax", "turbo": trueai's /mj-<mode>/mj
+    # paths), which /settings then offers members. Empty: none (novicezk has no such paths, and
+    # new-api strips them, so a mode there would change nothing).
+    speeds: list[Literal["fast", "relax", "turbo"]] = Field(default_factory=list)
 
     @property
     def api_base_url(self) -> str:
@@ -206,6 +210,9 @@ class BotSettings(_Section):
     # "" = each member's own Discord language (zh-CN -> Chinese, anything else -> English);
     # "en" or "zh-CN" = always that one.
     language: Literal["", "en", "zh-CN"] = ""
+    # The versions /settings offers members (the ones your Midjourney account takes): "7", "6.1",
+    # "niji 6"... A member's choice is added to their prompts as --v 7 / --niji 6.
+    versions: list[str] = Field(default_factory=lambda: ["7", "6.1", "niji 6"])
 
 
 class NotifySettings(_Section):

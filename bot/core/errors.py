@@ -346,3 +346,28 @@ class ButtonNotRelayed(UserInputError):
     batch's U1-U4, PicReader, BOOKMARK: middleware/distributor.go)."""
 
     key = "button.not_relayed"
+
+
+class BadSetting(UserInputError):
+    """A suffix (or option value) too long to add to every prompt."""
+
+    key = "prefer.too_long"  # params: limit
+
+
+class BadOptionName(UserInputError):
+    """An option name that is not a plain word, or one of Midjourney's own parameters."""
+
+    key = "prefer.bad_name"  # params: name, reason
+
+    def __init__(self, message: str = "", *, name: str, reason: str) -> None:
+        super().__init__(message, name=name)
+        if reason == "parameter":
+            self.key = "prefer.name_is_parameter"
+
+
+class TooManyOptions(UserInputError):
+    key = "prefer.too_many"  # params: limit
+
+
+class OptionNotFound(UserInputError):
+    key = "prefer.no_option"  # params: name

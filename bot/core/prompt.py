@@ -168,6 +168,10 @@ _RULES: dict[str, _Rule] = {
 }
 
 
+# Midjourney's parameters the bot knows: a member's own option may not take one of these names.
+KNOWN_PARAMETERS = frozenset(_RULES)
+
+
 # --- banned words --------------------------------------------------------------------------------
 
 

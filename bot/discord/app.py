@@ -159,10 +159,10 @@ class MjBot(commands.Bot):
 
     async def load_commands(self) -> None:
         self.add_dynamic_items(JobButton, StaleButton)
-        from bot.discord.cogs import admin, animate, credits, describe, history, imagine
+        from bot.discord.cogs import admin, animate, credits, describe, history, imagine, member
 
         await self.tree.set_translator(CatalogueTranslator())
-        for cog in (imagine, describe, animate, history, admin):
+        for cog in (imagine, describe, animate, history, member, admin):
             await cog.setup(self)
         if self.settings.credits.enabled:
             await credits.setup(self)

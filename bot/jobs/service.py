@@ -22,6 +22,7 @@ from bot.core.models import Action, ImageFile, Job, Status
 from bot.jobs.credits import Credits
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.media import FinalMedia
+from bot.jobs.members import Members
 from bot.jobs.press import Presser
 from bot.jobs.submit import Submitter
 from bot.jobs.track import Tracker
@@ -97,6 +98,8 @@ class JobService:
             settings, proxy, store, self.policy, self._submit, self._track, self._deliver, self._videos
         )
         self._credits = Credits(settings, store, self.policy, clock=clock)
+        # A member's preferences, prompt suggestions and /info: database reads and writes only.
+        self.members = Members(settings, store, self.policy, self._credits)
         self._closing = False  # stop() began: members' requests are refused
         self._requests = 0  # members' requests under way
         self._requests_idle = asyncio.Event()

@@ -41,6 +41,7 @@ from bot.core.models import (
     TaskButton,
     describe_prompts,
 )
+from bot.core.preferences import apply as apply_preferences
 from bot.core.prompt import check_prompt, parameter_names
 from bot.jobs.deliver import Delivery
 from bot.jobs.recover import SUBMISSION_GIVE_UP_S
@@ -99,7 +100,10 @@ class Submitter:
         are uploaded to the server for a link each, added to the prompt as ``--sref <link>``."""
         self.policy.check_start(who)
         banned = self.settings.access.banned_words
-        prompt = check_prompt(prompt, banned_words=banned)
+        # The member's options, suffix and settings first: the message shows what is sent.
+        preferences = await self.store.preferences.get(who.guild_id or 0, who.user_id)
+        prompt = check_prompt(apply_preferences(prompt, preferences), banned_words=banned)
+        mode = preferences.speed if preferences.speed in self.settings.proxy.speeds else None
         if len(images) > MAX_PROMPT_IMAGES:
             raise TooManyImages(f"{len(images)} images with a prompt")
         if references:
@@ -109,7 +113,7 @@ class Submitter:
             Action.IMAGINE,
             prompt,
             who,
-            lambda nonce: self.proxy.submit_imagine(prompt, urls, state=nonce, notify_hook=self.notify_hook),
+            lambda nonce: self.proxy.submit_imagine(prompt, urls, state=nonce, notify_hook=self.notify_hook, mode=mode),
             origin=origin,
         )
 

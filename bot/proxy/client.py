@@ -20,9 +20,6 @@ from pydantic import ValidationError
 
 from bot.core.config import ProxySettings
 from bot.core.errors import (
-    BannedPrompt,
-    InvalidSubmit,
-    ParentNotFound,
     ProxyActionNotAllowed,
     ProxyAuthFailed,
     ProxyBadResponse,
@@ -30,38 +27,26 @@ from bot.core.errors import (
     ProxyEndpointMissing,
     ProxyError,
     ProxyRateLimited,
-    ProxySystemError,
     ProxyTimeout,
     ProxyUnreachable,
-    QueueFull,
-    QuotaExhausted,
     SubmitRefused,
 )
 from bot.core.models import Action, ProxyTask, SubmitAccepted
 from bot.proxy.answers import (
     MODEL_DENIED,
-    QUEUE_FULL,
+    REFUSALS,
     add_optional,
     error_message,
     is_web_page,
     looks_like_api_json,
-    queue_ahead,
     snippet,
+    submit_answer,
 )
 from bot.proxy.download import ImageDownloader
 
 log = logging.getLogger(__name__)
 
-# Codes that mean "the task exists and will run": 1 submitted, 22 queued, 21 (novicezk) exists.
-_ACCEPTED_CODES = {1, 21, 22}
 POOL_WAIT_S = 60.0  # how long a request may wait for one of the pool's connections
-_REFUSALS: dict[int, type[SubmitRefused]] = {
-    3: ParentNotFound,
-    4: InvalidSubmit,
-    9: ProxySystemError,
-    23: QueueFull,
-    24: BannedPrompt,
-}
 
 
 def _remember_sniffio_is_missing() -> None:
@@ -125,15 +110,29 @@ class ProxyClient:
     # --- submits -------------------------------------------------------------------------------
 
     async def submit_imagine(
-        self, prompt: str, images: Sequence[str] = (), *, state: str | None = None, notify_hook: str | None = None
+        self,
+        prompt: str,
+        images: Sequence[str] = (),
+        *,
+        state: str | None = None,
+        notify_hook: str | None = None,
+        mode: str | None = None,
     ) -> SubmitAccepted:
         """Start an imagine; ``images`` are full data URLs (novicezk rejects bare base64).
-        ``state`` comes back unchanged on the task (the bot uses it to find a task again)."""
+        ``state`` comes back unchanged on the task (the bot uses it to find a task again);
+        ``mode`` ("fast", "relax", "turbo") sends it through trueai's ``/mj-<mode>/mj`` path."""
         body: dict[str, Any] = {"prompt": prompt}
         if images:
             body["base64Array"] = list(images)
         add_optional(body, state=state, notifyHook=notify_hook)
-        return await self._submit("/submit/imagine", body)
+        return await self._submit(self._in_mode("/submit/imagine", mode), body)
+
+    def _in_mode(self, path: str, mode: str | None) -> str:
+        """``path`` under a speed mode's prefix (an absolute URL), or as it is."""
+        base = self._settings.base_url
+        if not mode or not base.endswith("/mj"):
+            return path
+        return f"{base[:-3]}/mj-{mode}/mj{path}"
 
     async def submit_change(
         self,
@@ -222,36 +221,11 @@ class ProxyClient:
                 return list(result)
             raise ProxyBadResponse(f"POST {path}: not one link per image", detail=snippet(str(result)))
         code = data["code"] if isinstance(data["code"], int) else -1
-        raise _REFUSALS.get(code, SubmitRefused)(code, description.strip() or "upload refused", {})
+        raise REFUSALS.get(code, SubmitRefused)(code, description.strip() or "upload refused", {})
 
     async def _submit(self, path: str, body: dict[str, Any]) -> SubmitAccepted:
         data = await self._request_json("POST", path, json=body, accept_error_bodies=True)
-        if not isinstance(data, dict) or "code" not in data:
-            raise ProxyBadResponse(f"POST {path}: answer without a code", detail=snippet(str(data)))
-        # trueai's refusals say "message" ({"success": false, "code": -1, "message": "并发数已达上限"}).
-        description = str(data.get("description") or data.get("message") or "").strip()
-        try:
-            code = int(data["code"])
-        except (TypeError, ValueError):
-            if not description:
-                raise ProxyBadResponse(f"POST {path}: non-numeric code", detail=snippet(str(data))) from None
-            # new-api's relay errors may carry a word for a code; the description is the reason.
-            raise SubmitRefused(str(data["code"]), description) from None  # type: ignore[arg-type]
-        properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
-        result = data.get("result")
-        if code in _ACCEPTED_CODES and result not in (None, "") and data.get("success") is not False:
-            # 21 is "exists" on novicezk but "waiting for a modal" on trueai: the task's status says.
-            # new-api turns 22 into 1 but keeps the position, so it is read whatever the code.
-            return SubmitAccepted(task_id=str(result), queue_ahead=queue_ahead(properties, description), code=code)
-        refusal = _REFUSALS.get(code, SubmitRefused)
-        if code == 9 and QUEUE_FULL.search(description):
-            refusal = QueueFull  # trueai says 9 for a full queue
-        if "quota_not_enough" in description:
-            refusal = QuotaExhausted  # new-api: the gateway key has no credit left
-        extra: dict[str, Any] = {}
-        if refusal is BannedPrompt:
-            extra["banned_word"] = str(properties.get("bannedWord") or "")
-        raise refusal(code, description, properties, **extra)
+        return submit_answer(path, data)
 
     # --- tasks ---------------------------------------------------------------------------------
 

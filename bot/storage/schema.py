@@ -157,6 +157,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE jobs ADD COLUMN grid_images TEXT;  -- JSON list of 4 URLs
     ALTER TABLE jobs ADD COLUMN media_note TEXT;   -- JSON MediaNote
     """,
+    # 11: each member's preferences in a server: /settings, /prefer suffix and options (JSON).
+    """
+    CREATE TABLE member_preferences (
+        guild_id   INTEGER NOT NULL,
+        member_id  INTEGER NOT NULL,
+        data       TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (guild_id, member_id)
+    );
+    """,
 ]
 
 

@@ -21,6 +21,7 @@ from bot.storage.credit_book import CreditBook
 from bot.storage.database import Conflict, Database, Transaction, newer_schema
 from bot.storage.ledger import Charge
 from bot.storage.limits import MemberLimits, check_limits
+from bot.storage.preference_book import PreferenceBook
 from bot.storage.schema import COLUMN_OF, MIGRATIONS, UPDATABLE, buttons_of, job_of, row_of, update_sql
 from bot.storage.transactions import Transactions, settle
 
@@ -41,6 +42,7 @@ class Store(Transactions):
         self._reading: asyncio.Task[None] | None = None
         self._shards: tuple[int, tuple[int, ...]] | None = None  # see serve_shards
         self.credits = CreditBook(self.database)  # balances, the ledger's reports, admins' changes
+        self.preferences = PreferenceBook(self.database)  # members' settings, suffixes and options
 
     def __repr__(self) -> str:
         return f"Store({self.database.where!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -13,6 +14,8 @@ from bot.discord.ui.interactions import _, read_reference_image, requester, star
 
 if TYPE_CHECKING:
     from bot.discord.app import MjBot
+
+log = logging.getLogger(__name__)
 
 
 class ImagineCog(commands.Cog):
@@ -73,6 +76,17 @@ class ImagineCog(commands.Cog):
             )
 
         await start_job(interaction, "/imagine", start)
+
+    @imagine.autocomplete("prompt")
+    async def prompt_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The member's recent prompts, and after ``--`` the parameters and their own options: from
+        the database only (Discord waits 3 s), never the proxy."""
+        try:
+            found = await self.bot.jobs.members.suggestions(requester(interaction), current)
+        except Exception:  # noqa: BLE001 - an empty list is a fine answer; a failure is logged
+            log.exception("prompt suggestions for user %s failed", interaction.user.id)
+            return []
+        return [app_commands.Choice(name=s.name, value=s.value) for s in found]
 
 
 async def setup(bot: MjBot) -> None:

@@ -1,0 +1,73 @@
+"""A member's own Midjourney end to end: /settings menus, /prefer suffix and options applied to what
+is submitted (and shown in the message), /info, and each bad setting refused privately."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import PROXY_SECRET
+from tests.discord_double import DiscordDouble
+from tests.e2e.harness import answer_to, public_messages, wait_public
+from tests.proxy_sim import ProxySim
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[ProxySim]:
+    async with ProxySim(secret=PROXY_SECRET, flavour="trueai") as server:
+        yield server
+
+
+async def settings_panel(dd: DiscordDouble):
+    asked = await dd.slash("settings")
+    await dd.wait_for(lambda: asked.original and asked.original.current.components, what="the settings panel")
+    return asked.original
+
+
+async def test_settings_suffix_and_options_shape_what_is_sent(configure, start_bot, dd: DiscordDouble, sim):
+    configure(auth="authorization", max_running_per_user=3)
+    await start_bot()
+    panel = await settings_panel(dd)
+    assert panel.ephemeral and "Version: default" in panel.content
+    await dd.select(panel.id, "mjs:version", ["6.1"])
+    await dd.wait_for(lambda: "Version: 6.1" in panel.current.content, what="the panel to show version 6.1")
+    await dd.select(panel.id, "mjs:stylize", ["high"])
+    await dd.wait_for(lambda: "Stylize: high (250)" in panel.current.content, what="stylize high")
+
+    assert "Suffix: `--ar 16:9`" in await answer_to(dd, await dd.slash("prefer suffix", {"value": "--ar 16:9"}))
+    listed = await answer_to(dd, await dd.slash("prefer option set", {"name": "moody", "value": "dark clouds --c 20"}))
+    assert "`--moody` → `dark clouds --c 20`" in listed
+
+    await dd.slash("imagine", {"prompt": "a harbour --moody"})
+    message = await wait_public(dd, 1)
+    sent = "a harbour dark clouds --c 20 --ar 16:9 --v 6.1 --s 250"
+    assert sim.last_request("/submit/imagine").json["prompt"] == sent
+    assert message.content.startswith(f"**{sent}**")  # the message shows what was sent
+
+    await dd.click(panel.id, "mjs:reset")
+    await dd.wait_for(lambda: "Version: default" in panel.current.content, what="the reset")
+    assert "Suffix: `--ar 16:9`" in panel.current.content  # reset is the settings, not the suffix
+
+    info = await answer_to(dd, await dd.slash("info"))
+    assert "Started today (UTC): 1 of no limit" in info and "Queued or running now: 1 of 3" in info
+
+
+async def test_bad_preferences_are_refused_privately(configure, start_bot, dd: DiscordDouble, sim):
+    configure(auth="authorization")
+    await start_bot()
+    cases = [
+        ("prefer suffix", {"value": "--ar 3"}, "--ar"),
+        ("prefer option set", {"name": "ar", "value": "--ar 2:3"}, "one of Midjourney's own parameters"),
+        ("prefer option set", {"name": "two words", "value": "x"}, "one word"),
+        ("prefer option set", {"name": "wide", "value": "--s 5000"}, "--s"),
+        ("prefer option delete", {"name": "nothing"}, "no option called --nothing"),
+    ]
+    for command, options, expected in cases:
+        assert expected in await answer_to(dd, await dd.slash(command, options))
+    for n in range(20):
+        await answer_to(dd, await dd.slash("prefer option set", {"name": f"o{n}", "value": "--s 100"}))
+    assert "20 options, the most allowed" in await answer_to(
+        dd, await dd.slash("prefer option set", {"name": "one_more", "value": "--s 100"})
+    )
+    assert public_messages(dd) == [] and sim.count("/submit/imagine") == 0
