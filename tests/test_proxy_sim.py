@@ -25,10 +25,13 @@ from tests.proxy_sim import (
     IN_PROGRESS,
     MODAL,
     NOT_START,
+    SHORTEN_MARKS,
     SUBMITTED,
     SUCCESS,
     ProxySim,
     Step,
+    shorten_description,
+    shortened_prompts,
 )
 
 SECRET = "s3cret"
@@ -1033,7 +1036,12 @@ async def test_trueai_speed_prefixes_and_bot_type():
             turbo_child = (await action(turbo, task_id, custom_id)).json()["result"]
         assert sim.last_request().prefix == "/mj-turbo/mj"
         plain_child = (await action(client, task_id, custom_id)).json()["result"]
-        assert (sim.tasks[turbo_child].mode, sim.tasks[plain_child].mode) == ("TURBO", "RELAX")  # else the parent's
+        # Services/TaskService.cs GetInstanceByTask: an action runs in the account's first allowed
+        # mode (FAST), whatever its path or its parent's mode; requestMode keeps the path's.
+        assert (sim.tasks[turbo_child].mode, sim.tasks[plain_child].mode) == ("FAST", "FAST")
+        turbo_json = await fetch(client, turbo_child)
+        assert (turbo_json["mode"], turbo_json["requestMode"]) == ("FAST", "TURBO")
+        assert (await fetch(client, plain_child))["requestMode"] is None
         plain = (await imagine(client))["result"]
         assert (sim.last_request().prefix, sim.tasks[plain].mode) == ("/mj", "FAST")
 
@@ -2031,3 +2039,345 @@ async def test_cut_media_announces_everything_and_sends_half():
             == 2 * len(body) + len(sim.image_bytes(task_id)) % 2
         )
         assert (await raw_get(url))[2] == sim.image_bytes(task_id)
+
+
+# ---- shorten, cancel, image-seed, describe links, speed modes, Remix ----------------------------
+
+LONG_PROMPT = "Please create a whimsical tower of donuts with colorful sprinkles. Thank you! --ar 3:2"
+
+
+def trueai_shortened(description: str, n: int) -> str:
+    """Services/TaskService.cs SubmitAction's reading of shortened prompt ``n`` (1-5)."""
+    lines = [line for line in description[description.index("Shortened prompts") :].strip().split("\n") if line.strip()]
+    chosen = lines[n].strip()
+    return chosen[chosen.index(" ") :].strip()
+
+
+async def test_trueai_shorten_gives_five_shorter_prompts_in_description_and_final_prompt():
+    async with served("trueai") as (sim, client):
+        submitted = (await client.post("/submit/shorten", json={"prompt": LONG_PROMPT, "state": "s1"})).json()
+        assert (submitted["code"], submitted["description"]) == (1, "提交成功")
+        task_id = submitted["result"]
+        running = await fetch(client, task_id)
+        assert (running["action"], running["status"], running["prompt"]) == ("SHORTEN", SUBMITTED, LONG_PROMPT)
+        assert (running["description"], running["imageUrl"], running["buttons"]) == (
+            f"/shorten {LONG_PROMPT}",
+            None,
+            [],
+        )
+        sim.advance(task_id)
+        assert (await fetch(client, task_id))["imageUrl"] is None  # no previews: a text reply
+        sim.succeed(task_id)
+        done = await fetch(client, task_id)
+        assert (done["status"], done["imageUrl"], done["seed"], done["mode"]) == (SUCCESS, None, None, "FAST")
+        analysis = done["description"]
+        assert analysis == done["properties"]["finalPrompt"] == shorten_description(LONG_PROMPT)
+        assert done["prompt"] == done["promptEn"] == LONG_PROMPT
+        assert "## Shortened prompts" in analysis and "**whimsical**" in analysis and "~~Please~~" in analysis
+        prompts = shortened_prompts(LONG_PROMPT)
+        assert prompts[0] == "whimsical, tower, donuts, colorful, sprinkles --ar 3:2"
+        assert len(prompts) == 5 and all(p.endswith("--ar 3:2") for p in prompts)
+        assert [trueai_shortened(analysis, n) for n in range(1, 6)] == prompts
+        assert [b["customId"] for b in done["buttons"]] == [f"MJ::Job::PromptAnalyzer::{n}" for n in range(1, 6)]
+        assert [b["emoji"] for b in done["buttons"]] == list(SHORTEN_MARKS)
+
+        # SubmitController.cs Action knows no PromptAnalyzer prefix: a new imagine is the way.
+        pressed = (await action(client, task_id, "MJ::Job::PromptAnalyzer::1")).json()
+        assert (pressed["code"], pressed["description"]) == (4, "未知的 Action 类型")
+        assert (await imagine(client, prompts[0]))["code"] == 1
+        seed = await client.get(f"/task/{task_id}/image-seed")  # no image, no seed
+        assert (seed.status_code, seed.json()["code"]) == (400, 4)
+
+        # No prompt check: accepted, then Discord refuses the /shorten and the task fails.
+        empty = (await client.post("/submit/shorten", json={})).json()
+        assert empty["code"] == 1
+        failed = await fetch(client, empty["result"])
+        assert (failed["status"], failed["progress"]) == (FAILURE, "")
+        assert failed["failReason"].startswith("BadRequest: ")
+        too_long = (await client.post("/submit/shorten", json={"prompt": "x", "state": "s" * 256})).json()
+        assert (too_long["success"], too_long["message"]) == (False, "State参数过长，最大255字符")
+        bad = (await client.post("/submit/shorten", json={"prompt": 5})).json()
+        assert bad["message"].startswith("The JSON value could not be converted to System.String. Path: $.prompt")
+
+        async with httpx.AsyncClient(base_url=sim.speed_url("relax"), headers=GOOD_HEADERS["trueai"]) as relax:
+            relaxed = (await relax.post("/submit/shorten", json={"prompt": "a fox"})).json()["result"]
+        assert (sim.tasks[relaxed].mode, sim.tasks[relaxed].request_mode) == ("RELAX", "RELAX")
+
+
+async def test_shorten_elsewhere_novicezk_has_none_newapi_relays_it():
+    async with served("novicezk") as (sim, client):
+        missing = await client.post("/submit/shorten", json={"prompt": "a fox"})
+        assert (missing.status_code, missing.json()["status"]) == (404, 404)
+
+    async with served("newapi", upstream="trueai") as (sim, client):
+        submitted = (await client.post("/submit/shorten", json={"prompt": LONG_PROMPT})).json()
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        copy = await fetch(client, task_id)
+        assert (copy["action"], copy["status"], copy["prompt"]) == ("SHORTEN", "", LONG_PROMPT)
+        sim.succeed(task_id)
+        sim.gateway_poll()
+        copy = await fetch(client, task_id)
+        # new-api keeps finalPrompt (and finalZhPrompt) of the properties, not the description.
+        assert copy["properties"]["finalPrompt"] == shorten_description(LONG_PROMPT)
+        assert copy["imageUrl"] == "" and len(copy["buttons"]) == 5
+        refused = await action(client, task_id, "MJ::Job::PromptAnalyzer::2")
+        assert refused.status_code == 400
+        assert refused.json()["error"]["message"].startswith("无效的请求，unknown_action:MJ::Job::PromptAnalyzer::2")
+
+    async with served("newapi", upstream="trueai", denied_models=["mj_shorten"]) as (sim, client):
+        denied = await client.post("/submit/shorten", json={"prompt": "a fox"})
+        assert denied.status_code == 403 and "mj_shorten" in denied.json()["error"]["message"]
+
+    async with served("newapi", upstream="novicezk") as (sim, client):
+        relayed = await client.post("/submit/shorten", json={"prompt": "a fox"})
+        assert (relayed.status_code, relayed.json()["path"]) == (404, "/mj/submit/shorten")
+
+
+async def test_trueai_cancel_fails_the_task_for_an_admin_only():
+    async with served("trueai", max_running=1) as (sim, client):
+        running = (await imagine(client))["result"]
+        queued = (await imagine(client))["result"]
+        answer = await client.post(f"/task/{queued}/cancel")
+        assert (answer.status_code, answer.content) == (200, b"")
+        cancelled = await fetch(client, queued)
+        assert (cancelled["status"], cancelled["progress"], cancelled["failReason"]) == (FAILURE, "", "取消任务")
+        assert cancelled["finishTime"] is not None and sim.tasks[queued].is_finished
+        assert sim.start_queued() == []  # out of the queue
+
+        async with httpx.AsyncClient(base_url=sim.speed_url("fast"), headers=GOOD_HEADERS["trueai"]) as fast:
+            assert (await fast.post(f"/task/{running}/cancel")).status_code == 200
+        assert (sim.tasks[running].status, sim.tasks[running].fail_reason) == (FAILURE, "取消任务")
+
+        parent = succeeded(sim, "a red fox", "UPSCALE")
+        waiting = (await action(client, parent, f"MJ::CustomZoom::1::{sim.tasks[parent].job_hash}")).json()["result"]
+        assert (await client.post(f"/task/{waiting}/cancel")).status_code == 200
+        assert sim.tasks[waiting].status == FAILURE  # MODAL is not completed
+        for finished_or_unknown in (parent, "1234567890123456"):
+            answer = await client.post(f"/task/{finished_or_unknown}/cancel")
+            assert (answer.status_code, answer.content) == (200, b"")
+        assert sim.tasks[parent].status == SUCCESS
+        assert (await client.get(f"/task/{parent}/cancel")).status_code == 405
+
+    async with served("trueai", admin=False) as (sim, client):
+        task_id = (await imagine(client))["result"]
+        refused = await client.post(f"/task/{task_id}/cancel")
+        assert (refused.status_code, refused.text) == (400, "演示模式，禁止操作")
+        assert refused.headers["content-type"].startswith("text/plain")
+        as_json = await client.post(f"/task/{task_id}/cancel", headers={"Accept": "application/json"})
+        assert (as_json.status_code, as_json.json()) == (400, "演示模式，禁止操作")
+        assert sim.tasks[task_id].status == SUBMITTED
+
+    async with served("novicezk") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        missing = await client.post(f"/task/{task_id}/cancel")
+        assert (missing.status_code, missing.json()["status"]) == (404, 404)
+    async with served("newapi", upstream="trueai") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        page = await client.post(f"/task/{task_id}/cancel")  # no route: the web UI
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert sim.tasks[task_id].status == SUBMITTED
+
+
+async def test_image_seed_trueai_and_newapi_relay():
+    async with served("trueai", seed=7) as (sim, client):
+        task_id = (await imagine(client))["result"]
+        missing = await client.get("/task/1234567890123456/image-seed")
+        assert (missing.status_code, missing.json()) == (
+            404,
+            {"code": 3, "description": "关联任务不存在或已失效", "result": None, "properties": {}},
+        )
+        early = await client.get(f"/task/{task_id}/image-seed")
+        assert (early.status_code, early.json()) == (
+            400,
+            {"code": 4, "description": "关联任务状态错误", "result": None, "properties": {}},
+        )
+        sim.succeed(task_id)
+        seed = sim.tasks[task_id].seed
+        answer = await client.get(f"/task/{task_id}/image-seed")
+        assert (answer.status_code, answer.json()) == (
+            200,
+            {"code": 1, "description": "成功", "result": seed, "properties": {}},
+        )
+        assert seed.isdigit() and (await fetch(client, task_id))["seed"] == seed
+        async with httpx.AsyncClient(base_url=sim.speed_url("turbo"), headers=GOOD_HEADERS["trueai"]) as turbo:
+            assert (await turbo.get(f"/task/{task_id}/image-seed")).json()["result"] == seed
+        assert (await client.post(f"/task/{task_id}/image-seed")).status_code == 405
+    async with served("trueai", seed=7) as (again, client):
+        task_id = (await imagine(client))["result"]
+        again.succeed(task_id)
+        assert again.tasks[task_id].seed == seed  # the same seed= gives the same seeds
+
+    async with served("newapi", upstream="trueai") as (sim, client):
+        unknown = await client.get("/task/1234567890123456/image-seed")
+        assert (unknown.status_code, unknown.json()) == (400, newapi_error("task_no_found"))
+        task_id = (await imagine(client))["result"]
+        early = await client.get(f"/task/{task_id}/image-seed")
+        assert (early.status_code, early.json()) == (
+            400,
+            {"code": 4, "description": "关联任务状态错误", "properties": {}, "result": ""},
+        )
+        sim.succeed(task_id)
+        done = await client.get(f"/task/{task_id}/image-seed")  # relayed at once: no poll needed
+        assert (done.status_code, done.json()) == (
+            200,
+            {"code": 1, "description": "成功", "properties": {}, "result": sim.tasks[task_id].seed},
+        )
+        assert list(done.json()) == ["code", "description", "properties", "result"]
+    async with served("newapi", upstream="novicezk") as (sim, client):
+        task_id = (await imagine(client))["result"]
+        relayed = await client.get(f"/task/{task_id}/image-seed")
+        assert (relayed.status_code, relayed.json()) == (
+            404,
+            {"code": 0, "description": "", "properties": None, "result": ""},
+        )
+    async with served("novicezk") as (sim, client):
+        assert (await client.get("/task/1/image-seed")).status_code == 404
+
+
+async def test_describe_with_a_link():
+    link = "https://cdn.discordapp.com/attachments/1/2/fox.png"
+    async with served("trueai", dead_links=["https://example.com/gone.png"]) as (sim, client):
+        submitted = (await client.post("/submit/describe", json={"link": link})).json()
+        assert submitted["code"] == 1
+        task_id = submitted["result"]
+        described = await fetch(client, task_id)
+        assert (described["action"], described["imageUrl"]) == ("DESCRIBE", link)  # from the start
+        assert (described["mode"], described["requestMode"]) == (None, None)  # SubmitDescribe picks none
+        sim.succeed(task_id)
+        done = await fetch(client, task_id)
+        assert (done["status"], done["mode"]) == (SUCCESS, "FAST")
+        assert done["properties"]["finalPrompt"].startswith("1️⃣ ")
+
+        for body, description in (
+            ({}, "base64或link不能为空"),
+            ({"link": " ", "base64": ""}, "base64或link不能为空"),
+            ({"link": "ftp://example.com/fox.png"}, "链接格式错误"),
+            ({"link": "HTTPS://example.com/fox.png"}, "链接格式错误"),  # Regex.IsMatch: case-sensitive
+            ({"base64": "@@@", "link": "fox.png"}, "链接格式错误"),  # the link is checked first
+            ({"base64": "@@@"}, "base64格式错误"),
+        ):
+            refused = (await client.post("/submit/describe", json=body)).json()
+            assert (refused["code"], refused["description"]) == (4, description), body
+        bad_type = (await client.post("/submit/describe", json={"link": 5})).json()
+        assert bad_type["message"].startswith("The JSON value could not be converted to System.String. Path: $.link")
+
+        # base64 wins over link; bytes are stored (a Discord attachment), a "base64" link is a link.
+        stored = (await client.post("/submit/describe", json={"base64": DATA_URL, "link": link})).json()["result"]
+        assert sim.tasks[stored].image_url == sim.uploads[-1][0] != link
+        bare = (await client.post("/submit/describe", json={"base64": base64.b64encode(b"png").decode()})).json()
+        assert bare["code"] == 1
+        as_link = (await client.post("/submit/describe", json={"base64": link})).json()["result"]
+        assert sim.tasks[as_link].image_url == link
+
+        # Links Midjourney cannot read: accepted, then the task fails.
+        served_image = sim.final_url(task_id)
+        for dead in ("https://example.com/gone.png", f"{sim.base_url}/image/1234567890123456.png"):
+            dead_id = (await client.post("/submit/describe", json={"link": dead})).json()["result"]
+            while not sim.tasks[dead_id].is_finished:  # queued behind the others, then failed
+                sim.advance(dead_id)
+            failed = await fetch(client, dead_id)
+            assert (failed["status"], failed["failReason"]) == (FAILURE, f"Invalid link, {dead}")
+        fine = (await client.post("/submit/describe", json={"link": served_image})).json()["result"]
+        while not sim.tasks[fine].is_finished:
+            sim.advance(fine)
+        assert sim.tasks[fine].status == SUCCESS
+
+    async with served("novicezk") as (sim, client):
+        for body, description in (({"link": link}, "base64不能为空"), ({"base64": "fox"}, "base64格式错误")):
+            refused = (await client.post("/submit/describe", json=body)).json()
+            assert (refused["code"], refused["description"]) == (4, description)
+
+    async with served("newapi", upstream="trueai") as (sim, client):
+        relayed = (await client.post("/submit/describe", json={"link": link})).json()
+        assert relayed["code"] == 1 and sim.tasks[relayed["result"]].image_url == link
+
+
+async def test_trueai_modes_follow_path_filter_and_prompt_flags():
+    async with served("trueai") as (sim, client):
+
+        async def modes(prompt: str, **extra) -> tuple[str | None, str | None]:
+            task = sim.tasks[(await imagine(client, prompt, **extra))["result"]]
+            return task.mode, task.request_mode
+
+        assert await modes("a fox") == ("FAST", None)
+        assert await modes("a fox --relax") == ("RELAX", "RELAX")
+        assert await modes("a fox --Fast") == ("FAST", "FAST")  # --fast in any case
+        assert await modes("a fox --TURBO") == ("FAST", None)  # --relax / --turbo: case-sensitive
+        assert await modes("a fox --turbo", accountFilter={"modes": ["relax"]}) == ("RELAX", "RELAX")
+        async with httpx.AsyncClient(base_url=sim.speed_url("turbo"), headers=GOOD_HEADERS["trueai"]) as turbo:
+            path = (await imagine(turbo, "a fox --relax"))["result"]
+        assert (sim.tasks[path].mode, sim.tasks[path].request_mode) == ("TURBO", "TURBO")  # the path first
+
+        upper = (await imagine(client, "a fox --TURBO"))["result"]
+        sim.succeed(upper)  # TaskInfo.SuccessUpdate reads the final prompt in any case
+        assert (await fetch(client, upper))["mode"] == "TURBO"
+        parent = (await imagine(client, "a fox --relax"))["result"]
+        sim.succeed(parent)
+        child = (await action(client, parent, sim.tasks[parent].buttons[0]["customId"])).json()["result"]
+        assert sim.tasks[child].mode == "FAST"  # GetInstanceByTask: not the parent's
+        sim.succeed(child)
+        assert sim.tasks[child].mode == "RELAX"  # its final prompt says --relax
+
+    async with served("newapi", upstream="trueai") as (sim, client):
+        relax_url = f"http://127.0.0.1:{sim.port}/mj-relax/mj"
+        async with httpx.AsyncClient(base_url=relax_url, headers=GOOD_HEADERS["newapi"]) as relax:
+            stripped = (await imagine(relax, "a fox"))["result"]
+            flagged = (await imagine(relax, "a fox --relax"))["result"]
+            assert (await fetch(relax, stripped))["status"] == ""  # fetch works under the prefix too
+        assert sim.last_request("/submit/imagine").prefix == "/mj-relax/mj"
+        assert (sim.tasks[stripped].mode, sim.tasks[stripped].request_mode) == ("FAST", None)
+        assert sim.tasks[flagged].mode == "RELAX"  # the flag goes through (MjModeClearEnabled off)
+        sim.gateway_poll()
+        assert "mode" not in await fetch(client, stripped)  # new-api's copy has no mode
+
+
+async def test_trueai_remix_account_setting_and_enable_remix():
+    async with served("trueai") as (sim, client):
+        grid = succeeded(sim)
+        job_hash = sim.tasks[grid].job_hash
+        held = len(sim.tasks)
+        for custom_id in (f"MJ::JOB::variation::1::{job_hash}", f"MJ::JOB::upsample::1::{job_hash}"):
+            refused = (await action(client, grid, custom_id, enableRemix=True)).json()
+            assert (refused["code"], refused["description"]) == (4, "当前账号不支持 remix，请开启 remix 功能")
+        assert len(sim.tasks) == held  # no task made
+        plain = (await action(client, grid, f"MJ::JOB::variation::1::{job_hash}", enableRemix=False)).json()
+        assert plain["code"] == 1
+        bad = (await action(client, grid, f"MJ::JOB::variation::1::{job_hash}", enableRemix="yes")).json()
+        assert bad["message"].startswith(
+            "The JSON value could not be converted to System.Nullable`1[System.Boolean]. Path: $.enableRemix"
+        )
+        unknown = (await action(client, grid, f"MJ::Foo::1::{job_hash}")).json()
+        assert (unknown["code"], unknown["description"]) == (4, "未知的 Action 类型")
+        running = sim.add_task().id
+        early = (await action(client, running, f"MJ::JOB::upsample::1::{job_hash}")).json()
+        assert (early["code"], early["description"]) == (4, "关联任务状态错误")
+
+    async with served("trueai", remix=True) as (sim, client):
+        upscale = succeeded(sim, "a red fox", "UPSCALE")
+        h = sim.tasks[upscale].job_hash
+        waits = {
+            "MJ::JOB::pan_left::1::{h}::SOLO": True,
+            "MJ::JOB::low_variation::1::{h}::SOLO": True,
+            "MJ::JOB::animate_high::1::{h}::SOLO": True,
+            "MJ::JOB::reroll::0::{h}::SOLO": True,
+            "MJ::Outpaint::50::1::{h}::SOLO": False,  # zooms never wait for Remix
+            "MJ::JOB::upsample_v7_2x_subtle::1::{h}::SOLO": False,
+        }
+        for template, wait in waits.items():
+            answer = (await action(client, upscale, template.format(h=h))).json()
+            if wait:
+                assert (answer["code"], answer["properties"]) == (21, {"finalPrompt": "a red fox", "remix": True})
+                assert sim.tasks[answer["result"]].status == MODAL
+            else:
+                assert answer["code"] == 1 and sim.tasks[answer["result"]].status == SUBMITTED, template
+
+    async with served("trueai", remix=True, remix_auto_submit=True) as (sim, client):
+        grid = succeeded(sim, "a red fox --ar 3:2")
+        variation = f"MJ::JOB::variation::2::{sim.tasks[grid].job_hash}"
+        auto = (await action(client, grid, variation)).json()
+        assert auto["code"] == 1  # SubmitModal at once with the parent's promptEn
+        task = sim.tasks[auto["result"]]
+        assert (task.status, task.prompt) == (SUBMITTED, "a red fox --ar 3:2")
+        forced = (await action(client, grid, variation, enableRemix=True)).json()
+        assert forced["code"] == 21 and sim.tasks[forced["result"]].status == MODAL

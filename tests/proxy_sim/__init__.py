@@ -23,6 +23,14 @@ project (``shared/docs/mj-proxy-contract.md`` beside the repository), chosen by
   body (HTTP 200 ``{"success": false, "code": -1, "message": ..., "timestamp": ...}``):
   ``fail_next(path, kind="logic", description=...)`` or ``user_core_size`` /
   ``user_queue_size``; so does a body its JSON binding refuses (a field of the wrong type).
+  ``/submit/shorten`` makes a SHORTEN task whose ``description`` and ``properties.finalPrompt``
+  hold five shorter prompts (1️⃣-5️⃣ under "## Shortened prompts", made from the prompt's words)
+  with ``MJ::Job::PromptAnalyzer::<n>`` buttons that /submit/action refuses (shorten.py);
+  ``POST /task/{id}/cancel`` (admins only: ``admin``) fails the task with ``取消任务`` and
+  ``GET /task/{id}/image-seed`` answers the seed of a finished task (task_routes.py); describe
+  takes ``link`` (``dead_links``); ``mode`` / ``requestMode`` follow the path, the account filter
+  and the prompt's ``--fast`` / ``--relax`` / ``--turbo`` (modes.py); Remix: ``remix``,
+  ``remix_auto_submit`` and ``"enableRemix": true`` in /submit/action (actions.py).
 - ``"newapi"``: the QuantumNous (formerly Calcium-Ion) new-api gateway in front of an
   ``upstream`` (``"novicezk"`` or ``"trueai"``): Bearer keys, "code":22 turned into 1
   (21 too, except Custom Zoom / Vary (Region)), its own 400 errors, customIds it cannot
@@ -30,7 +38,10 @@ project (``shared/docs/mj-proxy-contract.md`` beside the repository), chosen by
   models a key may not use with 403 (``denied_models``), the web UI's index.html (200)
   for every path it has no route for, ``?rand=<ns>`` on the preview URL at every read
   until SUCCESS, and a stale copy of each task refreshed only by its own poll
-  (``gateway_poll()``, or every ``gateway_poll_s`` in poll and time modes).
+  (``gateway_poll()``, or every ``gateway_poll_s`` in poll and time modes). It serves
+  ``/mj-fast/mj``, ``/mj-relax/mj`` and ``/mj-turbo/mj`` too and strips them before relaying,
+  relays ``/submit/shorten`` (billed ``mj_shorten``) and ``/task/{id}/image-seed`` (re-encoded),
+  and has no cancel route.
 
 Every fact above is taken from the servers' source; the comment next to each behaviour
 names the file (the contract doc shared with the project, shared/docs/mj-proxy-contract.md
@@ -65,7 +76,9 @@ Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``
 
 The package, module by module: timeline.py (Step, timelines, constants), tasks.py (SimTask and
 the records), wire.py (answer bodies and checks), buttons.py (trueai's buttons), flavours.py
-(novicezk / trueai / new-api), newapi_rules.py (new-api's keys, customIds, pages),
+(novicezk / trueai / new-api), newapi_rules.py (new-api's keys, customIds, pages), modes.py
+(trueai's speed modes), actions.py (trueai's /submit/action and /submit/modal, Remix),
+shorten.py (/submit/shorten), task_routes.py (cancel, image-seed, describe links),
 trueai_input.py (trueai's JSON binding and image inputs), images.py (small PNG and MP4 bytes),
 photo.py (photo-sized PNGs, WebP thumbnails), server.py (ProxySim), with its parts in
 scripting.py, submits.py, videos.py, uploads.py, delivery.py, failures.py, gateway.py,
@@ -76,6 +89,7 @@ from .buttons import UPSCALE_EMOJI
 from .images import mp4_bytes, png_bytes
 from .newapi_rules import NEWAPI_INDEX_HTML
 from .server import ProxySim
+from .shorten import SHORTEN_MARKS, shorten_description, shortened_prompts
 from .tasks import Delivery, RecordedRequest, SimTask
 from .timeline import (
     CANCEL,
@@ -107,8 +121,11 @@ __all__ = [
     "Delivery",
     "ProxySim",
     "RecordedRequest",
+    "SHORTEN_MARKS",
     "SimTask",
     "Step",
     "mp4_bytes",
     "png_bytes",
+    "shorten_description",
+    "shortened_prompts",
 ]

@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--secret", default=None, help="require this secret (in the flavour's auth header)")
     parser.add_argument("--long-custom-ids", action="store_true", help="trueai: customIds over 100 characters")
     parser.add_argument("--remix", action="store_true", help="trueai: actions wait for /submit/modal")
+    parser.add_argument("--remix-auto-submit", action="store_true", help="trueai: with --remix, run them at once")
+    parser.add_argument("--not-admin", action="store_true", help="trueai: the secret is no admin's (no cancel)")
+    parser.add_argument(
+        "--dead-link", action="append", default=[], help="trueai: a describe link Midjourney cannot read"
+    )
     parser.add_argument("--no-video", action="store_true", help="trueai: video off (no Animate, no /submit/video)")
     parser.add_argument("--user-core-size", type=int, default=None, help="trueai: IN_PROGRESS tasks allowed")
     parser.add_argument("--user-queue-size", type=int, default=None, help="trueai: waiting tasks allowed")
@@ -53,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
             upstream=args.upstream,
             long_custom_ids=args.long_custom_ids,
             remix=args.remix,
+            remix_auto_submit=args.remix_auto_submit,
+            admin=not args.not_admin,
+            dead_links=args.dead_link,
             video=not args.no_video,
             user_core_size=args.user_core_size,
             user_queue_size=args.user_queue_size,

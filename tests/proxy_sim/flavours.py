@@ -17,7 +17,9 @@ from .buttons import (
     _video_buttons,
     _video_extend_buttons,
 )
-from .newapi_rules import NewApiReject, newapi_action, newapi_key, newapi_request_id
+from .modes import settle_mode
+from .newapi_rules import SUBMIT_ACTIONS, NewApiReject, newapi_action, newapi_key, newapi_request_id
+from .shorten import finish_shorten
 from .tasks import SimTask
 from .timeline import API_PREFIX, GRID_ACTIONS, SPEED_PREFIXES, SUCCESS
 from .trueai_input import body_error
@@ -125,8 +127,8 @@ class _TrueaiFlavour(_Flavour):
 
     name = "trueai"
     prefixes = (API_PREFIX, *SPEED_PREFIXES)
-    _submits = ("imagine", "action", "modal", "describe", "blend", "video", "upload-discord-images")
-    endpoints = frozenset((*_submits, "fetch", "list-by-condition", "list"))
+    _submits = ("imagine", "action", "modal", "describe", "blend", "video", "upload-discord-images", "shorten")
+    endpoints = frozenset((*_submits, "fetch", "list-by-condition", "list", "cancel", "image-seed"))
     # Kestrel's MaxRequestBodySize: 30,000,000 bytes unless KESTREL_MAX_REQUEST_BODY_SIZE (Program.cs)
     # says otherwise; over it, 413 with an empty body.
     max_body = 30_000_000
@@ -163,6 +165,7 @@ class _TrueaiFlavour(_Flavour):
             parentId=task.parent_id,
             seed=task.seed,
             mode=task.mode,
+            requestMode=task.request_mode,
             botType=task.bot_type,
             customId=task.custom_id,
             contentType=task.content_type,
@@ -197,9 +200,16 @@ class _TrueaiFlavour(_Flavour):
         return data
 
     def on_save(self, task: SimTask) -> None:
+        if task.action == "SHORTEN":
+            task.image_url = None  # its replies carry no image (shorten.py)
         if task.status != SUCCESS:
             task.buttons = []  # none while running, waiting, failed or cancelled
             task.content_type = None
+            return
+        settle_mode(task)  # Models/TaskInfo.cs SuccessUpdate (modes.py)
+        if task.action == "SHORTEN":
+            finish_shorten(task)  # the analysis, its buttons, no image, no seed
+            settle_mode(task)  # the analysis is now the final prompt
             return
         sim = self.sim
         if task.seed is None:
@@ -227,10 +237,12 @@ class _NewApiFlavour(_Flavour):
     """Calcium-Ion/new-api (Go): a gateway relaying /mj to ``upstream``, with its own task copies."""
 
     name = "newapi"
-    # router/relay-router.go registerMjRouterGroup (its /task/{id}/image-seed, /submit/shorten,
-    # /submit/edits, /insight-face/swap are not simulated).
-    _submits = ("imagine", "change", "action", "modal", "describe", "blend", "video", "upload-discord-images")
-    endpoints = frozenset((*_submits, "fetch", "list-by-condition"))
+    # router/relay-router.go registerMjRouterGroup, under /mj and /:mode/mj (the prefix is stripped
+    # before relaying: relay/mjproxy_handler.go getMjRequestPath); its /submit/edits,
+    # /submit/simple-change and /insight-face/swap are not simulated.
+    prefixes = (API_PREFIX, *SPEED_PREFIXES)
+    _submits = ("change", *_TrueaiFlavour._submits)  # trueai's, plus /submit/change
+    endpoints = frozenset((*_submits, "fetch", "list-by-condition", "image-seed"))
 
     def __init__(self, sim: ProxySim, upstream: _Flavour) -> None:
         super().__init__(sim)
@@ -309,14 +321,7 @@ class _NewApiFlavour(_Flavour):
         elif kind == "change":
             action = str(body.get("action") or "")
         else:
-            action = {
-                "imagine": "IMAGINE",
-                "describe": "DESCRIBE",
-                "blend": "BLEND",
-                "modal": "MODAL",
-                "video": "VIDEO",
-                "upload-discord-images": "UPLOAD",
-            }[kind]
+            action = SUBMIT_ACTIONS[kind]
         return "mj_" + action.lower(), action  # CovertMjpActionToModelName
 
     def _refusal(self, kind: str, body: dict) -> str | None:
@@ -324,8 +329,8 @@ class _NewApiFlavour(_Flavour):
         if kind == "imagine":
             prompt = body.get("prompt")
             return None if isinstance(prompt, str) and prompt.strip() else "prompt_is_required"
-        if kind in ("describe", "blend", "upload-discord-images"):
-            return None  # the upstream checks the images
+        if kind in ("describe", "blend", "upload-discord-images", "shorten"):
+            return None  # the upstream checks the images (and a shorten's prompt: nothing checks it)
         task_id = body.get("taskId")
         if not task_id:
             # relay/mjproxy_handler.go: /submit/video without a taskId is relayed as it is.
@@ -353,7 +358,10 @@ class _NewApiFlavour(_Flavour):
             return self.openai_error(400, f"无效的请求，{reject.description}")  # distributor.invalid_request
         if model in sim.denied_models:
             return self.openai_error(403, f"该令牌无权访问模型 {model}")  # distributor.token_model_forbidden
-        if kind in ("action", "modal", "video", "upload-discord-images") and self.upstream.name == "novicezk":
+        if (
+            kind in ("action", "modal", "video", "upload-discord-images", "shorten")
+            and self.upstream.name == "novicezk"
+        ):
             # Relayed to a server without that route: its 404 comes back as it was.
             return _spring_error(404, f"{API_PREFIX}/submit/{kind}")
         refusal = self._refusal(kind, body)

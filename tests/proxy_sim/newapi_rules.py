@@ -52,6 +52,19 @@ def newapi_action(custom_id: Any) -> str:
     raise NewApiReject(f"unknown_action:{custom_id}")
 
 
+# The action new-api gives each submit route (service/midjourney.go GetMjRequestModel; the model
+# billed is "mj_" + the action in lower case: mj_shorten for /submit/shorten).
+SUBMIT_ACTIONS = {
+    "imagine": "IMAGINE",
+    "describe": "DESCRIBE",
+    "blend": "BLEND",
+    "modal": "MODAL",
+    "video": "VIDEO",
+    "upload-discord-images": "UPLOAD",
+    "shorten": "SHORTEN",
+}
+
+
 def newapi_request_id() -> str:
     """common.NewRequestId's shape: time string, nanoseconds, 8 random characters."""
     now = time.time_ns()

@@ -97,7 +97,8 @@ class _ScriptingMixin:
         return task
 
     def cancel(self, task_id: str, reason: str = "任务已取消") -> SimTask:
-        """Cancel a task now, as trueai can: CANCEL (terminal), failReason, progress kept."""
+        """Give a task status CANCEL now (terminal), failReason, progress kept: trueai's enum has
+        it, but trueai's own ``POST /task/{id}/cancel`` makes FAILURE ``取消任务`` (task_routes.py)."""
         task = self.tasks[task_id]
         task.status, task.fail_reason = CANCEL, reason
         self._save(task)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.core.background import wait_event
 
+from .actions import _ActionMixin
 from .delivery import _DeliveryMixin, _Push, _PushFault
 from .failures import _FailureMixin, _ScriptedFailure
 from .flavours import _FLAVOURS, _Flavour, _NewApiFlavour
@@ -23,7 +24,9 @@ from .gateway import _GatewayMixin
 from .handlers import _HttpMixin
 from .media import _MediaMixin
 from .scripting import _ScriptingMixin
+from .shorten import _ShortenMixin
 from .submits import _SubmitMixin
+from .task_routes import _TaskRoutesMixin
 from .tasks import Delivery, RecordedRequest, SimTask, _new_task_id, _now_ms
 from .timeline import (
     API_PREFIX,
@@ -46,6 +49,9 @@ _UNSET: Any = object()
 class ProxySim(
     _ScriptingMixin,
     _SubmitMixin,
+    _ActionMixin,
+    _ShortenMixin,
+    _TaskRoutesMixin,
     _VideoMixin,
     _UploadMixin,
     _DeliveryMixin,
@@ -58,8 +64,15 @@ class ProxySim(
 
     Options for the other flavours: ``upstream`` (new-api only: "novicezk" or "trueai",
     the server behind it), ``long_custom_ids`` (trueai buttons: a job hash long enough
-    that some customIds pass Discord's 100 characters), ``remix`` (trueai: every action
-    but an upscale waits for /submit/modal, like an account in Remix mode),
+    that some customIds pass Discord's 100 characters), ``remix`` (trueai: the account's
+    Remix is on: a pan, a variation, a video or a reroll waits for /submit/modal, code 21;
+    off, ``"enableRemix": true`` in /submit/action is refused), ``remix_auto_submit`` (trueai:
+    the account's RemixAutoSubmit: with ``remix`` those actions run at once with the parent's
+    prompt, unless the action says ``"enableRemix": true``; actions.py), ``admin`` (trueai: the
+    secret is an admin's token, as needed by ``POST /task/{id}/cancel``; False: every cancel is
+    refused with HTTP 400; on), ``dead_links`` (trueai: describe links Midjourney cannot read:
+    such a DESCRIBE fails with failReason ``"Invalid link, <link>"``; the sim's own URLs that
+    serve no image count as dead too; task_routes.py),
     ``gateway_poll_s`` (new-api: seconds between its polls of the upstream in poll and
     time modes; None: only gateway_poll()), ``gateway_notify`` (new-api passes the
     notifyHook of a submit on to the upstream; off, as by default in new-api),
@@ -79,7 +92,15 @@ class ProxySim(
     high-quality JPEG or WebP of it a megabyte or two (made with Pillow once per task, in
     about half a second). ``cut_media(task_id, times)`` cuts downloads of a task's final
     media halfway. ``uploads`` lists every image trueai stored, ``(url, bytes,
-    content_type)``: /submit/upload-discord-images, and the images of an imagine or a video.
+    content_type)``: /submit/upload-discord-images, and the images of an imagine, a video or
+    a describe.
+
+    trueai's extra routes: ``POST /submit/shorten`` (a SHORTEN task; its shorter prompts are
+    ``shorten.shortened_prompts(prompt)``), ``POST /task/{id}/cancel`` and ``GET
+    /task/{id}/image-seed`` (the seed is ``sim.tasks[id].seed``, set when a task succeeds;
+    deterministic with ``seed=``); new-api relays shorten and image-seed. A task's
+    ``request_mode`` (trueai's ``requestMode``) is the mode asked for, ``mode`` the one it
+    runs and ended in; the path a request came in on is ``RecordedRequest.prefix``.
     """
 
     def __init__(
@@ -112,6 +133,9 @@ class ProxySim(
         user_queue_size: int | None = None,
         image_urls: bool = True,
         denied_models: Iterable[str] = (),
+        remix_auto_submit: bool = False,
+        admin: bool = True,
+        dead_links: Iterable[str] = (),
     ) -> None:
         if flavour == "new-api":
             flavour = "newapi"
@@ -169,6 +193,9 @@ class ProxySim(
         self._ids_rng = random.Random(seed)  # trueai job hashes and seeds, apart from the jitter's
         self.long_custom_ids = long_custom_ids
         self.remix = remix
+        self.remix_auto_submit = remix_auto_submit  # trueai: the account's RemixAutoSubmit
+        self.admin = admin  # trueai: the secret is an admin's token (cancel needs one)
+        self.dead_links = set(dead_links)  # trueai: describe links Midjourney cannot read
         self.gateway_poll_s = gateway_poll_s
         self.gateway_notify = gateway_notify
         self.quota_exhausted = False  # new-api: refuse every submit with quota_not_enough
@@ -306,10 +333,13 @@ class ProxySim(
             "describe": ("POST", "/submit/describe", self._submit),
             "blend": ("POST", "/submit/blend", self._submit),
             "video": ("POST", "/submit/video", self._submit),
+            "shorten": ("POST", "/submit/shorten", self._submit),
             "upload-discord-images": ("POST", "/submit/upload-discord-images", self._submit),
             "fetch": ("GET", "/task/{id}/fetch", self._fetch),
             "list-by-condition": ("POST", "/task/list-by-condition", self._list_by_condition),
             "list": ("GET", "/task/list", self._list_all),
+            "cancel": ("POST", "/task/{id}/cancel", self._cancel),
+            "image-seed": ("GET", "/task/{id}/image-seed", self._image_seed),
         }
         for prefix in self._flavour.prefixes:
             for name, (method, path, handler) in routes.items():

@@ -1,6 +1,7 @@
-"""The submit logic of the server holding the tasks: imagine, change, action, modal, describe and
-blend (video and uploads: videos.py, uploads.py), trueai's binding of a body to its DTO,
-admission to the running slots or the queue, and trueai's NewTask checks."""
+"""The submit logic of the server holding the tasks: imagine, change, describe and blend (action
+and modal: actions.py; shorten: shorten.py; video and uploads: videos.py, uploads.py), trueai's
+binding of a body to its DTO, admission to the running slots or the queue, and trueai's NewTask
+checks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import uuid
 
 from aiohttp import web
 
-from .buttons import _WINDOW_WAIT, _action_of, _video_batch_size
+from .buttons import _video_batch_size
+from .modes import requested_mode
+from .task_routes import INVALID_LINK
 from .tasks import SimTask, _description
 from .timeline import (
     CHANGE_ACTIONS,
@@ -19,13 +22,12 @@ from .timeline import (
     DISCORD_INSTANCE_ID,
     FAILURE,
     IN_PROGRESS,
-    MODAL,
     NOT_START,
     SUBMITTED,
     SUCCESS,
     Step,
 )
-from .trueai_input import bind, parse_images
+from .trueai_input import bind, parse_image, parse_images
 from .videos import asks_for_video
 from .wire import _is_data_url, _logic_error, _Outcome, _parse_index
 
@@ -60,26 +62,65 @@ class _SubmitMixin:
             return self._do_blend(body, speed)
         if kind == "video":
             return self._do_video(body, speed)
+        if kind == "shorten":
+            return self._do_shorten(body, speed)
         return self._do_modal(body)
 
     def _do_describe(self, body: dict, speed: str | None) -> _Outcome | web.Response:
         """/submit/describe: four prompts for one image, numbered 1️⃣-4️⃣ and separated by blank
-        lines in ``properties.finalPrompt`` (and ``prompt``), as Midjourney writes them."""
-        image = body.get("base64")
-        if not _is_data_url(image):
+        lines in ``properties.finalPrompt`` (and ``prompt``), as Midjourney writes them.
+
+        novicezk (controller/SubmitController.java describe) reads only ``base64``: blank is code 4
+        ``base64不能为空``, not a data URL ``base64格式错误``. trueai (Controllers/SubmitController.cs
+        Describe) takes ``base64`` or ``link``: neither is ``base64或link不能为空``, a link not matching
+        ``^https?://.+`` is ``链接格式错误`` (checked first), a base64 DataUrl.Parse refuses is
+        ``base64格式错误``; base64 wins over link. Services/TaskService.cs SubmitDescribe hands a link
+        (or a base64 that is a link) to Midjourney as it is and stores bytes on Discord; either URL
+        is the task's imageUrl from the start. Only Midjourney reads the link, so one it cannot
+        use fails the task later (the sim: a link in ``dead_links``, or one of its own URLs that
+        serves no image), as DiscordWebSocketService.cs fails a task on an "Invalid link" embed."""
+        link = None
+        if self._upstream.name == "trueai":
+            base64, link = body.get("base64"), body.get("link")
+            if not (base64 or "").strip() and not (link or "").strip():
+                return _Outcome(4, "base64或link不能为空")
+            if (link or "").strip() and not re.match(r"https?://.", link):
+                return _Outcome(4, "链接格式错误")
+            if (base64 or "").strip():
+                try:
+                    image = parse_image(base64)
+                except ValueError:
+                    return _Outcome(4, "base64格式错误")
+                link = image.url  # DataUrl.Parse keeps "http..." as a link
+            else:
+                image = None
+        elif not (body.get("base64") or "").strip():
+            return _Outcome(4, "base64不能为空")
+        elif not _is_data_url(body["base64"]):
             return _Outcome(4, "base64格式错误")
         limit = self._limit_refusal(body)
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Describe has no try
+        timeline = None
+        if link is not None and not self._link_usable(link):
+            if self._next_timelines:
+                self._next_timelines.pop(0)  # this task still uses up its scripted timeline
+            timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"{INVALID_LINK}, {link}"))
+        elif self._upstream.name == "trueai" and image is not None and image.url is None:
+            link = self._store_upload(image)  # UploadAsync: a Discord attachment
         prompts = "\n\n".join(f"{mark} {text}" for mark, text in zip(DESCRIBE_MARKS, DESCRIBED, strict=True))
+        mode = requested_mode(speed, body)  # NewTaskDoFilter (modes.py); no prompt to read a flag from
         task = self._new_task(
             action="DESCRIBE",
             prompt=prompts,
             prompt_en=prompts,
             description="/describe",
+            timeline=timeline,
             state=body.get("state"),
             notify_hook=body.get("notifyHook") or None,
-            mode=speed or "FAST",
+            mode=mode,  # SubmitDescribe picks no mode: the one asked for, else none until it ends
+            request_mode=mode,
+            image_url=link,
         )
         return self._admit(task)
 
@@ -96,6 +137,7 @@ class _SubmitMixin:
         limit = self._limit_refusal(body)
         if limit is not None:
             return _logic_error(limit)  # NewTask's LogicException: Blend has no try
+        mode = requested_mode(speed, body)  # trueai's NewTaskDoFilter; novicezk shows no mode
         task = self._new_task(
             action="BLEND",
             prompt="",
@@ -103,7 +145,8 @@ class _SubmitMixin:
             description=f"/blend {len(images)} {dimensions}",
             state=body.get("state"),
             notify_hook=body.get("notifyHook") or None,
-            mode=speed or "FAST",
+            mode=mode or "FAST",
+            request_mode=mode,
         )
         task.blend_dimensions = dimensions
         return self._admit(task)
@@ -193,6 +236,7 @@ class _SubmitMixin:
             if self._next_timelines:
                 self._next_timelines.pop(0)  # this task still uses up its scripted timeline
             timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason=f"Banned prompt detected: {banned}"))
+        mode = requested_mode(speed, body, prompt)  # NewTaskDoFilter, before the images go in (modes.py)
         prompt, refusal = self._imagine_images(prompt, images)
         if refusal is not None:
             return _Outcome(9, refusal)
@@ -204,7 +248,8 @@ class _SubmitMixin:
             timeline=timeline,
             state=body.get("state"),
             notify_hook=body.get("notifyHook") or None,
-            mode=speed or "FAST",
+            mode=mode or "FAST",  # ChooseInstance: FAST first when none is asked for
+            request_mode=mode,
             bot_type="NIJI_JOURNEY" if body.get("botType") in ("niji", "NIJI_JOURNEY") else "MID_JOURNEY",
             video=video,
             batch_size=_video_batch_size(prompt),
@@ -243,118 +288,6 @@ class _SubmitMixin:
             parent_id=parent_id,
             index=index,
         )
-        return self._admit(task)
-
-    _CHANGE_BUTTONS = {
-        "UPSCALE": "MJ::JOB::upsample::{}::",
-        "VARIATION": "MJ::JOB::variation::{}::",
-        "REROLL": "MJ::JOB::reroll::0::",
-    }
-
-    def _do_change_as_action(self, body: dict) -> _Outcome:
-        """new-api's /submit/change over trueai: the matching button of the parent, pressed."""
-        parent = self.tasks.get(str(body.get("taskId")))
-        if parent is None:
-            return _Outcome(3, "关联任务不存在或已失效")
-        action = body.get("action")
-        if action not in self._CHANGE_BUTTONS:
-            return _Outcome(4, "action参数错误")
-        index = _parse_index(body.get("index"))
-        if action != "REROLL" and index is None:
-            return _Outcome(4, "index参数错误")
-        prefix = self._CHANGE_BUTTONS[action].format(index)
-        custom_id = next((b["customId"] for b in parent.buttons if b["customId"].startswith(prefix)), None)
-        if custom_id is None:
-            return _Outcome(4, "关联任务状态错误")
-        return self._do_action({**body, "customId": custom_id}, None)
-
-    def _do_action(self, body: dict, speed: str | None) -> _Outcome | web.Response:
-        """trueai's /submit/action: press one of the task's buttons (Controllers/SubmitController.cs
-        Action, Services/TaskService.cs SubmitAction)."""
-        task_id, custom_id = body.get("taskId"), body.get("customId")
-        if not task_id or not str(task_id).strip() or not isinstance(custom_id, str) or not custom_id.strip():
-            return _Outcome(4, "参数错误")
-        parent = self.tasks.get(str(task_id).strip())
-        if parent is None:
-            return _Outcome(3, "关联任务不存在或已失效")
-        parsed = _action_of(custom_id)
-        if parsed is None or not any(b["customId"] == custom_id for b in parent.buttons):
-            return _Outcome(4, "无效的customId")
-        limit = self._limit_refusal(body)
-        if limit is not None:  # NewTask's LogicException: no try around it in Action
-            return _logic_error(limit)
-        action, index = parsed
-        video = False
-        batch_size = 4
-        if custom_id.startswith("MJ::JOB::reroll::"):
-            # SubmitController.Action: rerolling an upscale submits the prompt again (IMAGINE); a
-            # video, an HD upscale keep their action. (The sim keeps REROLL for grids, as before.)
-            action = {"UPSCALE": "IMAGINE", "VIDEO": "VIDEO", "UPSCALE_HD": "UPSCALE_HD"}.get(parent.action, action)
-            video = action == "VIDEO"
-        if action == "VIDEO":
-            video = True
-            batch_size = _video_batch_size(parent.final_prompt or parent.prompt)  # TaskInfo.GetVideoBatchSize
-        elif custom_id.startswith("MJ::JOB::video_virtual_upscale::"):
-            video = True  # one video of the batch, action UPSCALE, an .mp4 (TaskService.cs)
-        inpaint = custom_id.startswith("MJ::Inpaint::")
-        task = self._new_task(
-            action=action,
-            prompt="" if inpaint else parent.prompt,  # Vary (Region) clears the prompt
-            prompt_en="" if inpaint else parent.prompt_en,
-            description=_description(action, parent.prompt, parent.id, index),
-            final_prompt="" if inpaint else parent.final_prompt,
-            state=body.get("state"),
-            notify_hook=body.get("notifyHook") or None,
-            parent_id=parent.id,
-            index=index,
-            mode=speed or parent.mode,
-            bot_type=parent.bot_type,
-            custom_id=custom_id,
-            video=video,
-            batch_size=batch_size,
-        )
-        # Custom Zoom and Vary (Region) always wait for /submit/modal (a prompt; a mask for the
-        # region), answering 21 with remix true (TaskService.cs SubmitAction); in Remix mode
-        # every action but an upscale does too.
-        remix = self.remix and action not in ("UPSCALE", "UPSCALE_HD")
-        if custom_id.startswith("MJ::CustomZoom::") or inpaint or remix:
-            self._register(task)
-            task.status = MODAL
-            if custom_id.startswith("MJ::CustomZoom::"):
-                task.description = _WINDOW_WAIT
-            self._save(task)
-            return _Outcome(
-                21,
-                _WINDOW_WAIT,
-                task.id,
-                {"finalPrompt": task.prompt_en, "remix": True, "discordInstanceId": DISCORD_INSTANCE_ID},
-            )
-        return self._admit(task)
-
-    def _do_modal(self, body: dict) -> _Outcome:
-        """trueai's /submit/modal: the prompt of a MODAL task, which then runs."""
-        task_id = body.get("taskId")
-        if not task_id or not str(task_id).strip():
-            return _Outcome(4, "参数错误")
-        task = self.tasks.get(str(task_id).strip())
-        if task is None:
-            return _Outcome(3, "关联任务不存在或已失效")
-        if not task.is_modal:
-            return _Outcome(4, "任务状态错误")
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            # Controllers/SubmitController.cs Modal: no prompt -> the parent's (else the task's own).
-            parent = self.tasks.get(task.parent_id or "")
-            prompt = (parent.prompt or parent.final_prompt) if parent is not None else task.prompt
-        if not prompt or not prompt.strip():
-            return _Outcome(4, "prompt不能为空")
-        task.prompt = task.prompt_en = task.final_prompt = prompt.strip()
-        if task.custom_id and task.custom_id.startswith("MJ::Inpaint::"):
-            task.mask = _is_data_url(body.get("maskBase64"))
-            if not task.mask:
-                # DiscordService.cs InpaintAsync posts the job without a mask; Discord refuses it,
-                # and the task fails with "提交失败".
-                task.timeline = (Step(SUBMITTED, "0%"), Step(FAILURE, "", fail_reason="提交失败"))
         return self._admit(task)
 
     def _limit_refusal(self, body: dict | None = None) -> str | None:

@@ -52,7 +52,10 @@ class SimTask:
     # trueai only (novicezk's JSON has none of these):
     buttons: list[dict[str, Any]] = field(default_factory=list)  # set on SUCCESS, [] otherwise
     seed: str | None = None  # set on SUCCESS
-    mode: str = "FAST"  # FAST / RELAX / TURBO: from the /mj-<speed>/mj prefix used
+    # FAST / RELAX / TURBO: the mode it runs (and ended) in; trueai's "mode" (None: not chosen
+    # yet, a describe without a path mode), and "requestMode", the mode asked for (modes.py).
+    mode: str | None = "FAST"
+    request_mode: str | None = None
     bot_type: str = "MID_JOURNEY"
     custom_id: str | None = None  # the button an action task was made from
     job_hash: str | None = None  # the <hash> in its buttons' customIds

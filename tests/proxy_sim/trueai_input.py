@@ -26,6 +26,7 @@ _DTO_NAMESPACE = "Midjourney.Base.Dto."
 # The DTO each route binds its body to (Controllers/SubmitController.cs, TaskController.cs).
 DTO_NAMES = {
     "imagine": "SubmitImagineDTO",
+    "shorten": "SubmitImagineDTO",
     "action": "SubmitActionDTO",
     "modal": "SubmitModalDTO",
     "describe": "SubmitDescribeDTO",
@@ -38,6 +39,7 @@ DTO_NAMES = {
 _TYPE_NAMES = {
     "string": "System.String",
     "bool": "System.Boolean",
+    "bool?": "System.Nullable`1[System.Boolean]",
     "int?": "System.Nullable`1[System.Int32]",
     "strings": "System.Collections.Generic.List`1[System.String]",
     "filter": _DTO_NAMESPACE + "AccountFilter",
@@ -67,7 +69,18 @@ SPECS: dict[str, dict[str, str]] = {
         "batchSize": "int?",
     },
     "upload-discord-images": {**_BASE, "base64Array": "strings", "accountFilter": "filter"},
+    # Dto/SubmitDescribeDTO.cs, Dto/SubmitActionDTO.cs (its "tools" list is not simulated).
+    "describe": {
+        **_BASE,
+        "botType": "string",
+        "base64": "string",
+        "link": "string",
+        "accountFilter": "filter",
+        "language": "string",
+    },
+    "action": {**_BASE, "taskId": "string", "customId": "string", "enableRemix": "bool?", "strong": "bool?"},
 }
+SPECS["shorten"] = SPECS["imagine"]  # Controllers/SubmitController.cs Shorten binds SubmitImagineDTO
 _INT32 = range(-(2**31), 2**31)
 _WHITESPACE = re.compile(r"\s*")
 
@@ -125,6 +138,8 @@ def _convert(kind: str, value: Any) -> tuple[bool, Any]:
         return value is None or isinstance(value, str), value
     if kind == "bool":
         return isinstance(value, bool), value
+    if kind == "bool?":
+        return value is None or isinstance(value, bool), value
     if kind == "int?":
         if value is None:
             return True, None

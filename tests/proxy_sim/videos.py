@@ -28,6 +28,7 @@ import re
 from aiohttp import web
 
 from .buttons import _video_batch_size
+from .modes import prompt_mode
 from .timeline import SUCCESS
 from .trueai_input import parse_image
 from .wire import _logic_error, _Outcome
@@ -106,7 +107,9 @@ class _VideoMixin:
             notify_hook=body.get("notifyHook") or None,
             parent_id=parent.id if parent is not None else None,
             index=index + 1 if isinstance(index, int) else None,  # video_virtual_upscale::<index + 1>
-            mode=speed or (parent.mode if parent is not None else "FAST"),
+            # SubmitController.cs Video: the path's mode, else the prompt's flag in any case (modes.py).
+            mode=speed or prompt_mode(prompt, any_case=True) or (parent.mode if parent is not None else "FAST"),
+            request_mode=speed,
             bot_type=parent.bot_type if parent is not None else "MID_JOURNEY",
             video=True,
             batch_size=_video_batch_size(composed),
