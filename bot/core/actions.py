@@ -18,6 +18,7 @@ class Action(str, enum.Enum):
     ZOOM = "ZOOM"  # zoom out / custom zoom (trueai's Outpaint, CustomZoom)
     PAN = "PAN"
     VIDEO = "VIDEO"  # Animate, Extend, /animate: a batch of short videos
+    SHORTEN = "SHORTEN"  # /shorten: shorter prompts to imagine
     ACTION = "ACTION"  # another of the server's buttons
 
     @property

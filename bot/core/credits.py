@@ -108,6 +108,7 @@ def price_name(action: Action, button: TaskButton | None = None) -> str:
         Action.ZOOM: "mj_zoom",
         Action.PAN: "mj_pan",
         Action.VIDEO: "mj_video",
+        Action.SHORTEN: "mj_shorten",
     }.get(action, "mj_other")
 
 

@@ -371,3 +371,43 @@ class TooManyOptions(UserInputError):
 
 class OptionNotFound(UserInputError):
     key = "prefer.no_option"  # params: name
+
+
+class CancelRefused(ProxyError):
+    """The server would not cancel the task (trueai cancels only with an admin's token)."""
+
+    key = "cancel.refused"
+
+
+class SeedUnavailable(ProxyError):
+    """The server has no seed for the task (not finished on Discord, or none found)."""
+
+    key = "seed.unavailable"
+
+
+class DescribeNeedsOneImage(UserInputError):
+    key = "describe.one_image"
+
+
+class BadImageLink(UserInputError):
+    key = "describe.bad_link"
+
+
+class LinkUnsupported(UserInputError):
+    """The server describes attached images only (novicezk reads only base64)."""
+
+    key = "describe.link_unsupported"
+
+
+class ShortenUnsupported(UserInputError):
+    """The server has no /submit/shorten (novicezk)."""
+
+    key = "shorten.unsupported"
+
+
+class CancelUnsupported(UserInputError):
+    key = "cancel.unsupported"
+
+
+class SeedUnsupported(UserInputError):
+    key = "seed.unsupported"

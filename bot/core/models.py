@@ -12,11 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bot.core.actions import Action as Action
 from bot.core.actions import TaskButton as TaskButton
 from bot.core.results import DESCRIBE_MARKS as DESCRIBE_MARKS
-from bot.core.results import MAX_VIDEOS, MediaLink, MediaNote, is_video_url
+from bot.core.results import MAX_VIDEOS, MediaLink, MediaNote, is_video_url, shortened_prompts
+from bot.core.results import PROMPT_MARKS as PROMPT_MARKS
 from bot.core.results import ImageFile as ImageFile
 from bot.core.results import describe_prompts as describe_prompts
 from bot.core.results import image_identity as image_identity
 from bot.core.results import message_link as message_link
+
+
+def offered_prompts(job: Job) -> list[str]:
+    """The prompts a finished /describe or /shorten answer offers to imagine ([] for other jobs)."""
+    if job.action is Action.DESCRIBE:
+        return describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+    if job.action is Action.SHORTEN:
+        return shortened_prompts(job.final_prompt)
+    return []
 
 
 class Status(str, enum.Enum):
@@ -64,6 +74,7 @@ class ProxyTask(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     buttons: tuple[TaskButton, ...] = ()
     content_type: str | None = Field(default=None, alias="contentType")  # trueai: "video/mp4" for videos
+    bot_type: str | None = Field(default=None, alias="botType")  # trueai's tasks only (TaskInfo.cs)
     video_url: str | None = Field(default=None, alias="videoUrl")
     video_urls: tuple[MediaLink, ...] = Field(default=(), alias="videoUrls")  # a batch: [{url, thumbnail}]
     image_urls: tuple[MediaLink, ...] = Field(default=(), alias="imageUrls")  # a grid's four images (trueai)

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from bot.core.errors import BadParameter, BannedWord, EmptyPrompt, PromptTooLong
+from bot.core.errors import BadImageLink, BadParameter, BannedWord, EmptyPrompt, PromptTooLong
 
 MAX_PROMPT_LENGTH = 4000  # characters after normalising; Midjourney rejects much longer prompts
 
@@ -77,6 +78,20 @@ def check_prompt(text: str, *, banned_words: Sequence[str] = (), max_length: int
 
 
 # --- parameters ----------------------------------------------------------------------------------
+
+
+def check_image_link(link: str) -> str:
+    """An image link as a server may fetch it: http(s), a host, no spaces; else :class:`BadImageLink`."""
+    link = link.strip()
+    parts = urlsplit(link)
+    if (
+        len(link) > 2000
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in link)
+    ):
+        raise BadImageLink(f"not an image link: {link[:80]!r}")
+    return link
 
 
 def prompt_words(prompt: str) -> str:

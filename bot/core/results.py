@@ -102,6 +102,8 @@ def safe_link(url: str | None) -> str | None:
 
 
 DESCRIBE_MARKS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣")
+PROMPT_MARKS = (*DESCRIBE_MARKS, "5️⃣")  # /shorten offers five
+_KEYCAP_1_TO_5 = re.compile(r"\s*([1-5])\ufe0f?\u20e3\s*")
 _KEYCAP = re.compile(r"\s*([1-4])\ufe0f?\u20e3\s*")
 
 
@@ -117,6 +119,17 @@ def describe_prompts(text: str | None) -> list[str]:
     else:
         prompts = re.split(r"\n\s*\n", text)
     return [" ".join(p.split()) for p in prompts if p.strip()][:4]
+
+
+def shortened_prompts(text: str | None) -> list[str]:
+    """The prompts of a /shorten answer: numbered 1️⃣-5️⃣ after "Shortened prompts" (Midjourney
+    first lists the important tokens)."""
+    if not text:
+        return []
+    _, found, rest = text.partition("Shortened prompts")
+    parts = _KEYCAP_1_TO_5.split(rest if found else text)
+    numbered = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    return [" ".join(numbered[n].split()) for n in sorted(numbered) if numbered[n].strip()][:5]
 
 
 def image_identity(url: str | None) -> str | None:

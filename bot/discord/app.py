@@ -137,7 +137,10 @@ class MjBot(commands.Bot):
             await self.ops_server.start()
         await self.jobs.start(
             DiscordJobView(
-                self, language=self.settings.bot.language or None, server_buttons_ok=self.settings.proxy.api != "change"
+                self,
+                language=self.settings.bot.language or None,
+                server_buttons_ok=self.settings.proxy.api != "change",
+                can_cancel=lambda: self.jobs.controls.can_cancel,
             )
         )
         self.housekeeper.start()

@@ -68,6 +68,12 @@ COMMAND_TEXTS: dict[str, str] = {
     "cmd.describe.description": "Get four prompts that describe an image",
     "cmd.describe.image.name": "image",
     "cmd.describe.image.description": "The image to describe",
+    "cmd.describe.link.name": "link",
+    "cmd.describe.link.description": "Or an image's link (where the server takes one)",
+    "cmd.shorten.name": "shorten",
+    "cmd.shorten.description": "Shorter versions of a prompt, to imagine",
+    "cmd.shorten.prompt.name": "prompt",
+    "cmd.shorten.prompt.description": "The prompt to shorten",
     "cmd.blend.name": "blend",
     "cmd.blend.description": "Blend 2 to 5 images into one",
     **{

@@ -72,6 +72,7 @@ class Presser:
         parent = await self._pressable(parent_task_id, who, need_grid=True)
         position = _button_for(parent.buttons, action, index)
         what = f"{action.value} {index} of {parent_task_id}"
+        remix = await self._remix(who, action)
 
         async def submit(nonce: str) -> SubmitAccepted:
             if await self._api_style(parent) == "change":
@@ -87,7 +88,11 @@ class Presser:
             if position is None:
                 raise ProxyEndpointMissing(f"{what}: the server wants /submit/action, but the task lists no button")
             return await self.proxy.submit_action(
-                parent_task_id, parent.buttons[position].custom_id, state=nonce, notify_hook=self.submitter.notify_hook
+                parent_task_id,
+                parent.buttons[position].custom_id,
+                state=nonce,
+                notify_hook=self.submitter.notify_hook,
+                remix=remix,
             )
 
         # On a task that lists buttons this is one of them: record which, so it shows as used.
@@ -117,7 +122,7 @@ class Presser:
         log.info("task %s: upscale %d unavailable (%s); posting the grid's own image", parent.task_id, index, why)
         now = self.submitter.now()
         job = Job(
-            task_id=f"{parent.task_id}.{index}",
+            task_id=f"{parent.task_id}-u{index}",  # what a button's custom_id can carry
             action=Action.UPSCALE,
             prompt=parent.prompt,
             owner_id=who.user_id,
@@ -160,11 +165,12 @@ class Presser:
         done = await self.store.child_of_button(parent_task_id, position)
         if done is None and index is not None and button.is_plain_change:
             done = await self.store.child_job(parent_task_id, action, index)
+        remix = prompt is None and await self._remix(who, action)
 
         async def submit(nonce: str) -> SubmitAccepted:
             try:
                 accepted = await self.proxy.submit_action(
-                    parent_task_id, button.custom_id, state=nonce, notify_hook=self.submitter.notify_hook
+                    parent_task_id, button.custom_id, state=nonce, notify_hook=self.submitter.notify_hook, remix=remix
                 )
             except SubmitRefused as exc:
                 if button.animates is not None:
@@ -272,6 +278,13 @@ class Presser:
             self._pressing.discard(key)
         await self.delivery.refresh_used_buttons(parent.task_id)
         return job
+
+    async def _remix(self, who: Requester, action: Action) -> bool:
+        """Whether the member's Remix asks for a prompt before this press: trueai waits in MODAL
+        for a variation, reroll, pan or video (TaskService.SubmitAction), never for an upscale."""
+        if action not in (Action.VARIATION, Action.REROLL, Action.PAN, Action.VIDEO):
+            return False
+        return (await self.store.preferences.get(who.guild_id or 0, who.user_id)).remix
 
     async def _api_style(self, parent: Job) -> str:
         """ "change" or "action" for the bot's own buttons: as configured, or as learned."""

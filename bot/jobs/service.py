@@ -19,6 +19,7 @@ from bot.core.config import Settings
 from bot.core.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
 from bot.core.events import JobEvents, NoEvents
 from bot.core.models import Action, ImageFile, Job, Status
+from bot.jobs.controls import Controls
 from bot.jobs.credits import Credits
 from bot.jobs.deliver import DISCORD_CHANNEL_WINDOW_S, DISCORD_CHANNEL_WRITES, Delivery, JobView
 from bot.jobs.media import FinalMedia
@@ -90,6 +91,8 @@ class JobService:
         )
         self._track = Tracker(settings, proxy, store, self._deliver, clock=clock, events=self.events)
         self._deliver.on_shown = self._track.shown  # the tracked copy learns what its message shows
+        self.controls = Controls(proxy, store, self.policy, confirm=self._track.signal_push)  # ⏹, ✉️
+        self._track.on_answer = self.controls.learn
         self._submit = Submitter(
             settings, proxy, store, self.policy, self._track, self._deliver, clock=clock, events=self.events
         )
@@ -118,6 +121,7 @@ class JobService:
             await self.store.credits.reconcile()
         except Exception:  # noqa: BLE001 - a safety net; the jobs must start all the same
             log.exception("credits: checking for holds without a settle or refund failed")
+        await self.controls.load()
         await self._track.start()
 
     async def stop(self) -> None:
@@ -261,9 +265,16 @@ class JobService:
         return await self._submit.imagine(prompt, who, images=images, references=references, origin=origin)
 
     @_member_request
-    async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
-        """Four prompts for an image; the message offers 1️⃣-4️⃣ to imagine one of them."""
-        return await self._submit.describe(image, who, origin=origin)
+    async def describe(
+        self, image: ImageFile | None, who: Requester, *, link: str | None = None, origin: object | None = None
+    ) -> Job:
+        """Four prompts for an image (or an image link); the message offers 1️⃣-4️⃣ to imagine one."""
+        return await self._submit.describe(image, who, link=link, origin=origin)
+
+    @_member_request
+    async def shorten(self, prompt: str, who: Requester, *, origin: object | None = None) -> Job:
+        """Shorter versions of a prompt; the message offers a button to imagine each."""
+        return await self._submit.shorten(prompt, who, origin=origin)
 
     @_member_request
     async def blend(

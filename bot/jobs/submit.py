@@ -18,14 +18,18 @@ from bot.core.credits import price_name
 from bot.core.errors import (
     ButtonBusy,
     DeliveryForbidden,
+    DescribeNeedsOneImage,
+    InvalidSubmit,
     JobNotFound,
     JobNotReady,
+    LinkUnsupported,
     MessageGone,
     ProxyEndpointMissing,
     ProxyError,
     ProxyTimeout,
     ReferenceTwice,
     ReferenceUploadUnsupported,
+    ShortenUnsupported,
     SubmitUnconfirmed,
     TooManyImages,
     UserInputError,
@@ -39,10 +43,10 @@ from bot.core.models import (
     Submission,
     SubmitAccepted,
     TaskButton,
-    describe_prompts,
+    offered_prompts,
 )
 from bot.core.preferences import apply as apply_preferences
-from bot.core.prompt import check_prompt, parameter_names
+from bot.core.prompt import check_image_link, check_prompt, parameter_names
 from bot.jobs.deliver import Delivery
 from bot.jobs.recover import SUBMISSION_GIVE_UP_S
 from bot.jobs.track import Tracker
@@ -134,15 +138,38 @@ class Submitter:
             ) from None
         return "".join(f" --{name} {link}" for name, link in zip(names, links, strict=True))
 
-    async def describe(self, image: ImageFile, who: Requester, *, origin: object | None = None) -> Job:
+    async def describe(
+        self, image: ImageFile | None, who: Requester, *, link: str | None = None, origin: object | None = None
+    ) -> Job:
+        """Four prompts for an attached image, or for an image ``link`` where the server takes one
+        (trueai; novicezk reads only base64 and refuses with 'base64不能为空')."""
         self.policy.check_start(who)
-        return await self.submit_new(
-            Action.DESCRIBE,
-            "",
-            who,
-            lambda nonce: self.proxy.submit_describe(image.as_data_url(), state=nonce, notify_hook=self.notify_hook),
-            origin=origin,
-        )
+        if (image is None) == (link is None):
+            raise DescribeNeedsOneImage("an image or a link")
+        source = image.as_data_url() if image is not None else check_image_link(link or "")
+
+        async def submit(nonce: str) -> SubmitAccepted:
+            try:
+                return await self.proxy.submit_describe(source, state=nonce, notify_hook=self.notify_hook)
+            except InvalidSubmit as exc:
+                if link is not None and "base64" in (exc.description or ""):
+                    raise LinkUnsupported(f"the proxy wants base64: {exc.description}") from None
+                raise
+
+        return await self.submit_new(Action.DESCRIBE, "", who, submit, origin=origin)
+
+    async def shorten(self, prompt: str, who: Requester, *, origin: object | None = None) -> Job:
+        """Shorter versions of a prompt (trueai, new-api), each with a button that imagines it."""
+        self.policy.check_start(who)
+        prompt = check_prompt(prompt, banned_words=self.settings.access.banned_words)
+
+        async def submit(nonce: str) -> SubmitAccepted:
+            try:
+                return await self.proxy.submit_shorten(prompt, state=nonce, notify_hook=self.notify_hook)
+            except ProxyEndpointMissing as exc:
+                raise ShortenUnsupported(f"the proxy has no /submit/shorten: {exc}") from None
+
+        return await self.submit_new(Action.SHORTEN, prompt, who, submit, origin=origin)
 
     async def blend(
         self, images: Sequence[ImageFile], dimensions: str, who: Requester, *, origin: object | None = None
@@ -160,12 +187,12 @@ class Submitter:
         )
 
     async def described_prompt(self, task_id: str, number: int, who: Requester) -> str:
-        """Prompt ``number`` of a finished /describe answer in the member's guild."""
+        """Prompt ``number`` of a finished /describe or /shorten answer in the member's guild."""
         job = await self.store.get_job(task_id)
         if job is None or job.guild_id != who.guild_id:
             raise JobNotFound(f"no describe job {task_id} here", task_id=task_id)
-        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
-        if job.action is not Action.DESCRIBE or job.status is not Status.SUCCESS or not 1 <= number <= len(prompts):
+        prompts = offered_prompts(job)
+        if not prompts or job.status is not Status.SUCCESS or not 1 <= number <= len(prompts):
             raise JobNotReady(f"job {task_id} has no prompt {number}", task_id=task_id)
         return prompts[number - 1]
 

@@ -56,6 +56,8 @@ class Tracker:
         self.proxy = proxy
         self.store = store
         self.delivery = delivery
+        # Told of every answer's tasks (the service learns what the server can do from them).
+        self.on_answer: Callable[[Sequence[ProxyTask]], None] = lambda tasks: None
         self.events = events
         self._clock = clock
         self._tracked: dict[str, Job] = {}  # unfinished jobs, by task id
@@ -254,6 +256,7 @@ class Tracker:
     def _answered(self, tasks: Sequence[ProxyTask]) -> None:
         """The proxy answered for these tasks: they are not missing, and a finished one's image is
         fetched now, not after every write queued before its message."""
+        self.on_answer(tasks)
         for task in tasks:
             self._misses.pop(task.id, None)
             job = self._tracked.get(task.id)

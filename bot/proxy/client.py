@@ -43,6 +43,7 @@ from bot.proxy.answers import (
     submit_answer,
 )
 from bot.proxy.download import ImageDownloader
+from bot.proxy.task_commands import TaskCommands
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def _remember_sniffio_is_missing() -> None:
 _remember_sniffio_is_missing()
 
 
-class ProxyClient:
+class ProxyClient(TaskCommands):
     """Talks to one proxy server. Create once, share, and ``aclose()`` at shutdown."""
 
     def __init__(self, settings: ProxySettings, *, transport: httpx.AsyncBaseTransport | None = None):
@@ -152,8 +153,9 @@ class ProxyClient:
     async def submit_describe(
         self, image: str, *, state: str | None = None, notify_hook: str | None = None
     ) -> SubmitAccepted:
-        """Four prompts for an image (a full data URL)."""
-        body: dict[str, Any] = {"base64": image}
+        """Four prompts for an image: a full data URL, or an http(s) link (trueai's ``link``;
+        novicezk reads only ``base64`` and answers base64不能为空)."""
+        body: dict[str, Any] = {"link": image} if image.startswith(("http://", "https://")) else {"base64": image}
         add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/describe", body)
 
@@ -191,13 +193,31 @@ class ProxyClient:
         return await self._submit("/submit/video", body)
 
     async def submit_action(
-        self, task_id: str, custom_id: str, *, state: str | None = None, notify_hook: str | None = None
+        self,
+        task_id: str,
+        custom_id: str,
+        *,
+        state: str | None = None,
+        notify_hook: str | None = None,
+        remix: bool = False,
     ) -> SubmitAccepted:
         """Press one of the task's own buttons (trueai, new-api): ``custom_id`` from its ``buttons``.
-        An answer with ``needs_modal`` means the new task waits for a prompt (``submit_modal``)."""
+        ``remix`` asks for a prompt first (trueai's ``enableRemix``): the new task waits in MODAL
+        for ``submit_modal``. An account without Remix refuses it (code 4)."""
         body: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
+        if remix:
+            body["enableRemix"] = True
         add_optional(body, state=state, notifyHook=notify_hook)
         return await self._submit("/submit/action", body)
+
+    async def submit_shorten(
+        self, prompt: str, *, state: str | None = None, notify_hook: str | None = None
+    ) -> SubmitAccepted:
+        """Shorter versions of a prompt (trueai, relayed by new-api): a SHORTEN task whose
+        ``properties.finalPrompt`` lists them. novicezk: 404."""
+        body: dict[str, Any] = {"prompt": prompt}
+        add_optional(body, state=state, notifyHook=notify_hook)
+        return await self._submit("/submit/shorten", body)
 
     async def submit_modal(self, task_id: str, prompt: str) -> SubmitAccepted:
         """Give a task waiting in MODAL (Custom Zoom, Remix) its prompt."""

@@ -1,4 +1,4 @@
-"""/describe and /blend: the other two ways to start a job from images."""
+"""/describe, /blend and /shorten: the other ways to start a job (from images, or a prompt to shorten)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,35 @@ class DescribeCog(commands.Cog):
         description=_("Get four prompts that describe an image", "cmd.describe.description"),
     )
     @app_commands.guild_only()
-    @app_commands.rename(image=_("image", "cmd.describe.image.name"))
-    @app_commands.describe(image=_("The image to describe", "cmd.describe.image.description"))
-    async def describe(self, interaction: discord.Interaction, image: discord.Attachment) -> None:
+    @app_commands.rename(image=_("image", "cmd.describe.image.name"), link=_("link", "cmd.describe.link.name"))
+    @app_commands.describe(
+        image=_("The image to describe", "cmd.describe.image.description"),
+        link=_("Or an image's link (where the server takes one)", "cmd.describe.link.description"),
+    )
+    async def describe(
+        self, interaction: discord.Interaction, image: discord.Attachment | None = None, link: str | None = None
+    ) -> None:
         async def start() -> None:
-            picture = await read_reference_image(image, max_mb=self.bot.settings.limits.max_attachment_mb)
-            await self.bot.jobs.describe(picture, requester(interaction), origin=InteractionOrigin(interaction))
+            max_mb = self.bot.settings.limits.max_attachment_mb
+            picture = await read_reference_image(image, max_mb=max_mb) if image else None
+            await self.bot.jobs.describe(
+                picture, requester(interaction), link=link, origin=InteractionOrigin(interaction)
+            )
 
         await start_job(interaction, "/describe", start)
+
+    @app_commands.command(
+        name=_("shorten", "cmd.shorten.name"),
+        description=_("Shorter versions of a prompt, to imagine", "cmd.shorten.description"),
+    )
+    @app_commands.guild_only()
+    @app_commands.rename(prompt=_("prompt", "cmd.shorten.prompt.name"))
+    @app_commands.describe(prompt=_("The prompt to shorten", "cmd.shorten.prompt.description"))
+    async def shorten(self, interaction: discord.Interaction, prompt: str) -> None:
+        async def start() -> None:
+            await self.bot.jobs.shorten(prompt, requester(interaction), origin=InteractionOrigin(interaction))
+
+        await start_job(interaction, "/shorten", start)
 
     @app_commands.command(
         name=_("blend", "cmd.blend.name"), description=_("Blend 2 to 5 images into one", "cmd.blend.description")

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import MjBotError
-from bot.core.i18n import t
+from bot.core.i18n import DEFAULT_LANGUAGE, error_text, t
 from bot.core.models import Display, Job, message_link
 from bot.discord.ui.credits import cost_text
 from bot.discord.ui.interactions import _, interaction_language, member_requester, report_failure, requester
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PER_PAGE = 8
 DELETE_EMOJI = "❌"
+SEED_EMOJI = "\u2709"  # ✉️, as on Midjourney: its owner gets the seed in a direct message
 
 
 async def jobs_answer(bot: MjBot, interaction: discord.Interaction, page: int) -> tuple[discord.Embed, discord.ui.View]:
@@ -140,11 +141,15 @@ class JobsCog(commands.Cog):
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         """❌ as a reaction on a job's message, as with Midjourney's bot: its owner (or an admin)
         deletes it. Anyone else's ❌ is ignored."""
+        emoji = str(payload.emoji).replace("\ufe0f", "")  # ✉ comes with or without its variation selector
         if (
-            str(payload.emoji) != DELETE_EMOJI
+            emoji not in (DELETE_EMOJI, SEED_EMOJI)
             or payload.guild_id is None
             or (self.bot.user is not None and payload.user_id == self.bot.user.id)
         ):
+            return
+        if emoji == SEED_EMOJI:
+            await self._send_seed(payload)
             return
         job = await self.bot.jobs.job_for_message(payload.message_id)
         if job is None or job.message_gone or not job.finished:
@@ -159,6 +164,27 @@ class JobsCog(commands.Cog):
             log.info("❌ on task %s by user %s ignored: %s", job.task_id, payload.user_id, exc)
         except discord.HTTPException as exc:
             log.warning("task %s: deleting its message failed: %s", job.task_id, exc)
+
+    async def _send_seed(self, payload: discord.RawReactionActionEvent) -> None:
+        """✉️ on a finished job's message, as with Midjourney's bot: its owner gets the seed in a
+        direct message. Anyone else's ✉️ is ignored; a server without seeds is said so, privately."""
+        job = await self.bot.jobs.job_for_message(payload.message_id)
+        if job is None or job.owner_id != payload.user_id or not job.finished:
+            return
+        who = member_requester(payload.member or discord.Object(payload.user_id), payload.guild_id, payload.channel_id)
+        language = job.language or DEFAULT_LANGUAGE
+        link = message_link(job.guild_id, job.channel_id, job.message_id)
+        try:
+            seed = await self.bot.jobs.controls.seed(job.task_id, who)
+            text = t("seed.dm", language, link=link, seed=seed)
+        except MjBotError as exc:
+            log.info("✉️ on task %s by user %s: %s", job.task_id, payload.user_id, exc)
+            text = t("seed.dm_failed", language, link=link, reason=error_text(exc, language))
+        try:
+            user = self.bot.get_user(payload.user_id) or await self.bot.fetch_user(payload.user_id)
+            await user.send(text)
+        except discord.HTTPException as exc:  # DMs closed: nothing else reaches only them
+            log.info("task %s: the seed could not be sent to user %s (%s)", job.task_id, payload.user_id, exc)
 
 
 async def setup(bot: MjBot) -> None:

@@ -5,7 +5,8 @@ class is registered with ``Bot.add_dynamic_items``, so a button on a message pos
 still reaches its callback. Kinds: ``u``/``v``/``r`` the bot's own U1-U4 / V1-V4 / 🔄 (index 1-4);
 ``b`` the server's own button at that position of the task's ``buttons`` (its customId can be longer
 than Discord's 100 characters, so it stays in SQLite); ``p`` asks for a prompt (task in MODAL);
-``d`` imagines prompt 1-4 of a /describe answer; ``x`` deletes the job's message.
+``d`` imagines prompt 1-5 of a /describe or /shorten answer; ``x`` deletes the job's message; ``c``
+cancels a running job (where the server can).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import discord
 
 from bot.core.access import Requester
 from bot.core.errors import ButtonInvalid, JobNotFound
-from bot.core.models import BUTTON_MARK, DESCRIBE_MARKS, Action, TaskButton
+from bot.core.i18n import t
+from bot.core.models import BUTTON_MARK, PROMPT_MARKS, Action, TaskButton
 from bot.core.text import MAX_LABEL, clip
 from bot.discord.ui.emoji import button_emoji
 from bot.discord.ui.interactions import (
@@ -36,11 +38,11 @@ if TYPE_CHECKING:
 
 KIND_ACTION = {"u": Action.UPSCALE, "v": Action.VARIATION, "r": Action.REROLL}
 ACTION_KIND = {action: kind for kind, action in KIND_ACTION.items()}
-SERVER_BUTTON, PROMPT_BUTTON, DESCRIBED_BUTTON, DELETE_BUTTON = "b", "p", "d", "x"
+SERVER_BUTTON, PROMPT_BUTTON, DESCRIBED_BUTTON, DELETE_BUTTON, CANCEL_BUTTON = "b", "p", "d", "x", "c"
 CUSTOM_ID_PREFIX = "mj"
 MAX_ROW_WIDTH, MAX_ROWS = 5, 5
 
-_KIND, _INDEX, _TASK_ID = r"[uvrbpdx]", r"[0-9]{1,2}", r"[A-Za-z0-9_-]{1,80}"
+_KIND, _INDEX, _TASK_ID = r"[uvrbpdxc]", r"[0-9]{1,2}", r"[A-Za-z0-9_-]{1,80}"
 JOB_BUTTON_TEMPLATE = rf"{CUSTOM_ID_PREFIX}:(?P<kind>{_KIND}):(?P<index>{_INDEX}):(?P<task_id>{_TASK_ID})"
 # Ours by its prefix, but in no form we know (an older version's, or tampered with): every id
 # JobButton does not take. Without a handler such a click would get "This interaction failed".
@@ -113,12 +115,16 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button], template=JOB_BUTTON_T
         )
 
     @classmethod
+    def cancel(cls, task_id: str) -> JobButton:
+        return cls(CANCEL_BUTTON, 0, task_id, emoji="⏹️", style=discord.ButtonStyle.secondary)
+
+    @classmethod
     def prompt(cls, task_id: str) -> JobButton:
         return cls(PROMPT_BUTTON, 0, task_id, emoji="✏️", style=discord.ButtonStyle.primary)
 
     @classmethod
     def described(cls, number: int, task_id: str) -> JobButton:
-        return cls(DESCRIBED_BUTTON, number, task_id, emoji=DESCRIBE_MARKS[number - 1], row=0)
+        return cls(DESCRIBED_BUTTON, number, task_id, emoji=PROMPT_MARKS[number - 1], row=0)
 
     @classmethod
     def delete(cls, task_id: str, row: int) -> JobButton:
@@ -156,6 +162,13 @@ def with_delete(view: discord.ui.View | None, task_id: str) -> discord.ui.View:
     row = last if rows and rows.count(last) < MAX_ROW_WIDTH else (last + 1 if rows else 0)
     if row < MAX_ROWS:
         view.add_item(JobButton.delete(task_id, row))
+    return view
+
+
+def cancel_button(task_id: str) -> discord.ui.View:
+    """⏹ under a job that runs, on a server that can cancel."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton.cancel(task_id))
     return view
 
 
@@ -230,6 +243,11 @@ async def _press(
             return
         await interaction.response.defer()
         await jobs.press(task_id, index, who)
+        return
+    if kind == CANCEL_BUTTON:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await jobs.controls.cancel(task_id, who)
+        await interaction.edit_original_response(content=t("cancel.asked", interaction_language(interaction)))
         return
     await interaction.response.defer()
     if kind == DESCRIBED_BUTTON:

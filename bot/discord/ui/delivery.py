@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime, timezone
 
 import discord
@@ -54,8 +54,16 @@ class InteractionOrigin:
 
 
 class DiscordJobView:
-    def __init__(self, client: discord.Client, *, language: str | None = None, server_buttons_ok: bool = True) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        language: str | None = None,
+        server_buttons_ok: bool = True,
+        can_cancel: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.client = client
+        self.can_cancel = can_cancel  # the server can cancel a running job: ⏹ under it
         self.language = language  # None: each job in its owner's language
         # With [proxy] api = "change" the server's own buttons cannot be pressed: show ours.
         self.server_buttons_ok = server_buttons_ok
@@ -101,6 +109,7 @@ class DiscordJobView:
             language=self.language_of(job),
             image_attached=bool(files) or (keep_attachment and attached > 0),
             server_buttons_ok=self.server_buttons_ok,
+            cancel_ok=self.can_cancel(),
         )
         hook = self._origin(job, origin)
         try:

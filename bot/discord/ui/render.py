@@ -11,21 +11,28 @@ import discord
 
 from bot.core.i18n import t
 from bot.core.models import (
-    DESCRIBE_MARKS,
     MAX_VIDEOS,
+    PROMPT_MARKS,
     Action,
     Display,
     ImageFile,
     Job,
     MediaNote,
     Phase,
-    describe_prompts,
     is_video_url,
+    offered_prompts,
     parse_local_reason,
 )
 from bot.core.results import safe_link
 from bot.core.text import MAX_CONTENT, clip, clip_words
-from bot.discord.ui.buttons import described_buttons, grid_buttons, prompt_button, server_buttons, with_delete
+from bot.discord.ui.buttons import (
+    cancel_button,
+    described_buttons,
+    grid_buttons,
+    prompt_button,
+    server_buttons,
+    with_delete,
+)
 
 MAX_PROMPT_SHOWN = 1500
 MAX_EMBED_URL = 2048
@@ -136,18 +143,20 @@ def content_for(job: Job, display: Display, language: str) -> str:
     status = status_text(display, language)
     if status:
         text += f" ({status})"
-    if job.prompt_en and job.action is not Action.DESCRIBE and _differs(job.prompt_en, job.prompt):
+    offers_prompts = job.action in (Action.DESCRIBE, Action.SHORTEN)
+    if job.prompt_en and not offers_prompts and _differs(job.prompt_en, job.prompt):
         # The proxy translated the prompt (a Chinese one, say): show what Midjourney got.
         text += "\n" + t(
             "job.translated", language, prompt=discord.utils.escape_markdown(clip_words(job.prompt_en, 600))
         )
-    if job.action is Action.DESCRIBE and display.phase is Phase.DONE:
-        prompts = describe_prompts(job.final_prompt or job.prompt_en or job.prompt)
+    if offers_prompts and display.phase is Phase.DONE:
+        prompts = offered_prompts(job)
         lines = [
-            f"{mark} {discord.utils.escape_markdown(clip_words(prompt, 400))}"
-            for mark, prompt in zip(DESCRIBE_MARKS, prompts, strict=False)
+            f"{mark} {discord.utils.escape_markdown(clip_words(prompt, 300))}"
+            for mark, prompt in zip(PROMPT_MARKS, prompts, strict=False)
         ]
-        text += "\n\n" + "\n\n".join(lines) + "\n\n" + t("job.describe_pick", language)
+        pick = t("job.describe_pick", language, last=PROMPT_MARKS[max(len(prompts), 1) - 1])
+        text += "\n\n" + "\n\n".join(lines) + "\n\n" + pick
     note = media_note_text(job.media_note, language) if display.phase is Phase.DONE and job.media_note else ""
     if note:
         # Last, and kept within the limit: the note matters more than the prompt's tail.
@@ -157,11 +166,18 @@ def content_for(job: Job, display: Display, language: str) -> str:
 
 
 def render(
-    job: Job, display: Display, *, language: str, image_attached: bool, server_buttons_ok: bool = True
+    job: Job,
+    display: Display,
+    *,
+    language: str,
+    image_attached: bool,
+    server_buttons_ok: bool = True,
+    cancel_ok: bool = False,
 ) -> Rendered:
     """The message for ``job`` in state ``display``. When the final image could not be attached
     (too large for the channel, or not downloadable) it is linked in an embed instead.
-    ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action)."""
+    ``server_buttons_ok``: the server's own buttons can be pressed (it speaks /submit/action);
+    ``cancel_ok``: the server can cancel a running job (⏹)."""
     embeds: list[discord.Embed] = []
     # A link longer than Discord takes in an embed is left out rather than have the edit refused.
     # A finished image that could not be attached is linked in an embed, unless the bot already
@@ -181,8 +197,9 @@ def render(
             embed.url = display.image_url
         embeds.append(embed)
     view = None
-    if display.phase is Phase.DONE and job.action is Action.DESCRIBE:
-        count = len(describe_prompts(job.final_prompt or job.prompt_en or job.prompt))
+    if display.phase is Phase.DONE and job.action in (Action.DESCRIBE, Action.SHORTEN):
+        # Our own 1️⃣-5️⃣: trueai refuses its PromptAnalyzer buttons (a new imagine is the way).
+        count = len(offered_prompts(job))
         view = described_buttons(job.task_id, count) if count else None
     elif display.phase is Phase.DONE and job.buttons and server_buttons_ok:
         view = server_buttons(job.task_id, job.buttons, set(display.used_buttons))
@@ -190,6 +207,8 @@ def render(
         view = grid_buttons(job.task_id, set(display.used_buttons))
     elif display.phase is Phase.NEEDS_PROMPT:
         view = prompt_button(job.task_id)
+    elif cancel_ok and display.phase in (Phase.WAITING, Phase.QUEUED, Phase.RUNNING):
+        view = cancel_button(job.task_id)
     if display.phase in (Phase.DONE, Phase.FAILED):
         view = with_delete(view, job.task_id)  # the owner may remove a finished job's message
     return Rendered(
