@@ -9,7 +9,9 @@ attachments, replies, injected 429/404/403 answers, dropping the gateway and
 RESUMing (with replay of missed events), attachment options, and a clean
 shutdown.  A second command, ``/panel``, answers with the remaining callback
 types: a message (4), an update of the clicked message (7), a modal (9) and a
-"thinking" defer on a button replaced by its follow-up.
+"thinking" defer on a button replaced by its follow-up.  A third, ``/pick fruit``,
+has autocomplete options: its suggestions answer ``dd.autocomplete`` (callback
+type 8), and some typed text makes it answer what Discord refuses.
 
 The rest covers the per-channel message write rate limit (headers, 429s, what
 discord.py does with them), more channels, answers held back by
@@ -100,6 +102,7 @@ class EchoBot(commands.Bot):
         self.ready = asyncio.Event()
         self.tree.add_command(echo, guild=discord.Object(guild_id))
         self.tree.add_command(panel, guild=discord.Object(guild_id))
+        self.tree.add_command(pick, guild=discord.Object(guild_id))
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(LikeButton)
@@ -130,6 +133,32 @@ async def panel(interaction: discord.Interaction) -> None:
     await interaction.response.send_message("panel", view=PanelView(), file=file)
     # discord.py registers the view only after the response arrives; this edit tells the test it may click.
     await interaction.edit_original_response(content="panel ready")
+
+
+pick = app_commands.Group(name="pick", description="Pick things")
+FRUITS = ["apple", "apricot", "banana", "cherry"]
+
+
+@pick.command(name="fruit", description="Pick a fruit")
+@app_commands.describe(fruit="which fruit", count="how many", note="a note")
+async def pick_fruit(interaction: discord.Interaction, fruit: str, count: int = 1, note: str | None = None) -> None:
+    await interaction.response.send_message(f"{count} {fruit}", ephemeral=True)
+
+
+@pick_fruit.autocomplete("fruit")
+async def fruit_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    if current == "many":  # one more than Discord takes
+        return [app_commands.Choice(name=f"fruit {i}", value=f"fruit-{i}") for i in range(26)]
+    if current == "long":  # a value one character too long
+        return [app_commands.Choice(name="long", value="v" * 101)]
+    note = interaction.namespace.note  # what the member typed in another option
+    return [app_commands.Choice(name=f"{f} ({note})" if note else f, value=f) for f in FRUITS if f.startswith(current)]
+
+
+@pick_fruit.autocomplete("count")
+async def fruit_counts(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[int]]:
+    typed = int(current) if current.isdigit() else 1  # an INTEGER being typed arrives as its text
+    return [app_commands.Choice(name=f"{typed * k} fruits", value=typed * k) for k in (1, 10)]
 
 
 # ---------------------------------------------------------------- fixtures
@@ -201,7 +230,7 @@ async def test_login_ready_and_command_sync(dd: DiscordDouble, bot: EchoBot) -> 
     assert dd.identify_count == 1
 
     assert dd.commands() == []  # the global sync
-    assert [c["name"] for c in dd.commands(dd.guild_id)] == ["echo", "panel"]
+    assert [c["name"] for c in dd.commands(dd.guild_id)] == ["echo", "panel", "pick"]
     command = dd.command("echo", dd.guild_id)
     assert command["description"] == "Echo text n times" and command["guild_id"] == str(dd.guild_id)
     assert [(o["name"], o["type"], o.get("required", False)) for o in command["options"]] == [
@@ -374,6 +403,94 @@ async def test_other_callback_types(dd: DiscordDouble, bot: EchoBot) -> None:
     assert update.response_type == 7
     assert message.current.components == [] and message.current.via == "interaction"
     assert message.attachments == message.first.attachments  # an update keeps what it does not mention
+
+
+# ------------------------------------------------------------------ autocomplete
+
+
+async def test_autocomplete_choices_arrive(dd: DiscordDouble, bot: EchoBot) -> None:
+    typing = await dd.autocomplete("pick fruit", {"fruit": "ap", "note": "ripe"}, "fruit")
+    choices = await dd.wait_for(lambda: typing.choices)
+    assert choices == [{"name": "apple (ripe)", "value": "apple"}, {"name": "apricot (ripe)", "value": "apricot"}]
+    assert typing.type == 4 and typing.response_type == 8 and typing.focused == "fruit" and typing.name == "pick fruit"
+    assert typing.ack_s is not None and typing.acked_at >= typing.sent_at and dd.refusals == []
+    # As Discord sends it: the subcommand nests the options typed so far, the one being typed focused.
+    data = typing.payload["data"]
+    assert data["name"] == "pick" and data["id"] == dd.command("pick", dd.guild_id)["id"] and "resolved" not in data
+    assert data["options"] == [
+        {
+            "name": "fruit",
+            "type": 1,
+            "options": [
+                {"name": "fruit", "type": 3, "value": "ap", "focused": True},
+                {"name": "note", "type": 3, "value": "ripe"},
+            ],
+        }
+    ]
+
+    # No message, and the token is good for the choices only: no second answer, no follow-up.
+    assert typing.original is None and dd.channel_messages() == []
+    async with raw_session(dd) as raw:
+        webhook = f"/api/v10/webhooks/{dd.application_id}/{typing.token}"
+        async with raw.post(webhook, json={"content": "late"}) as response:
+            assert response.status == 404 and (await response.json())["code"] == 10015
+        callback = f"/api/v10/interactions/{typing.id}/{typing.token}/callback"
+        async with raw.post(callback, json={"type": 8, "data": {"choices": []}}) as response:
+            assert response.status == 400 and (await response.json())["code"] == 40060
+    assert typing.choices == choices
+
+    # An INTEGER option being typed goes as the text in the box; its choices are integers.
+    counting = await dd.autocomplete("pick fruit", {"fruit": "apple", "count": "3"}, "count")
+    assert await dd.wait_for(lambda: counting.choices) == [
+        {"name": "3 fruits", "value": 3},
+        {"name": "30 fruits", "value": 30},
+    ]
+    assert counting.payload["data"]["options"][0]["options"][1] == {
+        "name": "count",
+        "type": 4,
+        "value": "3",
+        "focused": True,
+    }
+
+    # A required option not filled yet, and the focused box still empty, are fine.
+    empty = await dd.autocomplete("pick fruit", {}, "fruit")
+    assert [c["value"] for c in await dd.wait_for(lambda: empty.choices)] == FRUITS
+    assert empty.payload["data"]["options"][0]["options"] == [
+        {"name": "fruit", "type": 3, "value": "", "focused": True}
+    ]
+
+    # Picking a suggestion then runs the command as usual.
+    run = await dd.slash("pick fruit", {"fruit": "apple", "count": 3})
+    assert (await dd.wait_for(lambda: run.original)).content == "3 apple"
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("many", {"data.choices": "BASE_TYPE_MAX_LENGTH"}), ("long", {"data.choices.0.value": "BASE_TYPE_MAX_LENGTH"})],
+    ids=["26 choices", "value of 101 characters"],
+)
+async def test_autocomplete_answer_refused(dd: DiscordDouble, bot: EchoBot, typed: str, expected: dict) -> None:
+    typing = await dd.autocomplete("pick fruit", {"fruit": typed}, "fruit")
+    refusal = await dd.wait_for(lambda: dd.refusals and dd.refusals[-1])
+    assert refusal.path == f"/interactions/{typing.id}/{typing.token}/callback" and refusal.status == 400
+    assert refusal.error_code == 50035 and refusal.form_error_codes == expected
+    assert dd.refused_requests("POST", r"/callback$", code=50035) == [refusal]
+    # Refused is not answered: nothing recorded on the interaction.
+    assert typing.choices is None and not typing.acknowledged and typing.acked_at is None
+
+
+async def test_autocomplete_needs_an_option_registered_with_it(dd: DiscordDouble, bot: EchoBot) -> None:
+    with pytest.raises(ValueError, match="not registered with autocomplete"):
+        await dd.autocomplete("pick fruit", {"note": "ri"}, "note")
+    with pytest.raises(ValueError, match="no option"):
+        await dd.autocomplete("pick fruit", {}, "colour")
+    with pytest.raises(LookupError, match="not registered"):
+        await dd.autocomplete("pluck", {}, "fruit")
+    with pytest.raises(LookupError, match="needs a subcommand"):
+        await dd.autocomplete("pick", {}, "fruit")
+    with pytest.raises(ValueError, match="not registered with autocomplete"):
+        await dd.autocomplete("echo", {"text": "h"}, "text")
+    assert dd.interactions == {} and [f for f in dd.gateway_log if f.t == "INTERACTION_CREATE"] == []
 
 
 # ---------------------------------------------------- channel write rate limit
@@ -1022,6 +1139,135 @@ async def test_modal_rules(dd: DiscordDouble, raw, rule, within, over, expected)
     status, body = await target.callback(slash, {"type": 9, "data": within})
     assert status == 204, body
     assert slash.response_type == 9 and slash.modal == within and len(dd.refusals) == 1
+
+
+AUTOCOMPLETE_PROBE = {
+    "name": "probe-ac",
+    "description": "autocompleted by the test itself",
+    "options": [
+        {"type": 3, "name": "text", "description": "a string", "autocomplete": True, "max_length": 3},
+        {"type": 4, "name": "whole", "description": "an integer", "autocomplete": True, "min_value": 10},
+        {"type": 10, "name": "real", "description": "a number", "autocomplete": True},
+        {"type": 4, "name": "size", "description": "filled, not autocompleted", "max_value": 5},
+    ],
+}
+
+
+def choices(*values, **extra) -> dict:
+    return {"choices": [{"name": f"choice {i}", "value": value, **extra} for i, value in enumerate(values)]}
+
+
+# (rule, focused option, choices within the limit, just over it, {path: code} under "data")
+AUTOCOMPLETE_RULES = [
+    ("25 choices", "text", choices(*"v" * 25), choices(*"v" * 26), {"choices": "BASE_TYPE_MAX_LENGTH"}),
+    ("choices required", "text", {"choices": []}, {}, {"choices": "BASE_TYPE_REQUIRED"}),
+    (
+        "name 100",
+        "text",
+        {"choices": [{"name": "n" * 100, "value": "v"}]},
+        {"choices": [{"name": "n" * 101, "value": "v"}]},
+        {"choices.0.name": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "name not empty",
+        "text",
+        {"choices": [{"name": "n", "value": "v"}]},
+        {"choices": [{"name": "", "value": "v"}]},
+        {"choices.0.name": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    (
+        "name_localizations 100",
+        "text",
+        choices("v", name_localizations={"fr": "n" * 100, "de": None}),
+        choices("v", name_localizations={"fr": "n" * 101}),
+        {"choices.0.name_localizations.fr": "BASE_TYPE_BAD_LENGTH"},
+    ),
+    ("string value 100", "text", choices("v" * 100), choices("v" * 101), {"choices.0.value": "BASE_TYPE_MAX_LENGTH"}),
+    ("string value is a string", "text", choices("1"), choices(1), {"choices.0.value": "BASE_TYPE_STRING"}),
+    ("value required", "text", choices(""), {"choices": [{"name": "n"}]}, {"choices.0.value": "BASE_TYPE_REQUIRED"}),
+    ("integer value", "whole", choices(3, "4"), choices("three"), {"choices.0.value": "NUMBER_TYPE_COERCE"}),
+    ("integer not fractional", "whole", choices(3.0), choices(3.5), {"choices.0.value": "NUMBER_TYPE_COERCE"}),
+    ("integer 2^53 - 1", "whole", choices(2**53 - 1), choices(2**53), {"choices.0.value": "NUMBER_TYPE_MAX"}),
+    ("number value", "real", choices(2.5, -(2**53)), choices(True), {"choices.0.value": "NUMBER_TYPE_COERCE"}),
+]
+
+
+@pytest.fixture
+async def raw_ac(dd: DiscordDouble, raw) -> aiohttp.ClientSession:
+    """``raw`` with /probe-ac registered too."""
+    path = f"/api/v10/applications/{dd.application_id}/guilds/{dd.guild_id}/commands"
+    async with raw.put(path, json=[PROBE_COMMAND, AUTOCOMPLETE_PROBE]) as response:
+        assert response.status == 200
+    return raw
+
+
+def typing_in(dd: DiscordDouble, focused: str, options: dict | None = None) -> InteractionRecord:
+    """An autocomplete of /probe-ac built as ``dd.autocomplete`` does, but sent to nobody."""
+    return driver.autocomplete_interaction(
+        dd.state,
+        "probe-ac",
+        options or {},
+        focused,
+        user_id=dd.member_id,
+        channel_id=dd.channel_id,
+        locale="en-US",
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "focused", "within", "over", "expected"), AUTOCOMPLETE_RULES, ids=[r[0] for r in AUTOCOMPLETE_RULES]
+)
+async def test_autocomplete_rules(dd: DiscordDouble, raw_ac, rule, focused, within, over, expected) -> None:
+    target = Endpoint(dd, raw_ac)
+    typing = typing_in(dd, focused)
+    status, body = await target.callback(typing, {"type": 8, "data": over})
+    assert_refused(dd, status, body, expected, "data.")
+    assert typing.callbacks == [] and typing.choices is None
+
+    status, body = await target.callback(typing, {"type": 8, "data": within})
+    assert status == 204, body
+    assert typing.choices == within["choices"] and typing.acked_at is not None and len(dd.refusals) == 1
+
+
+async def test_autocomplete_values_are_partial(dd: DiscordDouble, raw_ac) -> None:
+    # What is typed is not checked the way a submitted command is (max_length 3, min_value 10)...
+    typing = typing_in(dd, "whole", {"text": "too long", "whole": 1})
+    assert typing.payload["type"] == 4 and typing.payload["data"]["options"] == [
+        {"name": "text", "type": 3, "value": "too long"},
+        {"name": "whole", "type": 4, "value": "1", "focused": True},
+    ]
+    # ...but a filled option that is not a string passed the client's checks, as in ``slash``.
+    with pytest.raises(ValueError, match="max_value"):
+        typing_in(dd, "text", {"text": "a", "size": 6})
+    assert typing_in(dd, "text", {"size": 5}).payload["data"]["options"] == [
+        {"name": "size", "type": 4, "value": 5},
+        {"name": "text", "type": 3, "value": "", "focused": True},  # focused on an empty box
+    ]
+
+
+async def test_autocomplete_takes_only_choices(dd: DiscordDouble, raw_ac) -> None:
+    target = Endpoint(dd, raw_ac)
+    typing = typing_in(dd, "text")
+    status, body = await target.callback(typing, {"type": 4, "data": {"content": "a message"}})
+    assert status == 400 and dd.refusals[-1].form_error_codes == {"type": "INTERACTION_RESPONSE_TYPE_INVALID"}
+    slash = target.interaction()
+    status, body = await target.callback(slash, {"type": 8, "data": choices("v")})
+    assert status == 400 and dd.refusals[-1].form_error_codes == {"type": "INTERACTION_RESPONSE_TYPE_INVALID"}
+    assert typing.callbacks == slash.callbacks == []
+
+    status, body = await target.request(
+        "POST", f"/interactions/{typing.id}/{typing.token}/callback?with_response=true", {"type": 8, "data": choices()}
+    )
+    assert status == 200 and body == {"interaction": {"id": str(typing.id), "type": 4}, "resource": {"type": 8}}
+    assert typing.choices == [] and typing.original is None
+
+
+@double(interaction_ack_timeout=0.2)
+async def test_autocomplete_answered_late_is_unknown(dd: DiscordDouble, raw_ac) -> None:
+    typing = typing_in(dd, "text")
+    await asyncio.sleep(0.3)
+    status, body = await Endpoint(dd, raw_ac).callback(typing, {"type": 8, "data": choices("v")})
+    assert status == 404 and body["code"] == 10062 and typing.choices is None
 
 
 @double(channel_write_limit=None)

@@ -58,6 +58,39 @@ class Actions:
         await self._send_interaction(interaction)
         return interaction
 
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any] | None,
+        focused: str,
+        *,
+        user: int | None = None,
+        channel: int | None = None,
+        locale: str = "en-US",
+    ) -> InteractionRecord:
+        """``user`` is typing option ``focused`` of /``name`` (subcommands as in ``slash``): Discord
+        sends an APPLICATION_COMMAND_AUTOCOMPLETE (type 4); returns at once with its record.
+
+        ``options`` are the values in the boxes so far, the focused one included (left out: an empty
+        box).  Strings and the focused value go as typed, unchecked (min/max length, choices), the
+        focused one marked ``"focused": true``; other options are checked as ``slash`` checks them;
+        required ones may be missing.  The focused option must be registered with
+        ``autocomplete: true``, else ValueError (Discord would not ask the bot); an unregistered
+        command, LookupError.  The bot answers with callback type 8, validated like Discord (at most
+        25 choices...: see validation.py); read them in ``record.choices``.
+        """
+        interaction = driver.autocomplete_interaction(
+            self.state,
+            name,
+            options or {},
+            focused,
+            user_id=self.member_id if user is None else user,
+            channel_id=self._channel(channel, None),
+            locale=locale,
+        )
+        await self._send_interaction(interaction)
+        return interaction
+
     async def submit_modal(
         self,
         opened_by: InteractionRecord,

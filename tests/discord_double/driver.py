@@ -1,7 +1,8 @@
 """Builds the INTERACTION_CREATE payloads a Discord client would cause.
 
 Slash commands are checked against what the bot registered (as the Discord
-client only offers registered commands and validates the options), and
+client only offers registered commands and validates the options), so are
+autocompletes (only of options registered with ``autocomplete``), and
 component interactions carry the message they came from, with its current
 components: discord.py needs that to route a click to a persistent
 ``DynamicItem``.
@@ -95,7 +96,6 @@ def command_options(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Typed option values plus the ``resolved`` map, validated like the Discord client would."""
     by_name = {o["name"]: o for o in schema}
-    guild = state.guild_of(channel_id)
     given = {**options, **attachments}
     unknown = set(given) - set(by_name)
     if unknown:
@@ -108,56 +108,67 @@ def command_options(
     resolved: dict[str, dict[str, Any]] = {}
     for option_name, raw in given.items():
         option = by_name[option_name]
-        kind = option["type"]
-        if kind == ATTACHMENT:
-            filename, data, content_type = raw
-            stored = state.store_file(channel_id, filename, data, content_type, ephemeral=True)
-            resolved.setdefault("attachments", {})[str(stored.id)] = stored.to_payload()
-            value: Any = str(stored.id)
-        elif kind == STRING:
-            value = str(raw)
-            if not option.get("min_length", 0) <= len(value) <= option.get("max_length", 6000):
-                raise ValueError(f"/{name} {option_name}: length {len(value)} is out of bounds")
-        elif kind in (INTEGER, NUMBER):
-            if isinstance(raw, bool) or (kind == INTEGER and int(raw) != raw):
-                raise ValueError(
-                    f"/{name} {option_name}: {raw!r} is not an {'integer' if kind == INTEGER else 'number'}"
-                )
-            value = int(raw) if kind == INTEGER else float(raw)
-            if option.get("min_value") is not None and value < option["min_value"]:
-                raise ValueError(f"/{name} {option_name}: {value} < min_value {option['min_value']}")
-            if option.get("max_value") is not None and value > option["max_value"]:
-                raise ValueError(f"/{name} {option_name}: {value} > max_value {option['max_value']}")
-        elif kind == BOOLEAN:
-            value = bool(raw)
-        elif kind in (USER, MENTIONABLE) and int(raw) in guild.members:
-            value = str(raw)
-            resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
-            member = guild.member_payload(int(raw), with_permissions=True)
-            del member["user"]  # resolved members come without their user, which is in "users"
-            resolved.setdefault("members", {})[value] = member
-        elif kind == USER and int(raw) in state.users:
-            # Someone not in this server (left it, or picked by id): Discord resolves the user alone.
-            value = str(raw)
-            resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
-        elif kind in (ROLE, MENTIONABLE):
-            value = str(raw)
-            resolved.setdefault("roles", {})[value] = state.role(int(raw)).to_payload()
-        elif kind == CHANNEL:
-            value = str(raw)
-            channel = state.channel(int(raw))
-            resolved.setdefault("channels", {})[value] = {
-                "id": value, "name": channel.name, "type": channel.type, "permissions": str(state.app_permissions)
-            }  # fmt: skip
-        else:
-            raise ValueError(f"/{name} {option_name}: option type {kind} is not supported by the double")
-        choices = option.get("choices")
-        if choices and value not in [c["value"] for c in choices]:
-            raise ValueError(
-                f"/{name} {option_name}: {value!r} is not one of the choices {[c['value'] for c in choices]}"
-            )
-        values.append({"name": option_name, "type": kind, "value": value})
+        value = option_value(state, name, option, raw, channel_id, resolved)
+        values.append({"name": option_name, "type": option["type"], "value": value})
     return values, resolved
+
+
+def option_value(
+    state: State,
+    name: str,
+    option: dict[str, Any],
+    raw: Any,
+    channel_id: int,
+    resolved: dict[str, dict[str, Any]],
+) -> Any:
+    """One option's value as Discord sends it, checked like the Discord client checks a submitted
+    command (length, bounds, choices, existing users...); what it refers to goes into ``resolved``."""
+    option_name, kind = option["name"], option["type"]
+    guild = state.guild_of(channel_id)
+    if kind == ATTACHMENT:
+        filename, data, content_type = raw
+        stored = state.store_file(channel_id, filename, data, content_type, ephemeral=True)
+        resolved.setdefault("attachments", {})[str(stored.id)] = stored.to_payload()
+        value: Any = str(stored.id)
+    elif kind == STRING:
+        value = str(raw)
+        if not option.get("min_length", 0) <= len(value) <= option.get("max_length", 6000):
+            raise ValueError(f"/{name} {option_name}: length {len(value)} is out of bounds")
+    elif kind in (INTEGER, NUMBER):
+        if isinstance(raw, bool) or (kind == INTEGER and int(raw) != raw):
+            raise ValueError(f"/{name} {option_name}: {raw!r} is not an {'integer' if kind == INTEGER else 'number'}")
+        value = int(raw) if kind == INTEGER else float(raw)
+        if option.get("min_value") is not None and value < option["min_value"]:
+            raise ValueError(f"/{name} {option_name}: {value} < min_value {option['min_value']}")
+        if option.get("max_value") is not None and value > option["max_value"]:
+            raise ValueError(f"/{name} {option_name}: {value} > max_value {option['max_value']}")
+    elif kind == BOOLEAN:
+        value = bool(raw)
+    elif kind in (USER, MENTIONABLE) and int(raw) in guild.members:
+        value = str(raw)
+        resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
+        member = guild.member_payload(int(raw), with_permissions=True)
+        del member["user"]  # resolved members come without their user, which is in "users"
+        resolved.setdefault("members", {})[value] = member
+    elif kind == USER and int(raw) in state.users:
+        # Someone not in this server (left it, or picked by id): Discord resolves the user alone.
+        value = str(raw)
+        resolved.setdefault("users", {})[value] = state.user_payload(int(raw))
+    elif kind in (ROLE, MENTIONABLE):
+        value = str(raw)
+        resolved.setdefault("roles", {})[value] = state.role(int(raw)).to_payload()
+    elif kind == CHANNEL:
+        value = str(raw)
+        channel = state.channel(int(raw))
+        resolved.setdefault("channels", {})[value] = {
+            "id": value, "name": channel.name, "type": channel.type, "permissions": str(state.app_permissions)
+        }  # fmt: skip
+    else:
+        raise ValueError(f"/{name} {option_name}: option type {kind} is not supported by the double")
+    choices = option.get("choices")
+    if choices and value not in [c["value"] for c in choices]:
+        raise ValueError(f"/{name} {option_name}: {value!r} is not one of the choices {[c['value'] for c in choices]}")
+    return value
 
 
 def slash_interaction(
@@ -173,13 +184,7 @@ def slash_interaction(
 ) -> InteractionRecord:
     command, schema, path = find_command(state, name, state.guild_of(channel_id).id)
     values, resolved = command_options(state, name, schema, options, attachments, channel_id)
-    # Subcommands nest the values: [{group, options: [{sub, options: values}]}]
-    for depth in reversed(range(len(path))):
-        kind = SUB_COMMAND if depth == len(path) - 1 else SUB_COMMAND_GROUP
-        values = [{"name": path[depth], "type": kind, "options": values}]
-    data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": 1, "options": values}
-    if command.get("guild_id"):
-        data["guild_id"] = command["guild_id"]
+    data = _command_data(command, path, values)
     if resolved:
         data["resolved"] = resolved
     payload = base_interaction(
@@ -192,6 +197,80 @@ def slash_interaction(
     )
     payload["data"] = data
     return _record(state, payload, name=name)
+
+
+def _command_data(command: dict[str, Any], path: list[str], values: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``data`` of a command interaction; subcommands nest the values:
+    ``[{group, options: [{sub, options: values}]}]``."""
+    for depth in reversed(range(len(path))):
+        kind = SUB_COMMAND if depth == len(path) - 1 else SUB_COMMAND_GROUP
+        values = [{"name": path[depth], "type": kind, "options": values}]
+    data: dict[str, Any] = {"id": command["id"], "name": command["name"], "type": 1, "options": values}
+    if command.get("guild_id"):
+        data["guild_id"] = command["guild_id"]
+    return data
+
+
+def autocomplete_interaction(
+    state: State,
+    name: str,
+    options: dict[str, Any],
+    focused: str,
+    *,
+    user_id: int,
+    channel_id: int,
+    locale: str,
+) -> InteractionRecord:
+    """The member is typing ``focused`` of /``name`` (an APPLICATION_COMMAND_AUTOCOMPLETE, type 4).
+
+    As Discord documents it (application-commands#autocomplete): the options typed so far are
+    sent, the one being typed with ``"focused": true``, required ones may be missing, and the
+    values are partial: strings and the focused value go as typed (the focused one always as a
+    string, even for an INTEGER or NUMBER option, as the client sends what is in the box), while
+    other filled options passed the client's checks as in ``slash``.  No ``resolved`` map (discord.py
+    documents that Discord sends none here).  Only an option registered with ``autocomplete: true``
+    can be focused: anything else is a test's mistake (ValueError); an unregistered command or
+    subcommand, LookupError.
+    """
+    command, schema, path = find_command(state, name, state.guild_of(channel_id).id)
+    by_name = {o["name"]: o for o in schema}
+    unknown = ({*options, focused}) - set(by_name)
+    if unknown:
+        raise ValueError(f"/{name} has no option(s) {sorted(unknown)}; it has {sorted(by_name)}")
+    if not by_name[focused].get("autocomplete"):
+        with_autocomplete = [o["name"] for o in schema if o.get("autocomplete")]
+        raise ValueError(
+            f"/{name} {focused}: not registered with autocomplete, so Discord sends no autocomplete"
+            f" interaction for it (options with autocomplete: {with_autocomplete})"
+        )
+    values: list[dict[str, Any]] = []
+    given = options if focused in options else {**options, focused: ""}  # focused on an empty box
+    for option_name, raw in given.items():
+        option = by_name[option_name]
+        kind = option["type"]
+        if option_name == focused:
+            values.append({"name": option_name, "type": kind, "value": str(raw), "focused": True})
+            continue
+        if kind == ATTACHMENT:
+            raise ValueError(f"/{name} {option_name}: the double sends no attachment in an autocomplete")
+        value = str(raw) if kind == STRING else option_value(state, name, option, raw, channel_id, {})
+        values.append({"name": option_name, "type": kind, "value": value})
+    payload = base_interaction(
+        state, interaction_type=4, user_id=user_id, channel_id=channel_id, locale=locale, app_permissions=None
+    )
+    payload["data"] = {**_command_data(command, path, values), "version": command["version"]}
+    return _record(state, payload, name=name, focused=focused)
+
+
+def focused_option(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The option marked ``focused`` in an autocomplete interaction's data, however deep."""
+    pending = list(payload.get("data", {}).get("options") or [])
+    while pending:
+        option = pending.pop()
+        if option.get("focused"):
+            return option
+        pending.extend(option.get("options") or [])
+    return None
 
 
 def component_interaction(

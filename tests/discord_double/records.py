@@ -253,13 +253,14 @@ class InteractionRecord:
 
     id: int
     token: str
-    type: int  # 2 application command, 3 message component
+    type: int  # 2 application command, 3 message component, 4 autocomplete, 5 modal submit
     user_id: int
     channel_id: int
     payload: dict[str, Any] = field(repr=False)  # the INTERACTION_CREATE data as sent
     at: float
     name: str | None = None  # the command as typed, e.g. "echo" or "settings show"
     custom_id: str | None = None
+    focused: str | None = None  # autocomplete: the option being typed
     source_message_id: int | None = None  # the message whose component was used
     callbacks: list[CallbackRecord] = field(default_factory=list)
     # The message "@original" refers to: the response message once the bot answered with
@@ -311,6 +312,14 @@ class InteractionRecord:
     def ephemeral(self) -> bool:
         """Whether the response (message or deferred placeholder) is ephemeral."""
         return bool(self.callbacks) and self.callbacks[0].ephemeral
+
+    @property
+    def choices(self) -> list[dict[str, Any]] | None:
+        """The choices the bot suggested for an autocomplete (callback type 8), as it sent them
+        (``{"name", "value"}``, with ``name_localizations`` if it gave any); None until answered.
+
+        An autocomplete has no message: ``original`` stays None and its token takes no follow-up."""
+        return next((list(c.data.get("choices") or []) for c in self.callbacks if c.type == 8), None)
 
     @property
     def modal(self) -> dict[str, Any] | None:

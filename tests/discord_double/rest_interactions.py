@@ -2,8 +2,10 @@
 
 Callbacks are checked like Discord checks them (a second one gets 40060, a
 late one 10062 when ``interaction_ack_timeout`` is set, a callback type the
-interaction does not allow 50035) and each accepted one is recorded on the
-interaction.
+interaction does not allow 50035, an invalid message, modal or autocomplete
+result 50035) and each accepted one is recorded on the interaction.  An
+autocomplete (type 4) is answered with its choices only (callback 8): it has no
+message, and its token opens no follow-up webhook.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .driver import STRING, focused_option
 from .errors import ApiError, invalid_form
 from .messages import IS_COMPONENTS_V2, unknown_message
 from .records import LOADING, CallbackRecord, InteractionRecord, MessageRecord, RequestRecord, UploadedFile, snapshot
 from .responses import json_response, no_content
 from .state import State
-from .validation import validate_message, validate_modal
+from .validation import validate_autocomplete, validate_message, validate_modal
 
 
 class InteractionRoutes:
@@ -57,6 +60,9 @@ class InteractionRoutes:
             validate_message(data, prefix=("data",), components_v2=v2)
         elif callback_type == 9:
             validate_modal(data, prefix=("data",))
+        elif callback_type == 8:
+            focused = focused_option(interaction.payload) or {}
+            validate_autocomplete(body.get("data"), int(focused.get("type", STRING)), prefix=("data",))
 
         callback = CallbackRecord(callback_type, snapshot(data), tuple(req.files), time.monotonic())
         interaction.callbacks.append(callback)
@@ -119,7 +125,8 @@ class InteractionRoutes:
         """The interaction an interaction-webhook URL belongs to (it needs an answer first)."""
         if int(app_id) == self.state.application_id:
             for interaction in self.state.interactions.values():
-                if interaction.token == token and interaction.callbacks:
+                # An autocomplete's token is only good for its choices.
+                if interaction.token == token and interaction.callbacks and interaction.type != 4:
                     return interaction
         raise ApiError(404, 10015, "Unknown Webhook")
 
