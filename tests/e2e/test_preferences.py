@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
-from tests.e2e.harness import answer_to, public_messages, wait_public
+from tests.e2e.harness import answer_to, public_messages, task_for, wait_final, wait_public
 from tests.proxy_sim import ProxySim
 
 
@@ -71,3 +71,23 @@ async def test_bad_preferences_are_refused_privately(configure, start_bot, dd: D
         dd, await dd.slash("prefer option set", {"name": "one_more", "value": "--s 100"})
     )
     assert public_messages(dd) == [] and sim.count("/submit/imagine") == 0
+
+
+async def test_the_prompt_box_suggests_recent_prompts_parameters_and_options(configure, start_bot, dd, sim):
+    configure(auth="authorization")
+    await start_bot()
+    await dd.slash("prefer option set", {"name": "moody", "value": "dark clouds --c 20"})
+    await dd.slash("imagine", {"prompt": "a lighthouse in fog"})
+    message = await wait_public(dd, 1)
+    sim.succeed(task_for(sim, "a lighthouse in fog"))
+    await wait_final(dd, message)
+    asked = sim.count("")  # nothing runs any more: the bot has nothing to ask the proxy
+    recent = await dd.autocomplete("imagine", {"prompt": "light"}, "prompt")
+    await dd.wait_for(lambda: recent.choices is not None, what="the suggestions")
+    assert [c["value"] for c in recent.choices] == ["light", "a lighthouse in fog"]
+    params = await dd.autocomplete("imagine", {"prompt": "a harbour --"}, "prompt")
+    await dd.wait_for(lambda: params.choices is not None, what="the parameter hints")
+    values = [c["value"] for c in params.choices]
+    assert "a harbour --moody" in values and "a harbour --ar 16:9" in values and "a harbour --v 7" in values
+    assert len(values) <= 25 and all(len(v) <= 100 for v in values)
+    assert recent.ack_s < 3 and params.ack_s < 3 and sim.count("") == asked  # no proxy call
