@@ -17,7 +17,9 @@ The rest covers the per-channel message write rate limit (headers, 429s, what
 discord.py does with them), more channels, answers held back by
 ``delay_next``, Discord's payload rules, and uploads: the per-file limit of
 each boost tier (``set_premium_tier``, GUILD_UPDATE), 10 attachments at most,
-and the content type and size Discord gives images and videos.
+and the content type and size Discord gives images and videos.  Last, direct
+messages: ``User.send``/``Member.send`` (Create DM, one channel per user),
+closed DMs (403 50007), refused recipients, and a user writing to the bot.
 """
 
 from __future__ import annotations
@@ -1617,3 +1619,186 @@ def test_unicode_emoji_accepted(name: str) -> None:
 @pytest.mark.parametrize("name", INVALID_EMOJI)
 def test_not_unicode_emoji_refused(name: str) -> None:
     assert not is_unicode_emoji(name)
+
+
+# ------------------------------------------------------------ direct messages
+#
+# ``User.send()`` / ``Member.send()`` open the DM with Create DM (POST /users/@me/channels,
+# https://discord.com/developers/docs/resources/user#create-dm), which answers the DM channel object
+# (type 1, ``recipients``: https://discord.com/developers/docs/resources/channel#channel-object-example-dm-channel),
+# the same one every time, then post in it as in a guild channel, without a guild.
+
+
+def dm_events(dd: DiscordDouble, channel_id: int) -> list[dict]:
+    """The MESSAGE_CREATE events the double sent for a channel."""
+    return [
+        f.d
+        for f in dd.gateway_log
+        if f.direction == "out" and f.t == "MESSAGE_CREATE" and f.d["channel_id"] == str(channel_id)
+    ]
+
+
+async def test_user_send_arrives_in_direct_messages(dd: DiscordDouble, bot: EchoBot) -> None:
+    alice, bob = dd.members
+    user = await bot.fetch_user(alice)  # not cached (no members intent): GET /users/{id}
+    assert (user.id, user.name) == (alice, "alice")
+    assert dd.find_requests("GET", rf"^/users/{alice}$")
+    assert dd.direct_messages(alice) == [] and dd.dm_channel_id(alice) is None
+
+    sent = await user.send("hi")
+    assert isinstance(sent.channel, discord.DMChannel) and sent.guild is None
+    assert sent.channel.recipient.id == alice
+    (record,) = dd.direct_messages(alice)
+    assert (record.id, record.content, record.origin, record.author_id) == (sent.id, "hi", "bot", dd.bot_id)
+    assert record.channel_id == dd.dm_channel_id(alice) == sent.channel.id
+    assert dd.direct_messages(bob) == [] and dd.channel_messages() == []  # nothing in the guild
+    (opened,) = dd.find_requests("POST", r"^/users/@me/channels$")
+    assert opened.status == 200 and int(opened.payload["recipient_id"]) == alice
+
+    # The bot's session gets its own DM as Discord sends it: no guild, no member.
+    (event,) = await dd.wait_for(lambda: dm_events(dd, sent.channel.id))
+    assert "guild_id" not in event and "member" not in event and event["channel_type"] == 1
+    assert event["content"] == "hi" and event["author"]["id"] == str(dd.bot_id)
+
+    # Member.send, with an embed and a file; a test can wait for it.
+    member = await bot.get_guild(dd.guild_id).fetch_member(bob)
+    arrived = asyncio.create_task(dd.wait_for(lambda: dd.direct_messages(bob)))
+    embed = discord.Embed(title="Result", description="done").set_image(url="attachment://result.png")
+    await member.send("for bob", embed=embed, file=discord.File(io.BytesIO(PNG), "result.png"))
+    (for_bob,) = await arrived
+    assert for_bob.content == "for bob" and for_bob.channel_id == dd.dm_channel_id(bob) != dd.dm_channel_id(alice)
+    (attachment,) = for_bob.attachments
+    assert (attachment.filename, attachment.data, attachment.content_type) == ("result.png", PNG, "image/png")
+    assert for_bob.current.embeds[0]["image"]["url"] == attachment.url
+    assert await download(attachment.url) == PNG
+
+    # The bot edits and deletes its own DMs like any message.
+    await sent.edit(content="hi again")
+    assert [v.content for v in dd.messages[sent.id].versions] == ["hi", "hi again"]
+    await sent.delete()
+    assert dd.direct_messages(alice) == [] and dd.direct_messages(alice, include_deleted=True)[0].deleted
+
+
+async def test_the_dm_channel_is_reused(dd: DiscordDouble, bot: EchoBot) -> None:
+    alice = dd.member_id
+    user = await bot.fetch_user(alice)
+    first = await user.send("one")
+    second = await user.send("two")
+    assert first.channel.id == second.channel.id == dd.dm_channel_id(alice)
+    assert len(dd.find_requests("POST", r"^/users/@me/channels$")) == 1  # discord.py keeps the channel
+
+    # Create DM answers the existing channel, as Discord documents; another client gets it too.
+    async with raw_session(dd) as session:
+        for recipient in (alice, str(alice)):  # discord.py sends the id as a number; strings pass too
+            async with session.post("/api/v10/users/@me/channels", json={"recipient_id": recipient}) as response:
+                assert response.status == 200
+                channel = await response.json()
+            assert channel == {
+                "id": str(first.channel.id),
+                "type": 1,
+                "last_message_id": str(second.id),
+                "flags": 0,
+                "recipients": [channel["recipients"][0]],
+            }
+            assert channel["recipients"][0]["id"] == str(alice) and channel["recipients"][0]["username"] == "alice"
+        async with session.get(f"/api/v10/channels/{first.channel.id}") as response:
+            assert (await response.json())["recipients"][0]["id"] == str(alice)
+    other = await login(dd)
+    try:
+        assert (await (await other.fetch_user(alice)).create_dm()).id == first.channel.id
+    finally:
+        await other.close()
+    assert [m.content for m in dd.direct_messages(alice)] == ["one", "two"]  # newest last
+    assert len(dd.state.dm_channels) == 1
+    # History reads the DM like a channel.
+    assert [m.content async for m in first.channel.history()] == ["two", "one"]
+
+
+async def test_closed_dms_are_forbidden(dd: DiscordDouble, bot: EchoBot) -> None:
+    alice, bob = dd.members
+    user = await bot.fetch_user(alice)
+    dd.close_dms(alice)
+    assert dd.dms_closed(alice) and not dd.dms_closed(bob)
+    with pytest.raises(discord.Forbidden) as error:
+        await user.send("you will not see this")
+    assert (error.value.status, error.value.code) == (403, 50007)
+    assert error.value.text == "Cannot send messages to this user"
+    # The DM opened (Discord refuses the message, not the channel); nothing was sent in it.
+    assert dd.dm_channel_id(alice) is not None and dd.direct_messages(alice) == []
+    assert dd.messages == {} and dd.refusals == []  # a 403 is not a 400 refusal
+    (refused,) = dd.find_requests("POST", rf"^/channels/{dd.dm_channel_id(alice)}/messages$")
+    assert refused.status == 403 and refused.error_code == 50007
+    await (await bot.fetch_user(bob)).send("bob still gets DMs")
+    assert [m.content for m in dd.direct_messages(bob)] == ["bob still gets DMs"]
+
+    dd.open_dms(alice)
+    await user.send("welcome back")
+    assert [m.content for m in dd.direct_messages(alice)] == ["welcome back"]
+    with pytest.raises(KeyError):
+        dd.close_dms(12345)
+
+
+async def test_unknown_recipient_is_refused(dd: DiscordDouble, bot: EchoBot) -> None:
+    unknown = dd.state.new_id()  # a snowflake, but nobody's
+    with pytest.raises(discord.NotFound) as not_found:
+        await bot.fetch_user(unknown)
+    assert not_found.value.code == 10013  # Unknown User
+    with pytest.raises(discord.HTTPException) as invalid:
+        await bot.http.start_private_message(unknown)
+    assert (invalid.value.status, invalid.value.code, invalid.value.text) == (400, 50033, "Invalid Recipient(s)")
+    # The bot cannot DM itself (discord.py's ClientUser has no send; the raw call shows Discord's answer).
+    with pytest.raises(discord.HTTPException) as itself:
+        await bot.http.start_private_message(dd.bot_id)
+    assert (itself.value.status, itself.value.code) == (400, 50007)
+
+    async with raw_session(dd) as session:
+        for body, code in [({}, "BASE_TYPE_REQUIRED"), ({"recipient_id": "alice"}, "NUMBER_TYPE_COERCE")]:
+            async with session.post("/api/v10/users/@me/channels", json=body) as response:
+                answer = await response.json()
+            assert (response.status, answer["code"]) == (400, 50035)
+            assert dd.refusals[-1].form_error_codes == {"recipient_id": code}
+    assert [r.error_code for r in dd.refusals] == [50033, 50007, 50035, 50035]
+    assert dd.state.dm_channels == {} and dd.messages == {}
+    assert dd.direct_messages(unknown) == [] and dd.dm_channel_id(unknown) is None
+
+
+@double(channel_write_limit=None)
+async def test_dms_take_files_up_to_10_mib_whatever_the_guilds_tier(dd: DiscordDouble, raw) -> None:
+    await dd.set_premium_tier(dd.guild_id, 3)  # a guild's boosts do not reach its members' DMs
+    status, channel = await Endpoint(dd, raw).request("POST", "/users/@me/channels", {"recipient_id": dd.member_id})
+    assert status == 200 and channel["type"] == 1
+    dm = Endpoint(dd, raw)
+    path = f"/channels/{channel['id']}/messages"
+
+    status, body = await dm.request("POST", path, {"content": "at the limit"}, [("a.bin", bytes(10 * MiB))])
+    assert status == 200 and "guild_id" not in body and body["attachments"][0]["size"] == 10 * MiB
+    status, body = await dm.request("POST", path, {"content": "one byte over"}, [("b.bin", bytes(10 * MiB + 1))])
+    assert (status, body) == (413, {"message": "Request entity too large", "code": 40005})
+    # Discord's message rules hold in DMs too.
+    status, body = await dm.request("POST", path, {"content": "x" * 2001})
+    assert (status, body["code"]) == (400, 50035) and dd.refusals[-1].form_error_codes == {
+        "content": "BASE_TYPE_MAX_LENGTH"
+    }
+    status, body = await dm.request("POST", path, {"content": ""})
+    assert (status, body["code"]) == (400, 50006)
+    assert [m.content for m in dd.direct_messages(dd.member_id)] == ["at the limit"]
+
+
+async def test_a_user_dms_the_bot(dd: DiscordDouble, bot: EchoBot) -> None:
+    bob = dd.members[1]
+    received = asyncio.create_task(bot.wait_for("message", check=lambda m: m.guild is None, timeout=5))
+    sent = await dd.send_user_dm("hello bot", user=bob)
+    message = await received
+    # Content arrives without the MESSAGE_CONTENT intent: DMs with the app are exempt.
+    assert (message.id, message.content, message.author.id) == (sent.id, "hello bot", bob)
+    assert message.channel.id == dd.dm_channel_id(bob) == sent.channel_id
+
+    reply = await message.channel.send("hello bob")
+    assert [(m.content, m.origin) for m in dd.direct_messages(bob)] == [("hello bot", "user"), ("hello bob", "bot")]
+    assert reply.channel.id == dd.dm_channel_id(bob)
+    # Nobody manages messages in a DM: the bot cannot delete bob's.
+    with pytest.raises(discord.Forbidden) as error:
+        await message.delete()
+    assert error.value.code == 50003
+    with pytest.raises(ValueError):
+        await dd.send_user_message("not in that DM", user=dd.member_id, channel=dd.dm_channel_id(bob))

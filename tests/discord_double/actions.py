@@ -1,4 +1,4 @@
-"""What users (and Discord's own trouble) do to the bot: interactions, messages, guilds, dropped gateways.
+"""What users (and Discord's own trouble) do to the bot: interactions, messages, DMs, guilds, dropped gateways.
 
 ``Actions`` is mixed into ``DiscordDouble``.  Interactions are built by
 driver.py, checked against what the bot registered, and reach only the
@@ -15,7 +15,7 @@ from .gateway import Gateway
 from .messages import INTENT_GUILDS
 from .records import InteractionRecord, MessageRecord, UploadedFile
 from .state import State
-from .world import PREMIUM_TIERS
+from .world import PREMIUM_TIERS, DMChannel
 
 
 class Actions:
@@ -173,19 +173,56 @@ class Actions:
         reply_to: int | None = None,
     ) -> MessageRecord:
         """Post a message as a member in ``channel`` (else the first channel of ``guild``, else the
-        main channel); the bot gets MESSAGE_CREATE, content gated by MESSAGE_CONTENT."""
+        main channel); the bot gets MESSAGE_CREATE, content gated by MESSAGE_CONTENT.  In a DM only its
+        user may post (``send_user_dm`` finds or opens it)."""
         channel_id = self._channel(channel, guild)
+        author_id = self.member_id if user is None else user
+        dm = self.state.channel(channel_id)
+        if isinstance(dm, DMChannel) and author_id != dm.recipient.id:
+            raise ValueError(f"user {author_id} is not in DM {channel_id} (with user {dm.recipient.id})")
         payload: dict[str, Any] = {"content": content}
         if reply_to is not None:
             payload["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
         uploads = [UploadedFile(f"files[{i}]", name, ctype, data) for i, (name, data, ctype) in enumerate(files or [])]
         return await self.state.create_message(
             channel_id=channel_id,
-            author_id=self.member_id if user is None else user,
+            author_id=author_id,
             payload=payload,
             files=uploads,
             via="user",
         )
+
+    async def send_user_dm(
+        self,
+        content: str,
+        *,
+        user: int | None = None,
+        files: list[tuple[str, bytes, str]] | None = None,
+        reply_to: int | None = None,
+    ) -> MessageRecord:
+        """``user`` (default: alice) writes to the bot in their DM, opened if need be (the DM id the
+        bot gets is the one ``POST /users/@me/channels`` answers for that user).  The bot gets
+        MESSAGE_CREATE with the DIRECT_MESSAGES intent, on shard 0, without ``guild_id``, content
+        ungated (DMs with the app are exempt from MESSAGE_CONTENT)."""
+        author = self.state.user(self.member_id if user is None else user)  # KeyError for an unknown user
+        if author.bot:
+            raise ValueError(f"user {author.id} is a bot: no DM between it and the bot")
+        dm = self.state.open_dm(author.id)
+        return await self.send_user_message(
+            content, user=dm.recipient.id, channel=dm.id, files=files, reply_to=reply_to
+        )
+
+    def close_dms(self, user_id: int) -> None:
+        """``user_id`` accepts no DM from the bot any more (DMs from server members off, or the bot
+        blocked): opening the DM still works, but every message the bot sends there is answered 403
+        Cannot send messages to this user (50007), which discord.py raises as ``Forbidden``."""
+        self.state.user(user_id)  # KeyError for a user the double does not know
+        self.state.closed_dms.add(user_id)
+
+    def open_dms(self, user_id: int) -> None:
+        """Undo ``close_dms``: the bot may message ``user_id`` again."""
+        self.state.user(user_id)
+        self.state.closed_dms.discard(user_id)
 
     async def delete_message(self, message_id: int) -> None:
         """Delete a message as a user/moderator would; later edits of it get 404 Unknown Message."""

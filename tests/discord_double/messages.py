@@ -3,7 +3,9 @@
 ``MessageStore`` is the message half of ``State``: a message, with every
 version of it, is stored before its event (MESSAGE_CREATE, MESSAGE_UPDATE,
 MESSAGE_DELETE) goes to the gateway through ``emit``, which routes it by the
-guild of the message's channel.
+guild of the message's channel.  A DM's messages have no guild: their events
+go to shard 0 only, to sessions with the DIRECT_MESSAGES intent, content
+ungated, and without ``guild_id`` or ``member``, as Discord sends them.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from .records import (
     snapshot,
 )
 from .validation import MAX_ATTACHMENTS, validate_message
-from .world import Channel, Guild, iso, snowflake_time
+from .world import DM, Channel, DMChannel, Guild, iso, snowflake_time
 
 # Gateway intents that decide which events a session receives.
 INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_MESSAGES = 1 << 9
+INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
 
 # Message flags a sender may set; the rest are Discord's to set.
@@ -46,6 +49,12 @@ EDITABLE_FLAGS = SUPPRESS_EMBEDS | IS_COMPONENTS_V2
 
 def unknown_message() -> ApiError:
     return ApiError(404, 10008, "Unknown Message")
+
+
+def cannot_message_user() -> ApiError:
+    """Sending in the DM of a user who accepts no DM from the bot (https://discord.com/developers/docs/
+    topics/opcodes-and-status-codes#json-json-error-codes: 50007; discord.py raises Forbidden)."""
+    return ApiError(403, 50007, "Cannot send messages to this user")
 
 
 def too_many_attachments() -> ApiError:
@@ -69,7 +78,9 @@ class MessageStore:
     emit: Emitter | None
     new_id: Callable[[], int]
     guild_of: Callable[[int], Guild]
-    channel: Callable[[int], Channel]
+    channel: Callable[[int], Channel | DMChannel]
+    bot: Any  # the bot's User
+    closed_dms: set[int]
     user_payload: Callable[[int], dict[str, Any]]
     member_payload: Callable[..., dict[str, Any]]
     notify: Callable[[], Awaitable[None]]
@@ -78,11 +89,10 @@ class MessageStore:
 
     def message_payload(self, message: MessageRecord, *, resolve_reference: bool = True) -> dict[str, Any]:
         version = message.current
-        guild = self.guild_of(message.channel_id)
+        guild = self._guild_or_none(message.channel_id)
         payload: dict[str, Any] = {
             "id": str(message.id),
             "channel_id": str(message.channel_id),
-            "guild_id": str(guild.id),
             "type": message.type,
             "author": self.user_payload(message.author_id),
             "content": version.content,
@@ -90,7 +100,7 @@ class MessageStore:
             "edited_timestamp": version.edited_timestamp,
             "tts": False,
             "mention_everyone": False,
-            "mentions": [self.user_payload(uid) for uid in self._mentioned_users(version.content, guild)],
+            "mentions": [self.user_payload(uid) for uid in self._mentioned_users(version.content, message.channel_id)],
             "mention_roles": [],
             "attachments": [a.to_payload() for a in version.attachments],
             "embeds": snapshot(version.embeds),
@@ -98,6 +108,8 @@ class MessageStore:
             "pinned": False,
             "flags": version.flags,
         }
+        if guild is not None:
+            payload["guild_id"] = str(guild.id)
         if message.origin == "interaction":
             # Interaction responses are posted through the application's webhook.
             payload["webhook_id"] = str(self.application_id)
@@ -108,7 +120,9 @@ class MessageStore:
                     "id": str(interaction.id),
                     "type": interaction.type,
                     "user": self.user_payload(interaction.user_id),
-                    "authorizing_integration_owners": {"0": str(guild.id)},
+                    "authorizing_integration_owners": {"0": str(guild.id)}
+                    if guild is not None
+                    else {"1": str(interaction.user_id)},
                 }
         if version.message_reference is not None:
             payload["message_reference"] = snapshot(version.message_reference)
@@ -121,21 +135,39 @@ class MessageStore:
                 )
         return payload
 
-    @staticmethod
-    def _mentioned_users(content: str, guild: Guild) -> list[int]:
+    def _guild_or_none(self, channel_id: int) -> Guild | None:
+        """The guild of a channel; None for a DM."""
+        channel = self.channel(channel_id)
+        return None if isinstance(channel, DMChannel) else self.guild_of(channel_id)
+
+    def _mentioned_users(self, content: str, channel_id: int) -> list[int]:
+        """Users mentioned in ``content`` who can see the channel: its guild's members, or a DM's two users."""
+        channel = self.channel(channel_id)
+        present: Iterable[int] = (
+            (self.bot.id, channel.recipient.id) if isinstance(channel, DMChannel) else self.guild_of(channel_id).members
+        )
         ids = dict.fromkeys(int(m) for m in re.findall(r"<@!?(\d+)>", content))
-        return [uid for uid in ids if uid in guild.members]
+        return [uid for uid in ids if uid in present]
 
     def _message_event(self, message: MessageRecord) -> dict[str, Any]:
-        """A message as MESSAGE_CREATE/UPDATE carry it: with the author's guild member data."""
-        member = self.member_payload(message.author_id, guild=self.guild_of(message.channel_id))
+        """A message as MESSAGE_CREATE/UPDATE carry it: with the author's guild member data (none in DMs)."""
+        guild = self._guild_or_none(message.channel_id)
+        if guild is None:
+            return {**self.message_payload(message), "channel_type": DM}
+        member = self.member_payload(message.author_id, guild=guild)
         del member["user"]  # it is the message's "author"
         return {**self.message_payload(message), "member": member}
 
+    def _message_intent(self, channel_id: int) -> int:
+        """The intent a session needs for a message's events: DIRECT_MESSAGES in DMs, else GUILD_MESSAGES."""
+        return INTENT_DIRECT_MESSAGES if isinstance(self.channel(channel_id), DMChannel) else INTENT_GUILD_MESSAGES
+
     def _content_gated(self, message: MessageRecord) -> bool:
-        """Whether sessions without MESSAGE_CONTENT get the message emptied (users' messages not mentioning the bot)."""
-        mentioned = self._mentioned_users(message.content, self.guild_of(message.channel_id))
-        return message.origin == "user" and self.bot.id not in mentioned
+        """Whether sessions without MESSAGE_CONTENT get the message emptied: users' messages in guilds
+        not mentioning the bot (DMs with the app are exempt, as Discord documents for the intent)."""
+        if message.origin != "user" or isinstance(self.channel(message.channel_id), DMChannel):
+            return False
+        return self.bot.id not in self._mentioned_users(message.content, message.channel_id)
 
     # ----------------------------------------------------------------- files
 
@@ -257,7 +289,9 @@ class MessageStore:
                 raise invalid_form("message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message")
             return None
         reference.setdefault("channel_id", str(channel_id))
-        reference.setdefault("guild_id", str(self.channel(channel_id).guild_id))
+        guild_id = self.channel(channel_id).guild_id
+        if guild_id is not None:  # a DM's messages have none
+            reference.setdefault("guild_id", str(guild_id))
         return reference
 
     async def create_message(
@@ -272,7 +306,13 @@ class MessageStore:
         message_type: int = 0,
         extra_flags: int = 0,
     ) -> MessageRecord:
-        self.channel(channel_id)  # 404 for unknown channels
+        channel = self.channel(channel_id)  # 404 for unknown channels
+        if (
+            isinstance(channel, DMChannel)
+            and author_id != channel.recipient.id
+            and channel.recipient.id in self.closed_dms
+        ):
+            raise cannot_message_user()
         # Refused before anything is stored (no attachment either), as on Discord.
         validate_message(payload)
         flags = int(payload.get("flags") or 0) & (SENDABLE_FLAGS | (EPHEMERAL if interaction else 0))
@@ -301,11 +341,14 @@ class MessageStore:
             versions=[version],
         )
         self.messages[message.id] = message
+        if isinstance(channel, DMChannel):
+            channel.last_message_id = message.id
         await self.notify()
         if not version.ephemeral:
             # Ephemeral messages exist only for their recipient; Discord sends no event for them.
             event = self._message_event(message)
-            await self._emit("MESSAGE_CREATE", event, INTENT_GUILD_MESSAGES, self._content_gated(message))
+            intent = self._message_intent(channel_id)
+            await self._emit("MESSAGE_CREATE", event, intent, self._content_gated(message))
         return message
 
     async def edit_message(
@@ -344,7 +387,8 @@ class MessageStore:
         await self.notify()
         if not version.ephemeral:
             event = self._message_event(message)
-            await self._emit("MESSAGE_UPDATE", event, INTENT_GUILD_MESSAGES, self._content_gated(message))
+            intent = self._message_intent(message.channel_id)
+            await self._emit("MESSAGE_UPDATE", event, intent, self._content_gated(message))
         return message
 
     async def delete_message(self, message: MessageRecord, *, by: str) -> None:
@@ -355,8 +399,10 @@ class MessageStore:
         await self.notify()
         if not message.ephemeral:
             guild_id = self.channel(message.channel_id).guild_id
-            data = {"id": str(message.id), "channel_id": str(message.channel_id), "guild_id": str(guild_id)}
-            await self._emit("MESSAGE_DELETE", data, INTENT_GUILD_MESSAGES, False)
+            data = {"id": str(message.id), "channel_id": str(message.channel_id)}
+            if guild_id is not None:  # none in DMs
+                data["guild_id"] = str(guild_id)
+            await self._emit("MESSAGE_DELETE", data, self._message_intent(message.channel_id), False)
 
     def live_message(self, message_id: int, channel_id: int | None = None) -> MessageRecord:
         """A message the channel routes can see: not deleted, not ephemeral, in that channel."""

@@ -1,4 +1,4 @@
-"""What a test reads from the double's records: requests, refusals, writes, messages, commands, sessions.
+"""What a test reads from the double's records: requests, refusals, writes, messages, DMs, commands, sessions.
 
 ``Queries`` is mixed into ``DiscordDouble``; every answer is computed from the
 records at the time of the call.
@@ -112,6 +112,23 @@ class Queries:
             ),
             key=lambda m: m.id,
         )
+
+    def dm_channel_id(self, user_id: int) -> int | None:
+        """The id of the bot's DM with ``user_id`` (what ``POST /users/@me/channels`` answered), None if
+        the bot never opened one."""
+        dm = self.state.dm_channel_of(user_id)
+        return None if dm is None else dm.id
+
+    def direct_messages(self, user_id: int, *, include_deleted: bool = False) -> list[MessageRecord]:
+        """Messages of the DM between the bot and ``user_id``, oldest first (newest last): what the bot
+        sent the user (``origin`` "bot"), and what the user sent the bot (``send_user_dm``, "user").
+        Empty if no DM was opened; sends refused (DMs closed: 403 50007) left nothing here."""
+        channel_id = self.dm_channel_id(user_id)
+        return [] if channel_id is None else self.channel_messages(channel_id, include_deleted=include_deleted)
+
+    def dms_closed(self, user_id: int) -> bool:
+        """Whether ``user_id`` accepts no DM from the bot (``close_dms``)."""
+        return user_id in self.state.closed_dms
 
     def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """The registered commands as Discord stores them: global ones, or a guild's."""

@@ -7,7 +7,8 @@ answer back.  Routes are matched by a small table instead of aiohttp's router
 so that one place records, fails, authenticates, limits and answers unknown
 routes with a loud 404.  The application command routes are in
 rest_commands.py, the interaction callback and webhook routes in
-rest_interactions.py.
+rest_interactions.py.  Channel routes serve DMs too (``POST /users/@me/channels``
+opens one), without a guild.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiohttp import BodyPartReader, web
 
 from bot.core.background import wait_event
 
-from .errors import ApiError
+from .errors import ApiError, invalid_form
 from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .records import (
     FaultRule,
@@ -36,7 +37,7 @@ from .responses import error_response, json_response, no_content
 from .rest_commands import CommandRoutes
 from .rest_interactions import InteractionRoutes
 from .state import State
-from .world import Guild
+from .world import DMChannel, Guild
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class RestApi(CommandRoutes, InteractionRoutes):
         self.routes = [
             r("GET", "/users/@me", self.get_me),
             r("GET", "/users/{user_id}", self.get_user),
+            r("POST", "/users/@me/channels", self.create_dm),
             r("GET", "/gateway", self.get_gateway, bot_auth=False),
             r("GET", "/gateway/bot", self.get_gateway_bot),
             r("GET", "/applications/@me", self.get_application),
@@ -281,6 +283,19 @@ class RestApi(CommandRoutes, InteractionRoutes):
         except (KeyError, ValueError):
             raise ApiError(404, 10013, "Unknown User") from None
 
+    async def create_dm(self, req: RequestRecord) -> web.Response:
+        """Create DM (https://discord.com/developers/docs/resources/user#create-dm): the DM channel with
+        ``recipient_id``, the one already open if any.  No gateway event: CHANNEL_CREATE is for guild
+        channels.  Refusals: see ``State.open_dm``; a missing or non-snowflake ``recipient_id`` is 50035."""
+        payload = req.payload if isinstance(req.payload, dict) else {}
+        raw = payload.get("recipient_id")
+        if raw is None:
+            raise invalid_form("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
+        if isinstance(raw, bool) or not str(raw).isdigit():
+            raise invalid_form("recipient_id", "NUMBER_TYPE_COERCE", f'Value "{raw}" is not snowflake.')
+        dm = self.state.open_dm(int(raw))
+        return json_response(self.state.channel_payload(dm))
+
     async def get_gateway(self, req: RequestRecord) -> web.Response:
         return json_response({"url": self.state.gateway_url})
 
@@ -363,6 +378,9 @@ class RestApi(CommandRoutes, InteractionRoutes):
 
     async def delete_message(self, req: RequestRecord, channel_id: str, message_id: str) -> web.Response:
         message = self.state.live_message(int(message_id), int(channel_id))
+        if isinstance(self.state.channel(message.channel_id), DMChannel) and message.author_id != self.state.bot.id:
+            # Nobody manages messages in a DM: the bot deletes only its own there.
+            raise ApiError(403, 50003, "Cannot execute action on a DM channel")
         await self.state.delete_message(message, by="bot")
         return no_content()
 

@@ -52,6 +52,9 @@ class DiscordDouble(Actions, Queries):
     and start it with ``dd.bot_token``.  A bot may also run as several clients, each with
     some shards (``AutoShardedClient(shard_count=N, shard_ids=[...])``): each session then
     gets only its shard's guilds and their events (see shards.py).
+
+    The bot may DM any user (``User.send``): read them with ``direct_messages(user_id)``; a user
+    may refuse them (``close_dms``) or write to the bot (``send_user_dm``).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The double's shared state: ids, its world's guilds by id (see world.py) and what it records.
+"""The double's shared state: ids, its world's guilds by id and DMs (see world.py) and what it records.
 
 Everything the REST side, the gateway and the test driver share lives here:
 ids, recorded requests, messages with all their versions (messages.py),
@@ -27,7 +27,7 @@ from .records import (
     RequestRecord,
 )
 from .shards import Sharding
-from .world import DISCORD_EPOCH_MS, Channel, Guild, Role, User, build_guild
+from .world import DISCORD_EPOCH_MS, Channel, DMChannel, Guild, Role, User, build_guild
 
 
 class State(MessageStore):
@@ -82,6 +82,8 @@ class State(MessageStore):
         self.users = {u.id: u for u in (self.bot, User(self.new_id(), "alice"), User(self.new_id(), "bob"))}
         self.guilds: dict[int, Guild] = {}
         self.guild = self.add_guild(guild_id, name="Double Guild", text_channels=text_channels)  # the main one
+        self.dm_channels: dict[int, DMChannel] = {}  # by channel id; one per user, opened by the bot
+        self.closed_dms: set[int] = set()  # users who accept no DM from the bot (``close_dms``)
 
     # ----------------------------------------------------------------- world
 
@@ -136,12 +138,37 @@ class State(MessageStore):
             raise KeyError(f"user {user_id} is not known to the double")
         return user
 
-    def channel(self, channel_id: int) -> Channel:
+    def channel(self, channel_id: int) -> Channel | DMChannel:
+        dm = self.dm_channels.get(channel_id)
+        if dm is not None:
+            return dm
         for guild in self.guilds.values():
             for channel in guild.channels:
                 if channel.id == channel_id:
                     return channel
         raise ApiError(404, 10003, "Unknown Channel")
+
+    def dm_channel_of(self, user_id: int) -> DMChannel | None:
+        """The DM between the bot and ``user_id``, if one was opened."""
+        return next((dm for dm in self.dm_channels.values() if dm.recipient.id == user_id), None)
+
+    def open_dm(self, recipient_id: int) -> DMChannel:
+        """The DM with ``recipient_id``: the one already open, else a new one, as Create DM does.
+
+        Refused like Discord: a snowflake that is no user with 400 Invalid Recipient(s) (50033); the
+        bot itself or another bot with 400 Cannot send messages to this user (50007).  A user who
+        closed their DMs still gets a channel: sending in it is what fails (403 50007).
+        """
+        recipient = self.users.get(recipient_id)
+        if recipient is None:
+            raise ApiError(400, 50033, "Invalid Recipient(s)")
+        if recipient.bot:
+            raise ApiError(400, 50007, "Cannot send messages to this user")
+        dm = self.dm_channel_of(recipient_id)
+        if dm is None:
+            dm = DMChannel(self.new_id(), recipient)
+            self.dm_channels[dm.id] = dm
+        return dm
 
     def role(self, role_id: int) -> Role:
         for guild in self.guilds.values():
@@ -163,7 +190,7 @@ class State(MessageStore):
     ) -> dict[str, Any]:
         return (guild or self.guild).member_payload(user_id, with_permissions=with_permissions)
 
-    def channel_payload(self, channel: Channel) -> dict[str, Any]:
+    def channel_payload(self, channel: Channel | DMChannel) -> dict[str, Any]:
         return channel.to_payload()
 
     def guild_payload(self, guild: Guild | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 Every guild has the same humans (alice, its owner with a "Moderator" role, and
 bob) and the bot; each has its own channels and roles.  Ids are snowflakes, so
 a guild's id also decides which gateway shard it belongs to (see shards.py).
+The bot may also open a DM (``DMChannel``) with any user it knows.
 """
 
 from __future__ import annotations
@@ -137,6 +138,39 @@ class Channel:
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
+        }
+
+
+DM = 1  # the channel type of a direct message between the bot and one user
+
+
+@dataclass
+class DMChannel:
+    """A DM (channel type 1) between the bot and one user, outside every guild.
+
+    ``POST /users/@me/channels`` opens it (https://discord.com/developers/docs/resources/user#create-dm):
+    one per user, returned again on every later call.  Its object is Discord's "Example DM Channel"
+    (https://discord.com/developers/docs/resources/channel#channel-object-example-dm-channel): no
+    ``guild_id``, no name, the other user in ``recipients``.
+    """
+
+    id: int
+    recipient: User
+    last_message_id: int | None = None  # the newest message sent in it, as Discord reports it
+    type: int = DM
+    guild_id: None = None  # no guild: code asking a channel for its guild finds none
+
+    @property
+    def name(self) -> str:
+        return ""  # DMs have none; for code that shows a channel's name
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "last_message_id": None if self.last_message_id is None else str(self.last_message_id),
+            "flags": 0,
+            "recipients": [self.recipient.to_payload()],
         }
 
 
