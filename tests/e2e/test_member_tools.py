@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import PROXY_SECRET
 from tests.discord_double import DiscordDouble
-from tests.e2e.harness import answer_to, button_rows, custom_id, public_messages, task_for, wait_public
+from tests.e2e.harness import answer_to, button_rows, custom_id, imagine_grid, public_messages, task_for, wait_public
 from tests.proxy_sim import ProxySim, shortened_prompts
 
 AUTH = {"trueai": "authorization", "novicezk": "mj-api-secret"}
@@ -56,3 +56,31 @@ async def test_cancel_a_running_job(configure, start_bot, dd: DiscordDouble, sim
     asked = await dd.click(message.id, custom_id(message, "⏹️"), user=alice)
     assert "Cancelling" in await answer_to(dd, asked)
     await dd.wait_for(lambda: "Failed: 取消任务" in message.content, what="the cancelled job")
+
+
+async def test_the_seed_by_reaction_reaches_only_its_owner(configure, start_bot, dd: DiscordDouble, sim: ProxySim):
+    configure(auth=AUTH[sim.flavour])
+    await start_bot()
+    _, grid = await imagine_grid(dd, sim, "a fox with a seed")
+    alice, bob = dd.members
+    for user in (bob, alice):  # bob's ✉️ is ignored; alice's brings her the seed
+        await dd.gateway.dispatch(
+            "MESSAGE_REACTION_ADD",
+            {
+                "user_id": str(user),
+                "channel_id": str(dd.channel_id),
+                "message_id": str(grid.id),
+                "guild_id": str(dd.guild_id),
+                "emoji": {"id": None, "name": "✉️"},
+                "type": 0,
+                "burst": False,
+            },
+        )
+    await dd.wait_for(lambda: dd.direct_messages(alice), what="the seed in a direct message")
+    (letter,) = dd.direct_messages(alice)
+    if sim.flavour == "novicezk":
+        assert "can't look up seeds" in letter.content
+    else:
+        seed = sim.tasks[task_for(sim, "a fox with a seed")].seed
+        assert f"**{seed}**" in letter.content and f"--seed {seed}" in letter.content
+    assert dd.direct_messages(bob) == []
