@@ -12,7 +12,7 @@ from bot.core.models import Phase
 from bot.jobs import JobService
 from bot.proxy.client import ProxyClient
 from bot.storage import Store
-from tests.conftest import FAST_WRITES, RecordingView, make_settings
+from tests.conftest import FAST_WRITES, PROXY_SECRET, RecordingView, make_settings
 from tests.proxy_sim import ProxySim
 
 OWNER, OTHER, ADMIN = 11, 12, 13
@@ -64,6 +64,30 @@ async def harness(sim, tmp_path):
     yield make
     for h in made:
         await h.stop()
+
+
+AUTH_OF = {"newapi": "bearer", "trueai": "authorization"}  # each server's auth style
+
+
+@pytest.fixture
+async def served(tmp_path):
+    """A service in front of a simulator of the given flavour (its own database, the flavour's auth
+    style): ``await served("trueai", credits={...}, video=False)`` gives (sim, jobs, view, harness)."""
+    made: list[tuple[ProxySim, Harness]] = []
+
+    async def make(flavour: str, *, credits: dict | None = None, **options):
+        sim = ProxySim(secret=PROXY_SECRET, flavour=flavour, **options)
+        await sim.start()
+        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3", credits=credits)
+        h.settings.proxy.auth = AUTH_OF.get(flavour, "mj-api-secret")
+        made.append((sim, h))
+        jobs, view = await h.start()
+        return sim, jobs, view, h
+
+    yield make
+    for sim, h in made:
+        await h.stop()
+        await sim.stop()
 
 
 async def grid_of(jobs: JobService, view: RecordingView, sim: ProxySim, owner: int = OWNER):

@@ -21,28 +21,8 @@ from bot.core.errors import (
 )
 from bot.core.i18n import error_text
 from bot.core.models import Action, ImageFile, Phase, Status, offered_prompts
-from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim, shortened_prompts
-from tests.service_harness import OTHER, Harness, grid_of, who
-
-
-@pytest.fixture
-async def served(tmp_path):
-    made = []
-
-    async def make(flavour: str, **options):
-        sim = ProxySim(secret=PROXY_SECRET, flavour=flavour, **options)
-        await sim.start()
-        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3")
-        h.settings.proxy.auth = {"newapi": "bearer", "trueai": "authorization"}.get(flavour, "mj-api-secret")
-        made.append((sim, h))
-        jobs, view = await h.start()
-        return sim, jobs, view, h
-
-    yield make
-    for sim, h in made:
-        await h.stop()
-        await sim.stop()
+from tests.proxy_sim import shortened_prompts
+from tests.service_harness import OTHER, grid_of, who
 
 
 async def done(sim, view, task_id):

@@ -12,28 +12,7 @@ from PIL import Image
 from bot.core.errors import ReferenceTwice, ReferenceUploadUnsupported, TooManyImages
 from bot.core.i18n import error_text
 from bot.core.models import ImageFile
-from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim
-from tests.service_harness import Harness, who
-
-
-@pytest.fixture
-async def served(tmp_path):
-    made = []
-
-    async def make(flavour: str, **options):
-        sim = ProxySim(secret=PROXY_SECRET, flavour=flavour, **options)
-        await sim.start()
-        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3")
-        h.settings.proxy.auth = {"newapi": "bearer", "trueai": "authorization"}.get(flavour, "mj-api-secret")
-        made.append((sim, h))
-        jobs, _ = await h.start()
-        return sim, jobs, h
-
-    yield make
-    for sim, h in made:
-        await h.stop()
-        await sim.stop()
+from tests.service_harness import who
 
 
 def png(colour: tuple[int, int, int]) -> ImageFile:
@@ -47,7 +26,7 @@ RED, GREEN, BLUE = png((200, 0, 0)), png((0, 200, 0)), png((0, 0, 200))
 
 @pytest.mark.parametrize("flavour", ["novicezk", "trueai"])
 async def test_three_images_go_with_the_prompt(served, flavour):
-    sim, jobs, _ = await served(flavour)
+    sim, jobs, _, _ = await served(flavour)
     await jobs.imagine("a fox", who(), images=[RED, GREEN, BLUE])
     assert sim.last_request("/submit/imagine").json["base64Array"] == [i.as_data_url() for i in (RED, GREEN, BLUE)]
     with pytest.raises(TooManyImages) as caught:
@@ -57,7 +36,7 @@ async def test_three_images_go_with_the_prompt(served, flavour):
 
 @pytest.mark.parametrize(("flavour", "options"), [("trueai", {}), ("newapi", {"upstream": "trueai"})])
 async def test_reference_images_are_uploaded_and_linked_in_the_prompt(served, flavour, options):
-    sim, jobs, h = await served(flavour, **options)
+    sim, jobs, _, h = await served(flavour, **options)
     job = await jobs.imagine("a fox --ar 16:9", who(), references={"sref": RED, "cref": GREEN})
     (sref_url, stored_red, _), (cref_url, stored_green, _) = sim.uploads[:2]
     assert (stored_red, stored_green) == (RED.data, GREEN.data)
@@ -67,7 +46,7 @@ async def test_reference_images_are_uploaded_and_linked_in_the_prompt(served, fl
 
 
 async def test_novicezk_cannot_take_reference_images(served):
-    sim, jobs, h = await served("novicezk")
+    sim, jobs, _, h = await served("novicezk")
     with pytest.raises(ReferenceUploadUnsupported) as caught:
         await jobs.imagine("a fox", who(), references={"oref": BLUE})
     assert "--oref" in error_text(caught.value) and "image link" in error_text(caught.value)
@@ -75,7 +54,7 @@ async def test_novicezk_cannot_take_reference_images(served):
 
 
 async def test_a_reference_both_written_and_attached_is_refused(served):
-    sim, jobs, _ = await served("trueai")
+    sim, jobs, _, _ = await served("trueai")
     with pytest.raises(ReferenceTwice) as caught:
         await jobs.imagine("a fox --sref https://example.com/style.png", who(), references={"sref": RED})
     assert "--sref" in error_text(caught.value)

@@ -24,27 +24,7 @@ from bot.core.i18n import error_text
 from bot.core.models import Action, ImageFile, Phase, Status, Submission
 from bot.jobs import AnimateRequest
 from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim
-from tests.service_harness import CHANNEL, GUILD, OTHER, OWNER, Harness, grid_of, who
-
-
-@pytest.fixture
-async def served(tmp_path):
-    made = []
-
-    async def make(flavour: str, *, credits: dict | None = None, **options):
-        sim = ProxySim(secret="sim-secret-7f3a9c", flavour=flavour, **options)
-        await sim.start()
-        h = Harness(sim, tmp_path / f"{flavour}{len(made)}.sqlite3", credits=credits)
-        h.settings.proxy.auth = {"newapi": "bearer", "trueai": "authorization"}.get(flavour, "mj-api-secret")
-        made.append((sim, h))
-        jobs, view = await h.start()
-        return sim, jobs, view, h
-
-    yield make
-    for sim, h in made:
-        await h.stop()
-        await sim.stop()
+from tests.service_harness import CHANNEL, GUILD, OTHER, OWNER, grid_of, who
 
 
 def png(side: int = 64, colour=(200, 30, 30)) -> ImageFile:
