@@ -27,6 +27,7 @@ PORTRAIT = {"portrait": "--ar 2:3 --s 250"}
         ("a fox", Preferences(version="niji 6"), "a fox --niji 6"),
         ("a fox --niji", Preferences(version="7"), "a fox --niji"),
         ("a fox", Preferences(suffix="--ar 16:9"), "a fox --ar 16:9"),
+        ("a fox --ar 16:9", Preferences(suffix="--ar 16:9"), "a fox --ar 16:9"),  # a recent prompt, sent with it
         ("a fox --portrait", Preferences(options=PORTRAIT), "a fox --ar 2:3 --s 250"),
         ("a fox --PORTRAIT", Preferences(options=PORTRAIT, stylize="low"), "a fox --ar 2:3 --s 250"),
         # An option whose value names another option is not expanded again: no loop.

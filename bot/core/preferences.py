@@ -76,7 +76,8 @@ def apply(prompt: str, preferences: Preferences) -> str:
     text = normalize_prompt(prompt)
     if preferences.options:
         text = " ".join(_expand(token, preferences.options) for token in text.split(" "))
-    if preferences.suffix:
+    if preferences.suffix and not text.endswith(preferences.suffix):
+        # (A recent prompt picked from the suggestions was sent with the suffix already.)
         text = f"{text} {preferences.suffix}"
     present = parameter_names(text)
     if preferences.version and not present & {"v", "version", "niji"}:
