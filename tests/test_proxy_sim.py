@@ -1761,7 +1761,7 @@ async def test_trueai_grid_image_urls_TaskInfo_cs():
     """Models/TaskInfo.cs Success (Setting.EnableFillOfficialCdn, or an official/YouChuan account): an
     IMAGINE or any task with U1-U4 lists its images alone in imageUrls, [{url, thumbnail}], as many as
     GetVideoBatchSize says; an upscale has none, and neither has a task before SUCCESS."""
-    async with served("trueai", max_running=100) as (sim, client):
+    async with served("trueai", max_running=100, image_urls=True) as (sim, client):
         grid_id = (await imagine(client))["result"]
         sim.advance(grid_id)
         assert (await fetch(client, grid_id))["imageUrls"] is None
@@ -1816,11 +1816,11 @@ async def test_trueai_grid_image_urls_TaskInfo_cs():
             sim.grid_image_url(grid_id, 4)
         with pytest.raises(KeyError):
             sim.grid_image_bytes(made[buttons[0]["customId"]], 0)  # an upscale is no grid
-    async with served("trueai", image_urls=False) as (sim, client):  # a Discord account, default settings
+    async with served("trueai") as (sim, client):  # a Discord account, default settings
         task_id = (await imagine(client))["result"]
         sim.succeed(task_id)
         assert (await fetch(client, task_id))["imageUrls"] is None
-    async with served("newapi", upstream="trueai") as (sim, client):  # dto/midjourney.go MidjourneyDto: no imageUrls
+    async with served("newapi", upstream="trueai", image_urls=True) as (sim, client):  # dto/midjourney.go MidjourneyDto: no imageUrls
         task_id = (await imagine(client))["result"]
         sim.succeed(task_id)
         sim.gateway_poll()

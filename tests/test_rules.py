@@ -280,10 +280,10 @@ async def test_auto_api_learns_that_the_server_has_no_change_endpoint(on_trueai)
     assert await jobs.store.submissions(before=float("inf")) == []  # nothing left half-done
 
 
-async def test_an_upscale_the_server_cannot_make_is_the_grids_own_image(on_trueai):
-    """trueai's imageUrls: the grid's four images, each alone. A grid without buttons cannot be
-    upscaled through /submit/action; U2 then posts the grid's image 2, once."""
-    trueai, jobs, view = on_trueai
+async def test_an_upscale_the_server_cannot_make_is_the_grids_own_image(served):
+    """trueai's imageUrls (Setting.EnableFillOfficialCdn): the grid's four images, each alone. A grid
+    without buttons cannot be upscaled through /submit/action; U2 then posts the grid's image 2, once."""
+    trueai, jobs, view, _ = await served("trueai", image_urls=True)
     grid = await jobs.imagine("a fox", who())
     trueai.succeed(grid.task_id)
     await view.wait_for(lambda: view.last(grid.task_id).display.phase is Phase.DONE)

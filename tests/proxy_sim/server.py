@@ -81,8 +81,8 @@ class ProxySim(
     them is refused with a LogicException body), ``image_urls`` (trueai: a finished grid
     lists its images alone in ``imageUrls``, ``[{url, thumbnail}]``, as with
     Setting.EnableFillOfficialCdn or an official/YouChuan account; each served by the sim,
-    see grid_image_url() / grid_image_bytes(); on. False: ``null``, a Discord account with the
-    default settings) and ``denied_models`` (new-api: model names such as "mj_blend" the key
+    see grid_image_url() / grid_image_bytes(); off, as on a Discord account with the default
+    settings: ``null``) and ``denied_models`` (new-api: model names such as "mj_blend" the key
     may not use: 403).
 
     Final images: ``final_image_size`` pads every final PNG to that many bytes (a tEXt
@@ -131,7 +131,7 @@ class ProxySim(
         video: bool = True,
         user_core_size: int | None = None,
         user_queue_size: int | None = None,
-        image_urls: bool = True,
+        image_urls: bool = False,
         denied_models: Iterable[str] = (),
         remix_auto_submit: bool = False,
         admin: bool = True,
