@@ -1820,7 +1820,10 @@ async def test_trueai_grid_image_urls_TaskInfo_cs():
         task_id = (await imagine(client))["result"]
         sim.succeed(task_id)
         assert (await fetch(client, task_id))["imageUrls"] is None
-    async with served("newapi", upstream="trueai", image_urls=True) as (sim, client):  # dto/midjourney.go MidjourneyDto: no imageUrls
+    async with served("newapi", upstream="trueai", image_urls=True) as (
+        sim,
+        client,
+    ):  # dto/midjourney.go MidjourneyDto: no imageUrls
         task_id = (await imagine(client))["result"]
         sim.succeed(task_id)
         sim.gateway_poll()
