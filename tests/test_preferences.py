@@ -130,5 +130,8 @@ async def test_deleting_an_option_one_does_not_have(tmp_path, sim):
         with pytest.raises(BadSetting):
             await members.set_setting(who, "version", "5.2")  # not one the server offers
         assert (await members.set_setting(who, "version", "6.1")).version == "6.1"
+        settings.proxy.api = "change"  # novicezk's /submit/change: no server buttons, no Remix
+        with pytest.raises(BadSetting):
+            await members.set_setting(who, "remix", "on")
     finally:
         await store.close()

@@ -44,7 +44,8 @@ class Members:
             "version": lambda v: v in ("", *bot.versions),
             "stylize": lambda v: v in ("", *STYLIZE),
             "speed": lambda v: v in ("", *SPEEDS) and (not v or v in self.settings.proxy.speeds),
-            "remix": lambda v: v in ("on", "off"),
+            # Remix rides on the server's own buttons (/submit/action): not with api = "change".
+            "remix": lambda v: v in ("on", "off") and self.settings.proxy.api != "change",
             "reset": lambda v: True,
         }
         if name not in allowed or not allowed[name](value):

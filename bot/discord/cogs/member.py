@@ -37,8 +37,9 @@ def settings_view(bot: MjBot, preferences: Preferences, language: str) -> discor
     menus = settings_items(preferences, language, versions=bot.settings.bot.versions, speeds=bot.settings.proxy.speeds)
     for row, (name, options) in enumerate(menus):
         view.add_item(SettingMenu(name, options=options, placeholder=_placeholder(name, language), row=row))
-    remix = "settings.remix_on" if not preferences.remix else "settings.remix_off"
-    view.add_item(SettingButton("remix", label=t(remix, language), row=len(menus)))
+    if bot.settings.proxy.api != "change":  # Remix needs the server's own buttons (/submit/action)
+        remix = "settings.remix_on" if not preferences.remix else "settings.remix_off"
+        view.add_item(SettingButton("remix", label=t(remix, language), row=len(menus)))
     view.add_item(SettingButton("reset", label=t("settings.reset", language), row=len(menus)))
     return view
 
