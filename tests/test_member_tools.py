@@ -10,6 +10,7 @@ import pytest
 
 from bot.core.errors import (
     BadImageLink,
+    CancelRefused,
     CancelUnsupported,
     DescribeNeedsOneImage,
     JobNotReady,
@@ -132,3 +133,13 @@ async def test_a_members_speed_goes_through_trueais_mode_path(served):
     await jobs.imagine("a quick fox", who())
     assert sim.last_request("/submit/imagine").prefix == "/mj"
     assert replace(await jobs.members.preferences(who()), speed="") == await jobs.members.preferences(who())
+
+
+async def test_a_cancel_the_server_refuses_is_said_not_pretended(served):
+    """trueai TaskController.cs: only an admin's token may cancel (400 演示模式，禁止操作)."""
+    sim, jobs, view, _ = await served("trueai", admin=False)
+    job = await jobs.imagine("a slow fox", who())
+    with pytest.raises(CancelRefused) as caught:
+        await jobs.controls.cancel(job.task_id, who())
+    assert "would not cancel" in error_text(caught.value)
+    assert sim.tasks[job.task_id].status != Status.FAILURE

@@ -28,6 +28,18 @@ PORTRAIT = {"portrait": "--ar 2:3 --s 250"}
         ("a fox --niji", Preferences(version="7"), "a fox --niji"),
         ("a fox", Preferences(suffix="--ar 16:9"), "a fox --ar 16:9"),
         ("a fox --ar 16:9", Preferences(suffix="--ar 16:9"), "a fox --ar 16:9"),  # a recent prompt, sent with it
+        # Words go before the parameters, whatever brings them: a suffix, an option after a parameter.
+        (
+            "a fox --ar 16:9",
+            Preferences(suffix="cinematic lighting --s 50"),
+            "a fox cinematic lighting --ar 16:9 --s 50",
+        ),
+        (
+            "a fox --ar 2:3 --moody",
+            Preferences(options={"moody": "dark clouds --c 20"}),
+            "a fox dark clouds --ar 2:3 --c 20",
+        ),
+        ("a fox --no plants --moody", Preferences(options={"moody": "dark"}), "a fox dark --no plants"),
         ("a fox --portrait", Preferences(options=PORTRAIT), "a fox --ar 2:3 --s 250"),
         ("a fox --PORTRAIT", Preferences(options=PORTRAIT, stylize="low"), "a fox --ar 2:3 --s 250"),
         # An option whose value names another option is not expanded again: no loop.
@@ -37,6 +49,12 @@ PORTRAIT = {"portrait": "--ar 2:3 --s 250"}
 )
 def test_what_is_sent(typed, preferences, sent):
     assert apply(typed, preferences) == sent
+
+
+def test_a_sent_prompt_picked_again_is_sent_the_same():
+    preferences = Preferences(suffix="soft light --ar 16:9", version="7", stylize="high", options=PORTRAIT)
+    sent = apply("a fox --portrait", preferences)
+    assert apply(sent, preferences) == sent == "a fox soft light --ar 2:3 --s 250 --v 7"
 
 
 def test_a_suffix_that_breaks_every_prompt_is_refused_naming_the_parameter():
@@ -135,3 +153,13 @@ async def test_deleting_an_option_one_does_not_have(tmp_path, sim):
             await members.set_setting(who, "remix", "on")
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("versions", [["v 7"], ["default"], ["7", "7"], [str(n % 9 + 1) for n in range(25)]])
+def test_versions_a_menu_cannot_show_are_refused_at_start(versions):
+    from pydantic import ValidationError
+
+    from bot.core.config import BotSettings
+
+    with pytest.raises(ValidationError):
+        BotSettings(versions=versions)

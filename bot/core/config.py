@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -206,6 +207,9 @@ class MediaSettings(_Section):
     reencode_timeout_s: float = Field(default=60, gt=0)
 
 
+_VERSION_NAME = re.compile(r"(?:niji )?[1-9](?:\.[0-9]{1,2})?")
+
+
 class BotSettings(_Section):
     # "" = each member's own Discord language (zh-CN -> Chinese, anything else -> English);
     # "en" or "zh-CN" = always that one.
@@ -213,6 +217,17 @@ class BotSettings(_Section):
     # The versions /settings offers members (the ones your Midjourney account takes): "7", "6.1",
     # "niji 6"... A member's choice is added to their prompts as --v 7 / --niji 6.
     versions: list[str] = Field(default_factory=lambda: ["7", "6.1", "niji 6"])
+
+    @field_validator("versions")
+    @classmethod
+    def _versions(cls, versions: list[str]) -> list[str]:
+        # A Discord menu takes 25 options ("default" is one); each becomes --v 7 or --niji 6.
+        if len(versions) > 24 or len(set(versions)) != len(versions):
+            raise ValueError("at most 24 versions, each once")
+        for version in versions:
+            if not _VERSION_NAME.fullmatch(version):
+                raise ValueError(f"{version!r} is not a version like 7, 6.1 or niji 6")
+        return versions
 
 
 class NotifySettings(_Section):

@@ -66,6 +66,10 @@ class ProxyBadResponse(ProxyError):
     key = "proxy.bad_response"
 
 
+class EmptyAnswer(ProxyBadResponse):
+    """HTTP 200 with nothing in it: what trueai's cancel answers (and, elsewhere, a broken proxy)."""
+
+
 class ProxyEndpointMissing(ProxyError):
     """The server has no such endpoint (404/405, or new-api's web page on HTTP 200)."""
 

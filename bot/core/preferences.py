@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.core.errors import BadOptionName, BadSetting, TooManyOptions
-from bot.core.prompt import KNOWN_PARAMETERS, check_prompt, normalize_prompt, parameter_names
+from bot.core.prompt import KNOWN_PARAMETERS, check_prompt, normalize_prompt, parameter_names, prompt_words
 
 MAX_OPTIONS = 20
 MAX_OPTION_NAME = 20
@@ -72,28 +72,54 @@ class Preferences:
 
 
 def apply(prompt: str, preferences: Preferences) -> str:
-    """What is sent for ``prompt``: options expanded, the suffix, then the settings' defaults."""
-    text = normalize_prompt(prompt)
-    if preferences.options:
-        text = " ".join(_expand(token, preferences.options) for token in text.split(" "))
-    if preferences.suffix and not text.endswith(preferences.suffix):
-        # (A recent prompt picked from the suggestions was sent with the suffix already.)
-        text = f"{text} {preferences.suffix}"
-    present = parameter_names(text)
+    """What is sent for ``prompt``: options expanded, the suffix, then the settings' defaults.
+    Words (of an option's value or the suffix) go before the first parameter, parameters after
+    the prompt's own: ``a fox --ar 16:9`` with the suffix ``cinematic --s 50`` is
+    ``a fox cinematic --ar 16:9 --s 50``, never ``--ar 16:9 cinematic``."""
+    words, params = _split(normalize_prompt(prompt))
+    extra: list[str] = []
+    tokens: list[str] = []
+    for token in params.split(" ") if params else []:
+        value = preferences.options.get(token[2:].lower()) if token.startswith("--") else None
+        if value is None:
+            tokens.append(token)
+            continue
+        # Expanded once: an option whose value names another option cannot loop.
+        option_words, option_params = _split(value)
+        extra.append(option_words)
+        tokens += option_params.split(" ") if option_params else []
+    params = " ".join(tokens)
+    suffix_words, suffix_params = _split(preferences.suffix)
+    if suffix_words and suffix_words not in words:  # a recent prompt was sent with it already
+        extra.append(suffix_words)
+    present = parameter_names(params)
+    params = " ".join([params, *(f"--{n} {v}".rstrip() for n, v in _params(suffix_params) if n not in present)])
+    present = parameter_names(params)
     if preferences.version and not present & {"v", "version", "niji"}:
         niji = preferences.version.startswith("niji")
-        text += f" --{preferences.version}" if niji else f" --v {preferences.version}"
+        params += f" --{preferences.version}" if niji else f" --v {preferences.version}"
     if preferences.stylize in STYLIZE and not present & {"s", "stylize"}:
-        text += f" --s {STYLIZE[preferences.stylize]}"
-    return normalize_prompt(text)
+        params += f" --s {STYLIZE[preferences.stylize]}"
+    return normalize_prompt(" ".join([words, *extra, params]))
 
 
-def _expand(token: str, options: dict[str, str]) -> str:
-    if token.startswith("--"):
-        value = options.get(token[2:].lower())
-        if value is not None:
-            return value  # not expanded again: an option naming another one cannot loop
-    return token
+def _split(text: str) -> tuple[str, str]:
+    """(the words, the parameters from the first ``--name`` on)."""
+    text = normalize_prompt(text)
+    words = prompt_words(text)
+    return words, text[len(words) :].strip()
+
+
+def _params(text: str) -> list[tuple[str, str]]:
+    """(name as typed, lower-cased for comparison, value) of each parameter in ``text``."""
+    found: list[tuple[str, str]] = []
+    for token in text.split(" ") if text else []:
+        if token.startswith("--") and len(token) > 2 and token[2].isalpha():
+            found.append((token[2:], ""))
+        elif found:
+            name, value = found[-1]
+            found[-1] = (name, f"{value} {token}".strip())
+    return [(name.lower(), value) for name, value in found]
 
 
 def check_suffix(suffix: str, banned_words: list[str] | tuple[str, ...] = ()) -> str:
@@ -103,7 +129,10 @@ def check_suffix(suffix: str, banned_words: list[str] | tuple[str, ...] = ()) ->
     if len(suffix) > MAX_SUFFIX:
         raise BadSetting(f"suffix of {len(suffix)} characters", limit=MAX_SUFFIX)
     if suffix:
-        check_prompt(f"x {suffix}", banned_words=banned_words)  # a prompt of one word and the suffix
+        # After a prompt of one word, and after one that sets a parameter: the suffix's words go
+        # before the parameters (see apply), its parameters after them.
+        check_prompt(apply("x", Preferences(suffix=suffix)), banned_words=banned_words)
+        check_prompt(apply("x --q 1", Preferences(suffix=suffix)), banned_words=banned_words)
     return suffix
 
 

@@ -184,7 +184,9 @@ _RULES: dict[str, _Rule] = {
 
 
 # Midjourney's parameters the bot knows: a member's own option may not take one of these names.
-KNOWN_PARAMETERS = frozenset(_RULES)
+KNOWN_PARAMETERS = frozenset(_RULES) | {
+    "raw", "personalize", "sv", "hd", "motion", "bs", "end", "loop", "cw", "sw", "ow", "oref", "cref", "sref",
+}  # fmt: skip
 
 
 # --- banned words --------------------------------------------------------------------------------

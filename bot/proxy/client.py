@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from bot.core.config import ProxySettings
 from bot.core.errors import (
+    EmptyAnswer,
     ProxyActionNotAllowed,
     ProxyAuthFailed,
     ProxyBadResponse,
@@ -376,7 +377,7 @@ class ProxyClient(TaskCommands):
         if not text.strip():
             if empty_ok and status == 200:
                 return None
-            raise ProxyBadResponse(f"{what}: HTTP {status} with an empty body")
+            raise (EmptyAnswer if status == 200 else ProxyBadResponse)(f"{what}: HTTP {status} with an empty body")
         try:
             data = response.json()
         except ValueError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.errors import CancelRefused, ProxyBadResponse, ProxyEndpointMissing, SeedUnavailable
+from bot.core.errors import CancelRefused, EmptyAnswer, ProxyBadResponse, ProxyEndpointMissing, SeedUnavailable
 from bot.proxy.answers import snippet
 
 
@@ -19,11 +19,14 @@ class TaskCommands:
         ends FAILURE "取消任务"). Raises :class:`CancelRefused` when the server says no (a
         non-admin token: HTTP 400 演示模式，禁止操作), :class:`ProxyEndpointMissing` without cancel."""
         try:
-            await self._request_json("POST", f"/task/{task_id}/cancel", empty_ok=True)
+            await self._request_json("POST", f"/task/{task_id}/cancel")
+        except EmptyAnswer:
+            return  # trueai's answer: 200 and nothing
         except ProxyEndpointMissing:
             raise
-        except ProxyBadResponse as exc:
+        except ProxyBadResponse as exc:  # any other answer, e.g. 400 演示模式，禁止操作
             raise CancelRefused(f"cancel {task_id}: {exc}", detail=exc.detail) from None
+        raise CancelRefused(f"cancel {task_id}: an answer that is not trueai's empty 200")
 
     async def image_seed(self, task_id: str) -> str:
         """A finished task's seed (trueai ``GET /task/{id}/image-seed``: ``result`` is the seed).

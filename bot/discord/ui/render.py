@@ -35,6 +35,7 @@ from bot.discord.ui.buttons import (
 )
 
 MAX_PROMPT_SHOWN = 1500
+MAX_SHORTENED_SHOWN = 250
 MAX_EMBED_URL = 2048
 MAX_REASON_SHOWN = 300  # a failReason is the proxy's text, of any length
 MAX_NOTE = 1400  # four links of MAX_NOTE_LINK and the words: the prompt keeps at least 600
@@ -100,7 +101,9 @@ def content_prefix(job: Job, language: str) -> str:
         title = t("job.title.animate", language)
     else:
         title = discord.utils.escape_markdown(job.prompt)
-    return f"**{clip(title, MAX_PROMPT_SHOWN)}** - "
+    # A /shorten answer needs room for its five prompts under the one it shortens.
+    shown = MAX_SHORTENED_SHOWN if job.action is Action.SHORTEN else MAX_PROMPT_SHOWN
+    return f"**{clip(title, shown)}** - "
 
 
 def size_text(size: int) -> str:
