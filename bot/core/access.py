@@ -53,6 +53,17 @@ class AccessPolicy:
                 f"user {who.user_id} has none of the allowed roles", roles=", ".join(f"<@&{r}>" for r in roles)
             )
 
+    def check_owner(
+        self, who: Requester, job: Job | None, task_id: str, what: str, refusal: type[NotJobOwner] = NotJobOwner
+    ) -> Job:
+        """``job`` if it is from the member's server and theirs (any, for admins): what a member may
+        delete, show again, animate, cancel or ask the seed of. ``what``: the act, for the log."""
+        if job is None or job.guild_id != who.guild_id:
+            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
+        if job.owner_id != who.user_id and not self.is_admin(who.user_id):
+            raise refusal(f"user {who.user_id} tried to {what} {job.owner_id}'s job", owner_id=job.owner_id)
+        return job
+
     def check_press(self, who: Requester, job: Job) -> None:
         """May this member press a button of ``job``? (A press starts a job, so starting rules apply.)"""
         self.check_start(who)

@@ -15,9 +15,7 @@ from collections.abc import Callable, Sequence
 from bot.core.access import AccessPolicy, Requester
 from bot.core.errors import (
     CancelUnsupported,
-    JobNotFound,
     JobNotReady,
-    NotJobOwner,
     ProxyEndpointMissing,
     SeedUnsupported,
 )
@@ -81,9 +79,4 @@ class Controls:
             raise SeedUnsupported(f"the proxy has no image-seed: {exc}") from None
 
     async def _own(self, task_id: str, who: Requester, what: str) -> Job:
-        job = await self.store.get_job(task_id)
-        if job is None or job.guild_id != who.guild_id:
-            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
-        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
-            raise NotJobOwner(f"user {who.user_id} tried to {what} {job.owner_id}'s job", owner_id=job.owner_id)
-        return job
+        return self.policy.check_owner(who, await self.store.get_job(task_id), task_id, what)

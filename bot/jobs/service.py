@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bot.core.access import AccessPolicy, Requester
 from bot.core.background import wait_event
 from bot.core.config import Settings
-from bot.core.errors import BotRestarting, JobNotFound, JobNotReady, JobTooOld, NotJobOwner, ProxyError
+from bot.core.errors import BotRestarting, JobNotReady, JobTooOld, ProxyError
 from bot.core.events import JobEvents, NoEvents
 from bot.core.models import Action, ImageFile, Job, Status
 from bot.jobs.controls import Controls
@@ -342,10 +342,7 @@ class JobService:
         job = await self.store.get_job(task_id.strip())
         if job is None and await self.store.pruned_guild(task_id.strip()) == (True, who.guild_id):
             raise JobTooOld(f"job {task_id} was pruned ([storage] keep_days)", task_id=task_id)
-        if job is None or job.guild_id != who.guild_id:
-            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
-        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
-            raise NotJobOwner(f"user {who.user_id} asked to show {job.owner_id}'s job", owner_id=job.owner_id)
+        job = self.policy.check_owner(who, job, task_id, "show")
         if not job.finished:
             raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
         return job
@@ -353,11 +350,7 @@ class JobService:
     @_member_request
     async def forget_message(self, task_id: str, who: Requester) -> Job:
         """❌: the owner (or an admin) deletes a job's message; it is never edited again."""
-        job = await self.store.get_job(task_id)
-        if job is None or job.guild_id != who.guild_id:
-            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
-        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
-            raise NotJobOwner(f"user {who.user_id} tried to delete {job.owner_id}'s job", owner_id=job.owner_id)
+        job = self.policy.check_owner(who, await self.store.get_job(task_id), task_id, "delete")
         await self.store.update_job(job.with_changes(message_gone=True), ("message_gone",))
         log.info("task %s: message %s deleted by user %s", task_id, job.message_id, who.user_id)
         return job

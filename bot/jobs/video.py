@@ -16,7 +16,6 @@ from bot.core.errors import (
     AnimateNeedsOneImage,
     BadVideoBatch,
     ImageTooLarge,
-    JobNotFound,
     JobNotReady,
     NotAnImageJob,
     NotYourImage,
@@ -161,10 +160,7 @@ class Videos:
     async def _own_image_job(self, task_id: str, who: Requester) -> Job:
         """``job:<id>`` of /animate: one of the member's finished single images (admins: anyone's)."""
         job = await self.store.get_job(task_id.strip())
-        if job is None or job.guild_id != who.guild_id:
-            raise JobNotFound(f"no job {task_id} here", task_id=task_id)
-        if job.owner_id != who.user_id and not self.policy.is_admin(who.user_id):
-            raise NotYourImage(f"user {who.user_id} animating {job.owner_id}'s job", owner_id=job.owner_id)
+        job = self.policy.check_owner(who, job, task_id, "animate", refusal=NotYourImage)
         if job.status is not Status.SUCCESS:
             raise JobNotReady(f"job {task_id} is {job.status.value}", task_id=task_id)
         if job.is_video or job.action.makes_grid or job.action is Action.DESCRIBE or not job.image_url:
