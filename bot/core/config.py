@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.core.admin_settings import DEFAULT_LISTEN, AdminPageSettings
 from bot.core.credits import CreditsSettings
 from bot.core.errors import ConfigError
 
@@ -254,8 +255,8 @@ class LoggingSettings(_Section):
 
 
 class HttpSettings(_Section):
-    # Where /healthz and /metrics listen (host:port). Empty = on the push receiver when it runs,
-    # else nowhere.
+    # Where /healthz and /metrics (and /admin) listen (host:port). Empty = on the push receiver when
+    # it runs, else nowhere; 127.0.0.1:8081 when the admin page is on.
     listen: str = ""
 
     def listen_address(self) -> tuple[str, int]:
@@ -292,6 +293,14 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
+    admin_page: AdminPageSettings = Field(default_factory=AdminPageSettings)
+
+    @model_validator(mode="after")
+    def _admin_page_has_a_server(self) -> Settings:
+        # The page lives on the ops server, never on the push receiver (which faces the proxy).
+        if self.admin_page.enabled and not self.http.listen:
+            self.http.listen = DEFAULT_LISTEN
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -9,9 +9,11 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.admin import AdminSite
 from bot.core.config import DiscordSettings, Settings
 from bot.core.events import Fanout, JobEvents
 from bot.core.i18n import DEFAULT_LANGUAGE
+from bot.discord.directory import DiscordDirectory
 from bot.discord.translator import CatalogueTranslator
 from bot.discord.ui.buttons import JobButton, StaleButton
 from bot.discord.ui.delivery import DiscordJobView
@@ -133,7 +135,19 @@ class MjBot(commands.Bot):
             await self.notify.start()
             self.jobs.notify_hook = self.notify.hook_url
         if own_server:
-            self.ops_server = OpsServer(self.settings.http.listen_address(), endpoints)
+            admin_routes = None
+            if self.settings.admin_page.enabled:
+                site = AdminSite(
+                    self.settings,
+                    self.store,
+                    self.jobs,
+                    self.health,
+                    directory=DiscordDirectory(self),
+                    client_id=lambda: self.application_id or 0,
+                )
+                await site.start()
+                admin_routes = site.add_routes
+            self.ops_server = OpsServer(self.settings.http.listen_address(), endpoints, also=admin_routes)
             await self.ops_server.start()
         await self.jobs.start(
             DiscordJobView(

@@ -41,15 +41,7 @@ class Credits:
 
     async def account(self, who: Requester, *, last: int = 10) -> Account:
         """The member's balance in this server, allowance, next refill and last entries."""
-        self._check_on()
-        return await self.store.credits.account(
-            who.guild_id or 0,
-            who.user_id,
-            allowance=self.settings.allowance_for(who.role_ids, who.guild_id),
-            starting=self.settings.starting_balance,
-            now=self._clock(),
-            last=last,
-        )
+        return await self.account_of(who.guild_id or 0, who.user_id, who.role_ids, last=last)
 
     async def costs(self, jobs: Sequence[Job]) -> dict[str, Cost]:
         """What each job cost, by task id (jobs made with credits off have none)."""
@@ -61,32 +53,61 @@ class Credits:
     ) -> tuple[int, int]:
         """``/mj credits give|take``: (the amount, the member's new balance), both in units."""
         self.policy.check_admin(admin)
+        return await self.adjust_checked(
+            admin.user_id, admin.guild_id, member_id, member_roles, amount, reason, give=give
+        )
+
+    async def adjust_checked(
+        self,
+        admin_id: int,
+        guild_id: int | None,
+        member_id: int,
+        member_roles: frozenset[int],
+        amount: str,
+        reason: str,
+        *,
+        give: bool,
+    ) -> tuple[int, int]:
+        """A give or take by an admin the caller has checked (the admin page checks its session;
+        ``admin_id`` 0 is its token login)."""
         self._check_on()
         units = to_units(amount)
         if units <= 0:
             raise BadAmount(f"amount {amount!r} is not above 0", amount=amount.strip()[:40], limit=f"{MAX_AMOUNT:,}")
         balance = await self.store.credits.adjust(
-            admin.guild_id or 0,
+            guild_id or 0,
             member_id,
             units if give else -units,
-            reason=reason.strip() or ("given" if give else "taken"),
-            admin_id=admin.user_id,
-            allowance=self.settings.allowance_for(member_roles, admin.guild_id),
+            reason=reason.strip()[:200] or ("given" if give else "taken"),
+            admin_id=admin_id,
+            allowance=self.settings.allowance_for(member_roles, guild_id),
             starting=self.settings.starting_balance,
             now=self._clock(),
         )
         log.info(
             "credits: admin %s %s %s %s member %s in guild %s (%s); balance now %s",
-            admin.user_id,
+            admin_id,
             "gave" if give else "took",
             format_amount(units),
             "to" if give else "from",
             member_id,
-            admin.guild_id,
+            guild_id,
             reason.strip()[:100],
             format_amount(balance),
         )
         return units, balance
+
+    async def account_of(self, guild_id: int, member_id: int, roles: frozenset[int], *, last: int = 10) -> Account:
+        """A member's account as an admin sees it (the admin page): refilled as if they asked."""
+        self._check_on()
+        return await self.store.credits.account(
+            guild_id,
+            member_id,
+            allowance=self.settings.allowance_for(roles, guild_id or None),
+            starting=self.settings.starting_balance,
+            now=self._clock(),
+            last=last,
+        )
 
     async def spend(self, admin: Requester, period: str) -> Spend:
         """``/mj spend``: this server's charges since the start of ``period`` (UTC)."""

@@ -100,7 +100,7 @@ class JobService:
         self._press = Presser(
             settings, proxy, store, self.policy, self._submit, self._track, self._deliver, self._videos
         )
-        self._credits = Credits(settings, store, self.policy, clock=clock)
+        self._credits = self.credits = Credits(settings, store, self.policy, clock=clock)  # admin page: .credits
         # A member's preferences, prompt suggestions and /info: database reads and writes only.
         self.members = Members(settings, store, self.policy, self._credits)
         self._closing = False  # stop() began: members' requests are refused

@@ -58,6 +58,10 @@ class Health(NoEvents):
             return f"the tracker has not finished a pass for {idle:.0f} s"
         return None
 
+    def tracker_age(self) -> float:
+        """Seconds since the tracker's last finished pass."""
+        return self._clock() - self._last_tick
+
     def summary(self) -> str:
         return f"gateway connected, tracker's last pass {self._clock() - self._last_tick:.0f} s ago"
 
@@ -83,23 +87,28 @@ class OpsEndpoints:
 
 
 class OpsServer:
-    """Its own small server for the endpoints, at ``[http] listen``."""
+    """Its own small server for the endpoints (and the admin page's routes, ``also``), at ``[http] listen``."""
 
-    def __init__(self, address: tuple[str, int], endpoints: OpsEndpoints) -> None:
+    def __init__(
+        self, address: tuple[str, int], endpoints: OpsEndpoints, also: Callable[[web.Application], None] | None = None
+    ) -> None:
         self.address = address
         self.endpoints = endpoints
+        self.also = also
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
         app = web.Application()
         self.endpoints.add_routes(app)
+        if self.also is not None:
+            self.also(app)
         self._runner = web.AppRunner(app, access_log=None)  # scraped every few seconds: no log
         await self._runner.setup()
         host, port = self.address
         await web.TCPSite(self._runner, host, port).start()
         self.port = self._runner.addresses[0][1] if self._runner.addresses else port
-        log.info("/healthz and /metrics on %s:%s", host, self.port)
+        log.info("/healthz and /metrics%s on %s:%s", " and /admin" if self.also else "", host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

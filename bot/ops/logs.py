@@ -63,9 +63,10 @@ def add_secret(value: str | None) -> None:
 
 
 def add_settings_secrets(settings: Settings) -> None:
-    """Mask the configuration's secrets (the Discord token, the proxy secret, the database
-    password) in every log line."""
-    for secret in (settings.discord.token, settings.proxy.secret):
+    """Mask the configuration's secrets (the Discord token, the proxy secret, the admin page's
+    client secret and token, the database password) in every log line."""
+    page = settings.admin_page
+    for secret in (settings.discord.token, settings.proxy.secret, page.client_secret, page.token):
         add_secret(secret.get_secret_value())
     add_secret(url_password(settings.storage.database_url))
 

@@ -167,6 +167,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (guild_id, member_id)
     );
     """,
+    # 12: each job's timeline for the admin page: one row per change of its status or progress
+    # (bot/storage/job_events.py), deleted with the job.
+    """
+    CREATE TABLE job_events (
+        task_id  TEXT NOT NULL,
+        at       REAL NOT NULL,
+        status   TEXT NOT NULL,
+        progress TEXT,
+        detail   TEXT
+    );
+    CREATE INDEX job_events_task ON job_events (task_id, at);
+    CREATE INDEX jobs_recent ON jobs (created_at);
+    """,
 ]
 
 

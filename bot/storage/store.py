@@ -14,8 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import bot.storage.job_events as job_events
 import bot.storage.ledger as ledger
 from bot.core.models import BUTTON_MARK, Action, Job, Status, Submission
+from bot.storage.admin_queries import AdminQueries
 from bot.storage.connect import open_database
 from bot.storage.credit_book import CreditBook
 from bot.storage.database import Conflict, Database, Transaction, newer_schema
@@ -43,6 +45,7 @@ class Store(Transactions):
         self._shards: tuple[int, tuple[int, ...]] | None = None  # see serve_shards
         self.credits = CreditBook(self.database)  # balances, the ledger's reports, admins' changes
         self.preferences = PreferenceBook(self.database)  # members' settings, suffixes and options
+        self.admin = AdminQueries(self.database)  # what the admin page reads
 
     def __repr__(self) -> str:
         return f"Store({self.database.where!r})"
@@ -181,11 +184,8 @@ class Store(Transactions):
         return [Submission(**dict(row)) for row in rows]
 
     async def update_job(self, job: Job, fields: Iterable[str]) -> None:
-        """Write only ``fields`` of ``job`` (plus its display signature and ``updated_at``).
-
-        Field-level writes let the tracker and the Discord delivery update one job concurrently
-        without either overwriting the other's columns.
-        """
+        """Write only ``fields`` of ``job`` (plus its display signature and ``updated_at``): the tracker
+        and the Discord delivery update one job concurrently without overwriting each other's columns."""
         await self.update_jobs([(job, fields)])
 
     async def update_jobs(self, updates: Sequence[tuple[Job, Iterable[str]]]) -> None:
@@ -198,8 +198,8 @@ class Store(Transactions):
         """
         batches: list[tuple[str, list[tuple[Any, ...]]]] = []
         finished: list[Job] = []
+        updates = [(job, list(fields)) for job, fields in updates]  # fields may be a one-pass iterable
         for job, fields in updates:
-            fields = list(fields)
             unknown = set(fields) - UPDATABLE
             if unknown:
                 raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -215,6 +215,7 @@ class Store(Transactions):
         # A job's settle or refund is written with its final state, in one transaction: there is
         # no moment, and no crash, between the two.
         batches += ledger.end_statements(finished)
+        batches += job_events.statements(updates)
 
         self._check_open()  # raises at once when the store is not open
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -349,6 +350,7 @@ class Store(Transactions):
                     "WHERE finished_at IS NOT NULL AND finished_at < ? ON CONFLICT (task_id) DO NOTHING",
                     [(time.time() if now is None else now, before)],
                 ),
+                (job_events.PRUNE_SQL, [(before,)]),
                 ("DELETE FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?", [(before,)]),
             ]
         )
