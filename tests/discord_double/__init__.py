@@ -6,6 +6,7 @@ what the double records and shards.py for how it shards its gateway.
 
 from .emoji import is_unicode_emoji
 from .errors import ApiError, FormError, flatten_form_errors
+from .oauth import DEFAULT_CLIENT_SECRET, OAuthGrant
 from .records import (
     AttachmentRecord,
     CallbackRecord,
@@ -25,6 +26,7 @@ from .world import ALL_TEXT_PERMISSIONS
 
 __all__ = [
     "ALL_TEXT_PERMISSIONS",
+    "DEFAULT_CLIENT_SECRET",
     "DEFAULT_TOKEN",
     "DISCORD_CHANNEL_WRITE_LIMIT",
     "INVALID_SHARD",
@@ -40,6 +42,7 @@ __all__ = [
     "InteractionRecord",
     "MessageRecord",
     "MessageVersion",
+    "OAuthGrant",
     "RequestRecord",
     "SessionInfo",
     "UploadedFile",

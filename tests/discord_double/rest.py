@@ -5,10 +5,10 @@ then authenticated, counted against its channel's write rate limit (message
 writes with the bot token only) and routed; an injected delay then holds the
 answer back.  Routes are matched by a small table instead of aiohttp's router
 so that one place records, fails, authenticates, limits and answers unknown
-routes with a loud 404.  The application command routes are in
-rest_commands.py, the interaction callback and webhook routes in
-rest_interactions.py.  Channel routes serve DMs too (``POST /users/@me/channels``
-opens one), without a guild.
+routes with a loud 404.  The application command routes are in rest_commands.py,
+the interaction callback and webhook routes in rest_interactions.py, the OAuth2
+token and Bearer routes in oauth.py.  Channel routes serve DMs too
+(``POST /users/@me/channels`` opens one), without a guild.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from aiohttp import BodyPartReader, web
 from bot.core.background import wait_event
 
 from .errors import ApiError, invalid_form
+from .oauth import OAuthRoutes
 from .ratelimit import RATE_LIMITED_BODY_MESSAGE
 from .records import (
     FaultRule,
@@ -62,19 +63,23 @@ class Route:
         return cls(method, re.compile(f"^{regex}$"), handler, bot_auth, channel_write)
 
 
-class RestApi(CommandRoutes, InteractionRoutes):
+class RestApi(CommandRoutes, InteractionRoutes, OAuthRoutes):
     def __init__(self, state: State):
         self.state = state
         self.closing = asyncio.Event()  # set when the double stops: answers held by a delay go out at once
         r = Route.make
         self.routes = [
-            r("GET", "/users/@me", self.get_me),
+            r("GET", "/users/@me", self.get_me, bot_auth=False),  # the bot token or an OAuth2 Bearer token
             r("GET", "/users/{user_id}", self.get_user),
             r("POST", "/users/@me/channels", self.create_dm),
             r("GET", "/gateway", self.get_gateway, bot_auth=False),
             r("GET", "/gateway/bot", self.get_gateway_bot),
             r("GET", "/applications/@me", self.get_application),
             r("GET", "/oauth2/applications/@me", self.get_application),
+            # OAuth2 (oauth.py): client credentials in the form or HTTP Basic, Bearer tokens
+            r("POST", "/oauth2/token", self.oauth_token, bot_auth=False),
+            r("POST", "/oauth2/token/revoke", self.oauth_revoke, bot_auth=False),
+            r("GET", "/oauth2/@me", self.oauth_authorization, bot_auth=False),
             # application commands, global and per guild
             r("GET", "/applications/{app_id}/commands", self.list_commands),
             r("PUT", "/applications/{app_id}/commands", self.put_commands),
@@ -275,6 +280,8 @@ class RestApi(CommandRoutes, InteractionRoutes):
     # ------------------------------------------------------------ identity
 
     async def get_me(self, req: RequestRecord) -> web.Response:
+        if req.authorization != f"Bot {self.state.token}":
+            return self.bearer_me(req)  # a user's Bearer token, else 401
         return json_response({**self.state.bot.to_payload(), "verified": True, "mfa_enabled": False, "flags": 0})
 
     async def get_user(self, req: RequestRecord, user_id: str) -> web.Response:

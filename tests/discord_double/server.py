@@ -17,6 +17,8 @@ from aiohttp import web
 
 from .actions import Actions
 from .gateway import Gateway
+from .oauth import OAuthControls
+from .oauth_pages import AuthorizePage
 from .queries import Queries
 from .ratelimit import ChannelWriteLimiter
 from .records import (
@@ -41,7 +43,7 @@ DEFAULT_TOKEN = "discord-double-bot-token"
 DISCORD_CHANNEL_WRITE_LIMIT = (5, 5.0)
 
 
-class DiscordDouble(Actions, Queries):
+class DiscordDouble(Actions, Queries, OAuthControls):
     """A Discord stand-in on 127.0.0.1 that an unmodified discord.py client can log into.
 
     Point a client at it with::
@@ -55,6 +57,11 @@ class DiscordDouble(Actions, Queries):
 
     The bot may DM any user (``User.send``): read them with ``direct_messages(user_id)``; a user
     may refuse them (``close_dms``) or write to the bot (``send_user_dm``).
+
+    "Log in with Discord" (OAuth2 code grant, oauth.py): client ``oauth_client_id`` (the application
+    id) with ``oauth_client_secret``; ``register_oauth_redirect(uri)`` fills ``oauth_redirect_uris``;
+    ``oauth_authorize_url`` is the consent page (preselecting ``oauth_user_id``), ``oauth_token_url``
+    the token URL; ``oauth_grants`` records every decision and token request.
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class DiscordDouble(Actions, Queries):
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway/resume", self.gateway.handle)
         app.router.add_route("*", r"/api/{tail:.*}", self.rest.handle)
+        AuthorizePage(self.state).add_routes(app)  # /oauth2/authorize, the OAuth2 consent page
         app.router.add_get(r"/attachments/{tail:.*}", self.rest.handle)
         app.router.add_get(r"/media/attachments/{tail:.*}", self.rest.handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import ApiError
 from .messages import Emitter, MessageStore
+from .oauth import OAuth
 from .ratelimit import ChannelWriteLimiter
 from .records import (
     AttachmentRecord,
@@ -84,6 +85,7 @@ class State(MessageStore):
         self.guild = self.add_guild(guild_id, name="Double Guild", text_channels=text_channels)  # the main one
         self.dm_channels: dict[int, DMChannel] = {}  # by channel id; one per user, opened by the bot
         self.closed_dms: set[int] = set()  # users who accept no DM from the bot (``close_dms``)
+        self.oauth = OAuth(self)  # the application's OAuth2 authorization server (oauth.py)
 
     # ----------------------------------------------------------------- world
 
@@ -212,7 +214,7 @@ class State(MessageStore):
             "owner": self.user_payload(self.guild.owner_id),
             "team": None,
             "bot": self.bot.to_payload(),
-            "redirect_uris": [],
+            "redirect_uris": list(self.oauth.redirect_uris),
             "interactions_endpoint_url": None,  # a URL here would make discord.py warn
             "approximate_guild_count": len(self.guilds),
         }
