@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,20 +50,23 @@ class AdminContext:
     directory: MemberDirectory
     policy: AccessPolicy
     clock: Callable[[], float] = time.time
-    # The proxy's latency, asked at most every PING_EVERY_S however many pages poll.
+    # The proxy's latency: (asked at, seconds, problem). Pages show the last answer and ask again in
+    # the background at most every PING_EVERY_S, so a proxy that hangs never holds a page up.
     ping: tuple[float, float | None, str | None] = field(default=(0.0, None, None))
+    _pinging: asyncio.Task[None] | None = field(default=None, repr=False)
 
     PING_EVERY_S = 10.0
 
-    async def proxy_latency(self) -> tuple[float | None, str | None]:
-        """(seconds, None) or (None, the problem)."""
+    def proxy_latency(self) -> tuple[float | None, str | None]:
+        """(seconds, None), (None, the problem), or (None, None) before the first answer."""
         asked_at, latency, problem = self.ping
-        now = time.monotonic()
-        if asked_at and now - asked_at < self.PING_EVERY_S:
-            return latency, problem
-        try:
-            latency, problem = await self.jobs.proxy.ping(), None
-        except ProxyError as exc:
-            latency, problem = None, str(exc)[:200] or type(exc).__name__
-        self.ping = (now, latency, problem)
+        stale = not asked_at or time.monotonic() - asked_at >= self.PING_EVERY_S
+        if stale and (self._pinging is None or self._pinging.done()):
+            self._pinging = asyncio.create_task(self._ask_proxy(), name="mjbot-admin-ping")
         return latency, problem
+
+    async def _ask_proxy(self) -> None:
+        try:
+            self.ping = (time.monotonic(), await self.jobs.proxy.ping(), None)
+        except ProxyError as exc:
+            self.ping = (time.monotonic(), None, str(exc)[:200] or type(exc).__name__)

@@ -77,7 +77,8 @@ class DiscordLogin:
                         _oauth_error(answer),
                     )
                     raise LoginFailed(_refusal(answer))
-                access = answer.json().get("access_token")
+                body = answer.json()
+                access = body.get("access_token") if isinstance(body, dict) else None
                 if not isinstance(access, str) or not access:
                     raise LoginFailed("Discord's answer had no access token. Try logging in again.")
                 me = await client.get(f"{self.api_base}/users/@me", headers={"Authorization": f"Bearer {access}"})
@@ -92,7 +93,7 @@ class DiscordLogin:
         try:
             user = me.json()
             return DiscordUser(int(user["id"]), str(user.get("global_name") or user.get("username") or user["id"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise LoginFailed("Discord's answer about you was not understood. Try again.") from None
 
 

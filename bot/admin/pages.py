@@ -4,6 +4,9 @@ credits), settings. Each handler reads what it shows and renders one template.""
 from __future__ import annotations
 
 import logging
+import math
+import re
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -16,25 +19,30 @@ from bot.admin.render import page
 from bot.admin.sessions import AdminSession, Signer
 from bot.admin.settings_view import settings_rows
 from bot.core.actions import Action
-from bot.core.credits import format_amount
-from bot.core.errors import BadAmount, CreditsOff
+from bot.core.credits import MAX_AMOUNT, format_amount
+from bot.core.errors import BadAmount, CreditsOff, TakeTooMuch, UserInputError
 from bot.core.models import Status
-from bot.storage.admin_queries import JobFilter
+from bot.storage.admin_queries import UNFINISHED, JobFilter
 
 log = logging.getLogger(__name__)
 
 FLASH_COOKIE = "mjbot_admin_flash"
 PAGE_ROWS = 50
-STATUSES = ("RUNNING", *(s.value for s in Status if s.value))
+STATUSES = (UNFINISHED, *(s.value for s in Status if s.value))
+MAX_ID = 2**63 - 1  # Discord ids are 64-bit; both databases store them as such
+_ID = re.compile(r"[0-9]{1,19}")
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+CookieSetter = Callable[..., None]
 ACTIONS = tuple(a.value for a in Action)
 WAITING = (Status.UNKNOWN.value, Status.NOT_START.value, Status.SUBMITTED.value, Status.MODAL.value)
 
 
 class Pages:
-    def __init__(self, ctx: AdminContext, env: Environment, signer: Callable[[], Signer]) -> None:
+    def __init__(self, ctx: AdminContext, env: Environment, signer: Callable[[], Signer], cookie: CookieSetter) -> None:
         self.ctx = ctx
         self.env = env
         self._signer = signer
+        self._cookie = cookie  # sets a cookie with the page's flags (Secure behind https)
 
     def _render(self, request: web.Request, name: str, session: AdminSession, **values: Any) -> web.Response:
         response = page(self.env, request, name, session=session, **values)
@@ -60,7 +68,7 @@ class Pages:
         since = self._midnight()
         admin = self.ctx.store.admin
         unfinished = await admin.unfinished_by_status()
-        latency, proxy_problem = await self.ctx.proxy_latency()
+        latency, proxy_problem = self.ctx.proxy_latency()
         credits = self.ctx.jobs.credits
         spend = await self.ctx.store.credits.spend(None, since) if credits.enabled else None
         health = self.ctx.health
@@ -80,7 +88,7 @@ class Pages:
             failures=await admin.failures_by_reason(since),
             spend=spend,
             unit=credits.unit,
-            active=await admin.find_jobs(JobFilter(status="RUNNING", limit=10)),
+            active=await admin.find_jobs(JobFilter(status=UNFINISHED, limit=10)),
             pages=self,
         )
 
@@ -91,7 +99,7 @@ class Pages:
         query = request.query
         member = _number(query.get("member", ""), "Member must be a Discord user id (a number).", problems)
         guild = _number(query.get("guild", ""), "Server must be a Discord server id (a number).", problems)
-        before = _decimal(query.get("before", ""), problems)
+        before = _cursor(query.get("before", ""), problems)
         status = query.get("status", "") or None
         if status is not None and status not in STATUSES:
             problems.append(f"There is no status {status[:30]!r}; pick one from the list.")
@@ -104,7 +112,11 @@ class Pages:
         found = await self.ctx.store.admin.find_jobs(wanted)
         more = None
         if len(found) == PAGE_ROWS:
-            more = {**{k: v for k, v in query.items() if k != "before"}, "before": repr(found[-1].created_at)}
+            last = found[-1]
+            more = {
+                **{k: v for k, v in query.items() if k != "before"},
+                "before": f"{last.created_at!r}_{last.task_id}",
+            }
         return self._render(
             request,
             "jobs.html",
@@ -169,12 +181,10 @@ class Pages:
         )
 
     async def member(self, request: web.Request, session: AdminSession) -> web.Response:
-        guild_id, member_id = int(request.match_info["guild_id"]), int(request.match_info["member_id"])
+        guild_id, member_id = _ids(request)
         roles = await self.ctx.directory.member_roles(guild_id, member_id)
         credits = self.ctx.jobs.credits
-        account = (
-            await credits.account_of(guild_id, member_id, roles or frozenset(), last=20) if credits.enabled else None
-        )
+        account = await credits.look(guild_id, member_id, roles, last=20) if credits.enabled else None
         flash = self._signer().open(request.cookies.get(FLASH_COOKIE), now=self.ctx.clock())
         store = self.ctx.store
         return self._render(
@@ -193,26 +203,33 @@ class Pages:
             running=await store.count_unfinished(member_id),
             recent=await store.admin.find_jobs(JobFilter(member_id=member_id, guild_id=guild_id, limit=10)),
             flash=flash if flash and flash.get("kind") == "flash" else None,
+            nonce=secrets.token_urlsafe(16),  # the form's own: sent twice, it changes the balance once
             pages=self,
         )
 
     async def adjust(self, request: web.Request, session: AdminSession) -> web.StreamResponse:
-        guild_id, member_id = int(request.match_info["guild_id"]), int(request.match_info["member_id"])
+        guild_id, member_id = _ids(request)
         form = await request.post()
         give = form.get("direction") != "take"
         amount, reason = str(form.get("amount", ""))[:40], str(form.get("reason", ""))[:200]
+        nonce = str(form.get("nonce", ""))
+        key = f"adjust:page:{nonce}" if _NONCE.fullmatch(nonce) else None
+        # The refill a change tops up first depends on the member's roles: never guess them.
         roles = await self.ctx.directory.member_roles(guild_id, member_id)
         try:
+            if roles is None:
+                raise LookupError("roles unknown")
             units, balance = await self.ctx.jobs.credits.adjust_checked(
                 session.user_id,
                 guild_id,
                 member_id,
-                roles or frozenset(),
+                roles,
                 amount,
                 f"{reason} (admin page)".strip(),
                 give=give,
+                key=key,
             )
-        except (BadAmount, CreditsOff) as exc:
+        except (UserInputError, CreditsOff, LookupError) as exc:
             text, ok = _refusal(exc, amount), False
         else:
             verb = "Gave" if give else "Took"
@@ -228,7 +245,7 @@ class Pages:
             )
         response = web.HTTPSeeOther(f"/admin/members/{guild_id}/{member_id}")
         flash = self._signer().seal({"kind": "flash", "text": text, "ok": ok, "exp": self.ctx.clock() + 120})
-        response.set_cookie(FLASH_COOKIE, flash, max_age=120, path="/admin", httponly=True, samesite="Lax")
+        self._cookie(response, FLASH_COOKIE, flash, max_age=120)
         raise response
 
     # --- settings ------------------------------------------------------------------------------
@@ -243,18 +260,33 @@ def _number(text: str, problem: str, problems: list[str]) -> int | None:
     text = text.strip()
     if not text:
         return None
-    if text.isdigit() and len(text) <= 20:
+    if _ID.fullmatch(text) and int(text) <= MAX_ID:
         return int(text)
     problems.append(problem)
     return None
 
 
-def _decimal(text: str, problems: list[str]) -> float | None:
+def _ids(request: web.Request) -> tuple[int, int]:
+    """The server and member ids of a member's URL; a clear 404 for one no Discord id can be."""
+    guild_id, member_id = int(request.match_info["guild_id"]), int(request.match_info["member_id"])
+    if guild_id > MAX_ID or member_id > MAX_ID:
+        raise web.HTTPNotFound(text="No such member: Discord ids are at most 19 digits.")
+    return guild_id, member_id
+
+
+def _cursor(text: str, problems: list[str]) -> tuple[float, str] | None:
+    """``<created_at>_<task_id>`` of the last job a page showed."""
+    if not text:
+        return None
+    created, _, task_id = text.partition("_")
     try:
-        return float(text) if text else None
+        at = float(created)
     except ValueError:
+        at = math.nan
+    if not math.isfinite(at) or not task_id:
         problems.append("That page link is broken; start from the first page.")
         return None
+    return at, task_id[:100]
 
 
 def _message_url(guild_id: int | None, channel_id: int, message_id: int | None) -> str | None:
@@ -266,4 +298,11 @@ def _message_url(guild_id: int | None, channel_id: int, message_id: int | None) 
 def _refusal(exc: Exception, amount: str) -> str:
     if isinstance(exc, CreditsOff):
         return "Credits are off ([credits] enabled = false): nothing was changed."
-    return f"{amount.strip()[:40]!r} is not an amount above 0 (up to four decimals). Nothing was changed."
+    if isinstance(exc, LookupError):
+        return "Discord did not say which roles they have (not in the server, or busy): nothing was changed. Try again."
+    if isinstance(exc, TakeTooMuch):
+        return f"They have only {exc.params.get('balance', '?')}: nothing was taken."
+    if isinstance(exc, BadAmount):
+        limit = f"{MAX_AMOUNT:,}"
+        return f"{amount.strip()[:40]!r} is not an amount above 0 and up to {limit}, with at most four decimals. Nothing was changed."
+    return "That change was refused: nothing was changed."

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 KEY_META = "admin_session_key"
@@ -23,6 +23,12 @@ def new_key() -> str:
     return secrets.token_hex(32)
 
 
+def same(sent: str, expected: str) -> bool:
+    """Constant-time equality of two strings, whatever characters they hold (``compare_digest``
+    refuses non-ASCII ``str``: a 500 for anyone who sends an accent)."""
+    return hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
 def token_fingerprint(token: str) -> str:
     """Ties a token login's session to the token: changing ``[admin_page] token`` ends them."""
     return hashlib.sha256(b"mjbot-admin-token:" + token.encode()).hexdigest()[:16]
@@ -33,9 +39,10 @@ class AdminSession:
     user_id: int  # 0 for a token login
     name: str
     via: str  # "discord" or "token"
-    csrf: str  # sent back with every form
+    csrf: str = field(repr=False)  # sent back with every form
     expires: float
-    token_print: str = ""  # a token login's token_fingerprint
+    token_print: str = field(default="", repr=False)  # a token login's token_fingerprint
+    issued: float = 0.0  # a logout ends every session of its admin issued before it
 
     @property
     def who(self) -> str:
@@ -58,7 +65,7 @@ class Signer:
         if not value or value.count(".") != 1 or len(value) > 4096:
             return None
         payload, signature = value.split(".")
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not same(signature, self._sign(payload)):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -83,6 +90,7 @@ class Signer:
                 csrf=str(data["csrf"]),
                 expires=float(data["exp"]),
                 token_print=str(data.get("tp", "")),
+                issued=float(data.get("iat", 0)),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -97,15 +105,19 @@ class Signer:
                 "csrf": session.csrf,
                 "exp": session.expires,
                 "tp": session.token_print,
+                "iat": session.issued,
             }
         )
 
-    def seal_state(self, state: str, *, now: float) -> str:
-        return self.seal({"kind": "state", "state": state, "exp": now + STATE_MAX_AGE_S})
+    def seal_state(self, state: str, next_path: str, *, now: float) -> str:
+        return self.seal({"kind": "state", "state": state, "next": next_path, "exp": now + STATE_MAX_AGE_S})
 
-    def state(self, value: str | None, *, now: float) -> str | None:
+    def state(self, value: str | None, *, now: float) -> tuple[str, str] | None:
+        """(the state this browser was given, where it was going), or None."""
         data = self.open(value, now=now)
-        return str(data["state"]) if data and data.get("kind") == "state" and "state" in data else None
+        if not data or data.get("kind") != "state" or "state" not in data:
+            return None
+        return str(data["state"]), str(data.get("next", ""))
 
 
 def _b64(raw: bytes) -> str:

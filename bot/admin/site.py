@@ -25,6 +25,7 @@ from bot.admin.sessions import (
     AdminSession,
     Signer,
     new_key,
+    same,
     token_fingerprint,
 )
 from bot.core.access import AccessPolicy
@@ -37,7 +38,10 @@ from bot.storage import Store
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request, AdminSession], Awaitable[web.StreamResponse]]
-TOKEN_TRIES_PER_MINUTE = 10  # failed token logins per minute, for the whole process
+TOKEN_TRIES_PER_MINUTE = 10  # failed token logins per minute from one address
+TOKEN_TRIES_PER_MINUTE_ALL = 100  # and from everyone: a guesser with many addresses is slowed too
+LOGOUT_META = "admin_logout:"  # + the admin's id ("token" for the token login): when they last logged out
+_LOOPBACK = ("127.", "::1", "localhost")
 _STATIC = {"admin.css": "text/css", "admin.js": "text/javascript"}
 
 
@@ -59,7 +63,7 @@ class AdminSite:
         policy = AccessPolicy(settings.access)
         self.ctx = AdminContext(settings, store, jobs, health, directory, policy, clock)
         self.env = make_environment()
-        self.pages = Pages(self.ctx, self.env, lambda: self.signer)
+        self.pages = Pages(self.ctx, self.env, lambda: self.signer, self._cookie)
         self.login: DiscordLogin | None = None
         if self.settings.discord_login:
             configured = self.settings.client_id
@@ -70,7 +74,14 @@ class AdminSite:
                 self.public_url + CALLBACK_PATH,
             )
         self._signer: Signer | None = None
-        self._token_failures: deque[float] = deque()
+        self._token_failures: deque[tuple[float, str]] = deque()
+        host = settings.http.listen.rpartition(":")[0].strip("[]")
+        if not host.startswith(_LOOPBACK) and not self.secure_cookies:
+            log.warning(
+                "admin page: served on %s over plain http; keep [http] listen on 127.0.0.1 behind an https reverse "
+                "proxy, and set [admin_page] public_url to its https:// address",
+                settings.http.listen,
+            )
 
     async def start(self) -> None:
         key = await self.ctx.store.meta_value(KEY_META, new_key)
@@ -89,8 +100,12 @@ class AdminSite:
         add("GET", "/admin/jobs", self._admin(self.pages.jobs))
         add("GET", "/admin/jobs/{task_id}", self._admin(self.pages.job))
         add("GET", "/admin/members", self._admin(self.pages.members))
-        add("GET", "/admin/members/{guild_id:\\d+}/{member_id:\\d+}", self._admin(self.pages.member))
-        add("POST", "/admin/members/{guild_id:\\d+}/{member_id:\\d+}/credits", self._admin(self.pages.adjust))
+        add("GET", "/admin/members/{guild_id:[0-9]{1,19}}/{member_id:[0-9]{1,19}}", self._admin(self.pages.member))
+        add(
+            "POST",
+            "/admin/members/{guild_id:[0-9]{1,19}}/{member_id:[0-9]{1,19}}/credits",
+            self._admin(self.pages.adjust),
+        )
         add("GET", "/admin/settings", self._admin(self.pages.settings_page))
         add("POST", "/admin/logout", self._admin(self._logout))
         add("GET", "/admin/login", self._login_page)
@@ -114,21 +129,26 @@ class AdminSite:
         response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Cache-Control", "no-store")
 
-    def session_of(self, request: web.Request) -> AdminSession | None:
-        """The request's session, if it is signed, current, and its admin is still one."""
+    async def session_of(self, request: web.Request) -> AdminSession | None:
+        """The request's session, if it is signed, current, not logged out, and its admin is still one."""
         session = self.signer.session(request.cookies.get(SESSION_COOKIE), now=self.ctx.clock())
         if session is None:
             return None
-        if session.via == "discord" and self.ctx.policy.is_admin(session.user_id) and self.login is not None:
-            return session
         token = self.settings.token.get_secret_value()
-        if session.via == "token" and token and secrets.compare_digest(session.token_print, token_fingerprint(token)):
-            return session
-        return None
+        if session.via == "discord":
+            valid = self.login is not None and self.ctx.policy.is_admin(session.user_id)
+        else:
+            valid = session.via == "token" and bool(token) and same(session.token_print, token_fingerprint(token))
+        if not valid:
+            return None
+        logged_out = await self.ctx.store.get_meta(LOGOUT_META + _who_key(session))
+        if logged_out is not None and session.issued <= float(logged_out):
+            return None
+        return session
 
     def _admin(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = self.session_of(request)
+            session = await self.session_of(request)
             if session is None:
                 if request.method != "GET" or request.headers.get("X-Admin-Fragment"):
                     return self._error(request, 401, "Your session has ended. Log in again.")
@@ -136,7 +156,7 @@ class AdminSite:
             if request.method == "POST":
                 form = await request.post()
                 sent = form.get("csrf")
-                if not isinstance(sent, str) or not secrets.compare_digest(sent, session.csrf):
+                if not isinstance(sent, str) or not same(sent, session.csrf):
                     log.warning(
                         "admin page: %s sent %s %s without a valid CSRF token",
                         session.who,
@@ -183,7 +203,8 @@ class AdminSite:
             return await self._login_page(request, problem="Log in with Discord is not set up here.", status=404)
         state = secrets.token_urlsafe(24)
         response = web.HTTPFound(self.login.authorize_url(state))
-        self._cookie(response, STATE_COOKIE, self.signer.seal_state(state, now=self.ctx.clock()), max_age=600)
+        going = _local(request.query.get("next", ""))
+        self._cookie(response, STATE_COOKIE, self.signer.seal_state(state, going, now=self.ctx.clock()), max_age=600)
         raise response
 
     async def _from_discord(self, request: web.Request) -> web.StreamResponse:
@@ -191,7 +212,7 @@ class AdminSite:
             return await self._login_page(request, problem="Log in with Discord is not set up here.", status=404)
         expected = self.signer.state(request.cookies.get(STATE_COOKIE), now=self.ctx.clock())
         state = request.query.get("state", "")
-        if expected is None or not secrets.compare_digest(state, expected):
+        if expected is None or not same(state, expected[0]):
             log.warning("admin page: a login came back from Discord with a state this browser was not given")
             return await self._login_page(
                 request, problem="That login did not start in this browser, or took too long. Log in again.", status=400
@@ -207,19 +228,22 @@ class AdminSite:
             log.warning("admin page: %s (%s) logged in with Discord but is not an admin: refused", user.name, user.id)
             return self._error(request, 403, f"{user.name} is not one of this bot's admins ([access] admin_user_ids).")
         log.info("admin page: %s (%s) logged in with Discord", user.name, user.id)
-        raise self._start_session(AdminSession(user.id, user.name, "discord", "", 0.0), next_path="/admin")
+        raise self._start_session(
+            AdminSession(user.id, user.name, "discord", "", 0.0), next_path=expected[1] or "/admin"
+        )
 
     async def _token_login(self, request: web.Request) -> web.StreamResponse:
         token = self.settings.token.get_secret_value()
         form = await request.post()
-        now = time.monotonic()
-        while self._token_failures and now - self._token_failures[0] > 60:
+        now, remote = time.monotonic(), request.remote or "?"
+        while self._token_failures and now - self._token_failures[0][0] > 60:
             self._token_failures.popleft()
-        if len(self._token_failures) >= TOKEN_TRIES_PER_MINUTE:
+        mine = sum(1 for _, where in self._token_failures if where == remote)
+        if mine >= TOKEN_TRIES_PER_MINUTE or len(self._token_failures) >= TOKEN_TRIES_PER_MINUTE_ALL:
             return await self._login_page(request, problem="Too many wrong tokens. Wait a minute.", status=429)
         sent = form.get("token")
-        if not token or not isinstance(sent, str) or not secrets.compare_digest(sent.strip(), token):
-            self._token_failures.append(now)
+        if not token or not isinstance(sent, str) or not same(sent.strip(), token):
+            self._token_failures.append((now, remote))
             log.warning("admin page: a token login from %s was refused", request.remote)
             return await self._login_page(request, problem="That token is not right.", status=403)
         log.info("admin page: token login from %s", request.remote)
@@ -228,13 +252,9 @@ class AdminSite:
 
     def _start_session(self, session: AdminSession, *, next_path: str) -> web.HTTPFound:
         seconds = self.settings.session_hours * 3600
+        expires, issued = self.ctx.clock() + seconds, time.time()  # issued: wall time, as a logout's
         fresh = AdminSession(
-            session.user_id,
-            session.name,
-            session.via,
-            secrets.token_urlsafe(24),
-            self.ctx.clock() + seconds,
-            session.token_print,
+            session.user_id, session.name, session.via, secrets.token_urlsafe(24), expires, session.token_print, issued
         )
         response = web.HTTPFound(next_path)
         self._cookie(response, SESSION_COOKIE, self.signer.seal_session(fresh), max_age=int(seconds))
@@ -242,7 +262,9 @@ class AdminSite:
         return response
 
     async def _logout(self, request: web.Request, session: AdminSession) -> web.StreamResponse:
-        log.info("admin page: %s logged out", session.who)
+        # Every session of this admin issued until now ends, on every browser and every process.
+        await self.ctx.store.set_meta(LOGOUT_META + _who_key(session), repr(time.time()))
+        log.info("admin page: %s logged out (every session of theirs ends)", session.who)
         response = web.HTTPSeeOther("/admin/login")
         response.del_cookie(SESSION_COOKIE, path="/admin")
         raise response
@@ -251,6 +273,10 @@ class AdminSite:
         response.set_cookie(
             name, value, max_age=max_age, path="/admin", httponly=True, samesite="Lax", secure=self.secure_cookies
         )
+
+
+def _who_key(session: AdminSession) -> str:
+    return str(session.user_id) if session.via == "discord" else "token"
 
 
 def _local(path: str) -> str:

@@ -67,9 +67,10 @@ class Credits:
         reason: str,
         *,
         give: bool,
+        key: str | None = None,
     ) -> tuple[int, int]:
         """A give or take by an admin the caller has checked (the admin page checks its session;
-        ``admin_id`` 0 is its token login)."""
+        ``admin_id`` 0 is its token login). The same ``key`` twice makes one change."""
         self._check_on()
         units = to_units(amount)
         if units <= 0:
@@ -83,6 +84,7 @@ class Credits:
             allowance=self.settings.allowance_for(member_roles, guild_id),
             starting=self.settings.starting_balance,
             now=self._clock(),
+            key=key,
         )
         log.info(
             "credits: admin %s %s %s %s member %s in guild %s (%s); balance now %s",
@@ -97,8 +99,15 @@ class Credits:
         )
         return units, balance
 
+    async def look(self, guild_id: int, member_id: int, roles: frozenset[int] | None, *, last: int = 10) -> Account:
+        """A member's account as the admin page shows it, writing nothing (``roles`` None: unknown,
+        so no allowance is shown)."""
+        self._check_on()
+        allowance = self.settings.allowance_for(roles, guild_id or None) if roles is not None else None
+        return await self.store.credits.view(guild_id, member_id, allowance=allowance, now=self._clock(), last=last)
+
     async def account_of(self, guild_id: int, member_id: int, roles: frozenset[int], *, last: int = 10) -> Account:
-        """A member's account as an admin sees it (the admin page): refilled as if they asked."""
+        """A member's account, with the starting balance and this period's refill granted first."""
         self._check_on()
         return await self.store.credits.account(
             guild_id,

@@ -11,6 +11,7 @@ from bot.storage.job_events import JobEvent, event_of
 from bot.storage.schema import job_of
 
 MAX_ROWS = 100
+UNFINISHED = "UNFINISHED"  # a status filter: every job not finished yet
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class JobFilter:
     guild_id: int | None = None
     status: str | None = None
     action: str | None = None
-    before: float | None = None  # created before: the next page
+    before: tuple[float, str] | None = None  # (created_at, task_id) of the last row shown: the next page
     limit: int = 50
 
 
@@ -121,12 +122,14 @@ def _job_where(wanted: JobFilter) -> tuple[str, tuple[Any, ...]]:
         ("owner_id = ?", wanted.member_id),
         ("COALESCE(guild_id, 0) = ?", wanted.guild_id),
         ("action = ?", wanted.action),
-        ("created_at < ?", wanted.before),
     ):
         if value is not None:
             conditions.append(sql)
             params.append(value)
-    if wanted.status == "RUNNING":  # anything not finished: submitted, queued or in progress
+    if wanted.before is not None:  # after the last row shown, in the page's order
+        conditions.append("(created_at < ? OR (created_at = ? AND task_id < ?))")
+        params += [wanted.before[0], wanted.before[0], wanted.before[1]]
+    if wanted.status == UNFINISHED:  # submitted, queued, in progress or waiting for a modal
         conditions.append("finished_at IS NULL")
     elif wanted.status is not None:
         conditions.append("status = ?")

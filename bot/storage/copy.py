@@ -17,7 +17,7 @@ from bot.storage.database import Database, StorageError
 from bot.storage.store import Store, insert_sql
 
 # What an install's data is; anything else (shard leases, say) belongs to the running processes.
-TABLES = ("jobs", "submissions", "meta", "pruned", "ledger", "member_preferences")
+TABLES = ("jobs", "submissions", "meta", "pruned", "ledger", "member_preferences", "job_events")
 _ROWS_PER_BATCH = 1000
 
 

@@ -76,6 +76,23 @@ class CreditBook:
 
         return await self.database.transact(read)
 
+    async def view(
+        self, guild_id: int, member_id: int, *, allowance: Allowance | None, now: float, last: int
+    ) -> Account:
+        """The member's account as the ledger has it, writing nothing (the admin page looks without
+        granting a starting balance or a refill, which only the member's own use should do)."""
+        balance = await self.database.fetch(ledger.BALANCE_SQL, (guild_id, member_id))
+        rows = await self.database.fetch(
+            f"SELECT * FROM ledger WHERE guild_id = ? AND member_id = ? ORDER BY {ledger.NEWEST_FIRST_SQL} LIMIT ?",
+            (guild_id, member_id, last),
+        )
+        return Account(
+            balance=int(balance[0][0]),
+            allowance=allowance,
+            next_refill=next_period_start(allowance.every, now) if allowance else None,
+            entries=[entry_of(row) for row in rows],
+        )
+
     async def adjust(
         self,
         guild_id: int,
@@ -87,10 +104,12 @@ class CreditBook:
         allowance: Allowance | None,
         starting: int,
         now: float | None = None,
+        key: str | None = None,
     ) -> int:
-        """An admin's ``give`` (amount > 0) or ``take``: one ``adjust`` row. Returns the new balance."""
+        """An admin's ``give`` (amount > 0) or ``take``: one ``adjust`` row. Returns the new balance.
+        The same ``key`` twice (a form sent twice) makes one row."""
         when = time.time() if now is None else now
-        key = f"adjust:{uuid.uuid4().hex}"  # made once: a retried transaction must not add a second row
+        key = key or f"adjust:{uuid.uuid4().hex}"  # made once: a retried transaction must not add a second row
         return await self.database.transact(
             lambda tx: ledger.adjust(
                 tx,

@@ -11,7 +11,12 @@ from typing import Any
 
 from bot.core.models import Job
 
-_INSERT = "INSERT INTO job_events (task_id, at, status, progress, detail) VALUES (?, ?, ?, ?, ?)"
+# Only for a job that exists: an update of a job deleted meanwhile must leave no orphan row.
+_INSERT = (
+    "INSERT INTO job_events (task_id, at, status, progress, detail) "
+    "SELECT CAST(? AS TEXT), CAST(? AS DOUBLE PRECISION), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT) "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE task_id = ?)"
+)
 PRUNE_SQL = (
     "DELETE FROM job_events WHERE task_id IN "
     "(SELECT task_id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?)"
@@ -33,7 +38,8 @@ def statements(updates: Sequence[tuple[Job, Iterable[str]]]) -> list[tuple[str, 
     for job, fields in updates:
         if {"status", "progress"} & set(fields):
             detail = (job.fail_reason or "")[:_DETAIL_CHARS] or None
-            rows.append((job.task_id, job.updated_at or time.time(), job.status.value, job.progress, detail))
+            at = job.updated_at or time.time()
+            rows.append((job.task_id, at, job.status.value, job.progress, detail, job.task_id))
     return [(_INSERT, rows)] if rows else []
 
 
