@@ -22,13 +22,13 @@ from pathlib import Path
 from bench.procs import memory_mb
 from bench.world import SECRET, first_final, free_port, wall_minus_monotonic
 from bot.core.models import Action, Display, Job, Status
+from bot.sandbox.discord_double import DiscordDouble, guild_id_on_shard
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store
 from bot.storage.schema import row_of
 from bot.storage.store import insert_sql
-from tests.discord_double import DiscordDouble, guild_id_on_shard
 from tests.e2e.harness import BotProcess, write_config
 from tests.pg_server import PgServer
-from tests.proxy_sim import ProxySim
 
 SHARDS, GUILDS, CHANNELS = 4, 8, 8  # guilds, and channels per guild
 PACE_S = 0.25  # push latency: jobs arriving four a second, over the 64 channels

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from bench.report import Row, Table, current_commit, machine_lines, nearest_rank, seconds, verdict
 from bench.world import LocalLag
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.harness import ROOT, START_TIMEOUT_S, BotProcess, custom_id, public_messages, write_config
-from tests.proxy_sim import ProxySim
 
 SECRET = "bench-media-secret"
 UPSCALES = 4

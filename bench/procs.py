@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
 from tests.e2e.harness import ROOT, START_TIMEOUT_S, BotProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

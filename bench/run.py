@@ -748,7 +748,7 @@ def _p50_p99_max(values: list[float]) -> str:
 
 
 def scenarios_timeline() -> tuple:
-    from tests.proxy_sim import DEFAULT_TIMELINE
+    from bot.sandbox.proxy_sim import DEFAULT_TIMELINE
 
     return DEFAULT_TIMELINE[1:]  # the first step is taken at submission
 

@@ -24,11 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.procs import NaiveProcess, stop_all
 from bot.core.models import Action, Display, Job, Status
 from bot.ops.notify import TOKEN_KEY
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.discord_double.records import MessageRecord, MessageVersion
+from bot.sandbox.proxy_sim import ProxySim, RecordedRequest
 from bot.storage import Store
-from tests.discord_double import DiscordDouble
-from tests.discord_double.records import MessageRecord, MessageVersion
 from tests.e2e.harness import BotProcess, write_config
-from tests.proxy_sim import ProxySim, RecordedRequest
 
 SECRET = "bench-proxy-secret"
 SEED = 20_241_121  # the simulator's jitter: the same task timings on every run

@@ -25,8 +25,8 @@ from bot.core.errors import DeliveryError, DeliveryForbidden, MessageGone
 from bot.core.models import Display, ImageFile, Job, MediaNote
 from bot.jobs import JobService
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store
-from tests.proxy_sim import ProxySim
 
 # The restartable service harness and its fixture, for the rules and real-servers tests.
 pytest_plugins = ["tests.service_harness", "tests.pg_server"]

@@ -11,9 +11,9 @@ from bot.core.access import Requester
 from bot.core.models import Phase
 from bot.jobs import JobService
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, PROXY_SECRET, RecordingView, make_settings
-from tests.proxy_sim import ProxySim
 
 OWNER, OTHER, ADMIN = 11, 12, 13
 GUILD, CHANNEL, ROLE = 100, 200, 300

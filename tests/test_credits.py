@@ -28,9 +28,9 @@ from bot.core.models import Action, Job, Phase, Status, Submission, TaskButton
 from bot.ops.alerts import AlertMonitor
 from bot.ops.spend_alert import SpendAlert
 from bot.ops.spend_report import COLUMNS as SPEND_COLUMNS
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store, ledger
 from bot.storage.ledger import ORDER_SQL, Charge
-from tests.proxy_sim import ProxySim
 from tests.service_harness import ADMIN, GUILD, OWNER, ROLE, Harness, who
 from tests.test_cli import ROOT, run_cli
 

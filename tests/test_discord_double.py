@@ -1,4 +1,4 @@
-"""Self-test of the Discord double (tests/discord_double) with a real, unmodified discord.py client.
+"""Self-test of the Discord double (bot/sandbox/discord_double) with a real, unmodified discord.py client.
 
 A tiny ``commands.Bot`` (not mjbot) with a slash command
 ``/echo text:str n:int file:Attachment(optional)`` and a persistent
@@ -38,7 +38,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.discord_double import (
+from bot.sandbox.discord_double import (
     DiscordDouble,
     InteractionRecord,
     MessageRecord,

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from tests.discord_double import DEFAULT_CLIENT_SECRET, DiscordDouble
+from bot.sandbox.discord_double import DEFAULT_CLIENT_SECRET, DiscordDouble
 
 REDIRECT = "http://127.0.0.1:9/auth/callback"
 UNAUTHORIZED = {"message": "401: Unauthorized", "code": 0}

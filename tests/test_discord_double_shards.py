@@ -23,7 +23,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.discord_double import (
+from bot.sandbox.discord_double import (
     INVALID_SHARD,
     SHARDING_REQUIRED,
     DiscordDouble,

@@ -18,9 +18,9 @@ from bot.core.errors import (
 from bot.core.models import Action, ImageFile, Phase, Status, parse_local_reason
 from bot.jobs import VANISHED_AFTER_MISSES, JobService
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
-from tests.proxy_sim import ProxySim
 
 USER, CHANNEL, GUILD = 11, 22, 33
 

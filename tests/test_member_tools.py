@@ -22,7 +22,7 @@ from bot.core.errors import (
 )
 from bot.core.i18n import error_text
 from bot.core.models import Action, ImageFile, Phase, Status, offered_prompts
-from tests.proxy_sim import shortened_prompts
+from bot.sandbox.proxy_sim import shortened_prompts
 from tests.service_harness import OTHER, grid_of, who
 
 

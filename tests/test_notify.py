@@ -15,9 +15,9 @@ from bot.core.models import Phase, Status
 from bot.jobs import JobService
 from bot.ops.notify import NotifyReceiver, new_token
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Store
 from tests.conftest import FAST_WRITES, RecordingView, make_settings
-from tests.proxy_sim import ProxySim
 
 MEMBER = Requester(user_id=1, guild_id=2, channel_id=3)
 

@@ -34,9 +34,9 @@ from bot.ops.housekeeping import DAY_S, Housekeeper
 from bot.ops.http import Health, OpsEndpoints, OpsServer
 from bot.ops.metrics import Metrics, endpoint_of
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import MIGRATIONS, Store, backup_database
 from tests.conftest import FAST_WRITES, RecordingView
-from tests.proxy_sim import ProxySim
 from tests.test_cli import ROOT, run_cli
 
 MEMBER = Requester(user_id=11, guild_id=22, channel_id=33)

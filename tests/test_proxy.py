@@ -23,8 +23,8 @@ from bot.core.errors import (
 )
 from bot.core.models import Action, Status
 from bot.proxy.client import ProxyClient
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 

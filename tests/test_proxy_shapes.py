@@ -22,8 +22,8 @@ from bot.core.i18n import error_text
 from bot.core.text import MAX_CONTENT
 from bot.proxy.client import ProxyClient
 from bot.proxy.media_guard import MediaGuard, MediaRefused
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim
 
 INDEX_HTML = (
     '<!doctype html><html lang="zh"><head><title>New API</title></head><body><div id="root"></div></body></html>'

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from tests.proxy_sim import (
+from bot.sandbox.proxy_sim import (
     CANCEL,
     FAILURE,
     IN_PROGRESS,

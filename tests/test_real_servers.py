@@ -14,8 +14,8 @@ from bot.core.errors import (
 from bot.core.i18n import error_text
 from bot.core.models import Action, Phase
 from bot.jobs import SUBMISSION_GIVE_UP_S
-from tests.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
-from tests.proxy_sim import ProxySim
+from bot.sandbox.proxy_sim import NEWAPI_INDEX_HTML as INDEX_HTML
+from bot.sandbox.proxy_sim import ProxySim
 from tests.service_harness import Harness, grid_of, who
 
 

@@ -25,8 +25,8 @@ from bot.core.errors import (
     TooManyRunning,
 )
 from bot.core.models import Action, Phase, Status, Submission
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage import Conflict
-from tests.proxy_sim import ProxySim
 from tests.service_harness import (
     ADMIN,
     CHANNEL,

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
-from tests.proxy_sim import ProxySim
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 30.0

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import AUTH
 from tests.e2e.harness import BotProcess, write_config
-from tests.proxy_sim import ProxySim
 
 
 @pytest.fixture

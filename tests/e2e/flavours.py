@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.sandbox.proxy_sim import ProxySim, SimTask
 from tests.conftest import PROXY_SECRET
-from tests.proxy_sim import ProxySim, SimTask
 
 AUTH = {"novicezk": "mj-api-secret", "trueai": "authorization", "newapi": "bearer"}
 

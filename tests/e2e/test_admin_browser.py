@@ -8,10 +8,10 @@ import re
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.browser import DESKTOP, PHONE, browser, needs_chromium, no_sideways_scroll, screenshot_dir  # noqa: F401
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import answer_to, eventually, free_port, task_for, wait_public
-from tests.proxy_sim import ProxySim
 
 pytestmark = needs_chromium()
 TOKEN = "browser-test-admin-token-0123456789"

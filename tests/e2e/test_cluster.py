@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble, guild_id_on_shard, shard_of
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble, guild_id_on_shard, shard_of
 from tests.e2e.harness import BotProcess, free_port, write_config
-from tests.proxy_sim import ProxySim
 
 SHARDS = 4
 GUILDS_PER_SHARD = 2

@@ -7,7 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.harness import (
     answer_to,
     custom_id,
@@ -16,7 +17,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 
 async def crafted_button(dd: DiscordDouble, button_id: str) -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from bot.storage.ledger import ORDER_SQL
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import answer_to, eventually, public_messages, task_for, wait_final, wait_public
-from tests.proxy_sim import ProxySim
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import DESCRIBED, ProxySim
 from tests.e2e.harness import (
     GRID_LABELS,
     PNG_TYPE,
@@ -19,7 +20,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import DESCRIBED, ProxySim
 
 
 async def test_describe_then_press_2(bot, dd: DiscordDouble, sim: ProxySim):

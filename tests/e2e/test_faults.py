@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.discord_double import ALL_TEXT_PERMISSIONS, DiscordDouble
+from bot.sandbox.discord_double import ALL_TEXT_PERMISSIONS, DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.harness import (
     custom_id,
     imagine_grid,
@@ -17,7 +18,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 ATTACH_FILES = 1 << 15
 

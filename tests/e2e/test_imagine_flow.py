@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.e2e.harness import (
     GRID_LABELS,
@@ -12,7 +13,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 DEFERRED_UPDATE = 6
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import (
     BotProcess,
     custom_id,
@@ -15,7 +16,6 @@ from tests.e2e.harness import (
     wait_public,
     write_config,
 )
-from tests.proxy_sim import ProxySim
 
 
 async def test_an_update_during_the_first_post_makes_no_second_message(bot, dd: DiscordDouble, sim: ProxySim):

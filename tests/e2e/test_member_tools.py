@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim, shortened_prompts
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import answer_to, button_rows, custom_id, imagine_grid, public_messages, task_for, wait_public
-from tests.proxy_sim import ProxySim, shortened_prompts
 
 AUTH = {"trueai": "authorization", "novicezk": "mj-api-secret"}
 

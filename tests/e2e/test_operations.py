@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import AUTH
 from tests.e2e.harness import (
     ROOT,
@@ -29,7 +30,6 @@ from tests.e2e.harness import (
     wait_public,
     write_config,
 )
-from tests.proxy_sim import ProxySim
 
 
 async def cli(*args: str, timeout: float = 60.0) -> tuple[int, str]:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import answer_to, public_messages, task_for, wait_final, wait_public
-from tests.proxy_sim import ProxySim
 
 
 @pytest.fixture

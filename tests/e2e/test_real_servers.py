@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import GatewaySim
 from tests.e2e.harness import (
     PNG_TYPE,
@@ -26,7 +27,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 
 @pytest.fixture(params=["trueai"])

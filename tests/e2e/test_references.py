@@ -8,10 +8,10 @@ import io
 import pytest
 from PIL import Image
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import answer_to, public_messages, wait_public
-from tests.proxy_sim import ProxySim
 
 
 def png() -> tuple[str, bytes, str]:

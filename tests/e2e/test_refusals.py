@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.e2e.harness import public_messages, wait_public
-from tests.proxy_sim import ProxySim
 
 
 async def refused(dd: DiscordDouble, prompt: str = "a cat", **slash_options) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.flavours import sim  # noqa: F401  (every scenario runs against each server)
 from tests.e2e.harness import (
     custom_id,
@@ -11,7 +12,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 
 async def test_restart_finishes_the_same_message_and_old_buttons_work(start_bot, dd: DiscordDouble, sim: ProxySim):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from tests.discord_double import DiscordDouble
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.e2e.harness import public_messages, wait_final, wait_public
-from tests.proxy_sim import ProxySim
 
 
 def free_port() -> int:

@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.harness import (
     button_rows,
     custom_id,
@@ -16,7 +17,6 @@ from tests.e2e.harness import (
     wait_final,
     wait_public,
 )
-from tests.proxy_sim import ProxySim
 
 # trueai Models/TaskInfo.cs OnUpscaleButtons, for a v7 prompt (the simulator's default version).
 UPSCALE_LABELS = [

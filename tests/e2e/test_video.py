@@ -9,11 +9,11 @@ import io
 import pytest
 from PIL import Image
 
+from bot.sandbox.discord_double import DiscordDouble
+from bot.sandbox.proxy_sim import ProxySim
 from tests.conftest import PROXY_SECRET
-from tests.discord_double import DiscordDouble
 from tests.e2e.flavours import GatewaySim
 from tests.e2e.harness import answer_to, custom_id, public_messages, upscaled, wait_public
-from tests.proxy_sim import ProxySim
 
 MIB = 1024 * 1024
 

@@ -1,8 +1,8 @@
-"""What Discord refuses in a message, modal or autocomplete answer, answered 400 Invalid Form Body (50035).
+"""What Discord refuses in a message or modal, answered 400 Invalid Form Body (50035).
 
 ``validate_message`` checks a create or edit payload (channel messages, interaction
 callbacks 4/7, webhook follow-ups and their edits); ``validate_modal`` the data of a
-type 9 callback; ``validate_autocomplete`` the data of a type 8 callback.  All collect every
+type 9 callback (autocomplete answers, type 8: autocomplete.py).  Both collect every
 invalid field, like Discord, and raise one ``ApiError`` whose ``errors`` nest by path.  Only
 fields present are checked, so an edit that leaves ``content`` out is not refused for the old
 content.
@@ -12,7 +12,7 @@ Rules (Discord's limits, https://discord.com/developers/docs):
 - ``content`` at most 2000 characters;
 - at most 10 embeds; title 256, description 4096, at most 25 fields (name 256, value 1024),
   footer text 2048, author name 256; all embeds' text together at most 6000;
-- an ``attachments`` array of at most 10 (uploads and their sizes: messages.py);
+- an ``attachments`` array of at most 10 (uploads and their sizes: message_files.py);
 - components (not components v2): at most 5 action rows, each with 1-5 components; a select
   menu fills a whole row; buttons: label at most 80, a custom_id of 1-100 characters unless a
   link (url, no custom_id) or premium (sku_id) button; selects: custom_id 1-100, placeholder
@@ -20,19 +20,11 @@ Rules (Discord's limits, https://discord.com/developers/docs):
   in the message; an emoji without ``id`` must be a Unicode emoji (see emoji.py);
 - modals: custom_id 1-100, title 1-45, 1-5 rows (or labels), each row one text input; text
   input custom_id 1-100, label 1-45, placeholder 100, min_length 0-4000, max_length 1-4000
-  and its prefilled ``value`` at most max_length (4000 by default);
-- autocomplete results (https://discord.com/developers/docs/interactions/receiving-and-responding
-  #interaction-response-object-autocomplete and application-commands#application-command-object-
-  application-command-option-choice-structure): ``choices`` required, at most 25; each choice a
-  ``name`` of 1-100 characters, optional ``name_localizations`` (values 1-100 too), and a ``value``
-  of the focused option's type: a string of at most 100 characters for STRING, an integer in
-  +-(2^53 - 1) for INTEGER, a number in +-2^53 for NUMBER (numeric strings pass, as Discord
-  coerces them; a bool never does).
+  and its prefilled ``value`` at most max_length (4000 by default).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,7 +36,7 @@ MAX_EMBEDS = 10
 MAX_EMBED_TOTAL = 6000
 EMBED_LIMITS = {"title": 256, "description": 4096}
 MAX_EMBED_FIELDS = 25
-MAX_ATTACHMENTS = 10  # per message; more uploads without this array: 30015 (messages.py)
+MAX_ATTACHMENTS = 10  # per message; more uploads without this array: 30015 (message_files.py)
 MAX_ROWS = 5
 MAX_ROW_WIDTH = 5
 MAX_BUTTON_LABEL = 80
@@ -57,11 +49,6 @@ MAX_MODAL_ROWS = 5
 MAX_INPUT_LABEL = 45
 MAX_INPUT_PLACEHOLDER = 100
 MAX_INPUT_LENGTH = 4000
-MAX_CHOICES = 25
-CHOICE_NAME = (1, 100)
-MAX_CHOICE_STRING = 100
-MAX_INTEGER = 2**53 - 1  # Discord's INTEGER option range, both ways
-MAX_NUMBER = 2**53  # and its NUMBER range
 
 IS_COMPONENTS_V2 = 1 << 15
 
@@ -342,67 +329,3 @@ def modal_errors(data: Any, *, prefix: Path = ("data",)) -> FormErrors:
 def validate_modal(data: Any, *, prefix: Path = ("data",)) -> None:
     """Raise 400 Invalid Form Body if Discord would refuse this modal."""
     modal_errors(data, prefix=prefix).raise_if_any()
-
-
-OPTION_STRING, OPTION_INTEGER, OPTION_NUMBER = 3, 4, 10
-
-
-def _choice_value(errors: FormErrors, path: Path, value: Any, option_type: int) -> None:
-    """A choice's ``value`` must be of its option's type (Discord coerces numeric strings)."""
-    if option_type == OPTION_STRING:
-        if not isinstance(value, str):
-            errors.add(path, "BASE_TYPE_STRING", f'Could not interpret "{json.dumps(value)}" as string.')
-        else:
-            _max_length(errors, path, value, MAX_CHOICE_STRING)
-        return
-    integer = option_type == OPTION_INTEGER
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value) if integer else float(value)
-        except ValueError:
-            number = None
-    not_integral = integer and isinstance(number, float) and not number.is_integer()  # 1.5 for an int
-    if number is None or number != number or not_integral:  # number != number: NaN
-        errors.add(path, "NUMBER_TYPE_COERCE", f'Value "{value}" is not {"int" if integer else "a valid number"}.')
-        return
-    limit = MAX_INTEGER if integer else MAX_NUMBER
-    if number > limit:
-        errors.add(path, "NUMBER_TYPE_MAX", f"{'int' if integer else 'float'} value should be {limit} or less.")
-    elif number < -limit:
-        errors.add(path, "NUMBER_TYPE_MIN", f"{'int' if integer else 'float'} value should be {-limit} or more.")
-
-
-def autocomplete_errors(data: Any, option_type: int, *, prefix: Path = ("data",)) -> FormErrors:
-    """Every invalid field of an autocomplete result (callback type 8 ``data``) for an option
-    of ``option_type`` (3 STRING, 4 INTEGER, 10 NUMBER)."""
-    errors = FormErrors(prefix)
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list):
-        errors.add(("choices",), "BASE_TYPE_REQUIRED", "This field is required")
-        return errors
-    if len(choices) > MAX_CHOICES:
-        errors.add(("choices",), "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
-    low, high = CHOICE_NAME
-    for index, choice in enumerate(choices):
-        path: Path = ("choices", index)
-        if not isinstance(choice, dict):
-            errors.add(path, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
-            continue
-        if _required(errors, (*path, "name"), choice.get("name")):
-            _bad_length(errors, (*path, "name"), str(choice["name"]), low, high)
-        localizations = choice.get("name_localizations")
-        if isinstance(localizations, dict):
-            for locale, localized in localizations.items():
-                if localized is not None:
-                    _bad_length(errors, (*path, "name_localizations", locale), str(localized), low, high)
-        if _required(errors, (*path, "value"), choice.get("value")):
-            _choice_value(errors, (*path, "value"), choice["value"], option_type)
-    return errors
-
-
-def validate_autocomplete(data: Any, option_type: int, *, prefix: Path = ("data",)) -> None:
-    """Raise 400 Invalid Form Body if Discord would refuse these autocomplete choices."""
-    autocomplete_errors(data, option_type, prefix=prefix).raise_if_any()

@@ -77,7 +77,7 @@ class Actions:
         required ones may be missing.  The focused option must be registered with
         ``autocomplete: true``, else ValueError (Discord would not ask the bot); an unregistered
         command, LookupError.  The bot answers with callback type 8, validated like Discord (at most
-        25 choices...: see validation.py); read them in ``record.choices``.
+        25 choices...: see autocomplete.py); read them in ``record.choices``.
         """
         interaction = driver.autocomplete_interaction(
             self.state,

@@ -15,13 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
+from .autocomplete import validate_autocomplete
 from .driver import STRING, focused_option
 from .errors import ApiError, invalid_form
 from .messages import IS_COMPONENTS_V2, unknown_message
 from .records import LOADING, CallbackRecord, InteractionRecord, MessageRecord, RequestRecord, UploadedFile, snapshot
 from .responses import json_response, no_content
 from .state import State
-from .validation import validate_autocomplete, validate_message, validate_modal
+from .validation import validate_message, validate_modal
 
 
 class InteractionRoutes:

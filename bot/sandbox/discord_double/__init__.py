@@ -1,7 +1,8 @@
 """A Discord double for end-to-end tests: REST + gateway on 127.0.0.1 for an unmodified discord.py client.
 
 See ``DiscordDouble`` (server.py) for the test-facing API, records.py for
-what the double records and shards.py for how it shards its gateway.
+what the double records, rules.py for the faults and delays a test injects
+and shards.py for how it shards its gateway.
 """
 
 from .emoji import is_unicode_emoji
@@ -10,8 +11,6 @@ from .oauth import DEFAULT_CLIENT_SECRET, OAuthGrant
 from .records import (
     AttachmentRecord,
     CallbackRecord,
-    DelayRule,
-    FaultRule,
     GatewayFrame,
     InteractionRecord,
     MessageRecord,
@@ -20,6 +19,7 @@ from .records import (
     UploadedFile,
     WriteEvent,
 )
+from .rules import DelayRule, FaultRule
 from .server import DEFAULT_TOKEN, DISCORD_CHANNEL_WRITE_LIMIT, DiscordDouble
 from .shards import INVALID_SHARD, SHARDING_REQUIRED, SessionInfo, guild_id_on_shard, shard_of
 from .world import ALL_TEXT_PERMISSIONS

@@ -1,4 +1,4 @@
-"""Standalone use: ``python -m tests.proxy_sim --port 8080 --mode time --flavour trueai``."""
+"""Standalone use: ``python -m bot.sandbox.proxy_sim --port 8080 --mode time --flavour trueai``."""
 
 from __future__ import annotations
 

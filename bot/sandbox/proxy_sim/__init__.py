@@ -71,7 +71,7 @@ Final media: ``final_image_pixels=(4096, 2048)`` makes upscales photo-like PNGs 
 (~25 MB), ``final_image_size`` pads final PNGs, ``cut_media(task_id, times=1)`` cuts the next
 downloads of a task's final image or videos halfway (full Content-Length, half the bytes).
 
-Run it by hand with ``python -m tests.proxy_sim --port 8080 --mode time``
+Run it by hand with ``python -m bot.sandbox.proxy_sim --port 8080 --mode time``
 (``--flavour trueai``, ``--flavour newapi --upstream trueai``).
 
 The package, module by module: timeline.py (Step, timelines, constants), tasks.py (SimTask and
@@ -81,8 +81,8 @@ the records), wire.py (answer bodies and checks), buttons.py (trueai's buttons),
 shorten.py (/submit/shorten), task_routes.py (cancel, image-seed, describe links),
 trueai_input.py (trueai's JSON binding and image inputs), images.py (small PNG and MP4 bytes),
 photo.py (photo-sized PNGs, WebP thumbnails), server.py (ProxySim), with its parts in
-scripting.py, submits.py, videos.py, uploads.py, delivery.py, failures.py, gateway.py,
-handlers.py and media.py; __main__.py is the command line.
+life_cycle.py, scripting.py, submits.py, videos.py, uploads.py, delivery.py, failures.py,
+gateway.py, handlers.py and media.py; __main__.py is the command line.
 """
 
 from .buttons import UPSCALE_EMOJI

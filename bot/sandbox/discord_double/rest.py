@@ -29,14 +29,11 @@ from bot.core.background import wait_event
 from .errors import ApiError, invalid_form
 from .oauth import OAuthRoutes
 from .ratelimit import RATE_LIMITED_BODY_MESSAGE
-from .records import (
-    FaultRule,
-    RequestRecord,
-    UploadedFile,
-)
+from .records import RequestRecord, UploadedFile
 from .responses import error_response, json_response, no_content
 from .rest_commands import CommandRoutes
 from .rest_interactions import InteractionRoutes
+from .rules import FaultRule
 from .state import State
 from .world import DMChannel, Guild
 

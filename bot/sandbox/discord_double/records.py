@@ -2,18 +2,19 @@
 
 Tests read these objects; the double writes them.  Message versions and
 attachments are immutable snapshots so an assertion about "what the bot
-posted first" cannot be disturbed by a later edit.
+posted first" cannot be disturbed by a later edit.  The injected fault and
+delay rules a request may meet are in rules.py (importable from here too).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import FormError, flatten_form_errors
+from .rules import DelayRule, FaultRule
 
 if TYPE_CHECKING:
     from .state import State
@@ -337,52 +338,6 @@ class InteractionRecord:
     def followups(self) -> list[MessageRecord]:
         assert self._state is not None
         return [self._state.messages[i] for i in self.followup_ids]
-
-
-class _RequestRule:
-    """What fault and delay rules share: which requests they take, and how many more."""
-
-    method: str | None
-    path_re: re.Pattern[str] | None
-    times: int
-    hits: list[RequestRecord]
-
-    @property
-    def remaining(self) -> int:
-        return self.times - len(self.hits)
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path_re is None or self.path_re.search(path) is not None
-
-
-@dataclass
-class FaultRule(_RequestRule):
-    """An injected failure: the next ``times`` matching requests get ``status``."""
-
-    status: int
-    method: str | None = None
-    path_re: re.Pattern[str] | None = None  # searched (re.search) in the API-relative path
-    times: int = 1
-    retry_after: float = 0.2  # for 429s
-    is_global: bool = False  # for 429s
-    body: dict[str, Any] | None = None  # overrides the default error body
-    hits: list[RequestRecord] = field(default_factory=list, repr=False)
-
-
-@dataclass
-class DelayRule(_RequestRule):
-    """An injected slow answer: the next ``times`` matching requests are processed at once
-    (and recorded: a message is created...) but answered only ``seconds`` later."""
-
-    seconds: float
-    method: str | None = None
-    path_re: re.Pattern[str] | None = None  # searched (re.search) in the API-relative path
-    times: int = 1
-    hits: list[RequestRecord] = field(default_factory=list, repr=False)
 
 
 class WriteEvent(NamedTuple):

@@ -19,14 +19,13 @@ from .oauth import OAuth
 from .ratelimit import ChannelWriteLimiter
 from .records import (
     AttachmentRecord,
-    DelayRule,
-    FaultRule,
     GatewayConnection,
     GatewayFrame,
     InteractionRecord,
     MessageRecord,
     RequestRecord,
 )
+from .rules import DelayRule, FaultRule
 from .shards import Sharding
 from .world import DISCORD_EPOCH_MS, Channel, DMChannel, Guild, Role, User, build_guild
 
