@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.config import Settings, host_port, load_settings, resolve_config_path
 from bot.core.errors import ConfigError
 from bot.ops import logs, storage_cli
+from bot.sandbox.demo import cli as demo_cli
 from bot.storage import StorageError
 
 if TYPE_CHECKING:
@@ -394,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage_cli.add_commands(command, _settings)
     health = command("healthcheck", cmd_healthcheck, "ask the running bot's /healthz; exit 0 if healthy")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    demo_cli.add_command(commands)
     return parser
 
 

@@ -5,6 +5,8 @@ the Discord layer (ui, cogs, translator) -> app -> __main__. Read from the sourc
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
@@ -102,3 +104,23 @@ def test_no_module_is_over_about_400_lines():
         if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 420
     }
     assert long == {}
+
+
+def test_the_bot_never_imports_the_sandbox():
+    """The simulator and the double (bot/sandbox) are for the tests and ``mjbot demo``: the bot
+    itself runs without them. Only the command line reaches the demo's command, whose module loads
+    nothing of the sandbox until the demo runs (checked in a fresh interpreter)."""
+    users = {
+        (module, dep)
+        for module in MODULES
+        if not _in(module, ("bot.sandbox",))
+        for dep in _bot_dependencies(module)
+        if _in(dep, ("bot.sandbox",))
+    }
+    assert users <= {("bot.__main__", "bot.sandbox.demo"), ("bot.__main__", "bot.sandbox.demo.cli")}
+    assert ("bot.__main__", "bot.sandbox.demo.cli") in users
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bot.__main__; print(sorted(m for m in sys.modules if m.startswith('bot.sandbox')))"],
+        capture_output=True, text=True, check=True, cwd=BOT.parent,
+    ).stdout.strip()  # fmt: skip
+    assert loaded == "['bot.sandbox', 'bot.sandbox.demo', 'bot.sandbox.demo.cli']"
