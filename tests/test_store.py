@@ -293,11 +293,16 @@ async def test_migrate_storage_copies_a_live_sqlite_install_into_postgres(tmp_pa
         await source.insert_job(make_job(str(5000 + n), prompt=f"fox {n} 🦊", message_id=10**17 + n))
     await source.insert_submission(Submission("mjbot:s", "IMAGINE", "p", 42, 9, 7, None, None, 1000.0))
     await source.set_meta("push_token", "tok")
+    running = make_job("5000", status=Status.IN_PROGRESS, progress="10%", updated_at=1001.0)
+    await source.update_job(running, ["status", "progress"])  # a row of its timeline
     info = await migrate_storage(str(tmp_path / "live.sqlite3"), pg_dsn)  # the source stays open
-    assert info.rows == {"jobs": 1500, "submissions": 1, "meta": 1, "pruned": 0, "ledger": 0, "member_preferences": 0}
+    assert info.rows == {
+        "jobs": 1500, "submissions": 1, "meta": 1, "pruned": 0, "ledger": 0, "member_preferences": 0, "job_events": 1
+    }  # fmt: skip
     await source.close()
     target = await open_store(pg_dsn)
     assert (await target.get_job("5007")).prompt == "fox 7 🦊"
+    assert [(e.status, e.progress) for e in await target.admin.events("5000")] == [("IN_PROGRESS", "10%")]
     assert (await target.get_job("5007")).message_id == 10**17 + 7
     assert await target.get_meta("push_token") == "tok"
     await target.close()
