@@ -81,13 +81,26 @@ class BotProcess:
         """Start and wait until it has logged in and registered its commands."""
         identified = dd.identify_count
         await self.spawn()
-        await dd.wait_for(
-            lambda: self._exited() or (dd.identify_count > identified and dd.gateway.live_sessions),
-            timeout=START_TIMEOUT_S,
-            what="the bot to log in",
+        assert self.process is not None
+        logged_in = asyncio.ensure_future(
+            dd.wait_for(
+                lambda: dd.identify_count > identified and dd.gateway.live_sessions,
+                timeout=START_TIMEOUT_S,
+                what="the bot to log in",
+            )
         )
+        exited = asyncio.ensure_future(self.process.wait())  # one that dies before the double sees it
+        try:
+            await asyncio.wait({logged_in, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (logged_in, exited):
+                waiting.cancel()
         if self._exited():
             raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            logged_in.result()
+        except TimeoutError:
+            raise TimeoutError(f"the bot did not log in within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}") from None
 
     async def spawn(self) -> None:
         """Start ``mjbot run`` without waiting for anything (several processes log in together)."""

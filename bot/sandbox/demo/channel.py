@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -15,6 +16,7 @@ from markupsafe import Markup
 from bot.sandbox.discord_double import DiscordDouble, MessageRecord
 
 SHOWN_MESSAGES = 40
+NOT_ANSWERED_S = (3.0, 120.0)  # Discord says so after 3 s; the page stops saying it after 2 minutes
 OPTION_KINDS = {3: "text", 4: "integer", 5: "boolean", 6: "user", 10: "number", 11: "attachment"}
 SUBCOMMAND, GROUP = 1, 2
 _MENTION = re.compile(r"&lt;@!?(\d+)&gt;")
@@ -23,6 +25,9 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 _CODE = re.compile(r"`([^`]+)`")
 _MASKED = re.compile(r"\[([^\]]+)\]\((https?://[^\s)]+)\)")
 _BARE = re.compile(r"&lt;(https?://[^\s&]+)&gt;")
+# Discord's escapes: a backslash before a markdown character shows the character itself.
+_ESCAPED = re.compile(r"\\([\\*_~|`>\[\]()#:<-])")
+_HELD = "\ue000"  # a private-use character stands for each escaped one until the end
 
 
 @dataclass
@@ -74,7 +79,13 @@ class Command:
 
 def render_text(text: str, names: dict[int, str]) -> Markup:
     """Discord's markdown, the little the bot uses, as safe HTML: everything escaped first."""
-    out = html.escape(text or "")
+    held: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        held.append(match.group(1))
+        return f"{_HELD}{len(held) - 1}{_HELD}"
+
+    out = html.escape(_ESCAPED.sub(hold, (text or "").replace(_HELD, "")))
     out = _MENTION.sub(
         lambda m: f'<span class="mention">@{html.escape(names.get(int(m.group(1)), m.group(1)))}</span>', out
     )
@@ -83,11 +94,15 @@ def render_text(text: str, names: dict[int, str]) -> Markup:
     out = _BARE.sub(lambda m: f'<a href="{m.group(1)}" rel="noreferrer" target="_blank">{m.group(1)}</a>', out)
     out = _BOLD.sub(r"<b>\1</b>", out)
     out = _CODE.sub(r"<code>\1</code>", out)
+    out = re.sub(f"{_HELD}(\\d+){_HELD}", lambda m: html.escape(held[int(m.group(1))]), out)
     return Markup(out.replace("\n", "<br>"))
 
 
 def _time(stamp: int) -> str:
-    return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (ValueError, OverflowError, OSError):  # <t:99999999999999> in a prompt: shown as typed
+        return f"&lt;t:{stamp}&gt;"
 
 
 def names_of(dd: DiscordDouble) -> dict[int, str]:
@@ -95,14 +110,41 @@ def names_of(dd: DiscordDouble) -> dict[int, str]:
 
 
 def channel_view(dd: DiscordDouble, viewer: int) -> list[Shown]:
-    """The newest messages of the main channel that ``viewer`` may see, oldest first."""
+    """The newest messages of the main channel that ``viewer`` may see, oldest first; then what
+    they did that the bot did not answer in time, as Discord's client says it."""
     names = names_of(dd)
     shown = []
     for message in dd.channel_messages()[-SHOWN_MESSAGES * 2 :]:
         if message.ephemeral and _asker(dd, message) != viewer:
             continue
-        shown.append(_shown(message, names))
-    return shown[-SHOWN_MESSAGES:]
+        try:
+            shown.append(_shown(message, names))
+        except (KeyError, TypeError, ValueError, AttributeError):  # one odd message never hides the rest
+            shown.append(_unreadable(message))
+    return shown[-SHOWN_MESSAGES:] + _not_answered(dd, viewer)
+
+
+def _unreadable(message: MessageRecord) -> Shown:
+    return Shown(
+        message.id, "mjbot", Markup("<i>(the demo page cannot show this message)</i>"), [], [], [], False, False, False
+    )
+
+
+def _not_answered(dd: DiscordDouble, viewer: int) -> list[Shown]:
+    now = time.monotonic()
+    late = [
+        interaction
+        for interaction in dd.state.interactions.values()
+        if interaction.user_id == viewer
+        and interaction.type in (2, 3, 5)
+        and not interaction.callbacks
+        and interaction.sent_at is not None
+        and NOT_ANSWERED_S[0] < now - interaction.sent_at < NOT_ANSWERED_S[1]
+    ]
+    return [
+        Shown(i.id, "mjbot", Markup("The application did not respond."), [], [], [], True, False, False)
+        for i in sorted(late, key=lambda i: i.id)[-3:]
+    ]
 
 
 def _asker(dd: DiscordDouble, message: MessageRecord) -> int | None:

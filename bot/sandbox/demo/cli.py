@@ -20,16 +20,21 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.sandbox.demo.run import run_demo
-
     if args.step_s <= 0 or not 0 <= args.port <= 65535:
         print("mjbot demo: --step-s must be above 0 and --port between 0 and 65535")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        from bot.sandbox.demo.run import DemoFailed, run_demo
+
         asyncio.run(run_demo(flavour=args.flavour, port=args.port, step_s=args.step_s, ready=_ready))
+    except KeyboardInterrupt:  # Ctrl-C before the demo's own handler is in place
+        return 130
+    except DemoFailed as exc:
+        print(f"mjbot demo: {exc}")
+        return 1
     except OSError as exc:
-        print(f"mjbot demo: cannot start: {exc} (is --port {args.port} taken? try --port 0)")
+        print(f"mjbot demo: cannot open the page on port {args.port}: {exc.strerror or exc} (try --port 0)")
         return 1
     return 0
 

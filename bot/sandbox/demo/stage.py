@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from bot.sandbox.bot_process import BotProcess, write_config
@@ -19,6 +20,7 @@ SECRET = "mjbot-demo-secret"  # the simulator's and the bot's shared secret: bot
 AUTH = {"trueai": "authorization", "newapi": "bearer", "novicezk": "mj-api-secret"}
 PROXY_DOWN_S = 10.0
 BANNED_CODE = "code:24"  # novicezk's answer to a banned word: 可能包含敏感词
+ACK_WINDOW_S = 3.0  # Discord's: an interaction not answered in time "did not respond"
 
 
 class Demo:
@@ -28,13 +30,17 @@ class Demo:
         self.folder = folder
         self.flavour = flavour
         self.sim = ProxySim(secret=SECRET, flavour=flavour, mode="time", step_s=step_s, jitter=0.2)
-        self.dd = DiscordDouble()
+        self.dd = DiscordDouble(interaction_ack_timeout=ACK_WINDOW_S)
         self.bot: BotProcess | None = None
-        self.restarts = 0
+        self.bot_up = False  # logged in and serving; false while it starts or restarts
         self.notes: list[str] = []  # what the fault buttons did, newest last, for the page
+        self._restarting = asyncio.Lock()
+        self._restart: asyncio.Task[None] | None = None
+        self._up_at = 0.0  # when the proxy comes back (monotonic); 0: it is up
         self._up_again: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start_world(self) -> None:
+        """The simulator and the double, and the bot's config: what the page needs to show."""
         await self.sim.start()
         await self.dd.start()
         alice, _ = self.dd.members
@@ -48,20 +54,23 @@ class Demo:
             poll_interval_s=0.5,
             extra=f"[access]\nadmin_user_ids = [{alice}]\n",
         )
-        await self._start_bot()
+
+    async def start_bot(self) -> None:
+        # Run from the demo's own folder: a ./bot package wherever the user typed the command must
+        # not be what `python -m bot` finds.
+        self.bot = BotProcess(self.config_path, self.folder / "bot.log", cwd=self.folder)
+        await self.bot.start(self.dd)
+        self.bot_up = True
 
     @property
     def config_path(self) -> Path:
         return self.folder / "config.toml"
 
-    async def _start_bot(self) -> None:
-        self.bot = BotProcess(self.config_path, self.folder / "bot.log")
-        await self.bot.start(self.dd)
-
     async def stop(self) -> None:
-        if self._up_again is not None:
-            self._up_again.cancel()
-        if self.bot is not None:
+        for task in (self._up_again, self._restart):
+            if task is not None:
+                task.cancel()
+        if self.bot is not None and self.bot.process is not None:
             try:
                 await self.bot.stop()
             except AssertionError as exc:  # it did not stop in time and was killed
@@ -75,30 +84,53 @@ class Demo:
         self.notes = [*self.notes[-4:], text]
 
     async def proxy_down(self, seconds: float = PROXY_DOWN_S) -> None:
-        """The proxy refuses connections for ``seconds``; its tasks go on meanwhile."""
+        """The proxy refuses connections for ``seconds`` (from the last press); its tasks go on."""
+        self._up_at = time.monotonic() + seconds
         await self.sim.set_down(True)
         self.note(f"The proxy is down for {seconds:.0f} s.")
+        if self._up_again is None or self._up_again.done():
+            self._up_again = asyncio.create_task(self._bring_proxy_back(), name="demo-proxy-back")
 
-        async def back() -> None:
-            await asyncio.sleep(seconds)  # the outage itself
+    async def _bring_proxy_back(self) -> None:
+        while (left := self._up_at - time.monotonic()) > 0:
+            await asyncio.sleep(left)  # the outage itself (a later press moves its end)
+        try:
             await self.sim.set_down(False)
-            self.note("The proxy is back.")
-
-        self._up_again = asyncio.create_task(back(), name="demo-proxy-back")
+        except OSError as exc:
+            self.note(f"The proxy cannot come back: {exc}")
+            return
+        self._up_at = 0.0
+        self.note("The proxy is back.")
 
     def ban_next_submit(self) -> None:
         self.sim.fail_next("/submit/imagine", BANNED_CODE)
-        self.note("The next /imagine will be refused for a banned word.")
+        self.note("The next /imagine (only that one) will be refused for a banned word.")
 
     async def drop_gateway(self) -> None:
         await self.dd.drop_gateway()
         self.note("Discord's gateway dropped the bot; it resumes.")
 
-    async def restart_bot(self) -> None:
-        """SIGKILL, then a fresh process on the same database: what a crash and a restart do."""
-        if self.bot is not None:
-            await self.bot.kill()
-        self.note("The bot was killed; starting it again…")
-        await self._start_bot()
-        self.restarts += 1
-        self.note("The bot is back.")
+    def restart_bot(self) -> None:
+        """SIGKILL, then a fresh process on the same database, in the background: what a crash and
+        a restart do. A press while one is under way changes nothing."""
+        if self._restarting.locked():
+            self.note("The bot is already restarting.")
+            return
+        self._restart = asyncio.create_task(self._kill_and_start(), name="demo-restart")
+
+    async def _kill_and_start(self) -> None:
+        async with self._restarting:
+            self.bot_up = False
+            if self.bot is not None:
+                await self.bot.kill()
+            # The killed process's gateway session would hold (and lose) every event meant for the
+            # new one: end it, as Discord does once a session's connection is gone for good.
+            await self.dd.gateway.drop(resumable=False)
+            self.note("The bot was killed; starting it again…")
+            try:
+                await self.start_bot()
+            except (RuntimeError, TimeoutError) as exc:
+                self.note(f"The bot did not come back: {str(exc).splitlines()[0][:200]}")
+                log.error("the demo's bot did not restart: %s", exc)
+                return
+            self.note("The bot is back.")

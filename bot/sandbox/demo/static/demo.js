@@ -22,7 +22,14 @@
     busy = true;
     fetch("/channel?as=" + encodeURIComponent(channel.dataset.as), { cache: "no-store" })
       .then(function (answer) { return answer.ok ? answer.text() : null; })
-      .then(function (html) { if (html !== null && !typing()) channel.innerHTML = html; })
+      .then(function (html) {
+        if (html === null || typing()) return;
+        // A modal being filled in stays as it is (its text included) while it is the same one.
+        var modal = document.getElementById("modal");
+        channel.innerHTML = html;
+        var fresh = document.getElementById("modal");
+        if (modal && fresh && fresh.dataset.interaction === modal.dataset.interaction) fresh.replaceWith(modal);
+      })
       .catch(function () {})
       .then(function () { busy = false; });
   }
