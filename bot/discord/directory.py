@@ -1,7 +1,7 @@
 """Names and roles for the admin page (``bot.admin.MemberDirectory``). The bot has no members
 intent, so names come from discord.py's cache, else from the members it has seen run a command or
 press a button (remembered here, the newest 10,000), else from Discord when a member's page asks
-for their roles."""
+for their roles (by REST for a guild on another process's shards)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,17 @@ class DiscordDirectory:
         return guild.name if guild else None
 
     async def member_roles(self, guild_id: int, user_id: int) -> frozenset[int] | None:
-        guild = self.client.get_guild(guild_id) if guild_id else None
-        if guild is None:
-            return frozenset() if not guild_id else None
+        if not guild_id:
+            return frozenset()  # direct messages: no roles
+        guild = self.client.get_guild(guild_id)
+        if guild is None:  # a guild of another process's shards: ask Discord itself
+            try:
+                data = await self.client.http.get_member(guild_id, user_id)
+            except discord.HTTPException as exc:
+                if exc.status != 404:
+                    log.warning("admin page: cannot read member %s of guild %s: HTTP %s", user_id, guild_id, exc.status)
+                return None
+            return frozenset(int(role) for role in data.get("roles", []))
         member = guild.get_member(user_id)
         if member is None:
             try:
