@@ -120,7 +120,7 @@ QUICK = Profile(
     poll_interval_s=1.0,
     one_channel_jobs=4,
     one_channel_step_s=0.3,
-    one_channel_grace_s=15.0,
+    one_channel_grace_s=3.0,
     cpu_tasks=25,
     cpu_interval_s=0.5,
     memory_tasks=500,
@@ -135,10 +135,10 @@ QUICK = Profile(
     burst_s=0.5,
     burst_presses=3,
     burst_churn_per_s=40.0,
-    load_jobs=30,
+    load_jobs=16,
     load_send_s=0.5,
     load_channels=4,
-    load_settle_s=8.0,
+    load_settle_s=3.0,
 )
 
 RSS_GOAL_MB = 150.0
