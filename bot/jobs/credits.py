@@ -40,8 +40,17 @@ class Credits:
             raise CreditsOff("credits are off ([credits] enabled = false)")
 
     async def account(self, who: Requester, *, last: int = 10) -> Account:
-        """The member's balance in this server, allowance, next refill and last entries."""
-        return await self.account_of(who.guild_id or 0, who.user_id, who.role_ids, last=last)
+        """The member's balance in this server, allowance, next refill and last entries (with the
+        starting balance and this period's refill granted first)."""
+        self._check_on()
+        return await self.store.credits.account(
+            who.guild_id or 0,
+            who.user_id,
+            allowance=self.settings.allowance_for(who.role_ids, who.guild_id),
+            starting=self.settings.starting_balance,
+            now=self._clock(),
+            last=last,
+        )
 
     async def costs(self, jobs: Sequence[Job]) -> dict[str, Cost]:
         """What each job cost, by task id (jobs made with credits off have none)."""
@@ -105,18 +114,6 @@ class Credits:
         self._check_on()
         allowance = self.settings.allowance_for(roles, guild_id or None) if roles is not None else None
         return await self.store.credits.view(guild_id, member_id, allowance=allowance, now=self._clock(), last=last)
-
-    async def account_of(self, guild_id: int, member_id: int, roles: frozenset[int], *, last: int = 10) -> Account:
-        """A member's account, with the starting balance and this period's refill granted first."""
-        self._check_on()
-        return await self.store.credits.account(
-            guild_id,
-            member_id,
-            allowance=self.settings.allowance_for(roles, guild_id or None),
-            starting=self.settings.starting_balance,
-            now=self._clock(),
-            last=last,
-        )
 
     async def spend(self, admin: Requester, period: str) -> Spend:
         """``/mj spend``: this server's charges since the start of ``period`` (UTC)."""

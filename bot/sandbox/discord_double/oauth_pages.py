@@ -121,17 +121,7 @@ class AuthorizePage:
         user_id = None if user is None else user.id
         if decision == "cancel":
             description = "The resource owner or authorization server denied the request"
-            self.oauth.record(
-                OAuthGrant(
-                    "authorize",
-                    user_id=user_id,
-                    scopes=auth.scopes,
-                    redirect_uri=auth.redirect_uri,
-                    state=auth.state,
-                    error="access_denied",
-                    error_description=description,
-                )
-            )
+            self.record_decision(auth, user_id, error="access_denied", error_description=description)
             return redirect_to(
                 auth.redirect_uri, error="access_denied", error_description=description, state=auth.state
             )
@@ -189,6 +179,11 @@ class AuthorizePage:
 
     def grant(self, auth: AuthorizeRequest, user_id: int) -> web.Response:
         code = self.oauth.issue_code(user_id, auth.scopes, auth.redirect_uri)
+        self.record_decision(auth, user_id, code=code)
+        return redirect_to(auth.redirect_uri, code=code, state=auth.state)
+
+    def record_decision(self, auth: AuthorizeRequest, user_id: int | None, **outcome: str) -> None:
+        """The user's answer on the consent page: a code, or the error sent back."""
         self.oauth.record(
             OAuthGrant(
                 "authorize",
@@ -196,10 +191,9 @@ class AuthorizePage:
                 scopes=auth.scopes,
                 redirect_uri=auth.redirect_uri,
                 state=auth.state,
-                code=code,
+                **outcome,
             )
         )
-        return redirect_to(auth.redirect_uri, code=code, state=auth.state)
 
     def consent_page(self, auth: AuthorizeRequest) -> web.Response:
         app_name = html.escape(self.state.bot.username)
